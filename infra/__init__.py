@@ -1,0 +1,1 @@
+"""The Pulumi program, the scaling model and simulator, and the local cluster."""

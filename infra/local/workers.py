@@ -1,0 +1,87 @@
+"""Worker processes started exactly as a pool instance starts them: `image/bin/start-worker`
+with the pool's queues and concurrency in the environment."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+START_WORKER = REPO_ROOT / "image" / "bin" / "start-worker"
+
+
+@dataclass
+class WorkerProcess:
+    name: str
+    queues: list[str]
+    broker_url: str
+    log_path: Path
+    concurrency: int = 2
+    env: dict[str, str] = field(default_factory=dict)
+    process: subprocess.Popen[bytes] | None = None
+    _log: IO[bytes] | None = None
+
+    def start(self) -> WorkerProcess:
+        environment = {
+            **os.environ,
+            # The venv's bin first, as the image's systemd unit puts its own venv first.
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+            "CELERY_BROKER_URL": self.broker_url,
+            "WORKER_QUEUES": ",".join(self.queues),
+            "WORKER_CONCURRENCY": str(self.concurrency),
+            "WORKER_NAME": self.name,
+            **self.env,
+        }
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [str(START_WORKER)],
+            env=environment,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # a Ctrl-C in the terminal reaches us, and we drain the workers
+        )
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None, "worker not started"
+        return self.process.pid
+
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def terminate(self) -> None:
+        """Scale-in: SIGTERM, which the start script maps to Celery's soft shutdown."""
+        if self.running():
+            assert self.process is not None
+            self.process.send_signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        """Instance loss: SIGKILL the whole process group (main process and pool children)."""
+        if self.running():
+            os.killpg(self.pid, signal.SIGKILL)
+
+    def wait(self, timeout: float) -> int:
+        assert self.process is not None
+        try:
+            return self.process.wait(timeout)
+        finally:
+            if self.process.poll() is not None and self._log is not None:
+                self._log.close()
+
+    def stop(self, timeout: float) -> int | None:
+        """Drain and wait; kill what is still running after `timeout`."""
+        if self.process is None:
+            return None
+        self.terminate()
+        try:
+            return self.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            return self.wait(10)

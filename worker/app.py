@@ -1,0 +1,30 @@
+"""`worker.app:app`, the Celery application. It holds the app and its configuration only;
+tasks live in `worker.tasks.*` by domain.
+
+Run a worker the way a VM does: `image/bin/start-worker` (or `celery -A worker.app worker -Q q1,q2`).
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from worker import deadletter, journal, logs, stamping
+from worker.celeryconfig import build_config
+from worker.settings import SettingsError, load_settings
+
+try:
+    settings = load_settings()
+except SettingsError as exc:
+    # One line naming the variable, then a non-zero exit: the worker never starts half-configured.
+    raise SystemExit(f"celery-cluster worker: invalid setting {exc}") from None
+
+app = Celery("worker", include=["worker.tasks.cluster", "worker.tasks.reports", "worker.tasks.webhooks"])
+app.config_from_object(build_config(settings))
+# Messages that cannot be decoded, or name no known task, go to the dead-letter queue instead
+# of being dropped (Celery's default acks and forgets them).
+app.conf.worker_consumer = "worker.deadletter:DeadLetteringConsumer"
+
+logs.install(settings)
+stamping.install()
+deadletter.install(settings.dead_letter_queue)
+journal.install(settings.journal_url)

@@ -1,0 +1,121 @@
+"""Celery configuration built from `WorkerSettings`.
+
+Each setting carries the reason for its value and a link to its entry in the Celery docs
+(https://docs.celeryq.dev/en/stable/userguide/configuration.html, abbreviated CONF below).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kombu.entity import Exchange, Queue
+
+from worker.settings import WorkerSettings
+
+CONF = "https://docs.celeryq.dev/en/stable/userguide/configuration.html"
+
+
+def result_backend_for(settings: WorkerSettings) -> str:
+    """Results are off for most tasks; the few that keep one (ping, canary) need somewhere to go.
+
+    Redis brokers store them in the same Redis; AMQP brokers send them back as messages (rpc://),
+    so no second service is needed in either case.
+    """
+    if settings.result_backend:
+        return settings.result_backend
+    return settings.broker_url if settings.is_redis else "rpc://"
+
+
+def queue(name: str, settings: WorkerSettings) -> Queue:
+    arguments = {"x-queue-type": "quorum"} if settings.queue_type == "quorum" and not settings.is_redis else None
+    # Durable queues survive a RabbitMQ restart (DESIGN.md reliability rules).
+    return Queue(
+        name,
+        Exchange(name, type="direct", durable=True),
+        routing_key=name,
+        durable=True,
+        queue_arguments=arguments,
+    )
+
+
+def build_config(settings: WorkerSettings) -> dict[str, Any]:
+    routes = {pattern: {"queue": name} for pattern, name in settings.task_routes.items()}
+    annotations = {
+        task: annotation.model_dump(exclude_none=True) for task, annotation in settings.task_annotations.items()
+    }
+    queue_names = {settings.default_queue, *settings.task_routes.values()}
+    return {
+        "broker_url": settings.broker_url,
+        "result_backend": result_backend_for(settings),
+        # JSON only: pickle lets whoever can publish run code on the workers. CONF#accept-content
+        "accept_content": ["json"],
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "result_accept_content": ["json"],
+        # Ack after the task ran, so a worker that dies mid-task leaves it to be redelivered
+        # (at-least-once). Tasks must be idempotent. CONF#task-acks-late
+        "task_acks_late": True,
+        # A child killed by OOM or SIGKILL requeues its task instead of acking it. CONF#task-reject-on-worker-lost
+        "task_reject_on_worker_lost": True,
+        # Each process holds one message: nothing waits behind a long task on a busy worker, and
+        # the queue length is an honest scaling signal. CONF#worker-prefetch-multiplier
+        "worker_prefetch_multiplier": settings.prefetch_multiplier,
+        # Reconnect forever with backoff; systemd restarts only a crashed worker.
+        # CONF#broker-connection-retry-on-startup
+        "broker_connection_retry_on_startup": True,
+        "broker_connection_max_retries": None,
+        # A publish during a broker blip retries with backoff instead of raising.
+        # CONF#task-publish-retry-policy
+        "task_publish_retry": True,
+        "task_publish_retry_policy": {
+            "max_retries": 10,
+            "interval_start": 0.2,
+            "interval_step": 0.5,
+            "interval_max": 3,
+        },
+        # With late acks, a task still running when the connection drops will be redelivered;
+        # cancelling it avoids running it twice at once. CONF#worker-cancel-long-running-tasks-on-connection-loss
+        "worker_cancel_long_running_tasks_on_connection_loss": True,
+        # SIGTERM (remapped to SIGQUIT by the start script) gives running tasks this long, then
+        # requeues them; it matches the ASG lifecycle hook's drain window. CONF#worker-soft-shutdown-timeout
+        "worker_soft_shutdown_timeout": settings.soft_shutdown_timeout,
+        "worker_enable_soft_shutdown_on_idle": True,
+        # Redis redelivers an unacked message after this many seconds; it must exceed the
+        # longest task, or a running task is delivered twice. CONF#broker-transport-options
+        "broker_transport_options": _transport_options(settings),
+        # Hard and soft limits: a stuck task cannot hold a process forever. CONF#task-time-limit
+        "task_time_limit": settings.task_time_limit,
+        "task_soft_time_limit": settings.task_soft_time_limit,
+        # Results are written only by tasks that ask (ignore_result=False). CONF#task-ignore-result
+        "task_ignore_result": True,
+        "result_expires": 3600,
+        # Routing: a pool is the set of workers started with `-Q` on its queues. CONF#task-routes
+        "task_default_queue": settings.default_queue,
+        "task_default_exchange": settings.default_queue,
+        "task_default_routing_key": settings.default_queue,
+        "task_queues": [queue(name, settings) for name in sorted(queue_names)],
+        "task_routes": routes,
+        "task_create_missing_queues": True,
+        "task_default_queue_type": settings.queue_type,
+        "task_create_missing_queue_type": settings.queue_type,
+        # Per-task rate and time limits from config. CONF#task-annotations
+        "task_annotations": annotations,
+        # Events let `celery events` and the local cluster watch tasks; cheap at our rates. CONF#worker-send-task-events
+        "worker_send_task_events": True,
+        "task_send_sent_event": False,
+        # Celery must not replace our JSON log handlers. CONF#worker-hijack-root-logger
+        "worker_hijack_root_logger": False,
+        "imports": settings.imports,
+    }
+
+
+def _transport_options(settings: WorkerSettings) -> dict[str, Any]:
+    if settings.is_redis:
+        return {
+            "visibility_timeout": settings.visibility_timeout,
+            # Detect a half-open connection (e.g. after an ElastiCache failover) within ~30 s.
+            "health_check_interval": 25,
+            "socket_keepalive": True,
+            "retry_on_timeout": True,
+        }
+    return {"confirm_publish": True}

@@ -1,0 +1,22 @@
+"""A producer-side Celery app: sends tasks by name to a broker with the worker's settings.
+
+Scripts, the local cluster and tests use it instead of importing `worker.app`, which reads its
+broker from the environment at import time. It stamps the publish time like any producer must.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+
+from worker import stamping
+from worker.celeryconfig import build_config
+from worker.settings import load_settings
+
+
+def client_app(broker_url: str, **settings: Any) -> Celery:
+    app = Celery("celery-cluster-client", set_as_current=False)
+    app.config_from_object(build_config(load_settings(broker_url=broker_url, **settings)))
+    stamping.install()
+    return app

@@ -1,0 +1,25 @@
+"""Names shared by the worker, the metrics publisher and the Pulumi program.
+
+`infra` imports these so that a queue, header or metric is spelt in one place.
+"""
+
+from typing import Final
+
+DEFAULT_QUEUE: Final = "default"
+DEAD_LETTER_QUEUE: Final = "dead_letter"
+
+# Header stamped on every published task (seconds since the epoch, float). Queue latency is
+# the age of the oldest waiting message, computed from this header.
+PUBLISHED_AT_HEADER: Final = "published_at"
+
+# Header on dead-lettered messages that says why the message was dead-lettered.
+DEAD_LETTER_REASON_HEADER: Final = "x-dead-letter-reason"
+
+# CloudWatch namespace and metric names the publisher writes and the alarms/policies read.
+METRIC_NAMESPACE_PREFIX: Final = "CeleryCluster"
+METRIC_WAITING: Final = "QueueWaiting"
+METRIC_IN_FLIGHT: Final = "QueueInFlight"
+METRIC_OLDEST_AGE: Final = "QueueOldestMessageAge"
+METRIC_BACKLOG: Final = "PoolBacklog"
+METRIC_BACKLOG_PER_INSTANCE: Final = "PoolBacklogPerInstance"
+METRIC_PUBLISHER_HEARTBEAT: Final = "PublisherHeartbeat"

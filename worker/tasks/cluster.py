@@ -1,0 +1,38 @@
+"""Diagnostic tasks, always registered (DESIGN.md contract): ping, sleep, canary."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from typing import TypedDict
+
+from worker import __version__
+from worker.app import app
+
+
+class Pong(TypedDict):
+    hostname: str
+    pid: int
+    version: str
+
+
+@app.task(name="cluster.ping", ignore_result=False)
+def ping() -> Pong:
+    """Who answered: proves a pool consumes its queue and runs the expected package version."""
+    return {"hostname": socket.gethostname(), "pid": os.getpid(), "version": __version__}
+
+
+@app.task(name="cluster.sleep")
+def sleep(seconds: float) -> float:
+    """Load for demos and scaling tests: holds one worker process for `seconds`."""
+    if not 0 <= seconds <= 3600:
+        raise ValueError(f"seconds must be within [0, 3600], got {seconds}")
+    time.sleep(seconds)
+    return seconds
+
+
+@app.task(name="cluster.canary", ignore_result=False)
+def canary(token: str) -> str:
+    """Returns its token; the smoke test sends N and expects the same N back."""
+    return token
