@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from worker.celeryconfig import build_config
@@ -12,8 +14,6 @@ BROKER = "redis://127.0.0.1:6379/0"
 
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    import os
-
     for name in list(os.environ):
         if name.startswith("CELERY_"):
             monkeypatch.delenv(name)
