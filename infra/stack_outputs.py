@@ -10,6 +10,7 @@ from typing import Any
 # Output names the Pulumi program exports (see infra/__main__.py).
 BROKER_SECRET_ARN = "brokerSecretArn"  # noqa: S105 - an output name, not a secret
 POOL_QUEUES = "poolQueues"
+POOL_ASG_NAMES = "poolAsgNames"
 
 PULUMI_INSTALL_HINT = "the Pulumi CLI is not on PATH; install it (see README, 'Deploying') and run `pulumi login`"
 

@@ -1,0 +1,84 @@
+"""What `scripts/deploy <stack>` (and the pipeline) runs: build, preview, confirm, up, smoke.
+
+Each step is a subprocess whose output streams to the terminal; the first failure stops the run.
+A failed smoke test ends with how to roll back, using the stack's own outputs.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from infra.stack_outputs import POOL_ASG_NAMES, StackOutputsError, stack_outputs
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class DeployError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    argv: tuple[str, ...]
+
+
+def plan(stack: str, *, smoke_count: int = 20) -> list[Step]:
+    return [
+        Step("build", ("make", "build")),
+        Step("preview", ("pulumi", "preview", "--stack", stack, "--policy-pack", "policy", "--diff")),
+        Step("up", ("pulumi", "up", "--stack", stack, "--policy-pack", "policy", "--yes", "--skip-preview")),
+        Step("smoke", (str(ROOT / "scripts" / "smoke"), "--stack", stack, "--count", str(smoke_count))),
+    ]
+
+
+def rollback_help(stack: str, outputs: dict[str, Any] | None) -> str:
+    lines = [
+        f"The smoke test failed on stack {stack!r}. To roll back:",
+        "  1. If an instance refresh is still running, roll it back (instances return to the previous",
+        "     launch template version, draining through the same lifecycle hook):",
+    ]
+    asgs = sorted((outputs or {}).get(POOL_ASG_NAMES, {}).values())
+    for asg in asgs or ["<pool ASG name: pulumi stack output " + POOL_ASG_NAMES + ">"]:
+        lines.append(f"       aws autoscaling rollback-instance-refresh --auto-scaling-group-name {asg}")
+    lines += [
+        "  2. Or deploy the previous image: revert the merge (git revert <sha>) and run",
+        f"       scripts/deploy {stack}",
+        "     or pin the last good AMI with `pulumi config set image:amiId <ami-...>` and `image:mode ami`.",
+        "  3. Find the failing pool in the smoke table above and its logs in CloudWatch Logs Insights.",
+    ]
+    return "\n".join(lines)
+
+
+def run(
+    stack: str,
+    *,
+    confirm: Callable[[str], bool],
+    echo: Callable[[str], None],
+    runner: Callable[[Sequence[str]], int] = lambda argv: subprocess.run(argv, cwd=ROOT, check=False).returncode,
+    smoke_count: int = 20,
+) -> int:
+    if shutil.which("pulumi") is None:
+        raise DeployError("the Pulumi CLI is not on PATH; see the README's 'Deploying' section")
+    for step in plan(stack, smoke_count=smoke_count):
+        if step.name == "up" and not confirm(f"Deploy the previewed changes to {stack!r}?"):
+            echo("Not deployed.")
+            return 1
+        echo(f"==> {step.name}: {' '.join(step.argv)}")
+        code = runner(step.argv)
+        if code != 0:
+            echo(f"{step.name} failed (exit {code}).")
+            if step.name == "smoke":
+                try:
+                    outputs: dict[str, Any] | None = stack_outputs(stack)
+                except StackOutputsError:
+                    outputs = None
+                echo(rollback_help(stack, outputs))
+            return code
+    echo(f"{stack}: deployed and smoke-tested.")
+    return 0
