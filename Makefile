@@ -28,7 +28,7 @@ lint: $(STAMP) ## ruff lint and format check
 	$(BIN)/ruff format --check .
 
 typecheck: $(STAMP) ## mypy --strict over worker, infra, scripts and tests
-	$(BIN)/mypy worker infra tests
+	$(BIN)/mypy worker infra policy tests
 
 test: lint typecheck ## Everything CI runs: lint, type check, every test
 	$(BIN)/pytest $(PYTEST_ARGS)
