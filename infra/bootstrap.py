@@ -1,0 +1,216 @@
+"""One-time account setup for the pipeline: Pulumi state backend and GitHub OIDC roles.
+
+`scripts/bootstrap --github-repo org/repo --region eu-west-1` creates, idempotently:
+- an S3 bucket for Pulumi state (versioned, encrypted, public access blocked, TLS-only),
+- a KMS key for Pulumi's secrets provider (stack secrets are encrypted with it),
+- the GitHub Actions OIDC identity provider,
+- a preview role (read-only, assumable from pull requests) and one deploy role per environment
+  (assumable only from that GitHub environment, so prod's reviewers gate prod's role).
+It prints the values to store as GitHub variables. Running it twice changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+GITHUB_OIDC_HOST = "token.actions.githubusercontent.com"
+GITHUB_OIDC_URL = f"https://{GITHUB_OIDC_HOST}"
+# GitHub's OIDC thumbprint is no longer checked by IAM for this provider, but the API still requires one.
+GITHUB_OIDC_THUMBPRINT = "6938fd4d98bab03faadb97b34396831e3780aea1"
+READ_ONLY = "arn:aws:iam::aws:policy/ReadOnlyAccess"
+POWER_USER = "arn:aws:iam::aws:policy/PowerUserAccess"
+
+
+@dataclass(frozen=True)
+class BootstrapResult:
+    state_bucket: str
+    backend_url: str
+    kms_key_arn: str
+    secrets_provider: str
+    preview_role_arn: str
+    deploy_role_arns: dict[str, str]
+
+
+def trust_policy(account: str, repo: str, subjects: Sequence[str]) -> dict[str, Any]:
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Federated": f"arn:aws:iam::{account}:oidc-provider/{GITHUB_OIDC_HOST}"},
+                "Action": "sts:AssumeRoleWithWebIdentity",
+                "Condition": {
+                    "StringEquals": {f"{GITHUB_OIDC_HOST}:aud": "sts.amazonaws.com"},
+                    "StringLike": {f"{GITHUB_OIDC_HOST}:sub": [f"repo:{repo}:{s}" for s in subjects]},
+                },
+            }
+        ],
+    }
+
+
+def state_access_policy(bucket: str, key_arn: str) -> dict[str, Any]:
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": ["s3:ListBucket", "s3:GetBucketLocation"],
+                "Resource": f"arn:aws:s3:::{bucket}",
+            },
+            {
+                "Effect": "Allow",
+                "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+                "Resource": f"arn:aws:s3:::{bucket}/*",
+            },
+            {"Effect": "Allow", "Action": ["kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey"], "Resource": key_arn},
+        ],
+    }
+
+
+def iam_for_stack_policy(account: str, prefix: str) -> dict[str, Any]:
+    """PowerUserAccess excludes IAM; the stack creates its own roles, so allow IAM on its prefix only."""
+    resources = [f"arn:aws:iam::{account}:{kind}/{prefix}*" for kind in ("role", "policy", "instance-profile")]
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": [
+                    "iam:CreateRole",
+                    "iam:DeleteRole",
+                    "iam:GetRole",
+                    "iam:TagRole",
+                    "iam:UntagRole",
+                    "iam:UpdateAssumeRolePolicy",
+                    "iam:PutRolePolicy",
+                    "iam:GetRolePolicy",
+                    "iam:DeleteRolePolicy",
+                    "iam:AttachRolePolicy",
+                    "iam:DetachRolePolicy",
+                    "iam:ListRolePolicies",
+                    "iam:ListAttachedRolePolicies",
+                    "iam:ListInstanceProfilesForRole",
+                    "iam:PassRole",
+                    "iam:CreatePolicy",
+                    "iam:DeletePolicy",
+                    "iam:GetPolicy",
+                    "iam:GetPolicyVersion",
+                    "iam:CreatePolicyVersion",
+                    "iam:DeletePolicyVersion",
+                    "iam:ListPolicyVersions",
+                    "iam:CreateInstanceProfile",
+                    "iam:DeleteInstanceProfile",
+                    "iam:GetInstanceProfile",
+                    "iam:AddRoleToInstanceProfile",
+                    "iam:RemoveRoleFromInstanceProfile",
+                    "iam:TagInstanceProfile",
+                    "iam:CreateServiceLinkedRole",
+                ],
+                "Resource": [*resources, f"arn:aws:iam::{account}:role/aws-service-role/*"],
+            }
+        ],
+    }
+
+
+def bootstrap(
+    session: Any, *, repo: str, environments: Sequence[str], prefix: str = "celery-cluster"
+) -> BootstrapResult:
+    if repo.count("/") != 1 or not all(repo.split("/")):
+        raise ValueError(f"--github-repo must look like ORG/REPO, got {repo!r}")
+    region = session.region_name
+    account = session.client("sts").get_caller_identity()["Account"]
+    s3, kms, iam = session.client("s3"), session.client("kms"), session.client("iam")
+
+    bucket = f"{prefix}-pulumi-state-{account}-{region}"
+    existing = {b["Name"] for b in s3.list_buckets().get("Buckets", [])}
+    if bucket not in existing:
+        create: dict[str, Any] = {"Bucket": bucket}
+        if region != "us-east-1":
+            create["CreateBucketConfiguration"] = {"LocationConstraint": region}
+        s3.create_bucket(**create)
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    s3.put_public_access_block(
+        Bucket=bucket,
+        PublicAccessBlockConfiguration={
+            "BlockPublicAcls": True,
+            "IgnorePublicAcls": True,
+            "BlockPublicPolicy": True,
+            "RestrictPublicBuckets": True,
+        },
+    )
+    s3.put_bucket_encryption(
+        Bucket=bucket,
+        ServerSideEncryptionConfiguration={
+            "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms"}, "BucketKeyEnabled": True}]
+        },
+    )
+    s3.put_bucket_policy(
+        Bucket=bucket,
+        Policy=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Sid": "TlsOnly",
+                        "Effect": "Deny",
+                        "Principal": "*",
+                        "Action": "s3:*",
+                        "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"],
+                        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                    }
+                ],
+            }
+        ),
+    )
+
+    alias = f"alias/{prefix}-pulumi-secrets"
+    aliases = {a["AliasName"]: a.get("TargetKeyId") for a in kms.list_aliases()["Aliases"]}
+    if alias in aliases:
+        key_arn = kms.describe_key(KeyId=alias)["KeyMetadata"]["Arn"]
+    else:
+        key_arn = kms.create_key(Description="Pulumi secrets provider for celery-cluster stacks")["KeyMetadata"]["Arn"]
+        kms.create_alias(AliasName=alias, TargetKeyId=key_arn)
+        kms.enable_key_rotation(KeyId=key_arn)
+
+    providers = [p["Arn"] for p in iam.list_open_id_connect_providers()["OpenIDConnectProviderList"]]
+    if not any(arn.endswith(f"oidc-provider/{GITHUB_OIDC_HOST}") for arn in providers):
+        iam.create_open_id_connect_provider(
+            Url=GITHUB_OIDC_URL, ClientIDList=["sts.amazonaws.com"], ThumbprintList=[GITHUB_OIDC_THUMBPRINT]
+        )
+
+    def role(name: str, subjects: Sequence[str], managed: str, extra: dict[str, dict[str, Any]]) -> str:
+        document = json.dumps(trust_policy(account, repo, subjects))
+        try:
+            arn: str = iam.get_role(RoleName=name)["Role"]["Arn"]
+            iam.update_assume_role_policy(RoleName=name, PolicyDocument=document)
+        except iam.exceptions.NoSuchEntityException:
+            arn = iam.create_role(RoleName=name, AssumeRolePolicyDocument=document, MaxSessionDuration=3600)["Role"][
+                "Arn"
+            ]
+        iam.attach_role_policy(RoleName=name, PolicyArn=managed)
+        for policy_name, policy in extra.items():
+            iam.put_role_policy(RoleName=name, PolicyName=policy_name, PolicyDocument=json.dumps(policy))
+        return arn
+
+    state = {"pulumi-state": state_access_policy(bucket, key_arn)}
+    preview = role(f"{prefix}-github-preview", ["pull_request"], READ_ONLY, state)
+    deploys = {
+        env: role(
+            f"{prefix}-github-deploy-{env}",
+            [f"environment:{env}"],
+            POWER_USER,
+            {**state, "stack-iam": iam_for_stack_policy(account, prefix)},
+        )
+        for env in environments
+    }
+    return BootstrapResult(
+        state_bucket=bucket,
+        backend_url=f"s3://{bucket}",
+        kms_key_arn=key_arn,
+        secrets_provider=f"awskms://{alias}?region={region}",
+        preview_role_arn=preview,
+        deploy_role_arns=deploys,
+    )

@@ -1,0 +1,41 @@
+"""`scripts/bootstrap`: one-time AWS account setup for the pipeline (state bucket, KMS key, OIDC roles)."""
+
+from __future__ import annotations
+
+import boto3
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from infra.bootstrap import bootstrap
+
+app = typer.Typer(add_completion=False, help=__doc__)
+
+
+@app.command()
+def main(
+    github_repo: str = typer.Option(..., help="ORG/REPO whose workflows may assume the roles"),
+    region: str = typer.Option(..., help="AWS region for the state bucket and KMS key"),
+    environment: list[str] = typer.Option(["dev", "staging", "prod"], help="GitHub environments (repeatable)"),
+    profile: str | None = typer.Option(None, help="AWS profile with administrator rights in the account"),
+) -> None:
+    console = Console()
+    session = boto3.Session(profile_name=profile, region_name=region)
+    try:
+        result = bootstrap(session, repo=github_repo, environments=environment)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    table = Table(title="Store these as GitHub Actions variables / use them locally")
+    table.add_column("name")
+    table.add_column("value")
+    table.add_row("PULUMI_BACKEND_URL (variable)", result.backend_url)
+    table.add_row("AWS_REGION (variable)", region)
+    table.add_row("AWS_PREVIEW_ROLE_ARN (repository variable)", result.preview_role_arn)
+    for env, arn in result.deploy_role_arns.items():
+        table.add_row(f"AWS_DEPLOY_ROLE_ARN (variable of environment {env})", arn)
+    table.add_row("secrets provider (pulumi stack init --secrets-provider)", result.secrets_provider)
+    console.print(table)
+
+
+if __name__ == "__main__":
+    app()
