@@ -33,6 +33,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from infra.scaling.policy import PoolScaling, Slo, default_pool_scaling
 from worker.names import DEAD_LETTER_QUEUE, METRIC_NAMESPACE_PREFIX
 
 PROJECT = "celery-cluster"
@@ -111,6 +112,11 @@ class PoolConfig(_Model):
     desired_size: int | None = Field(default=None, ge=0, description="Instances at creation (default minSize).")
     acceptable_latency_seconds: float = Field(default=60.0, description="SLO: queue wait a task may see; must be > 0.")
     average_task_seconds: float = Field(default=5.0, description="Mean task run time in seconds; must be > 0.")
+    latency_alarm_seconds: float | None = Field(
+        default=None,
+        description="Oldest-message age that breaches the SLO: step scaling and the SLO alarm fire. "
+        "Default 2 x acceptableLatencySeconds (target tracking holds about 1x).",
+    )
     instance_warmup_seconds: int = Field(
         default=120, ge=0, le=3600, description="Boot plus worker start: new instances are excluded from metrics."
     )
@@ -122,10 +128,10 @@ class PoolConfig(_Model):
         description="On-demand hourly price per instance type (cost estimates and the simulator).",
     )
 
-    @field_validator("acceptable_latency_seconds", "average_task_seconds")
+    @field_validator("acceptable_latency_seconds", "average_task_seconds", "latency_alarm_seconds")
     @classmethod
-    def _positive(cls, value: float) -> float:
-        if not value > 0:
+    def _positive(cls, value: float | None) -> float | None:
+        if value is not None and not value > 0:
             raise ValueError(f"must be a number > 0 (got {value})")
         return value
 
@@ -181,6 +187,28 @@ class PoolConfig(_Model):
     @property
     def initial_size(self) -> int:
         return self.min_size if self.desired_size is None else self.desired_size
+
+    @property
+    def latency_slo_seconds(self) -> float:
+        """Where the latency alarm and the step-scaling safety net fire."""
+        if self.latency_alarm_seconds is not None:
+            return self.latency_alarm_seconds
+        return 2 * self.acceptable_latency_seconds
+
+    @property
+    def slo(self) -> Slo:
+        return Slo(
+            acceptable_latency_seconds=self.acceptable_latency_seconds,
+            average_task_seconds=self.average_task_seconds,
+            concurrency_per_instance=self.concurrency,
+            latency_alarm_seconds=self.latency_slo_seconds,
+        )
+
+    def scaling(self, name: str) -> PoolScaling:
+        """The pool's scaling policies (what the program renders and the simulator runs)."""
+        return default_pool_scaling(
+            name, self.slo, self.min_size, self.max_size, warmup_seconds=self.instance_warmup_seconds
+        )
 
     @property
     def on_demand_percentage_above_base(self) -> int:
