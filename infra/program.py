@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import pulumi
 import pulumi_aws as aws
@@ -48,6 +48,23 @@ def image_id(config: StackConfig, pool: PoolConfig) -> pulumi.Input[str]:
     return aws.ssm.get_parameter_output(name=parameter).value
 
 
+def _user_data(config: StackConfig, name: str, pool: PoolConfig) -> Callable[[str], str]:
+    def render(secret_arn: str) -> str:
+        return render_user_data(
+            pool_environment(
+                pool=name,
+                queues=pool.queues,
+                concurrency=pool.concurrency,
+                soft_shutdown_seconds=config.soft_shutdown_seconds,
+                broker_secret_arn=secret_arn,
+                region=config.region,
+                stack=config.stack,
+            )
+        )
+
+    return render
+
+
 def build(config: StackConfig, code: pulumi.Archive) -> dict[str, pulumi.Output[object]]:
     """Create every resource of the stack; return the stack outputs by name (see `infra.outputs`)."""
     network = Network("network", NetworkArgs(config=config))
@@ -63,19 +80,7 @@ def build(config: StackConfig, code: pulumi.Archive) -> dict[str, pulumi.Output[
     )
     pools: dict[str, WorkerPool] = {}
     for name, pool in sorted(config.pools.items()):
-        user_data = broker.secret_arn.apply(
-            lambda arn, name=name, pool=pool: render_user_data(
-                pool_environment(
-                    pool=name,
-                    queues=pool.queues,
-                    concurrency=pool.concurrency,
-                    soft_shutdown_seconds=config.soft_shutdown_seconds,
-                    broker_secret_arn=arn,
-                    region=config.region,
-                    stack=config.stack,
-                )
-            )
-        )
+        user_data = broker.secret_arn.apply(_user_data(config, name, pool))
         pools[name] = WorkerPool(
             f"pool-{name}",
             WorkerPoolArgs(

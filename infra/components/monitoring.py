@@ -174,7 +174,8 @@ class Monitoring(pulumi.ComponentResource):
         self._alarm(
             f"{name}-latency-slo",
             _Args(
-                alarm_description=f"Pool {name}: oldest waiting task older than the {slo:g} s SLO for 5 minutes (scaling is not keeping up)",
+                alarm_description=f"Pool {name}: oldest waiting task older than the {slo:g} s SLO for 5 minutes "
+                "(scaling is not keeping up)",
                 comparison_operator="GreaterThanOrEqualToThreshold",
                 threshold=slo,
                 evaluation_periods=5,
@@ -195,7 +196,8 @@ class Monitoring(pulumi.ComponentResource):
         self._alarm(
             f"{name}-backlog-at-max",
             _Args(
-                alarm_description=f"Pool {name}: at max size ({pool.config.max_size}) with backlog per instance over target ({target:g}) "
+                alarm_description=f"Pool {name}: at max size ({pool.config.max_size}) with backlog per instance "
+                f"over target ({target:g}) "
                 "for 10 minutes; raise maxSize or look for slow tasks",
                 comparison_operator="GreaterThanOrEqualToThreshold",
                 threshold=1,
@@ -217,7 +219,8 @@ class Monitoring(pulumi.ComponentResource):
         self._alarm(
             f"{name}-backlog-no-instances",
             _Args(
-                alarm_description=f"Pool {name}: tasks waiting and no instance in service for 10 minutes (cannot launch? capacity? AMI?)",
+                alarm_description=f"Pool {name}: tasks waiting and no instance in service for 10 minutes "
+                "(cannot launch? capacity? AMI?)",
                 comparison_operator="GreaterThanOrEqualToThreshold",
                 threshold=1,
                 evaluation_periods=10,
@@ -238,7 +241,8 @@ class Monitoring(pulumi.ComponentResource):
         self._alarm(
             f"{name}-publisher-stale",
             _Args(
-                alarm_description=f"Pool {name}: no backlog datapoint for 3 minutes; the metrics publisher is down, so scaling is blind",
+                alarm_description=f"Pool {name}: no backlog datapoint for 3 minutes; "
+                "the metrics publisher is down, so scaling is blind",
                 namespace=self._config.metric_namespace,
                 metric_name=METRIC_BACKLOG,
                 dimensions={DIMENSION_POOL: name},
@@ -287,7 +291,8 @@ class Monitoring(pulumi.ComponentResource):
         self._alarm(
             f"broker-{node}-evictions",
             _Args(
-                alarm_description=f"Broker {node}: keys evicted; with noeviction this should never happen, and an evicted key is a lost task",
+                alarm_description=f"Broker {node}: keys evicted; with noeviction this should never happen, "
+                "and an evicted key is a lost task",
                 namespace="AWS/ElastiCache",
                 metric_name="Evictions",
                 dimensions={"CacheClusterId": cluster_id},
@@ -340,7 +345,8 @@ class Monitoring(pulumi.ComponentResource):
         self._alarm(
             "broker-memory",
             _Args(
-                alarm_description=f"Broker: memory over {config.broker_memory_alarm_percent}% of the RabbitMQ limit (publishers block at 100%)",
+                alarm_description=f"Broker: memory over {config.broker_memory_alarm_percent}% of the RabbitMQ limit "
+                "(publishers block at 100%)",
                 comparison_operator="GreaterThanThreshold",
                 threshold=config.broker_memory_alarm_percent,
                 evaluation_periods=5,

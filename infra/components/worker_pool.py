@@ -221,7 +221,7 @@ class WorkerPool(pulumi.ComponentResource):
                 default_instance_warmup=pool.instance_warmup_seconds,
                 health_check_type="EC2",
                 health_check_grace_period=pool.instance_warmup_seconds,
-                enabled_metrics=list(GROUP_METRICS),
+                enabled_metrics=[aws.autoscaling.Metric(m) for m in GROUP_METRICS],
                 metrics_granularity="1Minute",
                 initial_lifecycle_hooks=[
                     aws.autoscaling.GroupInitialLifecycleHookArgs(
