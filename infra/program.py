@@ -16,7 +16,7 @@ from infra.components.metrics_publisher import MetricsPublisher, MetricsPublishe
 from infra.components.monitoring import MonitoredPool, Monitoring, MonitoringArgs
 from infra.components.network import Network, NetworkArgs
 from infra.components.worker_pool import WorkerPool, WorkerPoolArgs
-from infra.config import ROOT, PoolConfig, StackConfig
+from infra.config import ROOT, ConfigError, PoolConfig, StackConfig
 from infra.userdata import pool_environment, render_user_data
 
 
@@ -42,6 +42,13 @@ def image_id(config: StackConfig, pool: PoolConfig) -> pulumi.Input[str]:
     A concrete id (not `resolve:ssm:` in the template) means a new base AMI makes a new template
     version, which rolls the pool through an instance refresh on the next `pulumi up`.
     """
+    if config.image_mode != "ami":
+        # bake (EC2 Image Builder) and boot arrive with infra/components/image.py; until then a
+        # worker booted from the bare base AMI would have no `worker` package, so refuse.
+        raise ConfigError(
+            f"celery-cluster:imageMode: {config.image_mode!r} needs the image component, "
+            "which this version does not have yet; use ami"
+        )
     if config.image_ami_id:
         return config.image_ami_id
     parameter = config.image_ssm_parameter.replace("{arch}", pool.architecture)
