@@ -12,6 +12,7 @@ The mock "cloud" answers with the inputs plus the few computed attributes the pr
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -213,7 +214,10 @@ def render_config(config: StackConfig, stack_values: Mapping[str, Any]) -> Rende
         for name, output in stack_outputs.items():
             render.outputs[name] = await _resolve(output)
 
-    _sync_await(run_pulumi_func(lambda: _sync_await(program())))
+    with warnings.catch_warnings():
+        # pulumi-aws warns about its own deprecated modules as it loads them: noise, not ours to fix.
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"pulumi_aws(\.|$)")
+        _sync_await(run_pulumi_func(lambda: _sync_await(program())))
     return render
 
 
