@@ -26,7 +26,9 @@ AdjustmentType = Literal["ChangeInCapacity", "PercentChangeInCapacity", "ExactCa
 # "Accepted values are 10, 30, and 60"); under 60 needs a high-resolution metric.
 MetricPeriod = Literal[10, 30, 60]
 Statistic = Literal["Average", "Maximum", "Minimum", "Sum", "SampleCount"]
-Comparison = Literal["GreaterThanOrEqualToThreshold", "GreaterThanThreshold"]
+Comparison = Literal[
+    "GreaterThanOrEqualToThreshold", "GreaterThanThreshold", "LessThanOrEqualToThreshold", "LessThanThreshold"
+]
 
 METRIC_PERIODS: Final = (10, 30, 60)
 
@@ -172,8 +174,9 @@ class StepScalingPolicy:
     statistic: Statistic = "Maximum"
     """Alarm statistic over each period: the worst queue latency in the period."""
 
-    metric_period_seconds: MetricPeriod = 10
-    """Alarm period in seconds; 10 reads the publisher's high-resolution datapoints."""
+    metric_period_seconds: int = 10
+    """Alarm period in seconds (CloudWatch: 10, 30 or a multiple of 60); 10 reads the publisher's
+    high-resolution datapoints."""
 
     evaluation_periods: int = 3
     """Alarm EvaluationPeriods: how many recent periods the alarm looks at."""
@@ -182,7 +185,7 @@ class StepScalingPolicy:
     """Alarm DatapointsToAlarm: how many of those must breach (M of N)."""
 
     comparison: Comparison = "GreaterThanOrEqualToThreshold"
-    """Alarm ComparisonOperator."""
+    """Alarm ComparisonOperator; a LessThan* alarm makes this a scale-in policy (negative steps)."""
 
     estimated_instance_warmup_seconds: int = 120
     """Policy.EstimatedInstanceWarmup: while instances warm up, a repeat alarm only adds the part of
@@ -202,7 +205,11 @@ class StepScalingPolicy:
             f"step_scaling.threshold must be >= 0, got {self.threshold!r}",
         )
         _require(len(self.steps) > 0, "step_scaling.steps must hold at least one step")
-        _period("step_scaling", self.metric_period_seconds)
+        _require(
+            self.metric_period_seconds in (10, 30)
+            or (self.metric_period_seconds >= 60 and self.metric_period_seconds % 60 == 0),
+            f"step_scaling.metric_period_seconds must be 10, 30 or a multiple of 60, got {self.metric_period_seconds}",
+        )
         _require(
             self.evaluation_periods >= 1, f"step_scaling.evaluation_periods must be >= 1, got {self.evaluation_periods}"
         )
@@ -220,6 +227,35 @@ class StepScalingPolicy:
             )
             _require(self.min_adjustment_magnitude >= 1, "step_scaling.min_adjustment_magnitude must be >= 1")
         _check_steps(self.steps)
+        if self.scales_in:
+            _require(
+                all(s.upper_bound is not None and s.upper_bound <= 0 for s in self.steps[:-1])
+                and (self.steps[-1].upper_bound is None or self.steps[-1].upper_bound <= 0),
+                "a LessThan step policy's steps must lie at or below the threshold (upper_bound <= 0)",
+            )
+        else:
+            first = self.steps[0].lower_bound
+            _require(
+                first is not None and first >= 0,
+                "a GreaterThan step policy's steps must start at or above the threshold (lower_bound >= 0)",
+            )
+
+    @property
+    def scales_in(self) -> bool:
+        """True for a low alarm (LessThan*): its steps remove capacity."""
+        return self.comparison.startswith("LessThan")
+
+    def breaches(self, value: float) -> bool:
+        """Whether one datapoint breaches the alarm threshold."""
+        match self.comparison:
+            case "GreaterThanOrEqualToThreshold":
+                return value >= self.threshold
+            case "GreaterThanThreshold":
+                return value > self.threshold
+            case "LessThanOrEqualToThreshold":
+                return value <= self.threshold
+            case "LessThanThreshold":
+                return value < self.threshold
 
     def step_for(self, metric: float) -> StepAdjustment | None:
         """The step whose interval holds `metric`, or None when the metric is under the threshold."""
@@ -227,6 +263,10 @@ class StepScalingPolicy:
         for step in self.steps:
             if step.contains(excess):
                 return step
+        # A LessThanOrEqual alarm breaches at the threshold itself, where an upper bound of 0 is exclusive.
+        last = self.steps[-1]
+        if self.scales_in and excess == 0 and last.upper_bound == 0:
+            return last
         return None
 
 
@@ -294,12 +334,23 @@ class PoolScaling:
     step_scaling: StepScalingPolicy | None = None
     """Safety net on queue latency, or None for none."""
 
+    scale_in: StepScalingPolicy | None = None
+    """Step scale-in on backlog per instance (a LessThan alarm), used with `target_tracking.disable_scale_in`;
+    None leaves scale-in to target tracking. The renderer must create it with its own low alarm."""
+
     extra_target_tracking: tuple[TargetTrackingPolicy, ...] = field(default_factory=tuple)
     """Further target-tracking policies (on other metrics); AWS scales out if any wants to and in only if all do."""
 
     def __post_init__(self) -> None:
         _require(bool(self.pool), "pool must not be empty")
         _require(self.min_size >= 0, f"pool {self.pool}: min_size must be >= 0, got {self.min_size}")
+        if self.scale_in is not None:
+            _require(self.scale_in.scales_in, f"pool {self.pool}: scale_in must use a LessThan comparison")
+            _require(
+                self.scale_in.threshold < self.target_tracking.target_value * SCALE_IN_RATIO,
+                f"pool {self.pool}: scale_in.threshold ({self.scale_in.threshold:.3g}) must be below 90% of the "
+                f"target ({self.target_tracking.target_value:.3g}), or the pool flaps between the two policies",
+            )
         _require(
             self.max_size >= max(self.min_size, 1),
             f"pool {self.pool}: max_size ({self.max_size}) must be >= min_size ({self.min_size}) and >= 1",
@@ -324,6 +375,42 @@ def default_step_scaling(slo: Slo, warmup_seconds: int) -> StepScalingPolicy:
     )
 
 
+# A healthy pool with no queue has backlog per instance = busy processes per instance, at most the
+# concurrency: far under a target derived from a latency of several task lengths. AWS target tracking
+# scales in proportionally (new = ceil(current x metric / target)), so it would cut such a pool to its
+# minimum as soon as its queue drains, and the queue would build again (measured: `make bench`, row
+# "ours-tt-in"). So target tracking only scales out, and this step policy scales in while the pool
+# runs below SCALE_IN_UTILISATION with nothing queued: it stops where the pool is busy, not at zero.
+SCALE_IN_UTILISATION: Final = 0.75
+
+
+def default_scale_in(slo: Slo, warmup_seconds: int) -> StepScalingPolicy:
+    """Remove capacity when backlog per instance stays under 75% of an instance's processes.
+
+    Steps by how far under: -10% just under, -25% under half that, -50% when nearly idle; at least one
+    instance each time. 15 datapoints of 10 s (150 s) must breach, like target tracking's low alarm.
+    """
+    full = float(slo.concurrency_per_instance)
+    target = slo.target_backlog_per_instance
+    threshold = min(SCALE_IN_UTILISATION * full, 0.8 * target)
+    return StepScalingPolicy(
+        threshold=threshold,
+        steps=(
+            StepAdjustment(scaling_adjustment=-50, lower_bound=None, upper_bound=-0.75 * threshold),
+            StepAdjustment(scaling_adjustment=-25, lower_bound=-0.75 * threshold, upper_bound=-0.4 * threshold),
+            StepAdjustment(scaling_adjustment=-10, lower_bound=-0.4 * threshold, upper_bound=0.0),
+        ),
+        adjustment_type="PercentChangeInCapacity",
+        min_adjustment_magnitude=1,
+        metric_name=METRIC_BACKLOG_PER_INSTANCE,
+        statistic="Average",
+        evaluation_periods=15,
+        datapoints_to_alarm=15,
+        comparison="LessThanThreshold",
+        estimated_instance_warmup_seconds=warmup_seconds,
+    )
+
+
 def default_pool_scaling(
     pool: str,
     slo: Slo,
@@ -331,8 +418,13 @@ def default_pool_scaling(
     max_size: int,
     warmup_seconds: int = 120,
     with_safety_net: bool = True,
+    step_scale_in: bool = True,
 ) -> PoolScaling:
-    """Our default policy for a pool, from its SLO."""
+    """Our default policy for a pool, from its SLO: target tracking out, step scaling in, latency safety net.
+
+    `step_scale_in=False` gives plain target tracking (scale-in by AWS's proportional rule), kept for
+    the benchmark that shows why it is not the default.
+    """
     return PoolScaling(
         pool=pool,
         min_size=min_size,
@@ -340,6 +432,8 @@ def default_pool_scaling(
         target_tracking=TargetTrackingPolicy(
             target_value=slo.target_backlog_per_instance,
             estimated_instance_warmup_seconds=warmup_seconds,
+            disable_scale_in=step_scale_in,
         ),
         step_scaling=default_step_scaling(slo, warmup_seconds) if with_safety_net else None,
+        scale_in=default_scale_in(slo, warmup_seconds) if step_scale_in else None,
     )
