@@ -66,7 +66,8 @@ def _user_data(config: StackConfig, name: str, pool: PoolConfig) -> Callable[[st
                 broker_secret_arn=secret_arn,
                 region=config.region,
                 stack=config.stack,
-            )
+            ),
+            stop_timeout_seconds=config.drain_window_seconds,
         )
 
     return render

@@ -46,6 +46,11 @@ def redis_url(token: str, host: str, port: int) -> str:
     return f"rediss://:{token}@{host}:{port}/0?ssl_cert_reqs=required"
 
 
+def secret_document(url: str, queue_type: str) -> str:
+    """The broker secret: `url` for the metrics publisher, CELERY_* for the worker's environment."""
+    return json.dumps({"url": url, "CELERY_BROKER_URL": url, "CELERY_QUEUE_TYPE": queue_type})
+
+
 def member_cluster_id(number: int) -> Callable[[str], str]:
     """Member clusters are named <replication group id>-001, -002, ... (ElastiCache convention)."""
     return lambda group_id: f"{group_id}-{number:03d}"
@@ -203,9 +208,7 @@ class Broker(pulumi.ComponentResource):
         self.endpoint = pulumi.Output.secret(pulumi.Output.format("{0}:{1}", host, REDIS_PORT))
         self.cache_cluster_ids = [group.id.apply(member_cluster_id(n)) for n in range(1, config.cache_nodes + 1)]
         return pulumi.Output.all(token.result, host).apply(
-            lambda values: json.dumps(
-                {"CELERY_BROKER_URL": redis_url(values[0], values[1], REDIS_PORT), "CELERY_QUEUE_TYPE": "classic"}
-            )
+            lambda values: secret_document(redis_url(values[0], values[1], REDIS_PORT), "classic")
         )
 
     def _create_rabbitmq(self, config: StackConfig, args: BrokerArgs) -> pulumi.Output[str]:
@@ -238,17 +241,8 @@ class Broker(pulumi.ComponentResource):
         )
         self.mq_broker_name = broker.broker_name
         endpoint = broker.instances.apply(lambda instances: (instances[0].endpoints or [""])[0] if instances else "")
-        console = broker.instances.apply(lambda instances: (instances[0].console_url or "") if instances else "")
         self.endpoint = pulumi.Output.secret(endpoint.apply(lambda e: e.removeprefix("amqps://")))
         queue_type = "quorum" if config.broker_ha else "classic"
-        return pulumi.Output.all(password.result, endpoint, console).apply(
-            lambda values: json.dumps(
-                {
-                    "CELERY_BROKER_URL": amqp_url(user, values[0], values[1]),
-                    "CELERY_QUEUE_TYPE": queue_type,
-                    "RABBITMQ_MANAGEMENT_URL": values[2],
-                    "RABBITMQ_USER": user,
-                    "RABBITMQ_PASSWORD": values[0],
-                }
-            )
+        return pulumi.Output.all(password.result, endpoint).apply(
+            lambda values: secret_document(amqp_url(user, values[0], values[1]), queue_type)
         )

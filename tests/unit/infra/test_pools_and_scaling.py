@@ -11,11 +11,13 @@ import pytest
 from infra.components.metrics import backlog_per_instance_expression
 from infra.config import DRAIN_MARGIN_SECONDS
 from tests.unit.infra.conftest import Rendered
+from worker.names import METRIC_BACKLOG_PER_INSTANCE, METRIC_OLDEST_AGE
 
 ASG = "aws:autoscaling/group:Group"
 POLICY = "aws:autoscaling/policy:Policy"
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
 LT = "aws:ec2/launchTemplate:LaunchTemplate"
+ARN = "arn:aws:autoscaling:us-east-1:123456789012:autoscaling"
 
 
 def _env(template: dict[str, Any]) -> dict[str, str]:
@@ -124,17 +126,34 @@ def test_step_scaling_fires_on_latency_over_the_slo(stack: Rendered) -> None:
         step = stack.one(POLICY, f"pool-{name}-latency-step")
         assert step["adjustmentType"] == "ChangeInCapacity"
         assert [s["scalingAdjustment"] for s in step["stepAdjustments"]] == [1, 2, 4]
+        assert step["stepAdjustments"][0]["metricIntervalLowerBound"] == "0"
         alarm = stack.one(ALARM, f"pool-{name}-latency-step")
         assert alarm["threshold"] == pool.latency_slo_seconds
-        assert alarm["alarmActions"] == [
-            f"arn:aws:autoscaling:us-east-1:123456789012:autoscaling/pool-{name}-latency-step"
-        ]
-        queues = {q["metric"]["dimensions"]["Queue"] for q in alarm["metricQueries"] if "metric" in q}
-        assert queues == set(pool.queues)
+        assert alarm["comparisonOperator"] == "GreaterThanOrEqualToThreshold"
+        assert (alarm["metricName"], alarm["dimensions"]) == (METRIC_OLDEST_AGE, {"Pool": name})
+        assert alarm["period"] == 10  # the publisher's high-resolution datapoints
+        assert alarm["alarmActions"] == [f"{ARN}/pool-{name}-latency-step"]
+
+
+def test_scale_in_is_a_step_policy_below_the_target(stack: Rendered) -> None:
+    for name, pool in stack.config.pools.items():
+        tracking = stack.one(POLICY, f"pool-{name}-backlog")["targetTrackingConfiguration"]
+        assert tracking["disableScaleIn"] is True
+        step = stack.one(POLICY, f"pool-{name}-scale-in")
+        assert step["adjustmentType"] == "PercentChangeInCapacity"
+        assert step["minAdjustmentMagnitude"] == 1
+        assert all(s["scalingAdjustment"] < 0 for s in step["stepAdjustments"])
+        alarm = stack.one(ALARM, f"pool-{name}-scale-in")
+        assert alarm["comparisonOperator"] == "LessThanThreshold"
+        assert (alarm["metricName"], alarm["dimensions"]) == (METRIC_BACKLOG_PER_INSTANCE, {"Pool": name})
+        # Scale-in starts well under the target, so the two policies never fight.
+        assert alarm["threshold"] < 0.9 * tracking["targetValue"]
+        assert alarm["threshold"] <= pool.concurrency
+        assert alarm["alarmActions"] == [f"{ARN}/pool-{name}-scale-in"]
 
 
 def test_instance_role_may_complete_only_its_own_lifecycle_hook(stack: Rendered) -> None:
     for name in stack.config.pools:
         document = json.loads(stack.one("aws:iam/rolePolicy:RolePolicy", f"pool-{name}-lifecycle")["policy"])
         (statement,) = document["Statement"]
-        assert statement["Resource"] == f"arn:aws:autoscaling:us-east-1:123456789012:autoscaling/pool-{name}-asg"
+        assert statement["Resource"] == f"{ARN}/pool-{name}-asg"

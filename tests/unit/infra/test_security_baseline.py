@@ -93,7 +93,7 @@ def test_secrets_never_in_outputs_or_user_data(stack: Rendered) -> None:
         assert "rediss://" not in user_data
         assert "amqps://" not in user_data
         assert "mock-" not in user_data
-        assert "CELERY_BROKER_SECRET_ARN=arn:aws:secretsmanager:" in user_data
+        assert "WORKER_SECRET_ID=arn:aws:secretsmanager:" in user_data
 
 
 def test_imdsv2_required_with_hop_limit_one(stack: Rendered) -> None:

@@ -7,10 +7,12 @@ import subprocess
 from pathlib import Path
 
 from infra import outputs
-from infra.components.metrics_publisher import ENV_POOLS, ENV_SAMPLES, HANDLER
+from infra.components.broker import redis_url, secret_document
+from infra.components.metrics_publisher import HANDLER
 from infra.config import ROOT
 from infra.render import SECRET
 from tests.unit.infra.conftest import Rendered
+from worker.publisher import load_config
 
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
 RG = "aws:elasticache/replicationGroup:ReplicationGroup"
@@ -73,16 +75,36 @@ def test_publisher_runs_every_minute_in_the_vpc(stack: Rendered) -> None:
     assert function["handler"] == HANDLER
     assert function["vpcConfig"]["securityGroupIds"] == ["network-publisher-id"]
     assert function["reservedConcurrentExecutions"] == 1
-    variables = function["environment"]["variables"]
-    assert variables[ENV_SAMPLES] == str(stack.config.publisher_samples_per_minute)
-    pools = json.loads(variables[ENV_POOLS])
-    assert {name: tuple(p["queues"]) for name, p in pools.items()} == {
-        name: pool.queues for name, pool in stack.config.pools.items()
-    }
     (rule,) = stack.inputs("aws:cloudwatch/eventRule:EventRule")
     assert rule["scheduleExpression"] == "rate(1 minute)"
     (invoke,) = stack.inputs("aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig")
     assert invoke["maximumRetryAttempts"] == 0
+
+
+class _Secrets:
+    """Stands in for the Secrets Manager client: returns the document the broker component stores."""
+
+    def __init__(self, document: str) -> None:
+        self.document = document
+        self.asked: list[str] = []
+
+    def get_secret_value(self, SecretId: str) -> dict[str, str]:
+        self.asked.append(SecretId)
+        return {"SecretString": self.document}
+
+
+def test_publisher_reads_the_environment_the_stack_gives_it(stack: Rendered) -> None:
+    (function,) = stack.inputs("aws:lambda/function:Function")
+    environment = function["environment"]["variables"]
+    url = redis_url("token", "primary.example", 6379)
+    secrets = _Secrets(secret_document(url, "classic"))
+    config = load_config(environment, secrets=secrets)
+    assert secrets.asked == [stack.document["outputs"][outputs.BROKER_SECRET_ARN]]
+    assert config.broker_url == url
+    assert config.namespace == stack.config.metric_namespace
+    assert config.samples * config.interval_seconds == 60
+    assert {p.name: p.queues for p in config.pools} == {n: p.queues for n, p in stack.config.pools.items()}
+    assert {p.name: p.asg for p in config.pools} == stack.document["outputs"][outputs.POOL_ASG_NAMES]
 
 
 def test_every_alarm_has_an_action(stack: Rendered) -> None:
