@@ -9,10 +9,10 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only, no display: CI and headless machines
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from infra.scaling.simulator import SimulationResult  # noqa: E402
+from infra.scaling.simulator import SimulationResult
 
 # Our policy (and a compared config) in strong colours; reference policies thinner and muted.
 _STRONG = ("#0b5fa5", "#d1495b")
