@@ -61,9 +61,9 @@ def write_plot(
         else:
             style = {"color": _MUTED[(index - highlighted) % len(_MUTED)], "linewidth": 1.1, "alpha": 0.9}
         label = f"{result.policy}  (p95 {result.p95_wait:.0f} s, {result.instance_hours:.1f} inst-h)"
-        axes[1].plot(x, timeline.backlog, label=label, **style)  # type: ignore[arg-type]
-        axes[2].plot(x, timeline.oldest_age, **style)  # type: ignore[arg-type]
-        axes[3].step(x, timeline.in_service, where="post", **style)  # type: ignore[arg-type]
+        axes[1].plot(x, timeline.backlog, label=label, **style)
+        axes[2].plot(x, timeline.oldest_age, **style)
+        axes[3].step(x, timeline.in_service, where="post", **style)
 
     axes[1].set_ylabel("backlog\n(waiting + in flight)")
     axes[1].legend(loc="upper right", fontsize=9, framealpha=0.9)
