@@ -267,9 +267,7 @@ class GroupModel:
             ("target-tracking", scaling.target_tracking),
             *(("target-tracking", p) for p in scaling.extra_target_tracking),
         ]
-        steps = [("step-scaling", scaling.step_scaling)] if scaling.step_scaling is not None else []
-        if scaling.scale_in is not None:
-            steps.append(("step-scale-in", scaling.scale_in))
+        steps = [(f"step-{name}", policy) for name, policy in scaling.step_policies]
         if not include_pool_policies:
             tt, steps = [], []
         self._tt = [_TargetTracking(n, p, assumptions) for n, p in [*tt, *extra.target_tracking]]

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import redis
 
+from infra.local.rabbitmq_node import RabbitMQNode
 from infra.local.redis_server import RedisServer
 from infra.local.workers import WorkerProcess
-from tests.integration.rabbitmq_node import RabbitMQNode
 from worker.client import client_app
 from worker.queues import REDIS_PRIORITY_SEP, InspectionError, QueueInspector, Snapshot, inspector_for
 

@@ -1,8 +1,9 @@
 """A throwaway RabbitMQ node with the management plugin, on free loopback ports.
 
 The shared RabbitMQ on 5672 may run without the management plugin, and the queue inspector reads
-the management API, so its tests start their own node. (The worker-faults branch adds
-`infra/local/rabbitmq_server.py`; once it has the management plugin this can move there.)
+the management API, so its tests and `make bench` start their own node. The worker-faults branch's
+`infra/local/rabbitmq_server.py` (RabbitMQServer) does the same job; when both are on main, this
+module can go and its users take that one (same `url` / `management_url` / context manager shape).
 """
 
 from __future__ import annotations
