@@ -36,6 +36,12 @@ DRAIN_HOOK = "drain"
 SSM_CORE_POLICY = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
 ROOT_DEVICE = "/dev/xvda"  # Amazon Linux 2023's root device name
 
+STEP_PURPOSE = {
+    "latency": "adds instances (latency safety net)",
+    "fast-out": "adds instances at the start of a burst",
+    "scale-in": "removes instances",
+}
+
 _TT = aws.autoscaling.PolicyTargetTrackingConfigurationCustomizedMetricSpecificationMetricArgs
 _TT_STAT = aws.autoscaling.PolicyTargetTrackingConfigurationCustomizedMetricSpecificationMetricMetricStatArgs
 _TT_METRIC = aws.autoscaling.PolicyTargetTrackingConfigurationCustomizedMetricSpecificationMetricMetricStatMetricArgs
@@ -83,14 +89,10 @@ class WorkerPool(pulumi.ComponentResource):
             opts=self._child,
         )
         self._create_target_tracking(config, pool, group, self.scaling.target_tracking)
-        if self.scaling.step_scaling is not None:
-            self._create_step_policy(
-                config, group, "latency-step", self.scaling.step_scaling, "adds instances (latency safety net)"
-            )
-        if self.scaling.scale_in is not None:
-            # Target tracking only scales out (disable_scale_in); this removes capacity once the pool
-            # runs well under its concurrency with nothing queued (infra.scaling.policy.default_scale_in).
-            self._create_step_policy(config, group, "scale-in", self.scaling.scale_in, "removes instances")
+        # Target tracking only scales out (disable_scale_in); step policies add a one-datapoint burst
+        # response, the latency safety net and the scale-in (infra.scaling.policy.default_pool_scaling).
+        for short, policy in self.scaling.step_policies:
+            self._create_step_policy(config, group, short, policy, STEP_PURPOSE.get(short, "scaling step"))
         self.register_outputs(
             {"asgName": self.asg_name, "asgArn": self.asg_arn, "launchTemplateId": self.launch_template_id}
         )

@@ -32,7 +32,8 @@ def test_every_pool_has_template_group_and_policies(stack: Rendered) -> None:
         assert f"pool-{name}-asg" in groups
         assert f"pool-{name}-lt" in stack.named(LT)
         assert policies[f"pool-{name}-backlog"]["policyType"] == "TargetTrackingScaling"
-        assert policies[f"pool-{name}-latency-step"]["policyType"] == "StepScaling"
+        for short in ("latency", "fast-out", "scale-in"):
+            assert policies[f"pool-{name}-{short}"]["policyType"] == "StepScaling"
     assert len(groups) == len(stack.config.pools)
 
 
@@ -123,16 +124,16 @@ def test_backlog_expression_counts_waiting_and_in_flight() -> None:
 
 def test_step_scaling_fires_on_latency_over_the_slo(stack: Rendered) -> None:
     for name, pool in stack.config.pools.items():
-        step = stack.one(POLICY, f"pool-{name}-latency-step")
+        step = stack.one(POLICY, f"pool-{name}-latency")
         assert step["adjustmentType"] == "ChangeInCapacity"
         assert [s["scalingAdjustment"] for s in step["stepAdjustments"]] == [1, 2, 4]
         assert step["stepAdjustments"][0]["metricIntervalLowerBound"] == "0"
-        alarm = stack.one(ALARM, f"pool-{name}-latency-step")
+        alarm = stack.one(ALARM, f"pool-{name}-latency")
         assert alarm["threshold"] == pool.latency_slo_seconds
         assert alarm["comparisonOperator"] == "GreaterThanOrEqualToThreshold"
         assert (alarm["metricName"], alarm["dimensions"]) == (METRIC_OLDEST_AGE, {"Pool": name})
         assert alarm["period"] == 10  # the publisher's high-resolution datapoints
-        assert alarm["alarmActions"] == [f"{ARN}/pool-{name}-latency-step"]
+        assert alarm["alarmActions"] == [f"{ARN}/pool-{name}-latency"]
 
 
 def test_scale_in_is_a_step_policy_below_the_target(stack: Rendered) -> None:
