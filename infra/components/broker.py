@@ -126,6 +126,18 @@ class Broker(pulumi.ComponentResource):
                 ),
                 opts=self._child,
             )
+            aws.vpc.SecurityGroupEgressRule(
+                f"{self._name}-to-broker-from-{role}",
+                aws.vpc.SecurityGroupEgressRuleArgs(
+                    security_group_id=client,
+                    ip_protocol="tcp",
+                    from_port=port,
+                    to_port=port,
+                    referenced_security_group_id=group.id,
+                    description="to the broker",
+                ),
+                opts=self._child,
+            )
         if not args.config.is_redis:
             # The publisher reads queue depths from the RabbitMQ management API (HTTPS).
             aws.vpc.SecurityGroupIngressRule(

@@ -59,6 +59,17 @@ def test_broker_reachable_only_from_workers_and_publisher(stack: Rendered) -> No
         assert rule.get("cidrIpv4") != "0.0.0.0/0"
 
 
+def test_clients_call_out_only_to_https_and_the_broker(stack: Rendered) -> None:
+    port = 6379 if stack.config.is_redis else 5671
+    by_group: dict[str, set[tuple[int, int, str]]] = {}
+    for rule in stack.inputs("aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule"):
+        target = rule.get("referencedSecurityGroupId") or rule["cidrIpv4"]
+        by_group.setdefault(rule["securityGroupId"], set()).add((rule["fromPort"], rule["toPort"], target))
+        assert rule["ipProtocol"] == "tcp"
+    for client in ("network-workers-id", "network-publisher-id"):
+        assert by_group[client] == {(443, 443, "0.0.0.0/0"), (port, port, "broker-sg-id")}
+
+
 def test_tls_to_broker_and_encryption_at_rest(stack: Rendered) -> None:
     if stack.config.is_redis:
         (group,) = stack.inputs(RG)
