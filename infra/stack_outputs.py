@@ -7,10 +7,10 @@ import shutil
 import subprocess
 from typing import Any
 
-# Output names the Pulumi program exports (see infra/__main__.py).
-BROKER_SECRET_ARN = "brokerSecretArn"  # noqa: S105 - an output name, not a secret
-POOL_QUEUES = "poolQueues"
-POOL_ASG_NAMES = "poolAsgNames"
+from infra.config import load_stack_config
+from infra.outputs import BROKER_SECRET_ARN, POOL_ASG_NAMES
+
+__all__ = ["POOL_ASG_NAMES", "StackOutputsError", "smoke_target", "stack_outputs"]
 
 PULUMI_INSTALL_HINT = "the Pulumi CLI is not on PATH; install it (see README, 'Deploying') and run `pulumi login`"
 
@@ -35,14 +35,13 @@ def stack_outputs(stack: str) -> dict[str, Any]:
 
 
 def smoke_target(stack: str) -> tuple[str, dict[str, list[str]]]:
-    """The broker URL (from the stack's Secrets Manager secret) and each pool's queues."""
+    """The broker URL (from the stack's Secrets Manager secret) and each pool's queues (its config)."""
     import boto3  # noqa: PLC0415 - only this path talks to AWS
 
     outputs = stack_outputs(stack)
-    missing = [name for name in (BROKER_SECRET_ARN, POOL_QUEUES) if name not in outputs]
-    if missing:
-        raise StackOutputsError(f"stack {stack} has no output(s) {', '.join(missing)}; was it deployed?")
+    if BROKER_SECRET_ARN not in outputs:
+        raise StackOutputsError(f"stack {stack} has no output {BROKER_SECRET_ARN}; was it deployed?")
     secret = boto3.client("secretsmanager").get_secret_value(SecretId=outputs[BROKER_SECRET_ARN])
     url = json.loads(secret["SecretString"])["url"]
-    pools = {str(name): [str(q) for q in queues] for name, queues in outputs[POOL_QUEUES].items()}
+    pools = {name: list(pool.queues) for name, pool in load_stack_config(stack).pools.items()}
     return str(url), pools

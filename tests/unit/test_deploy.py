@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from infra.deploy import run
-from infra.stack_outputs import POOL_ASG_NAMES, POOL_QUEUES
+from infra.outputs import POOL_ASG_NAMES
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -34,7 +34,6 @@ class Recorder:
 def fake_pulumi(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     outputs = {
         POOL_ASG_NAMES: {"default": "celery-dev-default-asg", "reports": "celery-dev-reports-asg"},
-        POOL_QUEUES: {"default": ["default"]},
     }
     script = tmp_path / "pulumi"
     script.write_text(f"#!/usr/bin/env bash\necho \"$@\" >> {tmp_path}/calls\necho '{json.dumps(outputs)}'\n")
