@@ -23,9 +23,7 @@ SECTIONS: dict[str, Callable[[], Table]] = {
 
 
 def main(
-    only: list[str] = typer.Option(
-        [], "--only", help=f"run only these sections: {', '.join(SECTIONS)}"
-    ),
+    only: list[str] = typer.Option([], "--only", help=f"run only these sections: {', '.join(SECTIONS)}"),
 ) -> None:
     console = Console()
     if not console.is_terminal:
