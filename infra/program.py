@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import pulumi
 import pulumi_aws as aws
@@ -16,7 +16,7 @@ from infra.components.metrics_publisher import MetricsPublisher, MetricsPublishe
 from infra.components.monitoring import MonitoredPool, Monitoring, MonitoringArgs
 from infra.components.network import Network, NetworkArgs
 from infra.components.worker_pool import WorkerPool, WorkerPoolArgs
-from infra.config import ROOT, PoolConfig, StackConfig
+from infra.config import ROOT, ConfigError, PoolConfig, StackConfig
 from infra.userdata import pool_environment, render_user_data
 
 
@@ -42,10 +42,35 @@ def image_id(config: StackConfig, pool: PoolConfig) -> pulumi.Input[str]:
     A concrete id (not `resolve:ssm:` in the template) means a new base AMI makes a new template
     version, which rolls the pool through an instance refresh on the next `pulumi up`.
     """
+    if config.image_mode != "ami":
+        # bake (EC2 Image Builder) and boot arrive with infra/components/image.py; until then a
+        # worker booted from the bare base AMI would have no `worker` package, so refuse.
+        raise ConfigError(
+            f"celery-cluster:imageMode: {config.image_mode!r} needs the image component, "
+            "which this version does not have yet; use ami"
+        )
     if config.image_ami_id:
         return config.image_ami_id
     parameter = config.image_ssm_parameter.replace("{arch}", pool.architecture)
     return aws.ssm.get_parameter_output(name=parameter).value
+
+
+def _user_data(config: StackConfig, name: str, pool: PoolConfig) -> Callable[[str], str]:
+    def render(secret_arn: str) -> str:
+        return render_user_data(
+            pool_environment(
+                pool=name,
+                queues=pool.queues,
+                concurrency=pool.concurrency,
+                soft_shutdown_seconds=config.soft_shutdown_seconds,
+                broker_secret_arn=secret_arn,
+                region=config.region,
+                stack=config.stack,
+            ),
+            stop_timeout_seconds=config.drain_window_seconds,
+        )
+
+    return render
 
 
 def build(config: StackConfig, code: pulumi.Archive) -> dict[str, pulumi.Output[object]]:
@@ -63,19 +88,7 @@ def build(config: StackConfig, code: pulumi.Archive) -> dict[str, pulumi.Output[
     )
     pools: dict[str, WorkerPool] = {}
     for name, pool in sorted(config.pools.items()):
-        user_data = broker.secret_arn.apply(
-            lambda arn, name=name, pool=pool: render_user_data(
-                pool_environment(
-                    pool=name,
-                    queues=pool.queues,
-                    concurrency=pool.concurrency,
-                    soft_shutdown_seconds=config.soft_shutdown_seconds,
-                    broker_secret_arn=arn,
-                    region=config.region,
-                    stack=config.stack,
-                )
-            )
-        )
+        user_data = broker.secret_arn.apply(_user_data(config, name, pool))
         pools[name] = WorkerPool(
             f"pool-{name}",
             WorkerPoolArgs(

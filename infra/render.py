@@ -12,13 +12,14 @@ The mock "cloud" answers with the inputs plus the few computed attributes the pr
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pulumi
-from google.protobuf import json_format
+from google.protobuf import json_format  # type: ignore[import-untyped]
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
 from pulumi.runtime.config import set_all_config
@@ -36,7 +37,7 @@ from infra.config import (
 )
 from infra.program import build, publisher_code
 
-SECRET = "[secret]"
+SECRET = "[secret]"  # noqa: S105 - the mask, not a secret
 UNKNOWN = "[unknown]"
 ACCOUNT = "123456789012"
 RENDER_DIR = ROOT / "build" / "render"
@@ -75,15 +76,7 @@ class Render:
 def _plain(value: Any) -> Any:
     """Engine wire format -> JSON, with secrets and unknowns masked."""
     if isinstance(value, dict):
-        signature = value.get(rpc._special_sig_key)
-        if signature == rpc._special_secret_sig:
-            return SECRET
-        if signature == rpc._special_resource_sig:
-            return value.get("urn")
-        if signature in (rpc._special_asset_sig, rpc._special_archive_sig):
-            kind = "asset" if signature == rpc._special_asset_sig else "archive"
-            return {kind: value.get("path") or value.get("uri") or sorted(value.get("assets", {}))}
-        return {k: _plain(v) for k, v in sorted(value.items())}
+        return _plain_object(value)
     if isinstance(value, list):
         return [_plain(v) for v in value]
     if value == rpc.UNKNOWN:
@@ -93,9 +86,21 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _plain_object(value: dict[str, Any]) -> Any:
+    signature = value.get(rpc._special_sig_key)
+    if signature == rpc._special_secret_sig:
+        return SECRET
+    if signature == rpc._special_resource_sig:
+        return value.get("urn")
+    if signature in (rpc._special_asset_sig, rpc._special_archive_sig):
+        kind = "asset" if signature == rpc._special_asset_sig else "archive"
+        return {kind: value.get("path") or value.get("uri") or sorted(value.get("assets", {}))}
+    return {k: _plain(v) for k, v in sorted(value.items())}
+
+
 def _arn(type_: str, name: str) -> str:
-    package, module, _ = (type_.split(":") + ["", ""])[:3]
-    service = module.split("/")[0]
+    module = type_.split(":")[1] if type_.count(":") >= 1 else ""
+    service = module.split("/", maxsplit=1)[0]
     return f"arn:aws:{service}:us-east-1:{ACCOUNT}:{service}/{name}"
 
 
@@ -130,13 +135,20 @@ class _Mocks(pulumi_mocks.Mocks):
 
     def call(self, args: pulumi_mocks.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
         self._render.invokes.append(args.token)
-        if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
-            return {"accountId": ACCOUNT, "arn": f"arn:aws:iam::{ACCOUNT}:user/render", "userId": "render"}, []
-        if args.token == "aws:index/getPartition:getPartition":
-            return {"partition": "aws", "dnsSuffix": "amazonaws.com"}, []
-        if args.token == "aws:ssm/getParameter:getParameter":
-            return {"name": args.args.get("name"), "value": "ami-0123456789abcdef0", "type": "String"}, []
-        return {}, []
+        answers: dict[str, dict[str, Any]] = {
+            "aws:index/getCallerIdentity:getCallerIdentity": {
+                "accountId": ACCOUNT,
+                "arn": f"arn:aws:iam::{ACCOUNT}:user/render",
+                "userId": "render",
+            },
+            "aws:index/getPartition:getPartition": {"partition": "aws", "dnsSuffix": "amazonaws.com"},
+            "aws:ssm/getParameter:getParameter": {
+                "name": args.args.get("name"),
+                "value": "ami-0123456789abcdef0",
+                "type": "String",
+            },
+        }
+        return answers.get(args.token, {}), []
 
 
 class _RecordingMonitor(pulumi_mocks.MockMonitor):
@@ -147,8 +159,9 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
         self._render = render
         self._names: dict[str, str] = {}
 
-    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
+    def RegisterResource(self, request: Any) -> Any:
         response = super().RegisterResource(request)
+        self._mark_secret_outputs(request.additionalSecretOutputs, response.object)
         if request.type != "pulumi:pulumi:Stack":
             wire = json_format.MessageToDict(request.object)
             parent = self._names.get(request.parent) if request.parent else None
@@ -157,6 +170,17 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
                 Resource(type=request.type, name=request.name, parent=parent, inputs=_plain(wire), urn=response.urn)
             )
         return response
+
+    @staticmethod
+    def _mark_secret_outputs(names: Any, state: Any) -> None:
+        # The engine, not the SDK, marks a provider's secret outputs (e.g. RandomPassword.result) as
+        # secret; the SDK's mock monitor skips that, so do it here or the render would leak them.
+        values = json_format.MessageToDict(state)
+        for name in names:
+            if name in values:
+                values[name] = {rpc._special_sig_key: rpc._special_secret_sig, "value": values[name]}
+        state.Clear()
+        state.update(values)
 
 
 async def _resolve(value: pulumi.Output[Any]) -> Any:
@@ -167,12 +191,18 @@ async def _resolve(value: pulumi.Output[Any]) -> Any:
     return await value.future()
 
 
+def install_mocks(stack: str, stack_values: Mapping[str, Any]) -> Render:
+    """Point the Pulumi runtime at the recording mocks, with `stack_values` as the engine config."""
+    render = Render(stack=stack)
+    mocks = _Mocks(render)
+    pulumi_mocks.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=_RecordingMonitor(mocks, render))
+    set_all_config(to_pulumi_config(stack_values))
+    return render
+
+
 def render_config(config: StackConfig, stack_values: Mapping[str, Any]) -> Render:
     """Run the program for `config` under mocks; `stack_values` become the engine config."""
-    render = Render(stack=config.stack)
-    monitor = _RecordingMonitor(_Mocks(render), render)
-    pulumi_mocks.set_mocks(_Mocks(render), project=PROJECT, stack=config.stack, preview=False, monitor=monitor)
-    set_all_config(to_pulumi_config(stack_values))
+    render = install_mocks(config.stack, stack_values)
 
     async def program() -> None:
         # The program reads its config through pulumi.Config, as under `pulumi up`; it must agree
@@ -184,7 +214,10 @@ def render_config(config: StackConfig, stack_values: Mapping[str, Any]) -> Rende
         for name, output in stack_outputs.items():
             render.outputs[name] = await _resolve(output)
 
-    _sync_await(run_pulumi_func(lambda: _sync_await(program())))
+    with warnings.catch_warnings():
+        # pulumi-aws warns about its own deprecated modules as it loads them: noise, not ours to fix.
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"pulumi_aws(\.|$)")
+        _sync_await(run_pulumi_func(lambda: _sync_await(program())))
     return render
 
 

@@ -9,7 +9,7 @@ the broker URL from the secret at start; it is never in user data, config or out
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -37,13 +37,23 @@ class BrokerArgs:
 
 def parameter_family(engine: str, version: str) -> str:
     """ElastiCache parameter group family: valkey8, redis7, ..."""
-    return f"{PARAMETER_FAMILIES[engine]}{version.split('.')[0]}"
+    return f"{PARAMETER_FAMILIES[engine]}{version.split('.', maxsplit=1)[0]}"
 
 
 def redis_url(token: str, host: str, port: int) -> str:
     # rediss:// is TLS; Celery refuses a rediss URL without ssl_cert_reqs, and `required` verifies
     # the server certificate. The token is alphanumeric, so it needs no URL escaping.
     return f"rediss://:{token}@{host}:{port}/0?ssl_cert_reqs=required"
+
+
+def secret_document(url: str, queue_type: str) -> str:
+    """The broker secret: `url` for the metrics publisher, CELERY_* for the worker's environment."""
+    return json.dumps({"url": url, "CELERY_BROKER_URL": url, "CELERY_QUEUE_TYPE": queue_type})
+
+
+def member_cluster_id(number: int) -> Callable[[str], str]:
+    """Member clusters are named <replication group id>-001, -002, ... (ElastiCache convention)."""
+    return lambda group_id: f"{group_id}-{number:03d}"
 
 
 def amqp_url(user: str, password: str, endpoint: str) -> str:
@@ -116,6 +126,18 @@ class Broker(pulumi.ComponentResource):
                 ),
                 opts=self._child,
             )
+            aws.vpc.SecurityGroupEgressRule(
+                f"{self._name}-to-broker-from-{role}",
+                aws.vpc.SecurityGroupEgressRuleArgs(
+                    security_group_id=client,
+                    ip_protocol="tcp",
+                    from_port=port,
+                    to_port=port,
+                    referenced_security_group_id=group.id,
+                    description="to the broker",
+                ),
+                opts=self._child,
+            )
         if not args.config.is_redis:
             # The publisher reads queue depths from the RabbitMQ management API (HTTPS).
             aws.vpc.SecurityGroupIngressRule(
@@ -176,7 +198,7 @@ class Broker(pulumi.ComponentResource):
                 transit_encryption_mode="required",
                 at_rest_encryption_enabled=True,
                 auth_token=token.result,
-                auth_token_update_strategy="ROTATE",
+                auth_token_update_strategy="ROTATE",  # noqa: S106 - a strategy name
                 subnet_group_name=subnets.name,
                 security_group_ids=[self.security_group_id],
                 parameter_group_name=parameters.name,
@@ -196,14 +218,9 @@ class Broker(pulumi.ComponentResource):
         )
         host = group.primary_endpoint_address
         self.endpoint = pulumi.Output.secret(pulumi.Output.format("{0}:{1}", host, REDIS_PORT))
-        # Member clusters are named <replication group id>-001, -002, ... (ElastiCache convention).
-        self.cache_cluster_ids = [
-            group.id.apply(lambda gid, n=n: f"{gid}-{n:03d}") for n in range(1, config.cache_nodes + 1)
-        ]
+        self.cache_cluster_ids = [group.id.apply(member_cluster_id(n)) for n in range(1, config.cache_nodes + 1)]
         return pulumi.Output.all(token.result, host).apply(
-            lambda values: json.dumps(
-                {"CELERY_BROKER_URL": redis_url(values[0], values[1], REDIS_PORT), "CELERY_QUEUE_TYPE": "classic"}
-            )
+            lambda values: secret_document(redis_url(values[0], values[1], REDIS_PORT), "classic")
         )
 
     def _create_rabbitmq(self, config: StackConfig, args: BrokerArgs) -> pulumi.Output[str]:
@@ -235,18 +252,9 @@ class Broker(pulumi.ComponentResource):
             opts=self._child,
         )
         self.mq_broker_name = broker.broker_name
-        endpoint = broker.instances.apply(lambda instances: instances[0].endpoints[0] if instances else "")
-        console = broker.instances.apply(lambda instances: (instances[0].console_url or "") if instances else "")
+        endpoint = broker.instances.apply(lambda instances: (instances[0].endpoints or [""])[0] if instances else "")
         self.endpoint = pulumi.Output.secret(endpoint.apply(lambda e: e.removeprefix("amqps://")))
         queue_type = "quorum" if config.broker_ha else "classic"
-        return pulumi.Output.all(password.result, endpoint, console).apply(
-            lambda values: json.dumps(
-                {
-                    "CELERY_BROKER_URL": amqp_url(user, values[0], values[1]),
-                    "CELERY_QUEUE_TYPE": queue_type,
-                    "RABBITMQ_MANAGEMENT_URL": values[2],
-                    "RABBITMQ_USER": user,
-                    "RABBITMQ_PASSWORD": values[0],
-                }
-            )
+        return pulumi.Output.all(password.result, endpoint).apply(
+            lambda values: secret_document(amqp_url(user, values[0], values[1]), queue_type)
         )

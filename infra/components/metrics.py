@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import Final
 
 DIMENSION_QUEUE: Final = "Queue"
-"""Dimension of per-queue metrics (waiting, in-flight, oldest age)."""
+"""Per-queue metrics (waiting, in-flight, oldest age) carry dimensions Pool and Queue (worker.publisher)."""
 DIMENSION_POOL: Final = "Pool"
-"""Dimension of per-pool metrics (backlog, backlog per instance)."""
+"""Per-pool metrics (backlog, backlog per instance, the pool's oldest age, heartbeat) carry dimension Pool."""
 ASG_NAMESPACE: Final = "AWS/AutoScaling"
 ASG_IN_SERVICE: Final = "GroupInServiceInstances"
 ASG_DIMENSION: Final = "AutoScalingGroupName"

@@ -23,16 +23,16 @@ from infra.config import StackConfig
 
 TYPE = "celery-cluster:publisher:MetricsPublisher"
 HANDLER = "worker.publisher.handler"
-RUNTIME = "python3.12"
+RUNTIME = "python3.11"  # what `make build` packs build/publisher.zip for
 VPC_ACCESS_POLICY = "arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"
 SCHEDULE = "rate(1 minute)"
 
-# Environment the handler reads (worker.publisher documents the same names).
-ENV_NAMESPACE = "PUBLISHER_NAMESPACE"
-ENV_POOLS = "PUBLISHER_POOLS"
-ENV_SAMPLES = "PUBLISHER_SAMPLES"
-ENV_INTERVAL = "PUBLISHER_INTERVAL_SECONDS"
-ENV_BROKER_SECRET = "CELERY_BROKER_SECRET_ARN"
+# Environment the handler reads (worker.publisher.load_config; a unit test feeds it this render's).
+ENV_NAMESPACE = "METRIC_NAMESPACE"
+ENV_POOLS = "POOLS_JSON"
+ENV_SAMPLES = "SAMPLES"
+ENV_INTERVAL = "SAMPLE_INTERVAL_SECONDS"
+ENV_BROKER_SECRET = "BROKER_SECRET_ARN"  # noqa: S105 - a variable name
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,10 @@ def function_name(stack: str) -> str:
 
 
 def pools_document(pools: Mapping[str, tuple[tuple[str, ...], str]]) -> str:
-    return json.dumps({name: {"queues": list(queues), "asg": asg} for name, (queues, asg) in sorted(pools.items())})
+    """POOLS_JSON: [{"name", "queues", "asg"}, ...] in pool-name order."""
+    return json.dumps(
+        [{"name": name, "queues": list(queues), "asg": asg} for name, (queues, asg) in sorted(pools.items())]
+    )
 
 
 class MetricsPublisher(pulumi.ComponentResource):

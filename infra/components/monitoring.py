@@ -22,8 +22,6 @@ from infra.components.metrics import (
     ASG_NAMESPACE,
     DIMENSION_POOL,
     DIMENSION_QUEUE,
-    max_expression,
-    queue_ids,
 )
 from infra.config import PoolConfig, StackConfig
 from worker.names import (
@@ -31,6 +29,7 @@ from worker.names import (
     METRIC_BACKLOG_PER_INSTANCE,
     METRIC_IN_FLIGHT,
     METRIC_OLDEST_AGE,
+    METRIC_PUBLISHER_HEARTBEAT,
     METRIC_WAITING,
 )
 
@@ -156,46 +155,29 @@ class Monitoring(pulumi.ComponentResource):
 
     def _pool_alarms(self, name: str, pool: MonitoredPool) -> None:
         slo = pool.config.latency_slo_seconds
-        ages = queue_ids("age", pool.config.queues)
-        age_queries = [
-            _Query(
-                id=metric_id,
-                return_data=False,
-                metric=_Metric(
-                    namespace=self._config.metric_namespace,
-                    metric_name=METRIC_OLDEST_AGE,
-                    dimensions={DIMENSION_QUEUE: queue},
-                    stat="Maximum",
-                    period=MINUTE,
-                ),
-            )
-            for metric_id, queue in ages
-        ]
         self._alarm(
             f"{name}-latency-slo",
             _Args(
-                alarm_description=f"Pool {name}: oldest waiting task older than the {slo:g} s SLO for 5 minutes (scaling is not keeping up)",
+                alarm_description=f"Pool {name}: oldest waiting task older than the {slo:g} s SLO for 5 minutes "
+                "(scaling is not keeping up)",
+                namespace=self._config.metric_namespace,
+                metric_name=METRIC_OLDEST_AGE,
+                dimensions={DIMENSION_POOL: name},
+                statistic="Maximum",
+                period=MINUTE,
                 comparison_operator="GreaterThanOrEqualToThreshold",
                 threshold=slo,
                 evaluation_periods=5,
                 datapoints_to_alarm=5,
                 treat_missing_data="notBreaching",
-                metric_queries=[
-                    *age_queries,
-                    _Query(
-                        id="oldest",
-                        return_data=True,
-                        label="Oldest age (s)",
-                        expression=max_expression([i for i, _ in ages]),
-                    ),
-                ],
             ),
         )
         target = pool.target_backlog_per_instance
         self._alarm(
             f"{name}-backlog-at-max",
             _Args(
-                alarm_description=f"Pool {name}: at max size ({pool.config.max_size}) with backlog per instance over target ({target:g}) "
+                alarm_description=f"Pool {name}: at max size ({pool.config.max_size}) with backlog per instance "
+                f"over target ({target:g}) "
                 "for 10 minutes; raise maxSize or look for slow tasks",
                 comparison_operator="GreaterThanOrEqualToThreshold",
                 threshold=1,
@@ -217,7 +199,8 @@ class Monitoring(pulumi.ComponentResource):
         self._alarm(
             f"{name}-backlog-no-instances",
             _Args(
-                alarm_description=f"Pool {name}: tasks waiting and no instance in service for 10 minutes (cannot launch? capacity? AMI?)",
+                alarm_description=f"Pool {name}: tasks waiting and no instance in service for 10 minutes "
+                "(cannot launch? capacity? AMI?)",
                 comparison_operator="GreaterThanOrEqualToThreshold",
                 threshold=1,
                 evaluation_periods=10,
@@ -238,9 +221,10 @@ class Monitoring(pulumi.ComponentResource):
         self._alarm(
             f"{name}-publisher-stale",
             _Args(
-                alarm_description=f"Pool {name}: no backlog datapoint for 3 minutes; the metrics publisher is down, so scaling is blind",
+                alarm_description=f"Pool {name}: no publisher heartbeat for 3 minutes; "
+                "the metrics publisher is down, so scaling is blind",
                 namespace=self._config.metric_namespace,
-                metric_name=METRIC_BACKLOG,
+                metric_name=METRIC_PUBLISHER_HEARTBEAT,
                 dimensions={DIMENSION_POOL: name},
                 statistic="SampleCount",
                 period=MINUTE,
@@ -287,7 +271,8 @@ class Monitoring(pulumi.ComponentResource):
         self._alarm(
             f"broker-{node}-evictions",
             _Args(
-                alarm_description=f"Broker {node}: keys evicted; with noeviction this should never happen, and an evicted key is a lost task",
+                alarm_description=f"Broker {node}: keys evicted; with noeviction this should never happen, "
+                "and an evicted key is a lost task",
                 namespace="AWS/ElastiCache",
                 metric_name="Evictions",
                 dimensions={"CacheClusterId": cluster_id},
@@ -340,7 +325,8 @@ class Monitoring(pulumi.ComponentResource):
         self._alarm(
             "broker-memory",
             _Args(
-                alarm_description=f"Broker: memory over {config.broker_memory_alarm_percent}% of the RabbitMQ limit (publishers block at 100%)",
+                alarm_description=f"Broker: memory over {config.broker_memory_alarm_percent}% of the RabbitMQ limit "
+                "(publishers block at 100%)",
                 comparison_operator="GreaterThanThreshold",
                 threshold=config.broker_memory_alarm_percent,
                 evaluation_periods=5,
@@ -408,10 +394,10 @@ def dashboard_body(
         y = row * 6
         queue_metrics: list[list[Any]] = []
         for queue in pool.queues:
-            queue_metrics.append([namespace, METRIC_WAITING, DIMENSION_QUEUE, queue])
-            queue_metrics.append([namespace, METRIC_IN_FLIGHT, DIMENSION_QUEUE, queue])
+            queue_metrics.append([namespace, METRIC_WAITING, DIMENSION_POOL, name, DIMENSION_QUEUE, queue])
+            queue_metrics.append([namespace, METRIC_IN_FLIGHT, DIMENSION_POOL, name, DIMENSION_QUEUE, queue])
         widget(f"{name}: queues (waiting, in flight)", queue_metrics, y, 0)
-        latency = [[namespace, METRIC_OLDEST_AGE, DIMENSION_QUEUE, q] for q in pool.queues]
+        latency = [[namespace, METRIC_OLDEST_AGE, DIMENSION_POOL, name, DIMENSION_QUEUE, q] for q in pool.queues]
         widget(f"{name}: oldest message age (s), SLO {pool.latency_slo_seconds:g}", latency, y, 8, stat="Maximum")
         widget(
             f"{name}: instances in service, backlog per instance",

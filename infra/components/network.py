@@ -180,14 +180,18 @@ class Network(pulumi.ComponentResource):
             aws.ec2.SecurityGroupArgs(vpc_id=self.vpc_id, description=description, tags={"Name": role}),
             opts=self._child,
         )
-        # Clients only call out (broker, AWS APIs); no ingress rule exists for them at all.
+        # Clients only call out, and only HTTPS here (AWS APIs through NAT or endpoints, package mirrors via
+        # the S3 endpoint); the broker component adds each client's one egress rule to the broker's port.
+        # No ingress rule exists for them at all.
         aws.vpc.SecurityGroupEgressRule(
-            f"{self._name}-{role}-out",
+            f"{self._name}-{role}-https",
             aws.vpc.SecurityGroupEgressRuleArgs(
                 security_group_id=group.id,
-                ip_protocol="-1",
+                ip_protocol="tcp",
+                from_port=443,
+                to_port=443,
                 cidr_ipv4="0.0.0.0/0",
-                description="broker, AWS APIs",
+                description="HTTPS: AWS APIs",
             ),
             opts=self._child,
         )

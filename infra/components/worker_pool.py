@@ -20,21 +20,27 @@ from infra.components.metrics import (
     ASG_DIMENSION,
     ASG_IN_SERVICE,
     ASG_NAMESPACE,
+    DIMENSION_POOL,
     DIMENSION_QUEUE,
     GROUP_METRICS,
     backlog_per_instance_expression,
-    max_expression,
     queue_ids,
 )
 from infra.config import PoolConfig, StackConfig
 from infra.scaling.policy import PoolScaling, StepScalingPolicy, TargetTrackingPolicy
 from infra.userdata import encode
-from worker.names import METRIC_IN_FLIGHT, METRIC_OLDEST_AGE, METRIC_WAITING
+from worker.names import METRIC_IN_FLIGHT, METRIC_WAITING
 
 TYPE = "celery-cluster:pool:WorkerPool"
 DRAIN_HOOK = "drain"
 SSM_CORE_POLICY = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
 ROOT_DEVICE = "/dev/xvda"  # Amazon Linux 2023's root device name
+
+STEP_PURPOSE = {
+    "latency": "adds instances (latency safety net)",
+    "fast-out": "adds instances at the start of a burst",
+    "scale-in": "removes instances",
+}
 
 _TT = aws.autoscaling.PolicyTargetTrackingConfigurationCustomizedMetricSpecificationMetricArgs
 _TT_STAT = aws.autoscaling.PolicyTargetTrackingConfigurationCustomizedMetricSpecificationMetricMetricStatArgs
@@ -83,8 +89,10 @@ class WorkerPool(pulumi.ComponentResource):
             opts=self._child,
         )
         self._create_target_tracking(config, pool, group, self.scaling.target_tracking)
-        if self.scaling.step_scaling is not None:
-            self._create_step_scaling(config, pool, group, self.scaling.step_scaling)
+        # Target tracking only scales out (disable_scale_in); step policies add a one-datapoint burst
+        # response, the latency safety net and the scale-in (infra.scaling.policy.default_pool_scaling).
+        for short, policy in self.scaling.step_policies:
+            self._create_step_policy(config, group, short, policy, STEP_PURPOSE.get(short, "scaling step"))
         self.register_outputs(
             {"asgName": self.asg_name, "asgArn": self.asg_arn, "launchTemplateId": self.launch_template_id}
         )
@@ -221,7 +229,7 @@ class WorkerPool(pulumi.ComponentResource):
                 default_instance_warmup=pool.instance_warmup_seconds,
                 health_check_type="EC2",
                 health_check_grace_period=pool.instance_warmup_seconds,
-                enabled_metrics=list(GROUP_METRICS),
+                enabled_metrics=[aws.autoscaling.Metric(m) for m in GROUP_METRICS],
                 metrics_granularity="1Minute",
                 initial_lifecycle_hooks=[
                     aws.autoscaling.GroupInitialLifecycleHookArgs(
@@ -259,6 +267,8 @@ class WorkerPool(pulumi.ComponentResource):
         period = policy.metric_period_seconds
         namespace = config.metric_namespace
 
+        pool_name = self._pool_name
+
         def queue_metric(metric_id: str, metric_name: str, queue: str) -> _TT:
             return _TT(
                 id=metric_id,
@@ -269,7 +279,10 @@ class WorkerPool(pulumi.ComponentResource):
                     metric=_TT_METRIC(
                         namespace=namespace,
                         metric_name=metric_name,
-                        dimensions=[_TT_DIM(name=DIMENSION_QUEUE, value=queue)],
+                        dimensions=[
+                            _TT_DIM(name=DIMENSION_POOL, value=pool_name),
+                            _TT_DIM(name=DIMENSION_QUEUE, value=queue),
+                        ],
                     ),
                 ),
             )
@@ -318,11 +331,12 @@ class WorkerPool(pulumi.ComponentResource):
             opts=self._child,
         )
 
-    def _create_step_scaling(
-        self, config: StackConfig, pool: PoolConfig, group: aws.autoscaling.Group, policy: StepScalingPolicy
+    def _create_step_policy(
+        self, config: StackConfig, group: aws.autoscaling.Group, suffix: str, policy: StepScalingPolicy, why: str
     ) -> aws.cloudwatch.MetricAlarm:
+        """A step policy and the alarm that drives it, on the pool's published metric (dimension Pool)."""
         step = aws.autoscaling.Policy(
-            f"{self._name}-latency-step",
+            f"{self._name}-{suffix}",
             aws.autoscaling.PolicyArgs(
                 autoscaling_group_name=group.name,
                 policy_type="StepScaling",
@@ -333,47 +347,29 @@ class WorkerPool(pulumi.ComponentResource):
                 step_adjustments=[
                     aws.autoscaling.PolicyStepAdjustmentArgs(
                         scaling_adjustment=s.scaling_adjustment,
-                        metric_interval_lower_bound=None if s.lower_bound is None else str(s.lower_bound),
-                        metric_interval_upper_bound=None if s.upper_bound is None else str(s.upper_bound),
+                        metric_interval_lower_bound=None if s.lower_bound is None else f"{s.lower_bound:g}",
+                        metric_interval_upper_bound=None if s.upper_bound is None else f"{s.upper_bound:g}",
                     )
                     for s in policy.steps
                 ],
             ),
             opts=self._child,
         )
-        ages = queue_ids("age", pool.queues)
-        queries = [
-            aws.cloudwatch.MetricAlarmMetricQueryArgs(
-                id=metric_id,
-                return_data=False,
-                metric=aws.cloudwatch.MetricAlarmMetricQueryMetricArgs(
-                    namespace=config.metric_namespace,
-                    metric_name=METRIC_OLDEST_AGE,
-                    dimensions={DIMENSION_QUEUE: queue},
-                    stat=policy.statistic,
-                    period=policy.metric_period_seconds,
-                ),
-            )
-            for metric_id, queue in ages
-        ]
-        queries.append(
-            aws.cloudwatch.MetricAlarmMetricQueryArgs(
-                id="oldest",
-                label="Oldest message age (s)",
-                return_data=True,
-                expression=max_expression([i for i, _ in ages]),
-            )
-        )
         return aws.cloudwatch.MetricAlarm(
-            f"{self._name}-latency-step",
+            f"{self._name}-{suffix}",
             aws.cloudwatch.MetricAlarmArgs(
-                alarm_description=f"Pool {self._pool_name}: oldest message over {policy.threshold:g} s; adds instances",
+                alarm_description=f"Pool {self._pool_name}: {policy.metric_name} {policy.comparison} "
+                f"{policy.threshold:g}; {why}",
+                namespace=config.metric_namespace,
+                metric_name=policy.metric_name,
+                dimensions={DIMENSION_POOL: self._pool_name},
+                statistic=policy.statistic,
+                period=policy.metric_period_seconds,
                 comparison_operator=policy.comparison,
                 threshold=policy.threshold,
                 evaluation_periods=policy.evaluation_periods,
                 datapoints_to_alarm=policy.datapoints_to_alarm,
-                metric_queries=queries,
-                # No datapoints means no queue activity: nothing to scale for.
+                # No datapoints (publisher down, or an idle queue) never moves capacity.
                 treat_missing_data="notBreaching",
                 alarm_actions=[step.arn],
             ),
