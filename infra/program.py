@@ -92,6 +92,7 @@ def build(config: StackConfig, code: pulumi.Archive) -> dict[str, pulumi.Output[
         pools[name] = WorkerPool(
             f"pool-{name}",
             WorkerPoolArgs(
+                name=name,
                 pool=pool,
                 config=config,
                 subnet_ids=network.private_subnet_ids,

@@ -52,6 +52,8 @@ _TT_DIM = (
 
 @dataclass(frozen=True)
 class WorkerPoolArgs:
+    name: str
+    """The pool's name in config (the `Pool` metric dimension and tag)."""
     pool: PoolConfig
     config: StackConfig
     subnet_ids: pulumi.Input[Sequence[str]]
@@ -72,7 +74,7 @@ class WorkerPool(pulumi.ComponentResource):
         super().__init__(TYPE, name, None, opts)
         self._name = name
         self._child = pulumi.ResourceOptions(parent=self)
-        self._pool_name = name.removeprefix("pool-")
+        self._pool_name = args.name
         pool, config = args.pool, args.config
         self.scaling = pool.scaling(self._pool_name)
         profile, role = self._create_identity(args)
