@@ -50,6 +50,12 @@ _TT_DIM = (
 )
 
 
+def bound(value: float) -> str:
+    """A step bound as the API's decimal string: no exponent, no float noise, no "-0"."""
+    text = f"{value:.6f}".rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "") else text
+
+
 @dataclass(frozen=True)
 class WorkerPoolArgs:
     name: str
@@ -349,8 +355,8 @@ class WorkerPool(pulumi.ComponentResource):
                 step_adjustments=[
                     aws.autoscaling.PolicyStepAdjustmentArgs(
                         scaling_adjustment=s.scaling_adjustment,
-                        metric_interval_lower_bound=None if s.lower_bound is None else f"{s.lower_bound:g}",
-                        metric_interval_upper_bound=None if s.upper_bound is None else f"{s.upper_bound:g}",
+                        metric_interval_lower_bound=None if s.lower_bound is None else bound(s.lower_bound),
+                        metric_interval_upper_bound=None if s.upper_bound is None else bound(s.upper_bound),
                     )
                     for s in policy.steps
                 ],
