@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from typing import Any
 
-from infra.components.broker import amqp_url, secret_document
+from infra.components.broker import amqp_url, worker_secret_document
 from infra.config import ROOT, merged_raw, parse_config, read_stack_file
 from infra.render import Render, render_config
 
@@ -91,7 +92,8 @@ def test_rabbitmq_cluster_spans_every_private_subnet() -> None:
     assert ports == {(5671, "network-workers-id"), (5671, "network-publisher-id"), (443, "network-publisher-id")}
 
 
-def test_rabbitmq_secret_uses_quorum_queues_on_a_cluster() -> None:
-    document = json.loads(secret_document(amqp_url("celery", "pw", "amqps://b-1.mq.example:5671"), "quorum"))
-    assert document["url"] == document["CELERY_BROKER_URL"] == "amqps://celery:pw@b-1.mq.example:5671//"
-    assert document["CELERY_QUEUE_TYPE"] == "quorum"
+def test_worker_secret_is_an_object_of_environment_variables() -> None:
+    document = json.loads(worker_secret_document(amqp_url("celery", "pw", "amqps://b-1.mq.example:5671"), "quorum"))
+    assert document == {"CELERY_BROKER_URL": "amqps://celery:pw@b-1.mq.example:5671//", "CELERY_QUEUE_TYPE": "quorum"}
+    # worker.fetchenv accepts only variable names (upper case) as keys.
+    assert all(re.fullmatch(r"[A-Z_][A-Z0-9_]*", key) for key in document)

@@ -10,7 +10,7 @@ import pulumi
 import pytest
 
 from infra import outputs
-from infra.components.broker import redis_url, secret_document
+from infra.components.broker import redis_url
 from infra.components.metrics_publisher import HANDLER
 from infra.config import ROOT, load_stack_config
 from infra.program import BundleMissingError, publisher_code
@@ -101,9 +101,9 @@ def test_publisher_reads_the_environment_the_stack_gives_it(stack: Rendered) -> 
     (function,) = stack.inputs("aws:lambda/function:Function")
     environment = function["environment"]["variables"]
     url = redis_url("token", "primary.example", 6379)
-    secrets = _Secrets(secret_document(url, "classic"))
+    secrets = _Secrets(url)  # the publisher's secret holds the bare URL
     config = load_config(environment, secrets=secrets)
-    assert secrets.asked == [stack.document["outputs"][outputs.BROKER_SECRET_ARN]]
+    assert secrets.asked == ["arn:aws:secretsmanager:us-east-1:123456789012:secretsmanager/broker-publisher-url"]
     assert config.broker_url == url
     assert config.namespace == stack.config.metric_namespace
     assert config.samples * config.interval_seconds == 60
