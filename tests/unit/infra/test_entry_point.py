@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import runpy
+import warnings
 from pathlib import Path
 
 import pulumi
@@ -18,7 +19,9 @@ def _run_main() -> None:
     def program() -> None:
         runpy.run_module("infra.__main__", run_name="__main__")
 
-    _sync_await(run_pulumi_func(program))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"pulumi_aws(\.|$)")
+        _sync_await(run_pulumi_func(program))
 
 
 def test_entry_point_builds_the_stack(tmp_path: Path) -> None:
