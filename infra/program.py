@@ -92,6 +92,7 @@ def build(config: StackConfig, code: pulumi.Archive) -> dict[str, pulumi.Output[
         pools[name] = WorkerPool(
             f"pool-{name}",
             WorkerPoolArgs(
+                name=name,
                 pool=pool,
                 config=config,
                 subnet_ids=network.private_subnet_ids,
@@ -108,7 +109,7 @@ def build(config: StackConfig, code: pulumi.Archive) -> dict[str, pulumi.Output[
             code=code,
             subnet_ids=network.private_subnet_ids,
             security_group_id=network.publisher_security_group_id,
-            broker_secret_arn=broker.secret_arn,
+            broker_secret_arn=broker.publisher_secret_arn,
             pools={name: (config.pools[name].queues, p.asg_name) for name, p in pools.items()},
         ),
     )
