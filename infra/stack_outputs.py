@@ -34,14 +34,17 @@ def stack_outputs(stack: str) -> dict[str, Any]:
     return outputs
 
 
-def smoke_target(stack: str) -> tuple[str, dict[str, list[str]]]:
-    """The broker URL (from the stack's Secrets Manager secret) and each pool's queues (its config)."""
+def smoke_target(stack: str) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """The workers' broker settings (CELERY_BROKER_URL, CELERY_QUEUE_TYPE, from the stack's Secrets
+    Manager secret) and each pool's queues (from its config)."""
     import boto3  # noqa: PLC0415 - only this path talks to AWS
 
     outputs = stack_outputs(stack)
     if BROKER_SECRET_ARN not in outputs:
         raise StackOutputsError(f"stack {stack} has no output {BROKER_SECRET_ARN}; was it deployed?")
     secret = boto3.client("secretsmanager").get_secret_value(SecretId=outputs[BROKER_SECRET_ARN])
-    url = json.loads(secret["SecretString"])["url"]
+    settings = {str(k): str(v) for k, v in json.loads(secret["SecretString"]).items()}
+    if "CELERY_BROKER_URL" not in settings:
+        raise StackOutputsError(f"secret {outputs[BROKER_SECRET_ARN]} has no CELERY_BROKER_URL")
     pools = {name: list(pool.queues) for name, pool in load_stack_config(stack).pools.items()}
-    return str(url), pools
+    return settings, pools

@@ -50,15 +50,22 @@ def main(
 ) -> None:
     console = Console()
     pools = _parse_pools(pool)
+    queue_type = os.environ.get("CELERY_QUEUE_TYPE", "classic")
     if stack is not None and (broker_url is None or not pools):
-        from infra.stack_outputs import smoke_target  # noqa: PLC0415 - needs the Pulumi CLI, only on this path
+        from infra.stack_outputs import StackOutputsError, smoke_target  # noqa: PLC0415 - needs the Pulumi CLI
 
-        target_url, target_pools = smoke_target(stack)
-        broker_url = broker_url or target_url
+        try:
+            settings, target_pools = smoke_target(stack)
+        except StackOutputsError as exc:
+            console.print(f"[red]smoke: {exc}[/]")
+            raise typer.Exit(2) from None
+        broker_url = broker_url or settings["CELERY_BROKER_URL"]
+        queue_type = settings.get("CELERY_QUEUE_TYPE", queue_type)
         pools = pools or target_pools
     if broker_url is None or not pools:
         raise typer.BadParameter("give --stack, or --broker-url with at least one --pool NAME=QUEUES")
-    celery_app = client_app(broker_url, result_backend=os.environ.get("CELERY_RESULT_BACKEND"))
+    # The same queue type as the workers, or RabbitMQ refuses the queue declaration.
+    celery_app = client_app(broker_url, result_backend=os.environ.get("CELERY_RESULT_BACKEND"), queue_type=queue_type)
     total = count * len(pools)
     console.print(f"sending {count} cluster.canary tasks to each of {len(pools)} pool(s)")
     if console.is_terminal:
