@@ -49,9 +49,10 @@ def write_plot(
     fig, axes = plt.subplots(4, 1, figsize=(12, 11), sharex=True, constrained_layout=True)
     fig.suptitle(title, fontsize=13, fontweight="bold")
     x0 = first.t / scale
-    # Arrivals are the same trace for every policy; a one-minute mean reads better than 10 s counts.
-    axes[0].plot(x0, _smooth(first.arrivals_per_second, 6), color="#333333", linewidth=1.2)
-    axes[0].set_ylabel("arrivals / s\n(1 min mean)")
+    # Arrivals are the same trace for every policy; a moving mean reads better than 10 s counts.
+    window, label = (60, "10 min mean") if hours else (6, "1 min mean")
+    axes[0].plot(x0, _smooth(first.arrivals_per_second, window), color="#333333", linewidth=1.2)
+    axes[0].set_ylabel(f"arrivals / s\n({label})")
 
     for index, result in enumerate(results):
         timeline = result.timeline
@@ -67,12 +68,12 @@ def write_plot(
 
     axes[1].set_ylabel("backlog\n(waiting + in flight)")
     axes[1].legend(loc="upper right", fontsize=9, framealpha=0.9)
-    axes[2].axhline(slo_seconds, color="#b00020", linestyle="--", linewidth=1.2)
+    axes[2].axhline(slo_seconds, color="#222222", linestyle="--", linewidth=1.2)
     axes[2].annotate(
         f"SLO {slo_seconds:.0f} s",
         xy=(0.005, slo_seconds),
         xycoords=("axes fraction", "data"),
-        color="#b00020",
+        color="#222222",
         fontsize=9,
         va="bottom",
     )
