@@ -1,0 +1,10 @@
+"""Pulumi entry point (Pulumi.yaml `main: infra/`): load config, build the stack, export outputs."""
+
+import pulumi
+
+from infra.config import config_from_pulumi
+from infra.program import build, publisher_code
+
+config = config_from_pulumi()
+for name, value in build(config, publisher_code(config)).items():
+    pulumi.export(name, value)

@@ -1,0 +1,1 @@
+"""Benchmarks printed by `make bench` (scripts/bench), one module per section."""

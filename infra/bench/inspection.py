@@ -1,0 +1,75 @@
+"""Queue inspection cost: one `inspect()` of 1, 20 and 100 queues on loopback Redis and RabbitMQ.
+
+Each queue holds a few tasks sent by the real client; the brokers are throwaway servers of the
+bench's own. Reported: median and p95 wall time of one call over many calls.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Sequence
+
+from rich.table import Table
+
+from infra.local.rabbitmq_node import RabbitMQNode
+from infra.local.redis_server import RedisServer
+from worker.client import client_app
+from worker.queues import QueueInspector, inspector_for
+
+SIZES = (1, 20, 100)
+CALLS = 60
+TASKS_PER_QUEUE = 3
+
+
+def _fill(broker_url: str, queues: Sequence[str]) -> None:
+    app = client_app(broker_url)
+    with app.producer_or_acquire() as producer:
+        for queue in queues:
+            for _ in range(TASKS_PER_QUEUE):
+                app.send_task("cluster.sleep", args=[0], queue=queue, producer=producer)
+
+
+def _time(inspector: QueueInspector, queues: Sequence[str]) -> tuple[float, float]:
+    inspector.inspect(queues)  # connect and warm up
+    samples = []
+    for _ in range(CALLS):
+        started = time.perf_counter()
+        snapshot = inspector.inspect(queues)
+        samples.append(time.perf_counter() - started)
+        assert snapshot.waiting == TASKS_PER_QUEUE * len(queues), snapshot
+    samples.sort()
+    return statistics.median(samples), samples[int(0.95 * (len(samples) - 1))]
+
+
+def measure() -> list[tuple[str, int, float, float]]:
+    rows: list[tuple[str, int, float, float]] = []
+    queues = [f"bench_q{index:03d}" for index in range(max(SIZES))]
+    with RedisServer(appendonly=False) as redis_server:
+        _fill(redis_server.url, queues)
+        inspector = inspector_for(redis_server.url)
+        try:
+            rows.extend(("redis", size, *_time(inspector, queues[:size])) for size in SIZES)
+        finally:
+            inspector.close()
+    with RabbitMQNode() as node:
+        _fill(node.url, queues)
+        inspector = inspector_for(node.url, node.management_url)
+        try:
+            rows.extend(("rabbitmq", size, *_time(inspector, queues[:size])) for size in SIZES)
+        finally:
+            inspector.close()
+    return rows
+
+
+def run() -> Table:
+    out = Table(
+        title=f"Queue inspection: one inspect() call, loopback ({CALLS} calls each)",
+        title_justify="left",
+        caption="Redis: one pipelined round trip; RabbitMQ: one management API GET for the whole vhost",
+    )
+    for header in ("broker", "queues", "median ms", "p95 ms"):
+        out.add_column(header, justify="right")
+    for broker, size, median, p95 in measure():
+        out.add_row(broker, str(size), f"{median * 1000:.2f}", f"{p95 * 1000:.2f}")
+    return out

@@ -1,0 +1,44 @@
+"""`make bench`: benchmarks, printed as tables. `--only SECTION` runs one section.
+
+Minimal entry point of the scaling branch; the worker-faults branch adds its own sections, and the
+lead merges the two into one CLI.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from infra.bench import inspection, policies
+
+SECTIONS: dict[str, Callable[[], Table]] = {
+    "policies": policies.run,
+    "simulator-speed": policies.speed,
+    "queue-inspection": inspection.run,
+}
+
+
+def main(
+    only: list[str] = typer.Option([], "--only", help=f"run only these sections: {', '.join(SECTIONS)}"),
+) -> None:
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=150)
+    unknown = [name for name in only if name not in SECTIONS]
+    if unknown:
+        console.print(f"[red]bench:[/] unknown section {', '.join(unknown)}; sections: {', '.join(SECTIONS)}")
+        raise typer.Exit(2)
+    for name in only or list(SECTIONS):
+        started = time.perf_counter()
+        with console.status(f"bench: {name}"):
+            table = SECTIONS[name]()
+        console.print(table)
+        console.print(f"[dim]{name}: {time.perf_counter() - started:.1f} s[/]\n")
+
+
+if __name__ == "__main__":
+    typer.run(main)

@@ -1,0 +1,45 @@
+"""Render the Pulumi program offline (mocked cloud, real config) to build/render/<stack>.json.
+
+Exit status: 0 written; 2 invalid config (the message names the key); 1 the program failed.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from infra.config import ConfigError, stack_names
+from infra.render import RENDER_DIR, render_stack, write_render
+
+
+def main(
+    stack: list[str] = typer.Option(
+        None, "--stack", help="stack to render (repeatable); default: every Pulumi.<stack>.yaml"
+    ),
+    out: Path = typer.Option(RENDER_DIR, help="directory for <stack>.json"),
+) -> None:
+    console = Console(stderr=True)
+    stacks = stack or stack_names()
+    for name in stacks:
+        console.print(f"rendering [bold]{name}[/] ...")
+        try:
+            render = render_stack(name)
+        except ConfigError as exc:
+            console.print(f"[red]{exc}[/]")
+            raise typer.Exit(2) from None
+        path = write_render(render, out)
+        counts = Counter(r.type for r in render.resources)
+        table = Table(title=f"{name}: {len(render.resources)} resources -> {path}")
+        table.add_column("type")
+        table.add_column("count", justify="right")
+        for kind, count in sorted(counts.items()):
+            table.add_row(kind, str(count))
+        console.print(table)
+
+
+if __name__ == "__main__":
+    typer.run(main)

@@ -1,0 +1,107 @@
+"""Replay traffic through a pool's scaling policy in virtual time; print the outcome and write a plot.
+
+    scripts/simulate --stack prod --pool default --trace burst
+    scripts/simulate --stack prod --pool default --trace diurnal --compare-ref main
+    scripts/simulate --stack prod --pool default --trace my-traffic.csv --compare-config other/Pulumi.prod.yaml
+
+Runs our policy (from the stack config), the reference policies (CPU target tracking, CDK
+QueueProcessingService steps, Copilot backlog per task) and the perfect-foresight bound on the same
+trace. Exit status 0 when our policy meets the SLO (p95 wait at or under the latency alarm).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from infra.config import ROOT, ConfigError
+from infra.scaling.aws_model import BOOT_SECONDS, ModelAssumptions
+from infra.scaling.plot import write_plot
+from infra.scaling.report import (
+    CompareError,
+    Entry,
+    bound_for,
+    results_table,
+    run_entries,
+    spec_from_file,
+    spec_from_git,
+)
+from infra.scaling.simulator import ours, reference_contenders
+from infra.scaling.stack import PoolNotFoundError, load_pool_spec
+from infra.scaling.traces import BUILT_IN, TraceError, TraceShape, built_in, read_csv
+
+
+def main(
+    stack: str = typer.Option(..., help="stack whose Pulumi.<stack>.yaml holds the pool"),
+    pool: str = typer.Option("default", help="pool name in the stack config"),
+    trace: str = typer.Option("burst", help=f"built-in trace ({', '.join(BUILT_IN)}) or a CSV path"),
+    compare_config: Path | None = typer.Option(None, help="another Pulumi.<stack>.yaml to run side by side"),
+    compare_ref: str | None = typer.Option(None, help="a git ref whose Pulumi.<stack>.yaml to run side by side"),
+    references: bool = typer.Option(True, help="also run the reference policies"),
+    seed: int = typer.Option(7, help="seed of the built-in traces"),
+    boot_seconds: float | None = typer.Option(None, min=0, help="override launch-to-consuming seconds"),
+    out: Path | None = typer.Option(None, help="PNG path (default build/simulate/<stack>-<pool>-<trace>.png)"),
+) -> None:
+    console = Console()
+    if not console.is_terminal:  # a pipe or CI log: wide enough for the table
+        console = Console(width=150)
+    try:
+        spec = load_pool_spec(stack, pool)
+        entries = [Entry(spec, ours("ours"))]
+        if compare_config is not None:
+            entries.append(Entry(spec_from_file(compare_config, stack, pool), ours(f"ours@{compare_config.name}")))
+        if compare_ref is not None:
+            entries.append(Entry(spec_from_git(compare_ref, stack, pool, ROOT), ours(f"ours@{compare_ref}")))
+        highlighted = len(entries)
+        if references:
+            entries.extend(Entry(spec, contender) for contender in reference_contenders())
+        shape = TraceShape(spec.capacity_per_second, spec.average_task_seconds, seed=seed)
+        path = Path(trace)
+        traffic = read_csv(path) if path.suffix == ".csv" or path.is_file() else built_in(trace, shape)
+    except (ConfigError, PoolNotFoundError, CompareError, TraceError) as exc:
+        console.print(f"[red]simulate:[/] {exc}")
+        raise typer.Exit(2) from None
+
+    boot = BOOT_SECONDS[spec.image_mode] if boot_seconds is None else boot_seconds
+    assumptions = ModelAssumptions(boot_seconds=boot)
+    console.print(
+        f"[bold]{stack}/{pool}[/]: {spec.concurrency} processes x {spec.min_size}..{spec.max_size} instances, "
+        f"target {spec.scaling.target_tracking.target_value:.3g} backlog/instance, SLO {spec.slo_seconds:.0f} s; "
+        f"image {spec.image_mode} (boot {boot:.0f} s, assumed)"
+    )
+    console.print(f"[bold]trace {traffic.name}[/]: {traffic.description}; {traffic.count} tasks")
+
+    columns = (
+        TextColumn("{task.description:<14}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as progress:
+        bars = {e.contender.name: progress.add_task(e.contender.name, total=1.0) for e in entries}
+        results = run_entries(
+            entries, traffic, assumptions, on_progress=lambda name, done: progress.update(bars[name], completed=done)
+        )
+
+    bound = bound_for(spec, traffic)
+    title = f"{stack}/{pool} on {traffic.name}"
+    console.print(results_table(results, bound, title, spec.slo_seconds))
+    ours_result = results[0]
+    if ours_result.first_scale_out_after_burst is not None:
+        console.print(
+            f"burst start -> first scale-out decision (ours): {ours_result.first_scale_out_after_burst:.0f} s"
+        )
+    speed = sum(r.simulated_seconds for r in results) / sum(r.wall_seconds for r in results)
+    console.print(f"simulated {ours_result.simulated_seconds / 3600:.1f} h per policy at {speed:,.0f}x real time")
+
+    target = out or ROOT / "build" / "simulate" / f"{stack}-{pool}-{traffic.name}.png"
+    write_plot(results, target, f"{title}: arrivals, backlog, latency, instances", spec.slo_seconds, highlighted)
+    console.print(f"plot: {target}")
+    raise typer.Exit(0 if ours_result.meets_slo else 1)
+
+
+if __name__ == "__main__":
+    typer.run(main)

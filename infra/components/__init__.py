@@ -1,0 +1,1 @@
+"""Pulumi ComponentResources of the stack. Importing them creates nothing; constructing them does."""

@@ -1,0 +1,260 @@
+"""Broker: an ElastiCache Valkey/Redis replication group or an Amazon MQ RabbitMQ broker, by config.
+
+Both variants: private subnets only, TLS in transit, encryption at rest, a random credential that
+lives only in Secrets Manager (and, encrypted, in the Pulumi state), and a security group that
+admits exactly the workers' and the publisher's security groups. Workers and the publisher read
+the broker URL from the secret at start; it is never in user data, config or outputs in plain text.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_random as random
+
+from infra.config import StackConfig
+
+TYPE = "celery-cluster:broker:Broker"
+REDIS_PORT = 6379
+AMQPS_PORT = 5671
+MANAGEMENT_PORT = 443
+PARAMETER_FAMILIES = {"valkey": "valkey", "redis": "redis"}
+
+
+@dataclass(frozen=True)
+class BrokerArgs:
+    config: StackConfig
+    vpc_id: pulumi.Input[str]
+    subnet_ids: pulumi.Input[Sequence[str]]
+    worker_security_group_id: pulumi.Input[str]
+    publisher_security_group_id: pulumi.Input[str]
+    log_group_kms_key_arn: pulumi.Input[str] | None = None
+
+
+def parameter_family(engine: str, version: str) -> str:
+    """ElastiCache parameter group family: valkey8, redis7, ..."""
+    return f"{PARAMETER_FAMILIES[engine]}{version.split('.', maxsplit=1)[0]}"
+
+
+def redis_url(token: str, host: str, port: int) -> str:
+    # rediss:// is TLS; Celery refuses a rediss URL without ssl_cert_reqs, and `required` verifies
+    # the server certificate. The token is alphanumeric, so it needs no URL escaping.
+    return f"rediss://:{token}@{host}:{port}/0?ssl_cert_reqs=required"
+
+
+def secret_document(url: str, queue_type: str) -> str:
+    """The broker secret: `url` for the metrics publisher, CELERY_* for the worker's environment."""
+    return json.dumps({"url": url, "CELERY_BROKER_URL": url, "CELERY_QUEUE_TYPE": queue_type})
+
+
+def member_cluster_id(number: int) -> Callable[[str], str]:
+    """Member clusters are named <replication group id>-001, -002, ... (ElastiCache convention)."""
+    return lambda group_id: f"{group_id}-{number:03d}"
+
+
+def amqp_url(user: str, password: str, endpoint: str) -> str:
+    host = endpoint.removeprefix("amqps://")
+    return f"amqps://{user}:{password}@{host}//"
+
+
+class Broker(pulumi.ComponentResource):
+    endpoint: pulumi.Output[str]
+    """host:port (a secret output: it is half of the way in)."""
+    secret_arn: pulumi.Output[str]
+    security_group_id: pulumi.Output[str]
+    cache_cluster_ids: list[pulumi.Output[str]]
+    """ElastiCache member cluster ids (the CacheClusterId alarm dimension); empty for RabbitMQ."""
+    mq_broker_name: pulumi.Output[str] | None
+    """Amazon MQ broker name (the Broker alarm dimension); None for ElastiCache."""
+
+    def __init__(self, name: str, args: BrokerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__(TYPE, name, None, opts)
+        self._name = name
+        self._child = pulumi.ResourceOptions(parent=self)
+        config = args.config
+        port = REDIS_PORT if config.is_redis else AMQPS_PORT
+        self.security_group_id = self._security_group(args, port)
+        self.cache_cluster_ids = []
+        self.mq_broker_name = None
+        secret = aws.secretsmanager.Secret(
+            f"{name}-url",
+            aws.secretsmanager.SecretArgs(
+                description=f"celery-cluster {config.stack}: broker URL (CELERY_BROKER_URL) for workers and publisher",
+                recovery_window_in_days=7,
+            ),
+            opts=self._child,
+        )
+        self.secret_arn = secret.arn
+        if config.is_redis:
+            secret_string = self._create_replication_group(config, args)
+        else:
+            secret_string = self._create_rabbitmq(config, args)
+        aws.secretsmanager.SecretVersion(
+            f"{name}-url",
+            aws.secretsmanager.SecretVersionArgs(
+                secret_id=secret.id, secret_string=pulumi.Output.secret(secret_string)
+            ),
+            opts=self._child,
+        )
+        self.register_outputs(
+            {"endpoint": self.endpoint, "secretArn": self.secret_arn, "securityGroupId": self.security_group_id}
+        )
+
+    def _security_group(self, args: BrokerArgs, port: int) -> pulumi.Output[str]:
+        group = aws.ec2.SecurityGroup(
+            f"{self._name}-sg",
+            aws.ec2.SecurityGroupArgs(
+                vpc_id=args.vpc_id, description="Celery broker: workers and publisher only", tags={"Name": "broker"}
+            ),
+            opts=self._child,
+        )
+        clients = {"workers": args.worker_security_group_id, "publisher": args.publisher_security_group_id}
+        for role, client in clients.items():
+            aws.vpc.SecurityGroupIngressRule(
+                f"{self._name}-from-{role}",
+                aws.vpc.SecurityGroupIngressRuleArgs(
+                    security_group_id=group.id,
+                    ip_protocol="tcp",
+                    from_port=port,
+                    to_port=port,
+                    referenced_security_group_id=client,
+                    description=f"broker protocol from {role}",
+                ),
+                opts=self._child,
+            )
+            aws.vpc.SecurityGroupEgressRule(
+                f"{self._name}-to-broker-from-{role}",
+                aws.vpc.SecurityGroupEgressRuleArgs(
+                    security_group_id=client,
+                    ip_protocol="tcp",
+                    from_port=port,
+                    to_port=port,
+                    referenced_security_group_id=group.id,
+                    description="to the broker",
+                ),
+                opts=self._child,
+            )
+        if not args.config.is_redis:
+            # The publisher reads queue depths from the RabbitMQ management API (HTTPS).
+            aws.vpc.SecurityGroupIngressRule(
+                f"{self._name}-management-from-publisher",
+                aws.vpc.SecurityGroupIngressRuleArgs(
+                    security_group_id=group.id,
+                    ip_protocol="tcp",
+                    from_port=MANAGEMENT_PORT,
+                    to_port=MANAGEMENT_PORT,
+                    referenced_security_group_id=args.publisher_security_group_id,
+                    description="RabbitMQ management API from publisher",
+                ),
+                opts=self._child,
+            )
+        return group.id
+
+    def _create_replication_group(self, config: StackConfig, args: BrokerArgs) -> pulumi.Output[str]:
+        token = random.RandomPassword(
+            f"{self._name}-auth-token",
+            random.RandomPasswordArgs(length=64, special=False),  # ElastiCache AUTH: 16-128 printable chars
+            opts=self._child,
+        )
+        subnets = aws.elasticache.SubnetGroup(
+            f"{self._name}-subnets",
+            aws.elasticache.SubnetGroupArgs(subnet_ids=args.subnet_ids, description="celery-cluster broker"),
+            opts=self._child,
+        )
+        parameters = aws.elasticache.ParameterGroup(
+            f"{self._name}-params",
+            aws.elasticache.ParameterGroupArgs(
+                family=parameter_family(config.broker_engine, config.engine_version),
+                description="Celery broker: never evict (an evicted key is a lost task)",
+                parameters=[aws.elasticache.ParameterGroupParameterArgs(name="maxmemory-policy", value="noeviction")],
+            ),
+            opts=self._child,
+        )
+        slow_log = aws.cloudwatch.LogGroup(
+            f"{self._name}-slow-log",
+            aws.cloudwatch.LogGroupArgs(
+                name=f"/celery-cluster/{config.stack}/broker/slow-log",
+                retention_in_days=config.log_retention_days,
+                kms_key_id=args.log_group_kms_key_arn,
+            ),
+            opts=self._child,
+        )
+        group = aws.elasticache.ReplicationGroup(
+            f"{self._name}-cache",
+            aws.elasticache.ReplicationGroupArgs(
+                description=f"celery-cluster {config.stack} broker",
+                engine=config.broker_engine,
+                engine_version=config.engine_version,
+                node_type=config.cache_node_type,
+                num_cache_clusters=config.cache_nodes,
+                port=REDIS_PORT,
+                automatic_failover_enabled=config.broker_ha,
+                multi_az_enabled=config.broker_ha,
+                transit_encryption_enabled=True,
+                transit_encryption_mode="required",
+                at_rest_encryption_enabled=True,
+                auth_token=token.result,
+                auth_token_update_strategy="ROTATE",  # noqa: S106 - a strategy name
+                subnet_group_name=subnets.name,
+                security_group_ids=[self.security_group_id],
+                parameter_group_name=parameters.name,
+                auto_minor_version_upgrade=True,
+                snapshot_retention_limit=config.broker_snapshot_retention_days,
+                apply_immediately=not config.broker_ha,
+                log_delivery_configurations=[
+                    aws.elasticache.ReplicationGroupLogDeliveryConfigurationArgs(
+                        destination=slow_log.name,
+                        destination_type="cloudwatch-logs",
+                        log_format="json",
+                        log_type="slow-log",
+                    )
+                ],
+            ),
+            opts=self._child,
+        )
+        host = group.primary_endpoint_address
+        self.endpoint = pulumi.Output.secret(pulumi.Output.format("{0}:{1}", host, REDIS_PORT))
+        self.cache_cluster_ids = [group.id.apply(member_cluster_id(n)) for n in range(1, config.cache_nodes + 1)]
+        return pulumi.Output.all(token.result, host).apply(
+            lambda values: secret_document(redis_url(values[0], values[1], REDIS_PORT), "classic")
+        )
+
+    def _create_rabbitmq(self, config: StackConfig, args: BrokerArgs) -> pulumi.Output[str]:
+        user = "celery"
+        password = random.RandomPassword(
+            f"{self._name}-password",
+            random.RandomPasswordArgs(length=40, special=False),  # Amazon MQ: 12+ chars, no , : =
+            opts=self._child,
+        )
+        subnet_ids = pulumi.Output.from_input(args.subnet_ids).apply(
+            lambda ids: list(ids) if config.broker_ha else list(ids)[:1]
+        )
+        broker = aws.mq.Broker(
+            f"{self._name}-mq",
+            aws.mq.BrokerArgs(
+                engine_type="RabbitMQ",
+                engine_version=config.engine_version,
+                auto_minor_version_upgrade=True,
+                host_instance_type=config.mq_instance_type,
+                deployment_mode="CLUSTER_MULTI_AZ" if config.broker_ha else "SINGLE_INSTANCE",
+                publicly_accessible=False,
+                subnet_ids=subnet_ids,
+                security_groups=[self.security_group_id],
+                # RabbitMQ brokers encrypt at rest with an AWS owned key (customer keys are ActiveMQ-only).
+                encryption_options=aws.mq.BrokerEncryptionOptionsArgs(use_aws_owned_key=True),
+                users=[aws.mq.BrokerUserArgs(username=user, password=password.result)],
+                apply_immediately=not config.broker_ha,
+            ),
+            opts=self._child,
+        )
+        self.mq_broker_name = broker.broker_name
+        endpoint = broker.instances.apply(lambda instances: (instances[0].endpoints or [""])[0] if instances else "")
+        self.endpoint = pulumi.Output.secret(endpoint.apply(lambda e: e.removeprefix("amqps://")))
+        queue_type = "quorum" if config.broker_ha else "classic"
+        return pulumi.Output.all(password.result, endpoint).apply(
+            lambda values: secret_document(amqp_url(user, values[0], values[1]), queue_type)
+        )

@@ -1,0 +1,136 @@
+"""IAM policy documents as pure functions: tests call them directly, components JSON-encode them.
+
+Rules every document here follows (the security baseline): no `*` action and no `service:*`
+action; resources are the stack's own ARNs, except for the few read-only or metric APIs that
+support no resource-level permissions, which are narrowed by a condition where AWS offers one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+Document = dict[str, Any]
+
+
+def document(*statements: Mapping[str, Any]) -> Document:
+    return {"Version": "2012-10-17", "Statement": [dict(s) for s in statements]}
+
+
+def assume_role(service: str) -> Document:
+    return document({"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"})
+
+
+def read_secret(secret_arn: str, sid: str = "ReadBrokerSecret") -> Mapping[str, Any]:
+    return {"Sid": sid, "Effect": "Allow", "Action": ["secretsmanager:GetSecretValue"], "Resource": secret_arn}
+
+
+def put_metrics(namespace: str) -> Mapping[str, Any]:
+    # PutMetricData has no resource-level permissions; the namespace condition is its scope.
+    return {
+        "Sid": "PutStackMetrics",
+        "Effect": "Allow",
+        "Action": ["cloudwatch:PutMetricData"],
+        "Resource": "*",
+        "Condition": {"StringEquals": {"cloudwatch:namespace": namespace}},
+    }
+
+
+def write_logs(log_group_arn: str) -> Mapping[str, Any]:
+    return {
+        "Sid": "WriteOwnLogs",
+        "Effect": "Allow",
+        "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+        "Resource": [log_group_arn, f"{log_group_arn}:log-stream:*"],
+    }
+
+
+def worker_instance_policy(secret_arn: str, log_group_arn: str, namespace: str) -> Document:
+    """What a worker VM may do: read the broker secret, write its logs and metrics."""
+    return document(read_secret(secret_arn), write_logs(log_group_arn), put_metrics(namespace))
+
+
+def worker_lifecycle_policy(asg_arn: str) -> Document:
+    """The drain agent completes (or extends) its own group's termination hook, nothing else."""
+    return document(
+        {
+            "Sid": "CompleteOwnLifecycleHook",
+            "Effect": "Allow",
+            "Action": ["autoscaling:CompleteLifecycleAction", "autoscaling:RecordLifecycleActionHeartbeat"],
+            "Resource": asg_arn,
+        }
+    )
+
+
+def publisher_policy(secret_arn: str, log_group_arn: str, namespace: str) -> Document:
+    """The metrics publisher: read the broker secret, count in-service instances, put metrics."""
+    return document(
+        read_secret(secret_arn),
+        write_logs(log_group_arn),
+        put_metrics(namespace),
+        # Describe* calls support no resource-level permissions (Service Authorization Reference).
+        {
+            "Sid": "CountInService",
+            "Effect": "Allow",
+            "Action": ["autoscaling:DescribeAutoScalingGroups"],
+            "Resource": "*",
+        },
+    )
+
+
+def alarm_key_policy(account_id: str, partition: str = "aws") -> Document:
+    """Key policy of the stack's KMS key: the account administers it; CloudWatch and SNS may use it.
+
+    Alarms cannot publish to a topic encrypted with the AWS-managed SNS key, so the topic uses this
+    customer-managed key and CloudWatch is allowed to generate data keys with it.
+    """
+    root = f"arn:{partition}:iam::{account_id}:root"
+    admin_actions: Sequence[str] = (
+        "kms:Create*",
+        "kms:Describe*",
+        "kms:Enable*",
+        "kms:List*",
+        "kms:Put*",
+        "kms:Update*",
+        "kms:Revoke*",
+        "kms:Disable*",
+        "kms:Get*",
+        "kms:Delete*",
+        "kms:TagResource",
+        "kms:UntagResource",
+        "kms:ScheduleKeyDeletion",
+        "kms:CancelKeyDeletion",
+        "kms:RotateKeyOnDemand",
+        "kms:Encrypt",
+        "kms:Decrypt",
+        "kms:ReEncryptFrom",
+        "kms:ReEncryptTo",
+        "kms:GenerateDataKey",
+        "kms:GenerateDataKeyWithoutPlaintext",
+    )
+    return document(
+        {
+            "Sid": "AccountAdministers",
+            "Effect": "Allow",
+            "Principal": {"AWS": root},
+            "Action": list(admin_actions),
+            "Resource": "*",
+        },
+        {
+            "Sid": "AlarmsPublishEncrypted",
+            "Effect": "Allow",
+            "Principal": {"Service": ["cloudwatch.amazonaws.com", "sns.amazonaws.com"]},
+            "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+            "Resource": "*",
+            "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
+        },
+    )
+
+
+def actions_of(doc: Mapping[str, Any]) -> list[str]:
+    """Every action a document grants (tests use this to check the no-wildcard rule)."""
+    found: list[str] = []
+    for statement in doc.get("Statement", []):
+        action = statement.get("Action", [])
+        found.extend([action] if isinstance(action, str) else action)
+    return found

@@ -1,0 +1,168 @@
+"""Metrics publisher: one Lambda per stack, in the VPC, that samples every queue every 10 seconds.
+
+EventBridge invokes it once a minute (its finest schedule) and each run takes
+`publisherSamplesPerMinute` samples spaced evenly over the minute, so 10-second metrics exist even
+while every pool is at zero instances: that is what lets a pool scale out from zero. Reserved
+concurrency 1 and no retries keep two runs from overlapping and double-publishing.
+
+The handler code lives in `worker` (`worker.publisher.handler`), next to the queue inspection the
+local cluster uses too; this component only deploys it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from infra.components import iam
+from infra.config import StackConfig
+
+TYPE = "celery-cluster:publisher:MetricsPublisher"
+HANDLER = "worker.publisher.handler"
+RUNTIME = "python3.11"  # what `make build` packs build/publisher.zip for
+VPC_ACCESS_POLICY = "arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"
+SCHEDULE = "rate(1 minute)"
+
+# Environment the handler reads (worker.publisher.load_config; a unit test feeds it this render's).
+ENV_NAMESPACE = "METRIC_NAMESPACE"
+ENV_POOLS = "POOLS_JSON"
+ENV_SAMPLES = "SAMPLES"
+ENV_INTERVAL = "SAMPLE_INTERVAL_SECONDS"
+ENV_BROKER_SECRET = "BROKER_SECRET_ARN"  # noqa: S105 - a variable name
+
+
+@dataclass(frozen=True)
+class MetricsPublisherArgs:
+    config: StackConfig
+    code: pulumi.Archive
+    subnet_ids: pulumi.Input[Sequence[str]]
+    security_group_id: pulumi.Input[str]
+    broker_secret_arn: pulumi.Input[str]
+    pools: Mapping[str, tuple[tuple[str, ...], pulumi.Input[str]]]
+    """pool -> (queues, Auto Scaling group name)."""
+
+
+def function_name(stack: str) -> str:
+    return f"celery-cluster-{stack}-publisher"
+
+
+def pools_document(pools: Mapping[str, tuple[tuple[str, ...], str]]) -> str:
+    """POOLS_JSON: [{"name", "queues", "asg"}, ...] in pool-name order."""
+    return json.dumps(
+        [{"name": name, "queues": list(queues), "asg": asg} for name, (queues, asg) in sorted(pools.items())]
+    )
+
+
+class MetricsPublisher(pulumi.ComponentResource):
+    function_name: pulumi.Output[str]
+    log_group_name: pulumi.Output[str]
+
+    def __init__(self, name: str, args: MetricsPublisherArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__(TYPE, name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        config = args.config
+        fname = function_name(config.stack)
+        interval = 60 // config.publisher_samples_per_minute
+        logs = aws.cloudwatch.LogGroup(
+            f"{name}-logs",
+            aws.cloudwatch.LogGroupArgs(name=f"/aws/lambda/{fname}", retention_in_days=config.log_retention_days),
+            opts=child,
+        )
+        role = aws.iam.Role(
+            f"{name}-role",
+            aws.iam.RoleArgs(
+                assume_role_policy=json.dumps(iam.assume_role("lambda.amazonaws.com")),
+                description=f"celery-cluster {config.stack} metrics publisher",
+            ),
+            opts=child,
+        )
+        vpc_access = aws.iam.RolePolicyAttachment(
+            f"{name}-vpc", aws.iam.RolePolicyAttachmentArgs(role=role.name, policy_arn=VPC_ACCESS_POLICY), opts=child
+        )
+        runtime = aws.iam.RolePolicy(
+            f"{name}-runtime",
+            aws.iam.RolePolicyArgs(
+                role=role.id,
+                policy=pulumi.Output.all(args.broker_secret_arn, logs.arn).apply(
+                    lambda v: json.dumps(iam.publisher_policy(v[0], v[1], config.metric_namespace))
+                ),
+            ),
+            opts=child,
+        )
+        pool_names = sorted(args.pools)
+        asg_names = pulumi.Output.all(*[args.pools[p][1] for p in pool_names])
+        pools_json = asg_names.apply(
+            lambda names: pools_document(
+                {p: (args.pools[p][0], str(n)) for p, n in zip(pool_names, names, strict=True)}
+            )
+        )
+        function = aws.lambda_.Function(
+            f"{name}-fn",
+            aws.lambda_.FunctionArgs(
+                name=fname,
+                description="Publishes queue depth, in-flight, oldest age and backlog per instance every 10 s",
+                role=role.arn,
+                runtime=RUNTIME,
+                architectures=["arm64"],
+                handler=HANDLER,
+                code=args.code,
+                memory_size=config.publisher_memory_mb,
+                # The run spans the minute it samples, plus time to connect and publish.
+                timeout=interval * config.publisher_samples_per_minute + 20,
+                reserved_concurrent_executions=1,
+                environment=aws.lambda_.FunctionEnvironmentArgs(
+                    variables={
+                        ENV_NAMESPACE: config.metric_namespace,
+                        ENV_POOLS: pools_json,
+                        ENV_SAMPLES: str(config.publisher_samples_per_minute),
+                        ENV_INTERVAL: str(interval),
+                        ENV_BROKER_SECRET: args.broker_secret_arn,
+                    }
+                ),
+                vpc_config=aws.lambda_.FunctionVpcConfigArgs(
+                    subnet_ids=args.subnet_ids, security_group_ids=[args.security_group_id]
+                ),
+                logging_config=aws.lambda_.FunctionLoggingConfigArgs(log_format="JSON", log_group=logs.name),
+            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[vpc_access, runtime]),
+        )
+        aws.lambda_.FunctionEventInvokeConfig(
+            f"{name}-invoke",
+            aws.lambda_.FunctionEventInvokeConfigArgs(
+                function_name=function.name,
+                # A missed minute is better than two runs publishing the same minute late.
+                maximum_retry_attempts=0,
+                maximum_event_age_in_seconds=60,
+            ),
+            opts=child,
+        )
+        rule = aws.cloudwatch.EventRule(
+            f"{name}-schedule",
+            aws.cloudwatch.EventRuleArgs(
+                description=f"celery-cluster {config.stack}: run the metrics publisher every minute",
+                schedule_expression=SCHEDULE,
+            ),
+            opts=child,
+        )
+        aws.cloudwatch.EventTarget(
+            f"{name}-schedule",
+            aws.cloudwatch.EventTargetArgs(rule=rule.name, arn=function.arn),
+            opts=child,
+        )
+        aws.lambda_.Permission(
+            f"{name}-schedule",
+            aws.lambda_.PermissionArgs(
+                action="lambda:InvokeFunction",
+                function=function.name,
+                principal="events.amazonaws.com",
+                source_arn=rule.arn,
+            ),
+            opts=child,
+        )
+        self.function_name = function.name
+        self.log_group_name = logs.name
+        self.register_outputs({"functionName": self.function_name, "logGroupName": self.log_group_name})

@@ -1,0 +1,377 @@
+"""A worker pool: launch template, Auto Scaling group, drain hook, and its scaling policies.
+
+The launch template takes the AMI and the user data as inputs (the image component or an AMI
+lookup provides the first, `infra.userdata` the second). The group references the template's
+latest version *number*: a new template version changes the group's launch template spec, which
+starts an instance refresh; `$Latest` would leave running instances on the old version silently.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from infra.components import iam
+from infra.components.metrics import (
+    ASG_DIMENSION,
+    ASG_IN_SERVICE,
+    ASG_NAMESPACE,
+    DIMENSION_POOL,
+    DIMENSION_QUEUE,
+    GROUP_METRICS,
+    backlog_per_instance_expression,
+    queue_ids,
+)
+from infra.config import PoolConfig, StackConfig
+from infra.scaling.policy import PoolScaling, StepScalingPolicy, TargetTrackingPolicy
+from infra.userdata import encode
+from worker.names import METRIC_IN_FLIGHT, METRIC_WAITING
+
+TYPE = "celery-cluster:pool:WorkerPool"
+DRAIN_HOOK = "drain"
+SSM_CORE_POLICY = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
+ROOT_DEVICE = "/dev/xvda"  # Amazon Linux 2023's root device name
+
+STEP_PURPOSE = {
+    "latency": "adds instances (latency safety net)",
+    "fast-out": "adds instances at the start of a burst",
+    "scale-in": "removes instances",
+}
+
+_TT = aws.autoscaling.PolicyTargetTrackingConfigurationCustomizedMetricSpecificationMetricArgs
+_TT_STAT = aws.autoscaling.PolicyTargetTrackingConfigurationCustomizedMetricSpecificationMetricMetricStatArgs
+_TT_METRIC = aws.autoscaling.PolicyTargetTrackingConfigurationCustomizedMetricSpecificationMetricMetricStatMetricArgs
+_TT_DIM = (
+    aws.autoscaling.PolicyTargetTrackingConfigurationCustomizedMetricSpecificationMetricMetricStatMetricDimensionArgs
+)
+
+
+@dataclass(frozen=True)
+class WorkerPoolArgs:
+    pool: PoolConfig
+    config: StackConfig
+    subnet_ids: pulumi.Input[Sequence[str]]
+    security_group_id: pulumi.Input[str]
+    image_id: pulumi.Input[str]
+    user_data: pulumi.Input[str]
+    """Plain-text user data (no secrets); the component base64-encodes it."""
+    broker_secret_arn: pulumi.Input[str]
+
+
+class WorkerPool(pulumi.ComponentResource):
+    asg_name: pulumi.Output[str]
+    asg_arn: pulumi.Output[str]
+    launch_template_id: pulumi.Output[str]
+    scaling: PoolScaling
+
+    def __init__(self, name: str, args: WorkerPoolArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__(TYPE, name, None, opts)
+        self._name = name
+        self._child = pulumi.ResourceOptions(parent=self)
+        self._pool_name = name.removeprefix("pool-")
+        pool, config = args.pool, args.config
+        self.scaling = pool.scaling(self._pool_name)
+        profile, role = self._create_identity(args)
+        template = self._create_launch_template(args, profile)
+        group = self._create_group(args, template)
+        self.asg_name = group.name
+        self.asg_arn = group.arn
+        self.launch_template_id = template.id
+        aws.iam.RolePolicy(
+            f"{name}-lifecycle",
+            aws.iam.RolePolicyArgs(
+                role=role.id, policy=group.arn.apply(lambda arn: json.dumps(iam.worker_lifecycle_policy(arn)))
+            ),
+            opts=self._child,
+        )
+        self._create_target_tracking(config, pool, group, self.scaling.target_tracking)
+        # Target tracking only scales out (disable_scale_in); step policies add a one-datapoint burst
+        # response, the latency safety net and the scale-in (infra.scaling.policy.default_pool_scaling).
+        for short, policy in self.scaling.step_policies:
+            self._create_step_policy(config, group, short, policy, STEP_PURPOSE.get(short, "scaling step"))
+        self.register_outputs(
+            {"asgName": self.asg_name, "asgArn": self.asg_arn, "launchTemplateId": self.launch_template_id}
+        )
+
+    def _create_identity(self, args: WorkerPoolArgs) -> tuple[aws.iam.InstanceProfile, aws.iam.Role]:
+        config = args.config
+        logs = aws.cloudwatch.LogGroup(
+            f"{self._name}-logs",
+            aws.cloudwatch.LogGroupArgs(
+                name=f"/celery-cluster/{config.stack}/workers/{self._pool_name}",
+                retention_in_days=config.log_retention_days,
+            ),
+            opts=self._child,
+        )
+        role = aws.iam.Role(
+            f"{self._name}-role",
+            aws.iam.RoleArgs(
+                assume_role_policy=json.dumps(iam.assume_role("ec2.amazonaws.com")),
+                description=f"celery-cluster {config.stack} pool {self._pool_name} instances",
+            ),
+            opts=self._child,
+        )
+        # Session Manager replaces SSH: no key pair, no port 22.
+        aws.iam.RolePolicyAttachment(
+            f"{self._name}-ssm",
+            aws.iam.RolePolicyAttachmentArgs(role=role.name, policy_arn=SSM_CORE_POLICY),
+            opts=self._child,
+        )
+        aws.iam.RolePolicy(
+            f"{self._name}-runtime",
+            aws.iam.RolePolicyArgs(
+                role=role.id,
+                policy=pulumi.Output.all(args.broker_secret_arn, logs.arn).apply(
+                    lambda v: json.dumps(iam.worker_instance_policy(v[0], v[1], config.metric_namespace))
+                ),
+            ),
+            opts=self._child,
+        )
+        profile = aws.iam.InstanceProfile(
+            f"{self._name}-profile", aws.iam.InstanceProfileArgs(role=role.name), opts=self._child
+        )
+        return profile, role
+
+    def _create_launch_template(self, args: WorkerPoolArgs, profile: aws.iam.InstanceProfile) -> aws.ec2.LaunchTemplate:
+        pool, config = args.pool, args.config
+        tags = {"celery-cluster:stack": config.stack, "celery-cluster:pool": self._pool_name}
+        return aws.ec2.LaunchTemplate(
+            f"{self._name}-lt",
+            aws.ec2.LaunchTemplateArgs(
+                description=f"celery-cluster {config.stack} pool {self._pool_name}",
+                image_id=args.image_id,
+                instance_type=pool.instance_types[0],
+                iam_instance_profile=aws.ec2.LaunchTemplateIamInstanceProfileArgs(arn=profile.arn),
+                user_data=pulumi.Output.from_input(args.user_data).apply(encode),
+                update_default_version=True,
+                metadata_options=aws.ec2.LaunchTemplateMetadataOptionsArgs(
+                    http_endpoint="enabled",
+                    http_tokens="required",  # IMDSv2 only
+                    http_put_response_hop_limit=1,  # no container or forwarded hop reaches IMDS
+                    instance_metadata_tags="enabled",  # the drain agent reads its group name from tags
+                ),
+                block_device_mappings=[
+                    aws.ec2.LaunchTemplateBlockDeviceMappingArgs(
+                        device_name=ROOT_DEVICE,
+                        ebs=aws.ec2.LaunchTemplateBlockDeviceMappingEbsArgs(
+                            encrypted="true",
+                            volume_size=pool.volume_size_gb,
+                            volume_type="gp3",
+                            delete_on_termination="true",
+                        ),
+                    )
+                ],
+                network_interfaces=[
+                    aws.ec2.LaunchTemplateNetworkInterfaceArgs(
+                        device_index=0,
+                        associate_public_ip_address="false",
+                        security_groups=[args.security_group_id],
+                        delete_on_termination="true",
+                    )
+                ],
+                monitoring=aws.ec2.LaunchTemplateMonitoringArgs(enabled=True),
+                tag_specifications=[
+                    aws.ec2.LaunchTemplateTagSpecificationArgs(resource_type=kind, tags=tags)
+                    for kind in ("instance", "volume")
+                ],
+                tags=tags,
+            ),
+            opts=self._child,
+        )
+
+    def _create_group(self, args: WorkerPoolArgs, template: aws.ec2.LaunchTemplate) -> aws.autoscaling.Group:
+        pool, config = args.pool, args.config
+        version = template.latest_version.apply(str)
+        launch_template: aws.autoscaling.GroupLaunchTemplateArgs | None = None
+        mixed: aws.autoscaling.GroupMixedInstancesPolicyArgs | None = None
+        warm_pool: aws.autoscaling.GroupWarmPoolArgs | None = None
+        if pool.warm_pool.enabled:
+            # EC2 Auto Scaling offers warm pools only to groups without a mixed instances policy.
+            launch_template = aws.autoscaling.GroupLaunchTemplateArgs(id=template.id, version=version)
+            warm_pool = aws.autoscaling.GroupWarmPoolArgs(
+                pool_state=pool.warm_pool.state,
+                min_size=pool.warm_pool.min_size,
+                instance_reuse_policy=aws.autoscaling.GroupWarmPoolInstanceReusePolicyArgs(reuse_on_scale_in=False),
+            )
+        else:
+            mixed = aws.autoscaling.GroupMixedInstancesPolicyArgs(
+                launch_template=aws.autoscaling.GroupMixedInstancesPolicyLaunchTemplateArgs(
+                    launch_template_specification=aws.autoscaling.GroupMixedInstancesPolicyLaunchTemplateLaunchTemplateSpecificationArgs(
+                        launch_template_id=template.id, version=version
+                    ),
+                    overrides=[
+                        aws.autoscaling.GroupMixedInstancesPolicyLaunchTemplateOverrideArgs(instance_type=kind)
+                        for kind in pool.instance_types
+                    ],
+                ),
+                instances_distribution=aws.autoscaling.GroupMixedInstancesPolicyInstancesDistributionArgs(
+                    on_demand_base_capacity=pool.spot.on_demand_base_capacity if pool.spot.enabled else 0,
+                    on_demand_percentage_above_base_capacity=pool.on_demand_percentage_above_base,
+                    on_demand_allocation_strategy="prioritized",
+                    spot_allocation_strategy=pool.spot.allocation_strategy,
+                ),
+            )
+        return aws.autoscaling.Group(
+            f"{self._name}-asg",
+            aws.autoscaling.GroupArgs(
+                min_size=pool.min_size,
+                max_size=pool.max_size,
+                desired_capacity=pool.initial_size,
+                vpc_zone_identifiers=args.subnet_ids,
+                launch_template=launch_template,
+                mixed_instances_policy=mixed,
+                warm_pool=warm_pool,
+                capacity_rebalance=pool.spot.enabled,
+                default_instance_warmup=pool.instance_warmup_seconds,
+                health_check_type="EC2",
+                health_check_grace_period=pool.instance_warmup_seconds,
+                enabled_metrics=[aws.autoscaling.Metric(m) for m in GROUP_METRICS],
+                metrics_granularity="1Minute",
+                initial_lifecycle_hooks=[
+                    aws.autoscaling.GroupInitialLifecycleHookArgs(
+                        name=DRAIN_HOOK,
+                        lifecycle_transition="autoscaling:EC2_INSTANCE_TERMINATING",
+                        # The drain window: the worker's soft shutdown plus the margin to complete the hook.
+                        heartbeat_timeout=config.drain_window_seconds,
+                        default_result="CONTINUE",
+                    )
+                ],
+                instance_refresh=aws.autoscaling.GroupInstanceRefreshArgs(
+                    strategy="Rolling",
+                    preferences=aws.autoscaling.GroupInstanceRefreshPreferencesArgs(
+                        min_healthy_percentage=90,
+                        instance_warmup=str(pool.instance_warmup_seconds),
+                        skip_matching=True,
+                    ),
+                ),
+                tags=[
+                    aws.autoscaling.GroupTagArgs(
+                        key="Name", value=f"celery-{config.stack}-{self._pool_name}", propagate_at_launch=True
+                    ),
+                    aws.autoscaling.GroupTagArgs(
+                        key="celery-cluster:pool", value=self._pool_name, propagate_at_launch=True
+                    ),
+                ],
+            ),
+            # After creation the scaling policies own the desired capacity.
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["desiredCapacity"]),
+        )
+
+    def _create_target_tracking(
+        self, config: StackConfig, pool: PoolConfig, group: aws.autoscaling.Group, policy: TargetTrackingPolicy
+    ) -> aws.autoscaling.Policy:
+        period = policy.metric_period_seconds
+        namespace = config.metric_namespace
+
+        pool_name = self._pool_name
+
+        def queue_metric(metric_id: str, metric_name: str, queue: str) -> _TT:
+            return _TT(
+                id=metric_id,
+                return_data=False,
+                metric_stat=_TT_STAT(
+                    stat=policy.statistic,
+                    period=period,
+                    metric=_TT_METRIC(
+                        namespace=namespace,
+                        metric_name=metric_name,
+                        dimensions=[
+                            _TT_DIM(name=DIMENSION_POOL, value=pool_name),
+                            _TT_DIM(name=DIMENSION_QUEUE, value=queue),
+                        ],
+                    ),
+                ),
+            )
+
+        waiting = queue_ids("w", pool.queues)
+        in_flight = queue_ids("f", pool.queues)
+        metrics = [queue_metric(i, METRIC_WAITING, q) for i, q in waiting]
+        metrics += [queue_metric(i, METRIC_IN_FLIGHT, q) for i, q in in_flight]
+        metrics.append(
+            _TT(
+                id="ins",
+                return_data=False,
+                metric_stat=_TT_STAT(
+                    stat="Average",
+                    period=period,
+                    metric=_TT_METRIC(
+                        namespace=ASG_NAMESPACE,
+                        metric_name=ASG_IN_SERVICE,
+                        dimensions=[_TT_DIM(name=ASG_DIMENSION, value=group.name)],
+                    ),
+                ),
+            )
+        )
+        metrics.append(
+            _TT(
+                id="backlog_per_instance",
+                label="Backlog per instance",
+                return_data=True,
+                expression=backlog_per_instance_expression([i for i, _ in waiting], [i for i, _ in in_flight], "ins"),
+            )
+        )
+        return aws.autoscaling.Policy(
+            f"{self._name}-backlog",
+            aws.autoscaling.PolicyArgs(
+                autoscaling_group_name=group.name,
+                policy_type="TargetTrackingScaling",
+                estimated_instance_warmup=policy.estimated_instance_warmup_seconds,
+                target_tracking_configuration=aws.autoscaling.PolicyTargetTrackingConfigurationArgs(
+                    target_value=policy.target_value,
+                    disable_scale_in=policy.disable_scale_in,
+                    customized_metric_specification=aws.autoscaling.PolicyTargetTrackingConfigurationCustomizedMetricSpecificationArgs(
+                        metrics=metrics
+                    ),
+                ),
+            ),
+            opts=self._child,
+        )
+
+    def _create_step_policy(
+        self, config: StackConfig, group: aws.autoscaling.Group, suffix: str, policy: StepScalingPolicy, why: str
+    ) -> aws.cloudwatch.MetricAlarm:
+        """A step policy and the alarm that drives it, on the pool's published metric (dimension Pool)."""
+        step = aws.autoscaling.Policy(
+            f"{self._name}-{suffix}",
+            aws.autoscaling.PolicyArgs(
+                autoscaling_group_name=group.name,
+                policy_type="StepScaling",
+                adjustment_type=policy.adjustment_type,
+                metric_aggregation_type=policy.statistic,
+                estimated_instance_warmup=policy.estimated_instance_warmup_seconds,
+                min_adjustment_magnitude=policy.min_adjustment_magnitude,
+                step_adjustments=[
+                    aws.autoscaling.PolicyStepAdjustmentArgs(
+                        scaling_adjustment=s.scaling_adjustment,
+                        metric_interval_lower_bound=None if s.lower_bound is None else f"{s.lower_bound:g}",
+                        metric_interval_upper_bound=None if s.upper_bound is None else f"{s.upper_bound:g}",
+                    )
+                    for s in policy.steps
+                ],
+            ),
+            opts=self._child,
+        )
+        return aws.cloudwatch.MetricAlarm(
+            f"{self._name}-{suffix}",
+            aws.cloudwatch.MetricAlarmArgs(
+                alarm_description=f"Pool {self._pool_name}: {policy.metric_name} {policy.comparison} "
+                f"{policy.threshold:g}; {why}",
+                namespace=config.metric_namespace,
+                metric_name=policy.metric_name,
+                dimensions={DIMENSION_POOL: self._pool_name},
+                statistic=policy.statistic,
+                period=policy.metric_period_seconds,
+                comparison_operator=policy.comparison,
+                threshold=policy.threshold,
+                evaluation_periods=policy.evaluation_periods,
+                datapoints_to_alarm=policy.datapoints_to_alarm,
+                # No datapoints (publisher down, or an idle queue) never moves capacity.
+                treat_missing_data="notBreaching",
+                alarm_actions=[step.arn],
+            ),
+            opts=self._child,
+        )

@@ -1,0 +1,29 @@
+"""Stack output names: the program exports these and the tests and scripts read them."""
+
+from typing import Final
+
+BROKER_ENDPOINT: Final = "brokerEndpoint"
+"""host:port of the broker; exported as a secret."""
+BROKER_SECRET_ARN: Final = "brokerSecretArn"  # noqa: S105 - an output name, not a password
+"""Secrets Manager secret holding CELERY_BROKER_URL (the value itself is never an output)."""
+BROKER_ENGINE: Final = "brokerEngine"
+POOL_ASG_NAMES: Final = "poolAsgNames"
+"""{pool: Auto Scaling group name}."""
+DASHBOARD_URL: Final = "dashboardUrl"
+ALARM_TOPIC_ARN: Final = "alarmTopicArn"
+METRIC_NAMESPACE: Final = "metricNamespace"
+VPC_ID: Final = "vpcId"
+PUBLISHER_FUNCTION_NAME: Final = "publisherFunctionName"
+
+ALL: Final = (
+    BROKER_ENDPOINT,
+    BROKER_SECRET_ARN,
+    BROKER_ENGINE,
+    POOL_ASG_NAMES,
+    DASHBOARD_URL,
+    ALARM_TOPIC_ARN,
+    METRIC_NAMESPACE,
+    VPC_ID,
+    PUBLISHER_FUNCTION_NAME,
+)
+SECRET: Final = frozenset({BROKER_ENDPOINT})

@@ -1,0 +1,237 @@
+"""Run the Pulumi program offline under the SDK's mocks and capture what the engine would receive.
+
+`render_stack(stack)` loads the real stack config (Pulumi.yaml defaults + Pulumi.<stack>.yaml),
+hands it to the program as engine config, and records every resource registration: type, name,
+parent and inputs exactly as serialised for the engine (camelCase keys), with secret values
+replaced by `[secret]` and unknown values by `[unknown]`. Outputs are recorded the same way.
+
+The mock "cloud" answers with the inputs plus the few computed attributes the program reads
+(ids, ARNs, names, endpoints), shaped like AWS's so that derived strings look real.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+from google.protobuf import json_format  # type: ignore[import-untyped]
+from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import rpc
+from pulumi.runtime.config import set_all_config
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+from infra.config import (
+    PROJECT,
+    ROOT,
+    StackConfig,
+    config_from_pulumi,
+    load_stack_config,
+    read_stack_file,
+    to_pulumi_config,
+)
+from infra.program import build, publisher_code
+
+SECRET = "[secret]"  # noqa: S105 - the mask, not a secret
+UNKNOWN = "[unknown]"
+ACCOUNT = "123456789012"
+RENDER_DIR = ROOT / "build" / "render"
+
+
+@dataclass
+class Resource:
+    type: str
+    name: str
+    parent: str | None
+    inputs: dict[str, Any]
+    urn: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {"type": self.type, "name": self.name, "parent": self.parent, "inputs": self.inputs}
+
+
+@dataclass
+class Render:
+    stack: str
+    resources: list[Resource] = field(default_factory=list)
+    outputs: dict[str, Any] = field(default_factory=dict)
+    invokes: list[str] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "stack": self.stack,
+            "resources": [r.as_json() for r in self.resources],
+            "outputs": self.outputs,
+        }
+
+    def of_type(self, type_: str) -> list[Resource]:
+        return [r for r in self.resources if r.type == type_]
+
+
+def _plain(value: Any) -> Any:
+    """Engine wire format -> JSON, with secrets and unknowns masked."""
+    if isinstance(value, dict):
+        return _plain_object(value)
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if value == rpc.UNKNOWN:
+        return UNKNOWN
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _plain_object(value: dict[str, Any]) -> Any:
+    signature = value.get(rpc._special_sig_key)
+    if signature == rpc._special_secret_sig:
+        return SECRET
+    if signature == rpc._special_resource_sig:
+        return value.get("urn")
+    if signature in (rpc._special_asset_sig, rpc._special_archive_sig):
+        kind = "asset" if signature == rpc._special_asset_sig else "archive"
+        return {kind: value.get("path") or value.get("uri") or sorted(value.get("assets", {}))}
+    return {k: _plain(v) for k, v in sorted(value.items())}
+
+
+def _arn(type_: str, name: str) -> str:
+    module = type_.split(":")[1] if type_.count(":") >= 1 else ""
+    service = module.split("/", maxsplit=1)[0]
+    return f"arn:aws:{service}:us-east-1:{ACCOUNT}:{service}/{name}"
+
+
+def _computed(type_: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    """Attributes AWS computes that the program reads back."""
+    state: dict[str, Any] = {"arn": _arn(type_, name), "name": inputs.get("name", name)}
+    if type_ == "aws:ec2/launchTemplate:LaunchTemplate":
+        state["latestVersion"] = 1
+    elif type_ == "aws:elasticache/replicationGroup:ReplicationGroup":
+        state["primaryEndpointAddress"] = f"master.{name}.abc123.use1.cache.amazonaws.com"
+    elif type_ == "aws:mq/broker:Broker":
+        state["brokerName"] = inputs.get("brokerName", name)
+        state["instances"] = [
+            {
+                "consoleUrl": f"https://b-{name}.mq.us-east-1.amazonaws.com",
+                "endpoints": [f"amqps://b-{name}.mq.us-east-1.amazonaws.com:5671"],
+            }
+        ]
+    elif type_ == "aws:kms/key:Key":
+        state["keyId"] = f"{name}-key-id"
+    elif type_ == "random:index/randomPassword:RandomPassword":
+        state["result"] = f"mock-{name}-0123456789abcdef"
+    return state
+
+
+class _Mocks(pulumi_mocks.Mocks):
+    def __init__(self, render: Render) -> None:
+        self._render = render
+
+    def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
+        return f"{args.name}-id", {**args.inputs, **_computed(args.typ, args.name, args.inputs)}
+
+    def call(self, args: pulumi_mocks.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+        self._render.invokes.append(args.token)
+        answers: dict[str, dict[str, Any]] = {
+            "aws:index/getCallerIdentity:getCallerIdentity": {
+                "accountId": ACCOUNT,
+                "arn": f"arn:aws:iam::{ACCOUNT}:user/render",
+                "userId": "render",
+            },
+            "aws:index/getPartition:getPartition": {"partition": "aws", "dnsSuffix": "amazonaws.com"},
+            "aws:ssm/getParameter:getParameter": {
+                "name": args.args.get("name"),
+                "value": "ami-0123456789abcdef0",
+                "type": "String",
+            },
+        }
+        return answers.get(args.token, {}), []
+
+
+class _RecordingMonitor(pulumi_mocks.MockMonitor):
+    """The SDK's mock monitor, also keeping each registration's wire-format inputs."""
+
+    def __init__(self, mocks: _Mocks, render: Render) -> None:
+        super().__init__(mocks)
+        self._render = render
+        self._names: dict[str, str] = {}
+
+    def RegisterResource(self, request: Any) -> Any:
+        response = super().RegisterResource(request)
+        self._mark_secret_outputs(request.additionalSecretOutputs, response.object)
+        if request.type != "pulumi:pulumi:Stack":
+            wire = json_format.MessageToDict(request.object)
+            parent = self._names.get(request.parent) if request.parent else None
+            self._names[response.urn] = request.name
+            self._render.resources.append(
+                Resource(type=request.type, name=request.name, parent=parent, inputs=_plain(wire), urn=response.urn)
+            )
+        return response
+
+    @staticmethod
+    def _mark_secret_outputs(names: Any, state: Any) -> None:
+        # The engine, not the SDK, marks a provider's secret outputs (e.g. RandomPassword.result) as
+        # secret; the SDK's mock monitor skips that, so do it here or the render would leak them.
+        values = json_format.MessageToDict(state)
+        for name in names:
+            if name in values:
+                values[name] = {rpc._special_sig_key: rpc._special_secret_sig, "value": values[name]}
+        state.Clear()
+        state.update(values)
+
+
+async def _resolve(value: pulumi.Output[Any]) -> Any:
+    if await value.is_secret():
+        return SECRET
+    if not await value.is_known():
+        return UNKNOWN
+    return await value.future()
+
+
+def install_mocks(stack: str, stack_values: Mapping[str, Any]) -> Render:
+    """Point the Pulumi runtime at the recording mocks, with `stack_values` as the engine config."""
+    render = Render(stack=stack)
+    mocks = _Mocks(render)
+    pulumi_mocks.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=_RecordingMonitor(mocks, render))
+    set_all_config(to_pulumi_config(stack_values))
+    return render
+
+
+def render_config(config: StackConfig, stack_values: Mapping[str, Any]) -> Render:
+    """Run the program for `config` under mocks; `stack_values` become the engine config."""
+    render = install_mocks(config.stack, stack_values)
+
+    async def program() -> None:
+        # The program reads its config through pulumi.Config, as under `pulumi up`; it must agree
+        # with the offline loader that the simulator and the tests use.
+        from_engine = config_from_pulumi()
+        if from_engine != config:
+            raise RuntimeError(f"config read through pulumi.Config differs from {config.stack}'s offline config")
+        stack_outputs = build(from_engine, publisher_code(from_engine, allow_placeholder=True))
+        for name, output in stack_outputs.items():
+            render.outputs[name] = await _resolve(output)
+
+    with warnings.catch_warnings():
+        # pulumi-aws warns about its own deprecated modules as it loads them: noise, not ours to fix.
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"pulumi_aws(\.|$)")
+        _sync_await(run_pulumi_func(lambda: _sync_await(program())))
+    return render
+
+
+def render_stack(stack: str, root: Path = ROOT) -> Render:
+    """Render a stack from its Pulumi.<stack>.yaml."""
+    values = read_stack_file(stack, root)
+    return render_config(load_stack_config(stack, root), values)
+
+
+def write_render(render: Render, directory: Path = RENDER_DIR) -> Path:
+    """Write build/render/<stack>.json atomically (a partial file never replaces a good one)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{render.stack}.json"
+    partial = path.with_suffix(".json.partial")
+    partial.write_text(json.dumps(render.as_json(), indent=2, sort_keys=False) + "\n")
+    partial.replace(path)
+    return path

@@ -1,0 +1,89 @@
+"""The simulator's plot: arrivals, backlog, queue latency and instances over time, one line per policy."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display: CI and headless machines
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from infra.scaling.simulator import SimulationResult
+
+# Our policy (and a compared config) in strong colours; reference policies thinner and muted.
+_STRONG = ("#0b5fa5", "#d1495b")
+_MUTED = ("#8d8d8d", "#e0a458", "#6aa36f", "#9b72aa")
+
+
+def _smooth(values: np.ndarray, window: int) -> np.ndarray:
+    if window <= 1 or values.size < window:
+        return values
+    kernel = np.ones(window)
+    # Divide by how many samples each window really covers, so the ends are not pulled towards zero.
+    result: np.ndarray = np.convolve(values, kernel, mode="same") / np.convolve(
+        np.ones_like(values), kernel, mode="same"
+    )
+    return result
+
+
+def write_plot(
+    results: Sequence[SimulationResult],
+    path: Path,
+    title: str,
+    slo_seconds: float,
+    highlighted: int = 1,
+) -> Path:
+    """Four stacked panels sharing the time axis. The first `highlighted` results are drawn bold."""
+    if not results:
+        raise ValueError("nothing to plot")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    first = results[0].timeline
+    span = float(first.t[-1]) if first.t.size else 1.0
+    hours = span > 3 * 3600
+    scale, unit = (3600.0, "hours") if hours else (60.0, "minutes")
+
+    fig, axes = plt.subplots(4, 1, figsize=(12, 11), sharex=True, constrained_layout=True)
+    fig.suptitle(title, fontsize=13, fontweight="bold")
+    x0 = first.t / scale
+    # Arrivals are the same trace for every policy; a one-minute mean reads better than 10 s counts.
+    axes[0].plot(x0, _smooth(first.arrivals_per_second, 6), color="#333333", linewidth=1.2)
+    axes[0].set_ylabel("arrivals / s\n(1 min mean)")
+
+    for index, result in enumerate(results):
+        timeline = result.timeline
+        x = timeline.t / scale
+        if index < highlighted:
+            style = {"color": _STRONG[index % len(_STRONG)], "linewidth": 2.0, "zorder": 3}
+        else:
+            style = {"color": _MUTED[(index - highlighted) % len(_MUTED)], "linewidth": 1.1, "alpha": 0.9}
+        label = f"{result.policy}  (p95 {result.p95_wait:.0f} s, {result.instance_hours:.1f} inst-h)"
+        axes[1].plot(x, timeline.backlog, label=label, **style)
+        axes[2].plot(x, timeline.oldest_age, **style)
+        axes[3].step(x, timeline.in_service, where="post", **style)
+
+    axes[1].set_ylabel("backlog\n(waiting + in flight)")
+    axes[1].legend(loc="upper right", fontsize=9, framealpha=0.9)
+    axes[2].axhline(slo_seconds, color="#b00020", linestyle="--", linewidth=1.2)
+    axes[2].annotate(
+        f"SLO {slo_seconds:.0f} s",
+        xy=(0.005, slo_seconds),
+        xycoords=("axes fraction", "data"),
+        color="#b00020",
+        fontsize=9,
+        va="bottom",
+    )
+    axes[2].set_ylabel("queue latency, s\n(oldest message)")
+    axes[3].set_ylabel("instances\nin service")
+    axes[3].set_xlabel(f"time, {unit}")
+    axes[3].yaxis.get_major_locator().set_params(integer=True)
+    for axis in axes:
+        axis.grid(True, alpha=0.3)
+        axis.set_ylim(bottom=0)
+        axis.margins(x=0)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

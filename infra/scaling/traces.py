@@ -1,0 +1,239 @@
+"""Traffic for the simulator: arrival times and task seconds, built in or read from a CSV.
+
+Built-in traces are sized from the pool so they mean the same thing for any pool: rates are a
+fraction of the pool's full capacity (max_size x concurrency / average task seconds), and task
+seconds have the pool's stated average. They are seeded, so a run is reproducible.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+
+FloatArray = npt.NDArray[np.float64]
+
+
+class TraceError(ValueError):
+    """A trace cannot be built or read; the message names the trace, file or line."""
+
+
+@dataclass(frozen=True)
+class Trace:
+    name: str
+    arrivals: FloatArray
+    """Arrival times in seconds from the start, sorted."""
+    task_seconds: FloatArray
+    """Run time of each task, same order as `arrivals`."""
+    duration: float
+    """Seconds the trace covers (arrivals stop before it)."""
+    burst_start: float | None = None
+    """When the trace's burst begins, for the burst-to-scale-out benchmark; None when it has none."""
+    description: str = ""
+
+    @property
+    def count(self) -> int:
+        return int(self.arrivals.size)
+
+    @property
+    def work_seconds(self) -> float:
+        return float(self.task_seconds.sum())
+
+
+@dataclass(frozen=True)
+class TraceShape:
+    """What a built-in trace is scaled to."""
+
+    capacity_per_second: float
+    """Tasks per second the pool finishes at max_size."""
+    average_task_seconds: float
+    seed: int = 7
+
+
+def _poisson_arrivals(
+    rate: Callable[[FloatArray], FloatArray], duration: float, rng: np.random.Generator
+) -> FloatArray:
+    seconds = np.arange(0.0, math.ceil(duration))
+    counts = rng.poisson(np.maximum(rate(seconds), 0.0))
+    starts = np.repeat(seconds, counts)
+    arrivals = starts + rng.random(starts.size)
+    arrivals.sort()
+    return arrivals[arrivals < duration]
+
+
+def _exponential_tasks(n: int, mean: float, rng: np.random.Generator) -> FloatArray:
+    return np.maximum(rng.exponential(mean, n), 0.01)
+
+
+def _ramped(level: float, ramp_seconds: float = 600.0) -> Callable[[FloatArray], FloatArray]:
+    """`level` after a linear ramp from a quarter of it: traffic that grows into the day, rather than a
+    step from nothing (which is what `burst` tests)."""
+
+    def rate(t: FloatArray) -> FloatArray:
+        result: FloatArray = level * np.minimum(0.25 + 0.75 * t / ramp_seconds, 1.0)
+        return result
+
+    return rate
+
+
+def steady(shape: TraceShape) -> Trace:
+    rng = np.random.default_rng(shape.seed)
+    duration = 2 * 3600.0
+    arrivals = _poisson_arrivals(_ramped(0.4 * shape.capacity_per_second), duration, rng)
+    return Trace(
+        "steady",
+        arrivals,
+        _exponential_tasks(arrivals.size, shape.average_task_seconds, rng),
+        duration,
+        description="2 h of Poisson arrivals at 40% of the pool's full capacity (after a 10 min ramp)",
+    )
+
+
+def diurnal(shape: TraceShape) -> Trace:
+    rng = np.random.default_rng(shape.seed)
+    duration = 24 * 3600.0
+    peak = 0.7 * shape.capacity_per_second
+
+    def rate(t: FloatArray) -> FloatArray:
+        # Trough at midnight (5% of peak), peak at noon; an extra lunchtime shoulder.
+        day = 0.525 - 0.475 * np.cos(2 * np.pi * t / duration)
+        shoulder = 0.15 * np.exp(-(((t - 13.5 * 3600) / 1800) ** 2))
+        result: FloatArray = peak * np.minimum(day + shoulder, 1.0)
+        return result
+
+    arrivals = _poisson_arrivals(rate, duration, rng)
+    return Trace(
+        "diurnal",
+        arrivals,
+        _exponential_tasks(arrivals.size, shape.average_task_seconds, rng),
+        duration,
+        description="24 h day: 5% of peak at night, peak (70% of full capacity) at noon",
+    )
+
+
+def burst(shape: TraceShape) -> Trace:
+    rng = np.random.default_rng(shape.seed)
+    duration = 90 * 60.0
+    start, end = 20 * 60.0, 35 * 60.0
+    base, high = 0.1 * shape.capacity_per_second, 0.75 * shape.capacity_per_second
+
+    def rate(t: FloatArray) -> FloatArray:
+        result: FloatArray = np.where((t >= start) & (t < end), high, base)
+        return result
+
+    arrivals = _poisson_arrivals(rate, duration, rng)
+    return Trace(
+        "burst",
+        arrivals,
+        _exponential_tasks(arrivals.size, shape.average_task_seconds, rng),
+        duration,
+        burst_start=start,
+        description="10% of full capacity, then 15 min at 75% from minute 20, then 10% again",
+    )
+
+
+def spike_to_zero(shape: TraceShape) -> Trace:
+    rng = np.random.default_rng(shape.seed)
+    duration = 60 * 60.0
+    start, ramp, stop = 5 * 60.0, 2 * 60.0, 17 * 60.0
+    high = 0.6 * shape.capacity_per_second
+
+    def rate(t: FloatArray) -> FloatArray:
+        # Idle, a 2-minute climb to 60% of full capacity, 10 minutes there, then nothing at all:
+        # the pool must grow fast, then give every instance above its minimum back.
+        climb = np.clip((t - start) / ramp, 0.0, 1.0)
+        result: FloatArray = np.where(t < stop, high * climb, 0.0)
+        return result
+
+    arrivals = _poisson_arrivals(rate, duration, rng)
+    return Trace(
+        "spike-to-zero",
+        arrivals,
+        _exponential_tasks(arrivals.size, shape.average_task_seconds, rng),
+        duration,
+        burst_start=start,
+        description="idle 5 min, a 2 min climb to 60% of full capacity, 10 min there, then zero for 43 min",
+    )
+
+
+def heavy_tailed(shape: TraceShape) -> Trace:
+    rng = np.random.default_rng(shape.seed)
+    duration = 2 * 3600.0
+    arrivals = _poisson_arrivals(_ramped(0.4 * shape.capacity_per_second), duration, rng)
+    # Pareto task times with alpha 1.5 and the pool's mean: most tasks are short, a few are 50x the mean.
+    alpha = 1.5
+    scale = shape.average_task_seconds * (alpha - 1) / alpha
+    tasks = np.minimum(scale * (1 + rng.pareto(alpha, arrivals.size)), 100 * shape.average_task_seconds)
+    return Trace(
+        "heavy-tailed",
+        arrivals,
+        tasks,
+        duration,
+        description="2 h at 40% of full capacity; Pareto(1.5) task times with the pool's mean, capped at 100x",
+    )
+
+
+BUILT_IN: Final[dict[str, Callable[[TraceShape], Trace]]] = {
+    "steady": steady,
+    "diurnal": diurnal,
+    "burst": burst,
+    "spike-to-zero": spike_to_zero,
+    "heavy-tailed": heavy_tailed,
+}
+
+
+def built_in(name: str, shape: TraceShape) -> Trace:
+    try:
+        factory = BUILT_IN[name]
+    except KeyError:
+        raise TraceError(f"unknown trace {name!r}; built-in traces: {', '.join(BUILT_IN)} (or a CSV path)") from None
+    return factory(shape)
+
+
+CSV_COLUMNS: Final = ("arrival_seconds", "task_seconds")
+
+
+def read_csv(path: Path) -> Trace:
+    """A CSV with a header `arrival_seconds,task_seconds`: one task a row, seconds from the start."""
+    if not path.is_file():
+        raise TraceError(f"trace file {path} does not exist")
+    arrivals: list[float] = []
+    tasks: list[float] = []
+    with path.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        missing = [c for c in CSV_COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise TraceError(f"{path}: header must name {', '.join(CSV_COLUMNS)} (missing {', '.join(missing)})")
+        for line, row in enumerate(reader, start=2):
+            try:
+                arrival, seconds = float(row["arrival_seconds"]), float(row["task_seconds"])
+            except (TypeError, ValueError):
+                raise TraceError(f"{path}:{line}: arrival_seconds and task_seconds must be numbers") from None
+            if not (math.isfinite(arrival) and arrival >= 0):
+                raise TraceError(f"{path}:{line}: arrival_seconds must be >= 0, got {row['arrival_seconds']!r}")
+            if not (math.isfinite(seconds) and seconds > 0):
+                raise TraceError(f"{path}:{line}: task_seconds must be > 0, got {row['task_seconds']!r}")
+            arrivals.append(arrival)
+            tasks.append(seconds)
+    if not arrivals:
+        raise TraceError(f"{path}: no tasks")
+    order = np.argsort(np.asarray(arrivals), kind="stable")
+    arrival_array = np.asarray(arrivals, dtype=np.float64)[order]
+    task_array = np.asarray(tasks, dtype=np.float64)[order]
+    duration = float(math.ceil(arrival_array[-1] + 1))
+    return Trace(path.stem, arrival_array, task_array, duration, description=f"{arrival_array.size} tasks from {path}")
+
+
+def write_csv(trace: Trace, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(CSV_COLUMNS)
+        for arrival, seconds in zip(trace.arrivals.tolist(), trace.task_seconds.tolist(), strict=True):
+            writer.writerow((f"{arrival:.3f}", f"{seconds:.3f}"))

@@ -1,0 +1,182 @@
+"""The metrics publisher: real Redis, tasks from the real client, a real worker holding one in flight;
+the AWS side (Secrets Manager, Auto Scaling, CloudWatch) on moto, which validates against the models."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from infra.local.redis_server import RedisServer
+from infra.local.workers import WorkerProcess
+from worker.client import client_app
+from worker.names import METRIC_BACKLOG, METRIC_BACKLOG_PER_INSTANCE, METRIC_IN_FLIGHT, METRIC_OLDEST_AGE
+from worker.publisher import PoolQueues, Publisher, PublisherConfigError, load_config
+from worker.queues import inspector_for
+
+NAMESPACE = "CeleryCluster/test"
+REGION = "eu-west-1"
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    with mock_aws():
+        yield
+
+
+def _group(name: str, instances: int) -> None:
+    ec2 = boto3.client("ec2", region_name=REGION)
+    image = ec2.describe_images()["Images"][0]["ImageId"]
+    template = ec2.create_launch_template(
+        LaunchTemplateName=f"{name}-lt", LaunchTemplateData={"ImageId": image, "InstanceType": "t3.micro"}
+    )["LaunchTemplate"]["LaunchTemplateId"]
+    boto3.client("autoscaling", region_name=REGION).create_auto_scaling_group(
+        AutoScalingGroupName=name,
+        LaunchTemplate={"LaunchTemplateId": template},
+        MinSize=0,
+        MaxSize=10,
+        DesiredCapacity=instances,
+        AvailabilityZones=[f"{REGION}a"],
+    )
+
+
+def _latest(cloudwatch: Any, name: str, dimensions: dict[str, str]) -> float:
+    now = datetime.now(UTC)
+    points = cloudwatch.get_metric_statistics(
+        Namespace=NAMESPACE,
+        MetricName=name,
+        Dimensions=[{"Name": k, "Value": v} for k, v in dimensions.items()],
+        StartTime=now - timedelta(minutes=5),
+        EndTime=now + timedelta(minutes=1),
+        Period=10,
+        Statistics=["Maximum"],
+    )["Datapoints"]
+    assert points, f"no datapoints for {name} {dimensions}"
+    return float(max(points, key=lambda p: p["Timestamp"])["Maximum"])
+
+
+@pytest.mark.redis
+def test_publishes_backlog_per_instance_with_in_flight(aws: None, tmp_path: Path) -> None:
+    _group("pool-default", instances=2)
+    _group("pool-idle", instances=0)
+    secrets = boto3.client("secretsmanager", region_name=REGION)
+    with RedisServer(appendonly=False) as server:
+        arn = secrets.create_secret(Name="broker", SecretString=json.dumps({"url": server.url}))["ARN"]
+        pools = [
+            {"name": "default", "queues": ["pub_a", "pub_b"], "asg": "pool-default"},
+            {"name": "idle", "queues": ["pub_idle"], "asg": "pool-idle"},
+        ]
+        config = load_config(
+            {"BROKER_SECRET_ARN": arn, "METRIC_NAMESPACE": NAMESPACE, "POOLS_JSON": json.dumps(pools)},
+            secrets=secrets,
+        )
+        assert config.broker_url == server.url
+        app = client_app(server.url)
+        sent_at = time.time()
+        for _ in range(4):
+            app.send_task("cluster.sleep", args=[60], queue="pub_a")
+        app.send_task("cluster.sleep", args=[60], queue="pub_b")
+        for _ in range(3):
+            app.send_task("cluster.sleep", args=[60], queue="pub_idle")
+
+        worker = WorkerProcess(
+            name="pub", queues=["pub_a"], broker_url=server.url, log_path=tmp_path / "w.log", concurrency=1
+        ).start()
+        inspector = inspector_for(server.url)
+        try:
+            deadline = time.monotonic() + 90
+            while inspector.inspect(["pub_a"]).in_flight < 1:
+                assert time.monotonic() < deadline, "the worker never took a task"
+                time.sleep(0.3)
+            publisher = Publisher(
+                config,
+                inspector,
+                boto3.client("cloudwatch", region_name=REGION),
+                boto3.client("autoscaling", region_name=REGION),
+            )
+            data = publisher.sample()
+        finally:
+            worker.kill()
+            worker.wait(15)
+            inspector.close()
+
+    assert all(d["StorageResolution"] == 1 for d in data)
+    cloudwatch = boto3.client("cloudwatch", region_name=REGION)
+    # default: 3 waiting + 1 running on pub_a, 1 waiting on pub_b = 5, over 2 in-service instances.
+    assert _latest(cloudwatch, METRIC_BACKLOG, {"Pool": "default"}) == 5
+    assert _latest(cloudwatch, METRIC_BACKLOG_PER_INSTANCE, {"Pool": "default"}) == 2.5
+    assert _latest(cloudwatch, METRIC_IN_FLIGHT, {"Pool": "default", "Queue": "pub_a"}) == 1
+    age = _latest(cloudwatch, METRIC_OLDEST_AGE, {"Pool": "default"})
+    assert 0 <= age <= time.time() - sent_at
+    # A pool at zero instances still reports its whole backlog, so it can scale from zero.
+    assert _latest(cloudwatch, METRIC_BACKLOG_PER_INSTANCE, {"Pool": "idle"}) == 3
+
+
+def test_run_takes_the_samples_and_stops_before_the_deadline() -> None:
+    calls: list[float] = []
+    now = [0.0]
+
+    class Stub(Publisher):
+        def sample(self) -> list[dict[str, Any]]:
+            calls.append(now[0])
+            return []
+
+    config = load_config(
+        {
+            "BROKER_URL": "redis://127.0.0.1:1/0",
+            "METRIC_NAMESPACE": NAMESPACE,
+            "POOLS_JSON": '[{"name":"p","queues":["q"],"asg":"g"}]',
+        }
+    )
+    stub = Stub(config, inspector=None, cloudwatch=None, autoscaling=None)  # type: ignore[arg-type]
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    assert stub.run(sleep=sleep, clock=lambda: now[0]) == 6
+    assert calls == [0, 10, 20, 30, 40, 50]
+    calls.clear()
+    now[0] = 0.0
+    # 28 s left in the invocation: samples at 0, 10 and 20, then no room for 30 (+5 s margin).
+    assert stub.run(remaining_seconds=lambda: 28 - now[0], sleep=sleep, clock=lambda: now[0]) == 3
+
+
+@pytest.mark.parametrize(
+    ("environ", "fragment"),
+    [
+        ({"METRIC_NAMESPACE": "n", "POOLS_JSON": "[]"}, "BROKER_SECRET_ARN: is required"),
+        (
+            {"BROKER_URL": "redis://h/0", "POOLS_JSON": '[{"name":"p","queues":["q"],"asg":"g"}]'},
+            "METRIC_NAMESPACE: is required",
+        ),
+        ({"BROKER_URL": "redis://h/0", "METRIC_NAMESPACE": "n", "POOLS_JSON": "[{"}, "POOLS_JSON"),
+        ({"BROKER_URL": "redis://h/0", "METRIC_NAMESPACE": "n", "POOLS_JSON": '[{"name":"p"}]'}, "POOLS_JSON"),
+        (
+            {
+                "BROKER_URL": "redis://h/0",
+                "METRIC_NAMESPACE": "n",
+                "POOLS_JSON": '[{"name":"p","queues":["q"],"asg":"g"}]',
+                "SAMPLES": "x",
+            },
+            "SAMPLES",
+        ),
+    ],
+)
+def test_bad_environment_is_named(environ: dict[str, str], fragment: str) -> None:
+    with pytest.raises(PublisherConfigError, match=fragment):
+        load_config(environ)
+
+
+def test_pool_model_is_strict() -> None:
+    with pytest.raises(ValueError, match="queues"):
+        PoolQueues(name="p", queues=(), asg="g")

@@ -1,0 +1,66 @@
+"""Network variants no stack file uses today: an existing VPC, and VPC endpoints instead of NAT."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from typing import Any
+
+from infra.config import ROOT, merged_raw, parse_config, read_stack_file
+from infra.render import Render, render_config
+
+ENDPOINT = "aws:ec2/vpcEndpoint:VpcEndpoint"
+
+
+def _render(changes: dict[str, Any]) -> Render:
+    values = {**read_stack_file("dev"), **changes}
+    return render_config(parse_config("dev", merged_raw(values)), values)
+
+
+def _inputs(render: Render, type_: str) -> list[dict[str, Any]]:
+    return [r.inputs for r in render.of_type(type_)]
+
+
+def test_existing_vpc_is_used_not_created() -> None:
+    subnets = ["subnet-0aaa1111", "subnet-0bbb2222"]
+    render = _render({"vpcId": "vpc-0123abcd", "privateSubnetIds": subnets})
+    types = {r.type for r in render.resources}
+    assert not types & {"aws:ec2/vpc:Vpc", "aws:ec2/subnet:Subnet", "aws:ec2/natGateway:NatGateway"}
+    for group in _inputs(render, "aws:ec2/securityGroup:SecurityGroup"):
+        assert group["vpcId"] == "vpc-0123abcd"
+    (asg,) = _inputs(render, "aws:autoscaling/group:Group")
+    assert asg["vpcZoneIdentifiers"] == subnets
+    (cache_subnets,) = _inputs(render, "aws:elasticache/subnetGroup:SubnetGroup")
+    assert cache_subnets["subnetIds"] == subnets
+    assert render.outputs["vpcId"] == "vpc-0123abcd"
+
+
+def test_endpoints_egress_has_no_nat_and_private_endpoints() -> None:
+    render = _render({"egress": "endpoints"})
+    assert not render.of_type("aws:ec2/natGateway:NatGateway")
+    assert not render.of_type("aws:ec2/internetGateway:InternetGateway")
+    interface = [e for e in _inputs(render, ENDPOINT) if e["vpcEndpointType"] == "Interface"]
+    services = {e["serviceName"].rsplit(".", 1)[1] for e in interface}
+    assert {"secretsmanager", "monitoring", "ssm", "autoscaling", "logs"} <= services
+    assert all(e["privateDnsEnabled"] is True for e in interface)
+    rules = [
+        r.inputs
+        for r in render.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+        if r.inputs["securityGroupId"] == "network-endpoints-id"
+    ]
+    assert {r["referencedSecurityGroupId"] for r in rules} == {"network-workers-id", "network-publisher-id"}
+    assert {(r["fromPort"], r["toPort"]) for r in rules} == {(443, 443)}
+
+
+def test_render_cli_reports_a_config_error_without_a_traceback() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "infra.cli.render", "--stack", "qa"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert "no stack file Pulumi.qa.yaml" in result.stderr
+    assert "Traceback" not in result.stderr
