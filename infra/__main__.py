@@ -3,8 +3,8 @@
 import pulumi
 
 from infra.config import config_from_pulumi
-from infra.program import build, publisher_code
+from infra.program import build, publisher_code, worker_artefacts
 
 config = config_from_pulumi()
-for name, value in build(config, publisher_code(config)).items():
+for name, value in build(config, publisher_code(config), worker_artefacts(config)).items():
     pulumi.export(name, value)

@@ -80,10 +80,15 @@ def from_secret(secrets: Any, secret_id: str) -> dict[str, str]:
     return found
 
 
+BARE = re.compile(r"^[A-Za-z0-9_./:,@+=%-]*$")
+
+
 def quote(name: str, value: str) -> str:
-    """One EnvironmentFile line. Inside double quotes systemd unescapes \\\\ \\" \\$ and \\`."""
+    """One EnvironmentFile line: bare when plain, else double-quoted (systemd unescapes \\\\ \\" \\$ \\`)."""
     if "\n" in value or "\r" in value or "\0" in value:
         raise FetchError(f"{name}: value contains a line break or NUL, which an EnvironmentFile cannot hold")
+    if BARE.match(value):
+        return f"{name}={value}"
     escaped = re.sub(r'([\\"$`])', r"\\\1", value)
     return f'{name}="{escaped}"'
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from infra.artefacts import archive
 from infra.artefacts.closure import runtime_closure
+from infra.artefacts.manifest import source_digest
 from infra.artefacts.targets import (
     IMAGE_FILES,
     LAMBDA_ARCH,
@@ -233,6 +234,7 @@ def build(plan: BuildPlan, report: Report = print) -> BuildResult:
         )
     manifest = {
         "source_date_epoch": epoch,
+        "source_digest": source_digest(plan.root),
         "git_commit": _git(plan.root, "rev-parse", "HEAD"),
         "git_dirty": bool(_git(plan.root, "status", "--porcelain", "--", "worker", "image", "pyproject.toml")),
         "python": PYTHON_VERSION,

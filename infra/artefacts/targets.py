@@ -24,7 +24,7 @@ IMAGE_PYTHON_PACKAGES: Final = ("python3.11", "python3.11-pip")
 LAMBDA_RUNTIME: Final = "python3.11"
 LAMBDA_ARCH: Final[Arch] = "arm64"
 # Written by the metrics-publisher work; the bundle only has to contain the `worker` package.
-LAMBDA_HANDLER: Final = "worker.publisher:handler"
+LAMBDA_HANDLER: Final = "worker.publisher.handler"  # Lambda spells it module.function
 
 _MACHINE: Final[dict[Arch, str]] = {"x86_64": "x86_64", "arm64": "aarch64"}
 

@@ -10,6 +10,7 @@ Secrets never appear here: the worker unit fetches them from Secrets Manager at 
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -51,11 +52,19 @@ class PoolRuntime:
     metrics_namespace: str
     spot: bool = False
     asg_name: str | None = None  # else the drain agent reads the aws:autoscaling:groupName tag
+    ssm_path: str | None = None  # SSM parameters under this path join the worker's environment
     extra_env: Mapping[str, str] = field(default_factory=dict)
 
-    @property
-    def ssm_path(self) -> str:
-        return f"/celery-cluster/{self.stack}/{self.pool}/"
+    def warnings(self) -> list[str]:
+        """Settings that work but lose something; the program shows them at `pulumi up`."""
+        found = []
+        if self.spot and self.soft_shutdown_timeout + STOP_MARGIN_S > SPOT_NOTICE_S - SPOT_MARGIN_S:
+            found.append(
+                f"pool {self.pool!r}: soft shutdown timeout {self.soft_shutdown_timeout} s does not fit a Spot notice "
+                f"(at most {SPOT_NOTICE_S - SPOT_MARGIN_S - STOP_MARGIN_S} s): tasks still running when a Spot "
+                "instance is reclaimed are redelivered (after the visibility timeout on Redis), not drained"
+            )
+        return found
 
     def check(self) -> None:
         name = f"pool {self.pool!r}"
@@ -67,11 +76,6 @@ class PoolRuntime:
             raise UserDataError(
                 f"{name}: drain window {self.drain_window} s must exceed the soft shutdown timeout "
                 f"({self.soft_shutdown_timeout} s) by {STOP_MARGIN_S} s, or the worker is killed mid-drain"
-            )
-        if self.spot and self.soft_shutdown_timeout + STOP_MARGIN_S > SPOT_NOTICE_S - SPOT_MARGIN_S:
-            raise UserDataError(
-                f"{name}: soft shutdown timeout {self.soft_shutdown_timeout} s does not fit a Spot notice "
-                f"(at most {SPOT_NOTICE_S - SPOT_MARGIN_S - STOP_MARGIN_S} s)"
             )
 
 
@@ -95,8 +99,10 @@ def pool_env(pool: PoolRuntime) -> str:
         "AWS_DEFAULT_REGION": pool.region,
         "WORKER_QUEUES": ",".join(pool.queues),
         "WORKER_CONCURRENCY": str(pool.concurrency),
+        "AWS_REGION": pool.region,
+        "CELERY_CLUSTER_STACK": pool.stack,
         "WORKER_NAME": pool.pool,
-        "WORKER_SSM_PATH": pool.ssm_path,
+        "WORKER_POOL_NAME": pool.pool,
         "WORKER_SECRET_ID": pool.secret_id,
         "CELERY_SOFT_SHUTDOWN_TIMEOUT": str(pool.soft_shutdown_timeout),
         "DRAIN_LIFECYCLE_HOOK_NAME": pool.lifecycle_hook_name,
@@ -106,6 +112,8 @@ def pool_env(pool: PoolRuntime) -> str:
     }
     if pool.asg_name:
         variables["DRAIN_ASG_NAME"] = pool.asg_name
+    if pool.ssm_path:
+        variables["WORKER_SSM_PATH"] = pool.ssm_path
     header = f"# celery-cluster {pool.stack}/{pool.pool}: written by user data at boot\n"
     return header + "".join(quote(name, variables[name]) + "\n" for name in sorted(variables))
 
@@ -116,7 +124,13 @@ def worker_dropin(pool: PoolRuntime) -> str:
 
 def cloudwatch_config(pool: PoolRuntime) -> str:
     text = files.CLOUDWATCH_TEMPLATE.read_text()
-    text = text.replace("@LOG_GROUP@", pool.log_group).replace("@METRICS_NAMESPACE@", pool.metrics_namespace)
+    # Pool as a fixed dimension (not the group name): the agent then needs no ec2:DescribeTags.
+    for placeholder, value in (
+        ("@LOG_GROUP@", pool.log_group),
+        ("@METRICS_NAMESPACE@", pool.metrics_namespace),
+        ("@POOL@", pool.pool),
+    ):
+        text = text.replace(placeholder, value)
     return json.dumps(json.loads(text), indent=1, sort_keys=True) + "\n"
 
 
@@ -151,3 +165,8 @@ def render_user_data(mode: ImageMode, pool: PoolRuntime, artefacts: BootArtefact
     if len(text.encode()) > USER_DATA_LIMIT:
         raise UserDataError(f"pool {pool.pool!r}: user data is {len(text.encode())} bytes, over EC2's 16 KB")
     return text
+
+
+def encode(user_data: str) -> str:
+    """Launch templates take user data base64-encoded."""
+    return base64.b64encode(user_data.encode()).decode()

@@ -44,9 +44,11 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 def systemd_unquote(line: str) -> tuple[str, str]:
-    """How systemd reads a double-quoted EnvironmentFile value (backslash escapes \\ \" $ `)."""
+    """How systemd reads an EnvironmentFile line: bare, or double-quoted with \\ \" \\$ \\` escapes."""
     name, _, quoted = line.partition("=")
-    assert quoted.startswith('"')
+    if not quoted.startswith('"'):
+        assert fetchenv.BARE.match(quoted), line
+        return name, quoted
     assert quoted.endswith('"')
     return name, re.sub(r'\\([\\"$`])', r"\1", quoted[1:-1])
 
@@ -87,7 +89,8 @@ def test_missing_secret_is_reported_with_the_aws_error(tmp_path: Path, capsys: p
 def test_bad_variable_names_and_values_are_refused() -> None:
     with pytest.raises(fetchenv.FetchError, match="CELERY_X: value contains a line break"):
         fetchenv.quote("CELERY_X", "a\nb")
-    assert fetchenv.quote("CELERY_X", "plain") == 'CELERY_X="plain"'
+    assert fetchenv.quote("CELERY_X", "plain:1/2") == "CELERY_X=plain:1/2"
+    assert fetchenv.quote("CELERY_X", "a b") == 'CELERY_X="a b"'
 
 
 def test_bad_ssm_path_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -62,7 +62,8 @@ def test_every_mode_writes_the_pool_env_and_starts_the_units(mode: Any) -> None:
     assert env["CELERY_SOFT_SHUTDOWN_TIMEOUT"] == "90"
     assert env["DRAIN_TIMEOUT"] == "120"
     assert env["DRAIN_LIFECYCLE_HOOK_NAME"] == POOL.lifecycle_hook_name
-    assert env["WORKER_SSM_PATH"] == "/celery-cluster/dev/default/"
+    assert env["WORKER_POOL_NAME"] == "default"
+    assert env["WORKER_SECRET_ID"] == POOL.secret_id
     assert not any("BROKER" in name for name in env), "secrets are fetched at start, never in user data"
     assert "TimeoutStopSec=120" in written(config, files.WORKER_DROPIN)
     agent = json.loads(written(config, "/opt/aws/amazon-cloudwatch-agent/etc/amazon-cloudwatch-agent.json"))
@@ -110,13 +111,19 @@ def test_boot_mode_without_a_bucket_is_refused() -> None:
     ("change", "fragment"),
     [
         ({"drain_window": 60}, "drain window 60 s must exceed the soft shutdown timeout (90 s)"),
-        ({"spot": True, "soft_shutdown_timeout": 100, "drain_window": 130}, "100 s does not fit a Spot notice"),
         ({"queues": ()}, "queues is empty"),
     ],
 )
 def test_pool_settings_that_cannot_drain_are_refused(change: dict[str, Any], fragment: str) -> None:
     with pytest.raises(UserDataError, match=re.escape(fragment)):
         render_user_data("bake", replace(POOL, **change))
+
+
+def test_spot_pool_that_cannot_drain_in_two_minutes_is_warned() -> None:
+    assert POOL.warnings() == []
+    assert replace(POOL, spot=True).warnings() == []  # 90 s + margin fits the two-minute notice
+    (warning,) = replace(POOL, spot=True, soft_shutdown_timeout=300, drain_window=330).warnings()
+    assert "soft shutdown timeout 300 s does not fit a Spot notice" in warning
 
 
 def test_component_document_is_well_formed() -> None:
