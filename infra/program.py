@@ -132,6 +132,7 @@ def build(
         pools[name] = WorkerPool(
             f"pool-{name}",
             WorkerPoolArgs(
+                name=name,
                 pool=pool,
                 config=config,
                 subnet_ids=network.private_subnet_ids,

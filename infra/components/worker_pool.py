@@ -51,8 +51,16 @@ _TT_DIM = (
 )
 
 
+def bound(value: float) -> str:
+    """A step bound as the API's decimal string: no exponent, no float noise, no "-0"."""
+    text = f"{value:.6f}".rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "") else text
+
+
 @dataclass(frozen=True)
 class WorkerPoolArgs:
+    name: str
+    """The pool's name in config (the `Pool` metric dimension and tag)."""
     pool: PoolConfig
     config: StackConfig
     subnet_ids: pulumi.Input[Sequence[str]]
@@ -80,7 +88,7 @@ class WorkerPool(pulumi.ComponentResource):
         super().__init__(TYPE, name, None, opts)
         self._name = name
         self._child = pulumi.ResourceOptions(parent=self)
-        self._pool_name = name.removeprefix("pool-")
+        self._pool_name = args.name
         pool, config = args.pool, args.config
         self.scaling = pool.scaling(self._pool_name)
         profile, role = self._create_identity(args)
@@ -366,8 +374,8 @@ class WorkerPool(pulumi.ComponentResource):
                 step_adjustments=[
                     aws.autoscaling.PolicyStepAdjustmentArgs(
                         scaling_adjustment=s.scaling_adjustment,
-                        metric_interval_lower_bound=None if s.lower_bound is None else f"{s.lower_bound:g}",
-                        metric_interval_upper_bound=None if s.upper_bound is None else f"{s.upper_bound:g}",
+                        metric_interval_lower_bound=None if s.lower_bound is None else bound(s.lower_bound),
+                        metric_interval_upper_bound=None if s.upper_bound is None else bound(s.upper_bound),
                     )
                     for s in policy.steps
                 ],

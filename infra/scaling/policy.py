@@ -229,8 +229,7 @@ class StepScalingPolicy:
         _check_steps(self.steps)
         if self.scales_in:
             _require(
-                all(s.upper_bound is not None and s.upper_bound <= 0 for s in self.steps[:-1])
-                and (self.steps[-1].upper_bound is None or self.steps[-1].upper_bound <= 0),
+                all(s.upper_bound is not None and s.upper_bound <= 0 for s in self.steps),
                 "a LessThan step policy's steps must lie at or below the threshold (upper_bound <= 0)",
             )
         else:

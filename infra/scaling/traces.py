@@ -236,4 +236,4 @@ def write_csv(trace: Trace, path: Path) -> None:
         writer = csv.writer(handle)
         writer.writerow(CSV_COLUMNS)
         for arrival, seconds in zip(trace.arrivals.tolist(), trace.task_seconds.tolist(), strict=True):
-            writer.writerow((f"{arrival:.3f}", f"{seconds:.3f}"))
+            writer.writerow((f"{arrival:.6f}", f"{seconds:.6g}"))

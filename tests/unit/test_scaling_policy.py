@@ -63,7 +63,21 @@ def test_default_policy_follows_the_slo() -> None:
     assert tt.scale_in_below == pytest.approx(60.0 * SCALE_IN_RATIO)
     assert tt.estimated_instance_warmup_seconds == 90
     assert tt.metric_period_seconds == 10
-    assert not tt.disable_scale_in
+    # Target tracking only scales out; the step policy below scales in (see SCALE_IN_UTILISATION).
+    assert tt.disable_scale_in
+    scale_in = scaling.scale_in
+    assert scale_in is not None
+    assert scale_in.scales_in
+    assert scale_in.metric_name == METRIC_BACKLOG_PER_INSTANCE
+    assert scale_in.threshold == pytest.approx(0.85 * 4)  # 85% of an instance's 4 processes busy
+    fast = scaling.fast_scale_out
+    assert fast is not None
+    assert fast.threshold == pytest.approx(90.0)
+    assert fast.datapoints_to_alarm == 1
+    assert [name for name, _ in scaling.step_policies] == ["latency", "fast-out", "scale-in"]
+    plain = default_pool_scaling("default", slo, 0, 20, step_scale_in=False, fast_scale_out=False)
+    assert not plain.target_tracking.disable_scale_in
+    assert plain.scale_in is None
     step = scaling.step_scaling
     assert step is not None
     assert step.metric_name == METRIC_OLDEST_AGE
@@ -116,6 +130,24 @@ def test_policies_are_frozen() -> None:
             "max_size",
         ),
         (lambda: PoolScaling("p", min_size=-1, max_size=2, target_tracking=TargetTrackingPolicy(1)), "min_size"),
+        (
+            lambda: PoolScaling(
+                "p",
+                0,
+                2,
+                TargetTrackingPolicy(10),
+                scale_in=StepScalingPolicy(
+                    threshold=9.5, steps=(StepAdjustment(-1, None, 0.0),), comparison="LessThanThreshold"
+                ),
+            ),
+            "flaps",
+        ),
+        (
+            lambda: StepScalingPolicy(
+                threshold=1, steps=(StepAdjustment(-1, -5, None),), comparison="LessThanThreshold"
+            ),
+            "at or below the threshold",
+        ),
         (
             lambda: Slo(
                 acceptable_latency_seconds=10,

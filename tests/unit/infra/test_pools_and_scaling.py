@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from infra.components.metrics import backlog_per_instance_expression
+from infra.components.worker_pool import bound
 from infra.config import DRAIN_MARGIN_SECONDS
 from infra.vm.files import POOL_ENV
 from tests.unit.infra.conftest import Rendered
@@ -162,3 +163,11 @@ def test_instance_role_may_complete_only_its_own_lifecycle_hook(stack: Rendered)
         document = json.loads(stack.one("aws:iam/rolePolicy:RolePolicy", f"pool-{name}-lifecycle")["policy"])
         (statement,) = document["Statement"]
         assert statement["Resource"] == f"{ARN}/pool-{name}-asg"
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [(0.0, "0"), (-0.0, "0"), (90.0, "90"), (-2.55, "-2.55"), (1234567.0, "1234567"), (1 / 3, "0.333333")],
+)
+def test_step_bounds_are_plain_decimals(value: float, text: str) -> None:
+    assert bound(value) == text
