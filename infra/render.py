@@ -120,6 +120,10 @@ def _computed(type_: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
                 "endpoints": [f"amqps://b-{name}.mq.us-east-1.amazonaws.com:5671"],
             }
         ]
+    elif type_ == "aws:s3/bucket:Bucket":
+        # AWS completes a bucket_prefix with a unique suffix.
+        state["bucket"] = inputs.get("bucket") or f"{inputs.get('bucketPrefix', name + '-')}20261124mock"
+        state["arn"] = f"arn:aws:s3:::{state['bucket']}"
     elif type_ in ("aws:imagebuilder/imageRecipe:ImageRecipe", "aws:imagebuilder/component:Component"):
         # Image Builder ARNs carry the resource's own name and version, as AWS's do.
         kind = "image-recipe" if "imageRecipe" in type_ else "component"

@@ -1,7 +1,7 @@
 """A worker pool: launch template, Auto Scaling group, drain hook, and its scaling policies.
 
 The launch template takes the AMI and the user data as inputs (the image component or an AMI
-lookup provides the first, `infra.userdata` the second). The group references the template's
+lookup provides the first, `infra.vm.user_data` the second). The group references the template's
 latest version *number*: a new template version changes the group's launch template spec, which
 starts an instance refresh; `$Latest` would leave running instances on the old version silently.
 """
