@@ -325,7 +325,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.check:
         return 0
     outcome = agent.run()
-    return 0 if outcome is not None and outcome.worker_stopped else 1
+    # Done once the hook is completed or the worker is down; otherwise systemd restarts us to retry.
+    return 0 if outcome is not None and (outcome.completed or outcome.worker_stopped) else 1
 
 
 if __name__ == "__main__":

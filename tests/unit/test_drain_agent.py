@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
@@ -119,3 +120,26 @@ def test_missing_asg_name_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
         settings = load_settings(lifecycle_hook_name="hook", imds_endpoint=endpoint)
         with pytest.raises(DrainSettingsError, match=r"^DRAIN_ASG_NAME: is not set"):
             drain.build_agent(settings, autoscaling=object())
+
+
+def test_systemd_unit_control_runs_systemctl(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a VM the agent drives the worker through systemctl: a stand-in on PATH records the calls."""
+    calls = tmp_path / "calls"
+    state = tmp_path / "state"
+    state.write_text("active\n")
+    systemctl = tmp_path / "systemctl"
+    systemctl.write_text(f'#!/bin/sh\necho "$*" >> {calls}\n[ "$1" = show ] && cat {state}\nexit 0\n')
+    systemctl.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    unit = drain.SystemdUnit("celery-worker.service")
+    assert not unit.stopped()
+    unit.stop()
+    state.write_text("deactivating\n")
+    assert not unit.stopped()
+    state.write_text("inactive\n")
+    assert unit.stopped()
+    state.write_text("failed\n")
+    assert unit.stopped()
+    lines = calls.read_text().splitlines()
+    assert lines[1] == "stop --no-block celery-worker.service"
+    assert lines[0] == "show --property=ActiveState --value celery-worker.service"
