@@ -392,6 +392,8 @@ def _format(error: Mapping[str, Any]) -> str:
         message = f"{message} (got {error['input']!r})"
     elif error["type"] == "string_pattern_mismatch":
         message = f"{error['input']!r} is not valid: {message}"
+    if loc == ("stack",):
+        return f"stack name {error['input']!r}: must be lowercase letters, digits and '-', at most 16"
     return f"{_key_name(loc)}: {message}"
 
 

@@ -150,7 +150,7 @@ def build(
             code=code,
             subnet_ids=network.private_subnet_ids,
             security_group_id=network.publisher_security_group_id,
-            broker_secret_arn=broker.secret_arn,
+            broker_secret_arn=broker.publisher_secret_arn,
             pools={name: (config.pools[name].queues, p.asg_name) for name, p in pools.items()},
         ),
     )

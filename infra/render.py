@@ -95,7 +95,10 @@ def _plain_object(value: dict[str, Any]) -> Any:
         return value.get("urn")
     if signature in (rpc._special_asset_sig, rpc._special_archive_sig):
         kind = "asset" if signature == rpc._special_asset_sig else "archive"
-        return {kind: value.get("path") or value.get("uri") or sorted(value.get("assets", {}))}
+        path = value.get("path")
+        if isinstance(path, str) and path.startswith(f"{ROOT}/"):
+            path = path.removeprefix(f"{ROOT}/")  # machine-independent, so renders diff cleanly
+        return {kind: path or value.get("uri") or sorted(value.get("assets", {}))}
     return {k: _plain(v) for k, v in sorted(value.items())}
 
 

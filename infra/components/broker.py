@@ -46,9 +46,9 @@ def redis_url(token: str, host: str, port: int) -> str:
     return f"rediss://:{token}@{host}:{port}/0?ssl_cert_reqs=required"
 
 
-def secret_document(url: str, queue_type: str) -> str:
-    """The broker secret: `url` for the metrics publisher, CELERY_* for the worker's environment."""
-    return json.dumps({"url": url, "CELERY_BROKER_URL": url, "CELERY_QUEUE_TYPE": queue_type})
+def worker_secret_document(url: str, queue_type: str) -> str:
+    """The workers' secret: a JSON object of environment variables (what `worker.fetchenv` reads)."""
+    return json.dumps({"CELERY_BROKER_URL": url, "CELERY_QUEUE_TYPE": queue_type})
 
 
 def member_cluster_id(number: int) -> Callable[[str], str]:
@@ -65,6 +65,9 @@ class Broker(pulumi.ComponentResource):
     endpoint: pulumi.Output[str]
     """host:port (a secret output: it is half of the way in)."""
     secret_arn: pulumi.Output[str]
+    """The workers' secret (WORKER_SECRET_ID): JSON {CELERY_BROKER_URL, CELERY_QUEUE_TYPE}."""
+    publisher_secret_arn: pulumi.Output[str]
+    """The publisher's secret (BROKER_SECRET_ARN): the URL itself."""
     security_group_id: pulumi.Output[str]
     cache_cluster_ids: list[pulumi.Output[str]]
     """ElastiCache member cluster ids (the CacheClusterId alarm dimension); empty for RabbitMQ."""
@@ -76,33 +79,44 @@ class Broker(pulumi.ComponentResource):
         self._name = name
         self._child = pulumi.ResourceOptions(parent=self)
         config = args.config
+        self._stack = config.stack
         port = REDIS_PORT if config.is_redis else AMQPS_PORT
         self.security_group_id = self._security_group(args, port)
         self.cache_cluster_ids = []
         self.mq_broker_name = None
-        secret = aws.secretsmanager.Secret(
-            f"{name}-url",
-            aws.secretsmanager.SecretArgs(
-                description=f"celery-cluster {config.stack}: broker URL (CELERY_BROKER_URL) for workers and publisher",
-                recovery_window_in_days=7,
-            ),
-            opts=self._child,
-        )
-        self.secret_arn = secret.arn
         if config.is_redis:
-            secret_string = self._create_replication_group(config, args)
+            url, queue_type = self._create_replication_group(config, args), "classic"
         else:
-            secret_string = self._create_rabbitmq(config, args)
-        aws.secretsmanager.SecretVersion(
-            f"{name}-url",
-            aws.secretsmanager.SecretVersionArgs(
-                secret_id=secret.id, secret_string=pulumi.Output.secret(secret_string)
+            url, queue_type = self._create_rabbitmq(config, args), "quorum" if config.broker_ha else "classic"
+        # Two secrets, one URL: the workers' environment reader wants a JSON object of variables, the
+        # publisher the bare URL; each role can read only its own.
+        self.secret_arn = self._secret(
+            "url", "worker environment (CELERY_BROKER_URL)", url.apply(lambda u: worker_secret_document(u, queue_type))
+        )
+        self.publisher_secret_arn = self._secret("publisher-url", "broker URL for the metrics publisher", url)
+        self.register_outputs(
+            {
+                "endpoint": self.endpoint,
+                "secretArn": self.secret_arn,
+                "publisherSecretArn": self.publisher_secret_arn,
+                "securityGroupId": self.security_group_id,
+            }
+        )
+
+    def _secret(self, suffix: str, what: str, value: pulumi.Output[str]) -> pulumi.Output[str]:
+        secret = aws.secretsmanager.Secret(
+            f"{self._name}-{suffix}",
+            aws.secretsmanager.SecretArgs(
+                description=f"celery-cluster {self._stack}: {what}", recovery_window_in_days=7
             ),
             opts=self._child,
         )
-        self.register_outputs(
-            {"endpoint": self.endpoint, "secretArn": self.secret_arn, "securityGroupId": self.security_group_id}
+        aws.secretsmanager.SecretVersion(
+            f"{self._name}-{suffix}",
+            aws.secretsmanager.SecretVersionArgs(secret_id=secret.id, secret_string=pulumi.Output.secret(value)),
+            opts=self._child,
         )
+        return secret.arn
 
     def _security_group(self, args: BrokerArgs, port: int) -> pulumi.Output[str]:
         group = aws.ec2.SecurityGroup(
@@ -219,9 +233,7 @@ class Broker(pulumi.ComponentResource):
         host = group.primary_endpoint_address
         self.endpoint = pulumi.Output.secret(pulumi.Output.format("{0}:{1}", host, REDIS_PORT))
         self.cache_cluster_ids = [group.id.apply(member_cluster_id(n)) for n in range(1, config.cache_nodes + 1)]
-        return pulumi.Output.all(token.result, host).apply(
-            lambda values: secret_document(redis_url(values[0], values[1], REDIS_PORT), "classic")
-        )
+        return pulumi.Output.all(token.result, host).apply(lambda values: redis_url(values[0], values[1], REDIS_PORT))
 
     def _create_rabbitmq(self, config: StackConfig, args: BrokerArgs) -> pulumi.Output[str]:
         user = "celery"
@@ -254,7 +266,4 @@ class Broker(pulumi.ComponentResource):
         self.mq_broker_name = broker.broker_name
         endpoint = broker.instances.apply(lambda instances: (instances[0].endpoints or [""])[0] if instances else "")
         self.endpoint = pulumi.Output.secret(endpoint.apply(lambda e: e.removeprefix("amqps://")))
-        queue_type = "quorum" if config.broker_ha else "classic"
-        return pulumi.Output.all(password.result, endpoint).apply(
-            lambda values: secret_document(amqp_url(user, values[0], values[1]), queue_type)
-        )
+        return pulumi.Output.all(password.result, endpoint).apply(lambda values: amqp_url(user, values[0], values[1]))

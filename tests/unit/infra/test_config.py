@@ -178,6 +178,11 @@ def test_existing_vpc_needs_its_subnets() -> None:
     assert config.zone_count == 2
 
 
+def test_bad_stack_name_is_named_as_a_stack_name() -> None:
+    with pytest.raises(ConfigError, match=r"stack name 'Prod_EU': must be lowercase"):
+        parse_config("Prod_EU", _prod())
+
+
 def test_missing_stack_file_lists_the_stacks() -> None:
     with pytest.raises(ConfigError, match=r"no stack file Pulumi\.qa\.yaml; stacks here: .*dev.*prod"):
         load_stack_config("qa")

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import re
 import subprocess
 import sys
 from typing import Any
 
+from infra.components.broker import amqp_url, worker_secret_document
 from infra.config import ROOT, merged_raw, parse_config, read_stack_file
 from infra.render import Render, render_config
 
@@ -64,3 +67,33 @@ def test_render_cli_reports_a_config_error_without_a_traceback() -> None:
     assert result.returncode == 2
     assert "no stack file Pulumi.qa.yaml" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_rabbitmq_cluster_spans_every_private_subnet() -> None:
+    render = _render(
+        {
+            "availabilityZones": ["us-east-1a", "us-east-1b", "us-east-1c"],
+            "brokerEngine": "rabbitmq",
+            "brokerHa": True,
+            "mqInstanceType": "mq.m5.large",
+        }
+    )
+    (broker,) = _inputs(render, "aws:mq/broker:Broker")
+    assert broker["deploymentMode"] == "CLUSTER_MULTI_AZ"
+    assert len(broker["subnetIds"]) == 3
+    assert broker["publiclyAccessible"] is False
+    assert [u["password"] for u in broker["users"]] == ["[secret]"]
+    assert not render.of_type("aws:elasticache/replicationGroup:ReplicationGroup")
+    ports = {
+        (r.inputs["fromPort"], r.inputs["referencedSecurityGroupId"])
+        for r in render.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+        if r.inputs["securityGroupId"] == "broker-sg-id"
+    }
+    assert ports == {(5671, "network-workers-id"), (5671, "network-publisher-id"), (443, "network-publisher-id")}
+
+
+def test_worker_secret_is_an_object_of_environment_variables() -> None:
+    document = json.loads(worker_secret_document(amqp_url("celery", "pw", "amqps://b-1.mq.example:5671"), "quorum"))
+    assert document == {"CELERY_BROKER_URL": "amqps://celery:pw@b-1.mq.example:5671//", "CELERY_QUEUE_TYPE": "quorum"}
+    # worker.fetchenv accepts only variable names (upper case) as keys.
+    assert all(re.fullmatch(r"[A-Z_][A-Z0-9_]*", key) for key in document)

@@ -84,8 +84,9 @@ def test_tls_to_broker_and_encryption_at_rest(stack: Rendered) -> None:
 
 
 def test_broker_credentials_only_in_secrets_manager(stack: Rendered) -> None:
-    (version,) = stack.inputs("aws:secretsmanager/secretVersion:SecretVersion")
-    assert version["secretString"] == SECRET
+    versions = stack.inputs("aws:secretsmanager/secretVersion:SecretVersion")
+    assert len(versions) == 2  # the workers' environment and the publisher's URL
+    assert all(v["secretString"] == SECRET for v in versions)
     if stack.config.is_redis:
         assert stack.one(RG, "broker-cache")["authToken"] == SECRET
     else:
@@ -138,6 +139,15 @@ def test_no_wildcard_iam_action(stack: Rendered) -> None:
         for action in iam.actions_of(document):
             assert action != "*", where
             assert not action.endswith(":*"), where
+
+
+def test_each_role_reads_only_its_own_secret(stack: Rendered) -> None:
+    arn = "arn:aws:secretsmanager:us-east-1:123456789012:secretsmanager/"
+    for where, document in _policies(stack):
+        for statement in document["Statement"]:
+            if "secretsmanager:GetSecretValue" in statement.get("Action", []):
+                expected = "broker-publisher-url" if where.startswith("publisher-") else "broker-url"
+                assert statement["Resource"] == arn + expected, where
 
 
 def test_iam_resources_scoped_to_the_stack(stack: Rendered) -> None:

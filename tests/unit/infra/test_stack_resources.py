@@ -6,10 +6,14 @@ import json
 import subprocess
 from pathlib import Path
 
+import pulumi
+import pytest
+
 from infra import outputs
-from infra.components.broker import redis_url, secret_document
+from infra.components.broker import redis_url
 from infra.components.metrics_publisher import HANDLER
-from infra.config import ROOT
+from infra.config import ROOT, load_stack_config
+from infra.program import BundleMissingError, publisher_code
 from infra.render import SECRET
 from tests.unit.infra.conftest import Rendered
 from worker.publisher import load_config
@@ -97,9 +101,9 @@ def test_publisher_reads_the_environment_the_stack_gives_it(stack: Rendered) -> 
     (function,) = stack.inputs("aws:lambda/function:Function")
     environment = function["environment"]["variables"]
     url = redis_url("token", "primary.example", 6379)
-    secrets = _Secrets(secret_document(url, "classic"))
+    secrets = _Secrets(url)  # the publisher's secret holds the bare URL
     config = load_config(environment, secrets=secrets)
-    assert secrets.asked == [stack.document["outputs"][outputs.BROKER_SECRET_ARN]]
+    assert secrets.asked == ["arn:aws:secretsmanager:us-east-1:123456789012:secretsmanager/broker-publisher-url"]
     assert config.broker_url == url
     assert config.namespace == stack.config.metric_namespace
     assert config.samples * config.interval_seconds == 60
@@ -168,3 +172,15 @@ def test_make_render_writes_json(tmp_path: Path) -> None:
     types = {r["type"] for r in document["resources"]}
     assert {"aws:ec2/launchTemplate:LaunchTemplate", "aws:autoscaling/group:Group"} <= types
     assert "dev:" in result.stderr
+
+
+def test_publisher_code_is_the_built_bundle_when_present(tmp_path: Path) -> None:
+    config = load_stack_config("dev").model_copy(update={"publisher_bundle": str(tmp_path / "publisher.zip")})
+    with pytest.raises(BundleMissingError, match=r"celery-cluster:publisherBundle: .* run `make build`"):
+        publisher_code(config)
+    placeholder = publisher_code(config, allow_placeholder=True)
+    assert isinstance(placeholder, pulumi.AssetArchive)
+    (tmp_path / "publisher.zip").write_bytes(b"PK\x05\x06" + bytes(18))  # an empty zip
+    built = publisher_code(config)
+    assert isinstance(built, pulumi.FileArchive)
+    assert built.path == str(tmp_path / "publisher.zip")
