@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import functools
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -11,5 +13,6 @@ from infra.artefacts.pipeline import BuildPlan, build
 
 @functools.cache
 def dist(epoch: int = 1_700_000_000) -> Path:
-    out = Path(tempfile.mkdtemp(prefix="celery-cluster-dist-")) / "dist"
-    return build(BuildPlan(out=out, epoch=epoch), report=lambda _: None).out
+    scratch = Path(tempfile.mkdtemp(prefix="celery-cluster-dist-"))
+    atexit.register(shutil.rmtree, scratch, ignore_errors=True)  # about 70 MB
+    return build(BuildPlan(out=scratch / "dist", epoch=epoch), report=lambda _: None).out
