@@ -41,6 +41,11 @@ BUILD_INSTANCE_TYPES: Final[Mapping[Arch, tuple[str, ...]]] = {
 }
 ROOT_DEVICE: Final = "/dev/xvda"
 BUILD_TIMEOUT_MINUTES: Final = 60
+LIFECYCLE_EXECUTION_POLICY: Final = "arn:aws:iam::aws:policy/service-role/EC2ImageBuilderLifecycleExecutionPolicy"
+# Old images kept for a rollback (a launch template's earlier version); older ones are deleted,
+# unless an instance was launched from them in the last week.
+IMAGES_KEPT: Final = 3
+KEEP_IF_LAUNCHED_DAYS: Final = 7
 
 
 def read_artefacts_policy(bucket_arn: str) -> iam.Document:
@@ -132,6 +137,7 @@ class WorkerImage(pulumi.ComponentResource):
             profile = self._create_builder_identity(config, bucket)
             for arch in args.architectures:
                 self.image_ids[arch] = self._create_image(args, arch, component, profile, uploads[arch], image_files)
+            self._create_lifecycle_policy(config)
         else:
             for arch in args.architectures:
                 self.image_ids[arch] = base_image_id(config, arch)
@@ -243,6 +249,54 @@ class WorkerImage(pulumi.ComponentResource):
         )
         return aws.iam.InstanceProfile(
             f"{self._name}-builder-profile", aws.iam.InstanceProfileArgs(role=role.name), opts=self._child
+        )
+
+    def _create_lifecycle_policy(self, config: StackConfig) -> aws.imagebuilder.LifecyclePolicy:
+        """Every change bakes an AMI (and its snapshot): delete all but the last few, so they do not pile up."""
+        role = aws.iam.Role(
+            f"{self._name}-lifecycle-role",
+            aws.iam.RoleArgs(
+                assume_role_policy=json.dumps(iam.assume_role("imagebuilder.amazonaws.com")),
+                description=f"celery-cluster {config.stack} Image Builder lifecycle policy",
+            ),
+            opts=self._child,
+        )
+        aws.iam.RolePolicyAttachment(
+            f"{self._name}-lifecycle",
+            aws.iam.RolePolicyAttachmentArgs(role=role.name, policy_arn=LIFECYCLE_EXECUTION_POLICY),
+            opts=self._child,
+        )
+        return aws.imagebuilder.LifecyclePolicy(
+            f"{self._name}-lifecycle",
+            aws.imagebuilder.LifecyclePolicyArgs(
+                name=f"celery-cluster-{config.stack}-worker-images",
+                description=f"Keep the last {IMAGES_KEPT} worker images of celery-cluster {config.stack}",
+                execution_role=role.arn,
+                resource_type="AMI_IMAGE",
+                resource_selection=aws.imagebuilder.LifecyclePolicyResourceSelectionArgs(
+                    tag_map={"celery-cluster:stack": config.stack}
+                ),
+                policy_details=[
+                    aws.imagebuilder.LifecyclePolicyPolicyDetailArgs(
+                        action=aws.imagebuilder.LifecyclePolicyPolicyDetailActionArgs(
+                            type="DELETE",
+                            include_resources=aws.imagebuilder.LifecyclePolicyPolicyDetailActionIncludeResourcesArgs(
+                                amis=True, snapshots=True
+                            ),
+                        ),
+                        filter=aws.imagebuilder.LifecyclePolicyPolicyDetailFilterArgs(type="COUNT", value=IMAGES_KEPT),
+                        exclusion_rules=aws.imagebuilder.LifecyclePolicyPolicyDetailExclusionRulesArgs(
+                            amis=aws.imagebuilder.LifecyclePolicyPolicyDetailExclusionRulesAmisArgs(
+                                last_launched=aws.imagebuilder.LifecyclePolicyPolicyDetailExclusionRulesAmisLastLaunchedArgs(
+                                    unit="DAYS", value=KEEP_IF_LAUNCHED_DAYS
+                                )
+                            )
+                        ),
+                    )
+                ],
+                tags={"celery-cluster:stack": config.stack},
+            ),
+            opts=self._child,
         )
 
     def _create_image(

@@ -75,6 +75,17 @@ def test_prod_bakes_one_image_per_pool_architecture(prod: Rendered) -> None:
         assert image["imageTestsConfiguration"]["imageTestsEnabled"] is True
 
 
+def test_old_images_are_deleted_but_the_last_few_kept(prod: Rendered) -> None:
+    (policy,) = prod.inputs("aws:imagebuilder/lifecyclePolicy:LifecyclePolicy")
+    assert policy["resourceType"] == "AMI_IMAGE"
+    assert policy["resourceSelection"]["tagMap"] == {"celery-cluster:stack": "prod"}
+    (detail,) = policy["policyDetails"]
+    assert detail["action"]["type"] == "DELETE"
+    assert detail["filter"] == {"type": "COUNT", "value": 3}
+    images = prod.inputs(IMAGE)
+    assert all(image["tags"]["celery-cluster:stack"] == "prod" for image in images)
+
+
 def test_launch_templates_take_the_baked_image(prod: Rendered) -> None:
     amis = prod.document["outputs"][outputs.WORKER_IMAGE_IDS]
     for name, pool in prod.config.pools.items():
