@@ -143,3 +143,14 @@ def test_systemd_unit_control_runs_systemctl(tmp_path: Path, monkeypatch: pytest
     lines = calls.read_text().splitlines()
     assert lines[1] == "stop --no-block celery-worker.service"
     assert lines[0] == "show --property=ActiveState --value celery-worker.service"
+
+
+def test_check_validates_settings_and_metadata(monkeypatch: pytest.MonkeyPatch) -> None:
+    with fake_imds(asg_name="pool") as (endpoint, state):
+        monkeypatch.setenv("DRAIN_LIFECYCLE_HOOK_NAME", "drain")
+        monkeypatch.setenv("DRAIN_IMDS_ENDPOINT", endpoint)
+        assert drain.main(["--check"]) == 0
+        assert state.rejected == []
+        assert "/latest/meta-data/instance-id" in state.reads
+        state.set("/latest/meta-data/instance-id", None)
+        assert drain.main(["--check"]) == 2
