@@ -45,5 +45,8 @@ bench: $(STAMP) ## Benchmarks, printed side by side with ratios
 render: $(STAMP) ## Render the Pulumi program offline for STACK (default dev) to build/render/STACK.json
 	scripts/render --stack $(STACK)
 
+build: $(STAMP) ## Write build/dist: worker wheel, wheelhouse per pool arch, publisher.zip, manifest.json (reproducible)
+	scripts/build
+
 clean: ## Remove .venv and build/
 	rm -rf $(VENV) build .mypy_cache .ruff_cache .pytest_cache

@@ -3,11 +3,11 @@
 import pulumi
 
 from infra.config import ConfigError, config_from_pulumi
-from infra.program import BundleMissingError, build, publisher_code
+from infra.program import BundleMissingError, build, publisher_code, worker_artefacts
 
 try:
     config = config_from_pulumi()
-    stack_outputs = build(config, publisher_code(config))
+    stack_outputs = build(config, publisher_code(config), worker_artefacts(config))
 except (ConfigError, BundleMissingError) as exc:
     # RunError ends `pulumi up` with the message alone: a bad key is the user's to fix, not a bug.
     raise pulumi.RunError(str(exc)) from None

@@ -320,7 +320,8 @@ class StackConfig(_Model):
             raise _KeyError(
                 "mqInstanceType", f"{self.mq_instance_type} cannot run a cluster; use mq.m5.large or larger"
             )
-        if self.image_mode == "ami" and not self.image_ami_id and "{arch}" not in self.image_ssm_parameter:
+        uses_parameter = self.image_mode != "ami" or not self.image_ami_id
+        if uses_parameter and "{arch}" not in self.image_ssm_parameter:
             raise _KeyError("imageSsmParameter", "must contain {arch} (pools choose x86_64 or arm64)")
         return self
 

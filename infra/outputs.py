@@ -14,6 +14,8 @@ ALARM_TOPIC_ARN: Final = "alarmTopicArn"
 METRIC_NAMESPACE: Final = "metricNamespace"
 VPC_ID: Final = "vpcId"
 PUBLISHER_FUNCTION_NAME: Final = "publisherFunctionName"
+WORKER_IMAGE_IDS: Final = "workerImageIds"
+"""{pool: AMI id its launch template uses} (the baked image in imageMode bake)."""
 
 ALL: Final = (
     BROKER_ENDPOINT,
@@ -25,5 +27,6 @@ ALL: Final = (
     METRIC_NAMESPACE,
     VPC_ID,
     PUBLISHER_FUNCTION_NAME,
+    WORKER_IMAGE_IDS,
 )
 SECRET: Final = frozenset({BROKER_ENDPOINT})

@@ -6,18 +6,20 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import Any
 
 import pulumi
-import pulumi_aws as aws
 
 from infra import outputs
+from infra.artefacts.manifest import ArtefactsError, BuildArtefacts, load_artefacts, placeholder_artefacts
 from infra.components.broker import Broker, BrokerArgs
+from infra.components.image import WorkerImage, WorkerImageArgs, base_image_id
 from infra.components.metrics_publisher import MetricsPublisher, MetricsPublisherArgs
 from infra.components.monitoring import MonitoredPool, Monitoring, MonitoringArgs
 from infra.components.network import Network, NetworkArgs
-from infra.components.worker_pool import WorkerPool, WorkerPoolArgs
-from infra.config import ROOT, ConfigError, PoolConfig, StackConfig
-from infra.userdata import pool_environment, render_user_data
+from infra.components.worker_pool import DRAIN_HOOK, WorkerPool, WorkerPoolArgs, log_group_name
+from infra.config import ROOT, PoolConfig, StackConfig
+from infra.vm.user_data import PoolRuntime, render_user_data
 
 
 class BundleMissingError(FileNotFoundError):
@@ -36,44 +38,57 @@ def publisher_code(config: StackConfig, *, allow_placeholder: bool = False) -> p
     )
 
 
-def image_id(config: StackConfig, pool: PoolConfig) -> pulumi.Input[str]:
-    """The pool's AMI: the configured id, or the SSM public parameter resolved at deploy time.
+def own_ami_id(config: StackConfig, pool: PoolConfig) -> pulumi.Input[str]:
+    """imageMode ami: the configured AMI id, or the SSM public parameter resolved at deploy time.
 
-    A concrete id (not `resolve:ssm:` in the template) means a new base AMI makes a new template
+    A concrete id (not `resolve:ssm:` in the template) means a new AMI makes a new template
     version, which rolls the pool through an instance refresh on the next `pulumi up`.
     """
-    if config.image_mode != "ami":
-        # bake (EC2 Image Builder) and boot arrive with infra/components/image.py; until then a
-        # worker booted from the bare base AMI would have no `worker` package, so refuse.
-        raise ConfigError(
-            f"celery-cluster:imageMode: {config.image_mode!r} needs the image component, "
-            "which this version does not have yet; use ami"
-        )
     if config.image_ami_id:
         return config.image_ami_id
-    parameter = config.image_ssm_parameter.replace("{arch}", pool.architecture)
-    return aws.ssm.get_parameter_output(name=parameter).value
+    return base_image_id(config, pool.architecture)
 
 
-def _user_data(config: StackConfig, name: str, pool: PoolConfig) -> Callable[[str], str]:
-    def render(secret_arn: str) -> str:
-        return render_user_data(
-            pool_environment(
-                pool=name,
-                queues=pool.queues,
-                concurrency=pool.concurrency,
-                soft_shutdown_seconds=config.soft_shutdown_seconds,
-                broker_secret_arn=secret_arn,
-                region=config.region,
-                stack=config.stack,
-            ),
-            stop_timeout_seconds=config.drain_window_seconds,
-        )
+def worker_artefacts(config: StackConfig, *, placeholder: bool = False) -> BuildArtefacts | None:
+    """`make build`'s wheelhouses and image files (bake, boot); under render, placeholders."""
+    if config.image_mode == "ami":
+        return None
+    if placeholder:
+        return placeholder_artefacts()
+    try:
+        return load_artefacts()
+    except ArtefactsError as exc:
+        raise BundleMissingError(f"celery-cluster:imageMode {config.image_mode}: {exc}") from None
+
+
+def pool_runtime(config: StackConfig, name: str, pool: PoolConfig, secret_arn: str) -> PoolRuntime:
+    return PoolRuntime(
+        stack=config.stack,
+        pool=name,
+        region=config.region,
+        queues=pool.queues,
+        concurrency=pool.concurrency,
+        soft_shutdown_timeout=config.soft_shutdown_seconds,
+        drain_window=config.drain_window_seconds,
+        lifecycle_hook_name=DRAIN_HOOK,
+        secret_id=secret_arn,
+        log_group=log_group_name(config.stack, name),
+        metrics_namespace=config.metric_namespace,
+        spot=pool.spot.enabled,
+    )
+
+
+def _user_data(config: StackConfig, name: str, pool: PoolConfig) -> Callable[[list[Any]], str]:
+    def render(values: list[Any]) -> str:
+        secret_arn, boot = values[0], (values[1] if len(values) > 1 else None)
+        return render_user_data(config.image_mode, pool_runtime(config, name, pool, secret_arn), boot)
 
     return render
 
 
-def build(config: StackConfig, code: pulumi.Archive) -> dict[str, pulumi.Output[object]]:
+def build(
+    config: StackConfig, code: pulumi.Archive, artefacts: BuildArtefacts | None = None
+) -> dict[str, pulumi.Output[object]]:
     """Create every resource of the stack; return the stack outputs by name (see `infra.outputs`)."""
     network = Network("network", NetworkArgs(config=config))
     broker = Broker(
@@ -86,9 +101,34 @@ def build(config: StackConfig, code: pulumi.Archive) -> dict[str, pulumi.Output[
             publisher_security_group_id=network.publisher_security_group_id,
         ),
     )
+    image: WorkerImage | None = None
+    if config.image_mode != "ami":
+        if artefacts is None:
+            raise BundleMissingError(f"celery-cluster:imageMode {config.image_mode} needs `make build`'s artefacts")
+        image = WorkerImage(
+            "image",
+            WorkerImageArgs(
+                config=config,
+                artefacts=artefacts,
+                architectures=sorted({pool.architecture for pool in config.pools.values()}),
+                subnet_id=network.private_subnet_ids.apply(lambda ids: ids[0]),
+                security_group_id=network.worker_security_group_id,
+            ),
+        )
     pools: dict[str, WorkerPool] = {}
+    image_ids: dict[str, pulumi.Input[str]] = {}
     for name, pool in sorted(config.pools.items()):
-        user_data = broker.secret_arn.apply(_user_data(config, name, pool))
+        for warning in pool_runtime(config, name, pool, "").warnings():
+            pulumi.log.warn(warning)
+        if image is not None:
+            image_ids[name] = image.image_ids[pool.architecture]
+            inputs: list[pulumi.Input[Any]] = [broker.secret_arn]
+            if config.image_mode == "boot":
+                inputs.append(image.boot_artefacts[pool.architecture])
+            user_data = pulumi.Output.all(*inputs).apply(_user_data(config, name, pool))
+        else:
+            image_ids[name] = own_ami_id(config, pool)
+            user_data = pulumi.Output.all(broker.secret_arn).apply(_user_data(config, name, pool))
         pools[name] = WorkerPool(
             f"pool-{name}",
             WorkerPoolArgs(
@@ -97,9 +137,10 @@ def build(config: StackConfig, code: pulumi.Archive) -> dict[str, pulumi.Output[
                 config=config,
                 subnet_ids=network.private_subnet_ids,
                 security_group_id=network.worker_security_group_id,
-                image_id=image_id(config, pool),
+                image_id=image_ids[name],
                 user_data=user_data,
                 broker_secret_arn=broker.secret_arn,
+                artefact_bucket_arn=image.bucket_arn if image is not None and config.image_mode == "boot" else None,
             ),
         )
     publisher = MetricsPublisher(
@@ -140,4 +181,5 @@ def build(config: StackConfig, code: pulumi.Archive) -> dict[str, pulumi.Output[
         outputs.METRIC_NAMESPACE: pulumi.Output.from_input(config.metric_namespace),
         outputs.VPC_ID: network.vpc_id,
         outputs.PUBLISHER_FUNCTION_NAME: publisher.function_name,
+        outputs.WORKER_IMAGE_IDS: pulumi.Output.from_input(image_ids),
     }

@@ -11,6 +11,7 @@ The mock "cloud" answers with the inputs plus the few computed attributes the pr
 
 from __future__ import annotations
 
+import hashlib
 import json
 import warnings
 from collections.abc import Mapping
@@ -35,7 +36,7 @@ from infra.config import (
     read_stack_file,
     to_pulumi_config,
 )
-from infra.program import build, publisher_code
+from infra.program import build, publisher_code, worker_artefacts
 
 SECRET = "[secret]"  # noqa: S105 - the mask, not a secret
 UNKNOWN = "[unknown]"
@@ -122,6 +123,18 @@ def _computed(type_: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
                 "endpoints": [f"amqps://b-{name}.mq.us-east-1.amazonaws.com:5671"],
             }
         ]
+    elif type_ == "aws:s3/bucket:Bucket":
+        # AWS completes a bucket_prefix with a unique suffix.
+        state["bucket"] = inputs.get("bucket") or f"{inputs.get('bucketPrefix', name + '-')}20261124mock"
+        state["arn"] = f"arn:aws:s3:::{state['bucket']}"
+    elif type_ in ("aws:imagebuilder/imageRecipe:ImageRecipe", "aws:imagebuilder/component:Component"):
+        # Image Builder ARNs carry the resource's own name and version, as AWS's do.
+        kind = "image-recipe" if "imageRecipe" in type_ else "component"
+        state["arn"] = f"arn:aws:imagebuilder:us-east-1:{ACCOUNT}:{kind}/{inputs.get('name')}/{inputs.get('version')}"
+    elif type_ == "aws:imagebuilder/image:Image":
+        # A build's AMI follows from its recipe: a new recipe (new wheel) gives a new AMI, as in AWS.
+        ami = "ami-" + hashlib.sha256(str(inputs.get("imageRecipeArn")).encode()).hexdigest()[:17]
+        state["outputResources"] = [{"amis": [{"image": ami, "region": "us-east-1", "name": name}]}]
     elif type_ == "aws:kms/key:Key":
         state["keyId"] = f"{name}-key-id"
     elif type_ == "random:index/randomPassword:RandomPassword":
@@ -213,7 +226,11 @@ def render_config(config: StackConfig, stack_values: Mapping[str, Any]) -> Rende
         from_engine = config_from_pulumi()
         if from_engine != config:
             raise RuntimeError(f"config read through pulumi.Config differs from {config.stack}'s offline config")
-        stack_outputs = build(from_engine, publisher_code(from_engine, allow_placeholder=True))
+        stack_outputs = build(
+            from_engine,
+            publisher_code(from_engine, allow_placeholder=True),
+            worker_artefacts(from_engine, placeholder=True),
+        )
         for name, output in stack_outputs.items():
             render.outputs[name] = await _resolve(output)
 

@@ -18,12 +18,13 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from infra.artefacts.targets import LAMBDA_ARCH, LAMBDA_HANDLER, LAMBDA_RUNTIME
 from infra.components import iam
 from infra.config import StackConfig
 
 TYPE = "celery-cluster:publisher:MetricsPublisher"
-HANDLER = "worker.publisher.handler"
-RUNTIME = "python3.11"  # what `make build` packs build/publisher.zip for
+HANDLER = LAMBDA_HANDLER
+RUNTIME = LAMBDA_RUNTIME  # what `make build` packs build/dist/publisher.zip for
 VPC_ACCESS_POLICY = "arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"
 SCHEDULE = "rate(1 minute)"
 
@@ -107,7 +108,7 @@ class MetricsPublisher(pulumi.ComponentResource):
                 description="Publishes queue depth, in-flight, oldest age and backlog per instance every 10 s",
                 role=role.arn,
                 runtime=RUNTIME,
-                architectures=["arm64"],
+                architectures=[LAMBDA_ARCH],
                 handler=HANDLER,
                 code=args.code,
                 memory_size=config.publisher_memory_mb,

@@ -1,7 +1,7 @@
 """A worker pool: launch template, Auto Scaling group, drain hook, and its scaling policies.
 
 The launch template takes the AMI and the user data as inputs (the image component or an AMI
-lookup provides the first, `infra.userdata` the second). The group references the template's
+lookup provides the first, `infra.vm.user_data` the second). The group references the template's
 latest version *number*: a new template version changes the group's launch template spec, which
 starts an instance refresh; `$Latest` would leave running instances on the old version silently.
 """
@@ -16,6 +16,7 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.components import iam
+from infra.components.image import read_artefacts_policy
 from infra.components.metrics import (
     ASG_DIMENSION,
     ASG_IN_SERVICE,
@@ -28,7 +29,7 @@ from infra.components.metrics import (
 )
 from infra.config import PoolConfig, StackConfig
 from infra.scaling.policy import PoolScaling, StepScalingPolicy, TargetTrackingPolicy
-from infra.userdata import encode
+from infra.vm.user_data import encode
 from worker.names import METRIC_IN_FLIGHT, METRIC_WAITING
 
 TYPE = "celery-cluster:pool:WorkerPool"
@@ -68,6 +69,13 @@ class WorkerPoolArgs:
     user_data: pulumi.Input[str]
     """Plain-text user data (no secrets); the component base64-encodes it."""
     broker_secret_arn: pulumi.Input[str]
+    artefact_bucket_arn: pulumi.Input[str] | None = None
+    """imageMode boot: instances read the wheelhouse from the stack's bucket at boot."""
+
+
+def log_group_name(stack: str, pool: str) -> str:
+    """The pool's log group; the CloudWatch agent on its instances ships the worker's JSON logs here."""
+    return f"/celery-cluster/{stack}/workers/{pool}"
 
 
 class WorkerPool(pulumi.ComponentResource):
@@ -110,7 +118,7 @@ class WorkerPool(pulumi.ComponentResource):
         logs = aws.cloudwatch.LogGroup(
             f"{self._name}-logs",
             aws.cloudwatch.LogGroupArgs(
-                name=f"/celery-cluster/{config.stack}/workers/{self._pool_name}",
+                name=log_group_name(config.stack, self._pool_name),
                 retention_in_days=config.log_retention_days,
             ),
             opts=self._child,
@@ -139,6 +147,17 @@ class WorkerPool(pulumi.ComponentResource):
             ),
             opts=self._child,
         )
+        if args.artefact_bucket_arn is not None:
+            aws.iam.RolePolicy(
+                f"{self._name}-artefacts",
+                aws.iam.RolePolicyArgs(
+                    role=role.id,
+                    policy=pulumi.Output.from_input(args.artefact_bucket_arn).apply(
+                        lambda arn: json.dumps(read_artefacts_policy(arn))
+                    ),
+                ),
+                opts=self._child,
+            )
         profile = aws.iam.InstanceProfile(
             f"{self._name}-profile", aws.iam.InstanceProfileArgs(role=role.name), opts=self._child
         )

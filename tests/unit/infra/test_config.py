@@ -23,7 +23,7 @@ from infra.config import (
     read_stack_file,
     stack_names,
 )
-from infra.render import install_mocks, render_config
+from infra.render import install_mocks
 
 Raw = dict[str, Any]
 
@@ -196,11 +196,3 @@ def test_pool_defaults_and_derived_values() -> None:
     prod = load_stack_config("prod")
     assert prod.soft_shutdown_seconds == prod.drain_window_seconds - 30
     assert prod.pools["default"].scaling("default").target_tracking.target_value == 30 / 2 * 4
-
-
-def test_image_modes_without_the_image_component_are_refused() -> None:
-    raw = merged_raw(read_stack_file("dev"))
-    raw["imageMode"] = "bake"
-    config = parse_config("dev", raw)
-    with pytest.raises(ConfigError, match=r"celery-cluster:imageMode: 'bake' needs the image component"):
-        render_config(config, {**read_stack_file("dev"), "imageMode": "bake"})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import runpy
 import warnings
 from pathlib import Path
@@ -11,6 +12,8 @@ import pytest
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
+from infra import program
+from infra.artefacts import manifest
 from infra.config import read_stack_file
 from infra.render import install_mocks
 
@@ -27,7 +30,8 @@ def _run_main() -> None:
 def test_entry_point_builds_the_stack(tmp_path: Path) -> None:
     bundle = tmp_path / "publisher.zip"
     bundle.write_bytes(b"PK\x05\x06" + bytes(18))  # an empty zip stands in for `make build`'s
-    render = install_mocks("dev", {**read_stack_file("dev"), "publisherBundle": str(bundle)})
+    # imageMode ami: this test is about the entry point, not `make build`'s wheelhouses (see below).
+    render = install_mocks("dev", {**read_stack_file("dev"), "publisherBundle": str(bundle), "imageMode": "ami"})
     _run_main()
     types = {r.type for r in render.resources}
     assert {"aws:autoscaling/group:Group", "aws:lambda/function:Function"} <= types
@@ -44,4 +48,16 @@ def test_entry_point_stops_on_bad_config_with_the_key_and_no_traceback() -> None
 def test_entry_point_refuses_to_deploy_without_the_publisher_bundle(tmp_path: Path) -> None:
     install_mocks("dev", {**read_stack_file("dev"), "publisherBundle": str(tmp_path / "missing.zip")})
     with pytest.raises(pulumi.RunError, match=r"celery-cluster:publisherBundle: .* run `make build`"):
+        _run_main()
+
+
+@pytest.mark.parametrize("mode", ["bake", "boot"])
+def test_entry_point_refuses_to_deploy_without_the_wheelhouses(
+    mode: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bundle = tmp_path / "publisher.zip"
+    bundle.write_bytes(b"PK\x05\x06" + bytes(18))
+    monkeypatch.setattr(program, "load_artefacts", functools.partial(manifest.load_artefacts, dist=tmp_path / "dist"))
+    install_mocks("dev", {**read_stack_file("dev"), "publisherBundle": str(bundle), "imageMode": mode})
+    with pytest.raises(pulumi.RunError, match=rf"celery-cluster:imageMode {mode}: .*manifest.json does not exist"):
         _run_main()

@@ -7,11 +7,14 @@ import json
 from typing import Any
 
 import pytest
+import yaml
 
 from infra.components.metrics import backlog_per_instance_expression
 from infra.components.worker_pool import bound
 from infra.config import DRAIN_MARGIN_SECONDS
+from infra.vm.files import POOL_ENV
 from tests.unit.infra.conftest import Rendered
+from tests.unit.test_fetchenv import systemd_unquote
 from worker.names import METRIC_BACKLOG_PER_INSTANCE, METRIC_OLDEST_AGE
 
 ASG = "aws:autoscaling/group:Group"
@@ -22,9 +25,10 @@ ARN = "arn:aws:autoscaling:us-east-1:123456789012:autoscaling"
 
 
 def _env(template: dict[str, Any]) -> dict[str, str]:
-    text = base64.b64decode(template["userData"]).decode()
-    body = text.split("<<'ENV'\n", 1)[1].split("\nENV\n", 1)[0]
-    return dict(line.split("=", 1) for line in body.splitlines())
+    """The pool's environment file, as the launch template's cloud-config user data writes it."""
+    config = yaml.safe_load(base64.b64decode(template["userData"]).decode())
+    (content,) = [f["content"] for f in config["write_files"] if f["path"] == POOL_ENV]
+    return dict(systemd_unquote(line) for line in content.splitlines() if line and not line.startswith("#"))
 
 
 def test_every_pool_has_template_group_and_policies(stack: Rendered) -> None:

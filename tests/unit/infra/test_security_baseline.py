@@ -127,8 +127,9 @@ def test_no_ssh_and_no_key_pair(stack: Rendered) -> None:
         assert "keyName" not in template
     assert "aws:ec2/keyPair:KeyPair" not in {r["type"] for r in stack.document["resources"]}
     # Session Manager instead: every worker role carries the SSM core policy.
-    attachments = [a["policyArn"] for a in stack.inputs("aws:iam/rolePolicyAttachment:RolePolicyAttachment")]
-    assert attachments.count("arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore") == len(stack.config.pools)
+    attachments = stack.named("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
+    on_pools = [a["policyArn"] for name, a in attachments.items() if name.startswith("pool-")]
+    assert on_pools.count("arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore") == len(stack.config.pools)
 
 
 def test_no_wildcard_iam_action(stack: Rendered) -> None:

@@ -1,0 +1,83 @@
+"""Where the built code runs: the pools' Amazon Linux 2023 instances and the publisher's Lambda.
+
+One CPython and one glibc floor for every target, so a single rule picks each wheel:
+- Python 3.11: Amazon Linux 2023 packages it as `python3.11` (its system Python is 3.9, too old
+  for this project's `requires-python`), and Lambda has a `python3.11` runtime.
+- manylinux2014 (glibc 2.17): Lambda's python3.11 runtime is on Amazon Linux 2 (glibc 2.26), so
+  wheels built for a newer glibc (manylinux_2_28, the AL2023 floor) would not load there.
+"""
+
+from __future__ import annotations
+
+import platform
+import sys
+from dataclasses import dataclass
+from typing import Final, Literal
+
+Arch = Literal["x86_64", "arm64"]
+
+PYTHON_VERSION: Final = "3.11"
+# The interpreter the image installs and the virtualenv is built with (AL2023 package names).
+IMAGE_PYTHON: Final = "python3.11"
+IMAGE_PYTHON_PACKAGES: Final = ("python3.11", "python3.11-pip")
+
+LAMBDA_RUNTIME: Final = "python3.11"
+LAMBDA_ARCH: Final[Arch] = "arm64"
+# Written by the metrics-publisher work; the bundle only has to contain the `worker` package.
+LAMBDA_HANDLER: Final = "worker.publisher.handler"  # Lambda spells it module.function
+
+_MACHINE: Final[dict[Arch, str]] = {"x86_64": "x86_64", "arm64": "aarch64"}
+
+
+@dataclass(frozen=True)
+class Target:
+    arch: Arch
+
+    @property
+    def machine(self) -> str:
+        """`uname -m` on the target, as wheel tags and environment markers spell it."""
+        return _MACHINE[self.arch]
+
+    @property
+    def platforms(self) -> tuple[str, ...]:
+        # Both spellings of the same tag: older wheels carry only one of them.
+        return (f"manylinux2014_{self.machine}", f"manylinux_2_17_{self.machine}")
+
+    @property
+    def markers(self) -> dict[str, str]:
+        """PEP 508 environment of the target, to evaluate dependency markers for it."""
+        return {
+            "implementation_name": "cpython",
+            "implementation_version": _full_version(),
+            "os_name": "posix",
+            "platform_machine": self.machine,
+            "platform_python_implementation": "CPython",
+            "platform_release": "",
+            "platform_system": "Linux",
+            "platform_version": "",
+            "python_full_version": _full_version(),
+            "python_version": PYTHON_VERSION,
+            "sys_platform": "linux",
+        }
+
+
+def _full_version() -> str:
+    """This interpreter's patch release when it is the targets' minor version (the closure is read
+    from this interpreter's virtualenv, so its markers were evaluated with it), else x.y.0."""
+    if f"{sys.version_info.major}.{sys.version_info.minor}" == PYTHON_VERSION:
+        return platform.python_version()
+    return f"{PYTHON_VERSION}.0"
+
+
+POOL_TARGETS: Final = (Target("x86_64"), Target("arm64"))
+LAMBDA_TARGET: Final = Target(LAMBDA_ARCH)
+
+
+def wheelhouse_name(arch: Arch) -> str:
+    return f"wheelhouse-{arch}.tar.gz"
+
+
+WHEEL_DIST: Final = "celery-cluster-worker"
+PUBLISHER_BUNDLE: Final = "publisher.zip"
+IMAGE_FILES: Final = "image-files.tar.gz"
+MANIFEST: Final = "manifest.json"

@@ -1,0 +1,44 @@
+"""`make build`: write the worker wheel, the wheelhouses, the publisher bundle and a manifest.
+
+Exit status 0 when every artefact was written; 1 with the failing step's reason otherwise.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from infra.artefacts.closure import ClosureError
+from infra.artefacts.pipeline import REPO_ROOT, BuildError, BuildPlan, build
+
+
+def main(
+    out: Path = typer.Option(REPO_ROOT / "build" / "dist", help="directory the artefacts are written to"),
+    epoch: int | None = typer.Option(
+        None, help="SOURCE_DATE_EPOCH for every timestamp (default: $SOURCE_DATE_EPOCH, else the last commit's time)"
+    ),
+) -> None:
+    console = Console(stderr=True)
+    started = time.monotonic()
+
+    def report(step: str) -> None:
+        console.print(f"[dim]{time.monotonic() - started:6.1f}s[/] [bold]build[/] {step}")
+
+    try:
+        result = build(BuildPlan(out=out.resolve(), epoch=epoch), report)
+    except (BuildError, ClosureError) as exc:
+        console.print(f"[red]build failed:[/] {exc}")
+        raise typer.Exit(1) from None
+    table = Table("artefact", "bytes", "sha256", title=f"{result.out} (manifest.json)")
+    for name, info in result.manifest["artefacts"].items():
+        table.add_row(name, f"{info['bytes']:,}", info["sha256"])
+    Console().print(table)
+    report("done")
+
+
+if __name__ == "__main__":
+    typer.run(main)

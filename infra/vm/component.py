@@ -1,0 +1,97 @@
+"""The EC2 Image Builder component document (`image/imagebuilder/component.yaml`) and its parameters.
+
+The document is static; the stack passes each build's artefact locations and sha256 as
+parameters, so a changed wheel changes the recipe and produces a new image.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Final
+
+import yaml
+
+from infra.vm import files
+
+PHASES: Final = ("build", "validate", "test")
+# The actions this document may use (AWSTOE action modules).
+ACTIONS: Final = frozenset({"ExecuteBash", "S3Download", "DeleteFolder", "CreateFile", "CreateFolder", "Reboot"})
+PARAMETER_REF: Final = re.compile(r"\{\{\s*(\w+)\s*\}\}")
+STEP_NAME: Final = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,127}$")
+# Component `data` is limited to 16,000 characters.
+DATA_LIMIT: Final = 16000
+
+
+def component_text() -> str:
+    return files.COMPONENT_DOCUMENT.read_text()
+
+
+def component_parameters(
+    wheelhouse_uri: str, wheelhouse_sha256: str, image_files_uri: str, image_files_sha256: str
+) -> dict[str, str]:
+    return {
+        "WheelhouseS3Uri": wheelhouse_uri,
+        "WheelhouseSha256": wheelhouse_sha256,
+        "ImageFilesS3Uri": image_files_uri,
+        "ImageFilesSha256": image_files_sha256,
+    }
+
+
+def declared_parameters(document: dict[str, Any]) -> list[str]:
+    return [name for entry in document.get("parameters", []) for name in entry]
+
+
+def problems(text: str) -> list[str]:
+    """Structural problems of a component document; empty when it is well formed."""
+    found: list[str] = []
+    if len(text) > DATA_LIMIT:
+        found.append(f"document is {len(text)} characters, over Image Builder's {DATA_LIMIT}")
+    document = yaml.safe_load(text)
+    if not isinstance(document, dict):
+        return [*found, "document is not a mapping"]
+    for key in ("name", "schemaVersion", "phases"):
+        if key not in document:
+            found.append(f"missing top-level {key!r}")
+    if str(document.get("schemaVersion")) != "1.0":
+        found.append(f"schemaVersion must be 1.0, got {document.get('schemaVersion')!r}")
+    declared = declared_parameters(document)
+    for entry in document.get("parameters", []):
+        for name, spec in entry.items():
+            if not isinstance(spec, dict) or spec.get("type") != "string":
+                found.append(f"parameter {name}: type must be string")
+    phases = document.get("phases") or []
+    names = [phase.get("name") for phase in phases]
+    if "build" not in names:
+        found.append("no build phase")
+    for name in names:
+        if name not in PHASES:
+            found.append(f"unknown phase {name!r}")
+    if len(set(names)) != len(names):
+        found.append("a phase appears twice")
+    for phase in phases:
+        steps = phase.get("steps") or []
+        if not steps:
+            found.append(f"phase {phase.get('name')}: no steps")
+        step_names = [step.get("name") for step in steps]
+        if len(set(step_names)) != len(step_names):
+            found.append(f"phase {phase.get('name')}: step names repeat")
+        for step in steps:
+            where = f"{phase.get('name')}/{step.get('name')}"
+            if not STEP_NAME.match(str(step.get("name"))):
+                found.append(f"{where}: step name must be alphanumeric")
+            if step.get("action") not in ACTIONS:
+                found.append(f"{where}: unknown action {step.get('action')!r}")
+            if "inputs" not in step:
+                found.append(f"{where}: no inputs")
+            if step.get("action") == "ExecuteBash" and not (step.get("inputs") or {}).get("commands"):
+                found.append(f"{where}: ExecuteBash without commands")
+            if step.get("action") == "S3Download":
+                for item in step.get("inputs") or []:
+                    if not PARAMETER_REF.fullmatch(str(item.get("source", "")).strip()):
+                        found.append(f"{where}: S3Download source must be a parameter, not a fixed location")
+    used = set(PARAMETER_REF.findall(text))
+    for name in sorted(used - set(declared)):
+        found.append(f"parameter {name} is used but not declared")
+    for name in sorted(set(declared) - used):
+        found.append(f"parameter {name} is declared but never used")
+    return found

@@ -1,0 +1,110 @@
+"""`make build`: two builds of the same source give the same bytes, and the wheelhouse installs
+offline into a fresh virtualenv (as an instance installs it, with no package index)."""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+import tarfile
+import venv
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from infra.artefacts.pipeline import BuildPlan, build, sha256
+from infra.artefacts.targets import IMAGE_FILES, MANIFEST, PUBLISHER_BUNDLE, Arch, wheelhouse_name
+from tests.built import dist
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+
+EPOCH = 1_700_000_000
+
+
+@pytest.fixture(scope="module")
+def builds(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    second = build(BuildPlan(out=tmp_path_factory.mktemp("second") / "dist", epoch=EPOCH), report=lambda _: None)
+    return dist(EPOCH), second.out
+
+
+def test_two_builds_are_byte_identical(builds: tuple[Path, Path]) -> None:
+    first, second = builds
+    names = sorted(p.name for p in first.iterdir())
+    assert names == sorted(p.name for p in second.iterdir())
+    assert {MANIFEST, PUBLISHER_BUNDLE, IMAGE_FILES, wheelhouse_name("x86_64"), wheelhouse_name("arm64")} <= set(names)
+    for name in names:
+        assert sha256(first / name) == sha256(second / name), f"{name} differs between two builds"
+    manifest = json.loads((first / MANIFEST).read_text())
+    for name, info in manifest["artefacts"].items():
+        assert sha256(first / name) == info["sha256"]
+    assert not first.with_name("dist.partial").exists()
+
+
+def test_artefacts_hold_what_instances_and_lambda_need(builds: tuple[Path, Path]) -> None:
+    dist = builds[0]
+    manifest = json.loads((dist / MANIFEST).read_text())
+    pairs: tuple[tuple[Arch, str], ...] = (("x86_64", "x86_64"), ("arm64", "aarch64"))
+    for arch, machine in pairs:
+        with tarfile.open(dist / wheelhouse_name(arch)) as tar:
+            names = tar.getnames()
+            requirements = tar.extractfile("wheelhouse/requirements.txt").read().decode()  # type: ignore[union-attr]
+        assert f"wheelhouse/{manifest['worker_wheel']}" in names
+        binary = [n for n in names if n.endswith(".whl") and "-none-any" not in n]
+        assert binary, "expected at least one binary wheel (pydantic-core)"
+        assert all(machine in n for n in binary), binary
+        assert all("--hash=sha256:" in line for line in requirements.splitlines())
+        assert len(requirements.splitlines()) == len([n for n in names if n.endswith(".whl")])
+    with zipfile.ZipFile(dist / PUBLISHER_BUNDLE) as bundle:
+        files = set(bundle.namelist())
+        assert {"worker/__init__.py", "worker/drain.py", "pydantic/__init__.py", "celery/__init__.py"} <= files
+        assert any(n.startswith("pydantic_core/") and n.endswith("aarch64-linux-gnu.so") for n in files)
+        assert not any(n.endswith(".pyc") or n.startswith("bin/") for n in files)
+        assert {info.date_time for info in bundle.infolist()} == {(2023, 11, 14, 22, 13, 20)}
+
+
+@pytest.mark.skipif(platform.machine() != "x86_64", reason="installs the x86_64 wheelhouse on this machine")
+def test_wheelhouse_installs_without_a_package_index(builds: tuple[Path, Path], tmp_path: Path) -> None:
+    with tarfile.open(builds[0] / wheelhouse_name("x86_64")) as tar:
+        tar.extractall(tmp_path, filter="data")
+    venv.create(tmp_path / "venv", with_pip=True)
+    python = tmp_path / "venv" / "bin" / "python"
+    wheelhouse = tmp_path / "wheelhouse"
+    install = subprocess.run(
+        [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "--no-index",  # as on an instance: the wheelhouse or nothing
+            "--find-links",
+            str(wheelhouse),
+            "--require-hashes",
+            "--no-deps",
+            "-r",
+            str(wheelhouse / "requirements.txt"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={"PATH": "/usr/bin:/bin", "PIP_CONFIG_FILE": "/dev/null", "PIP_NO_CACHE_DIR": "1"},
+    )
+    assert install.returncode == 0, install.stderr
+    check = subprocess.run(
+        [str(python), "-m", "pip", "check"], capture_output=True, text=True, check=False, env={"PATH": "/usr/bin:/bin"}
+    )
+    assert check.returncode == 0, check.stdout
+    drain_help = subprocess.run(
+        [str(tmp_path / "venv" / "bin" / "celery-cluster-drain"), "--help"], capture_output=True, text=True, check=False
+    )
+    assert drain_help.returncode == 0, drain_help.stderr
+    assert "DRAIN_" in drain_help.stdout
+    imported = subprocess.run(
+        [str(python), "-c", "import worker.app, worker.drain; print(worker.app.app.main)"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={"PATH": "/usr/bin:/bin", "CELERY_BROKER_URL": "redis://127.0.0.1:1/0"},
+    )
+    assert imported.returncode == 0, imported.stderr
+    assert imported.stdout.strip() == "worker"

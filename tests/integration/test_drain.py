@@ -1,0 +1,218 @@
+"""The drain agent against a real IMDSv2 server on loopback and a real worker with tasks in flight.
+
+The worker runs `image/bin/start-worker` exactly as the VM's unit does; the agent stops it with
+SIGTERM (the unit's stop signal, Celery soft shutdown). Lifecycle calls go to a Stubber-checked
+boto3 client. Every task is counted through the execution journal: none is lost.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import redis
+
+from infra.local.accounting import tally
+from infra.local.burst import wait_for_workers
+from infra.local.redis_server import RedisServer
+from infra.local.workers import WorkerProcess
+from tests.fake_imds import ImdsState, fake_imds
+from tests.lifecycle_stub import COMPLETE, HEARTBEAT, LifecycleStub
+from worker import journal
+from worker.client import client_app
+from worker.drain import DrainAgent, DrainOutcome, build_agent, load_settings
+from worker.imds import LIFECYCLE_STATE_PATH, SPOT_ACTION_PATH, Imds
+
+pytestmark = [pytest.mark.redis, pytest.mark.timeout(180)]
+
+HOOK = "celery-cluster-dev-default-drain"
+ASG = "celery-cluster-dev-default"
+INSTANCE = "i-0abc1234def567890"
+TASKS = 6
+TASK_SECONDS = 1.5
+SOFT_SHUTDOWN_S = 3
+
+
+@dataclass
+class ProcessControl:
+    """The agent's stop action pointed at a real worker process instead of a systemd unit."""
+
+    worker: WorkerProcess
+
+    def stop(self) -> None:
+        self.worker.terminate()
+
+    def stopped(self) -> bool:
+        return not self.worker.running()
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[RedisServer]:
+    with RedisServer(appendonly=False) as srv:
+        yield srv
+
+
+def start_worker(server: RedisServer, name: str, log_dir: Path, soft_shutdown: int = SOFT_SHUTDOWN_S) -> WorkerProcess:
+    return WorkerProcess(
+        name=name,
+        queues=["default"],
+        broker_url=server.url,
+        log_path=log_dir / f"{name}.log",
+        concurrency=2,
+        env={
+            "CELERY_JOURNAL_URL": journal_url(server),
+            "CELERY_SOFT_SHUTDOWN_TIMEOUT": str(soft_shutdown),
+        },
+    ).start()
+
+
+def journal_url(server: RedisServer) -> str:
+    return server.url.removesuffix("/0") + "/1"
+
+
+def agent_for(endpoint: str, worker: WorkerProcess, stub: LifecycleStub) -> DrainAgent:
+    settings = load_settings(
+        lifecycle_hook_name=HOOK,
+        imds_endpoint=endpoint,
+        poll_interval=0.2,
+        heartbeat_interval=0.5,
+        timeout=60,
+        spot_margin=5,
+    )
+    return build_agent(settings, worker=ProcessControl(worker), autoscaling=stub.client, imds=Imds(endpoint=endpoint))
+
+
+def wait_for_active(app: object, count: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        active = app.control.inspect(timeout=1.0).active() or {}  # type: ignore[attr-defined]
+        if sum(len(tasks) for tasks in active.values()) >= count:
+            return
+    raise TimeoutError(f"fewer than {count} tasks in flight after {timeout} s")
+
+
+def drain_with_tasks_in_flight(
+    server: RedisServer, tmp_path: Path, notice: dict[str, str]
+) -> tuple[DrainOutcome, LifecycleStub, ImdsState, WorkerProcess, list[str]]:
+    """Start a worker, put tasks in flight, raise the notice in IMDS, let the agent drain it."""
+    worker = start_worker(server, "draining", tmp_path)
+    app = client_app(server.url)
+    try:
+        wait_for_workers(app, 1, timeout=60)
+        ids = [app.send_task("cluster.sleep", args=[TASK_SECONDS]).id for _ in range(TASKS)]
+        wait_for_active(app, 2)
+        stub = LifecycleStub(HOOK, ASG, INSTANCE, worker_running=worker.running)
+        with fake_imds(instance_id=INSTANCE, asg_name=ASG) as (endpoint, state):
+            agent = agent_for(endpoint, worker, stub)
+            result: list[DrainOutcome | None] = []
+            quit_polling = threading.Event()
+            thread = threading.Thread(target=lambda: result.append(agent.run(quit_polling.is_set)))
+            thread.start()
+            time.sleep(0.5)  # a few polls that see nothing
+            assert not stub.calls, "the agent acted before any notice"
+            for path, value in notice.items():
+                state.set(path, value)
+            thread.join(90)
+            quit_polling.set()
+            assert not thread.is_alive(), "the drain did not finish"
+        assert result
+        assert result[0] is not None
+        return result[0], stub, state, worker, ids
+    finally:
+        worker.stop(timeout=30)
+        app.close()
+
+
+def assert_no_task_lost(server: RedisServer, tmp_path: Path, ids: list[str]) -> None:
+    """A second worker takes what the drained one left in the queue; the journal counts all."""
+    client = redis.Redis.from_url(journal_url(server))
+    # Stopped only once every task has run, so it needs no soft shutdown window.
+    survivor = start_worker(server, "survivor", tmp_path, soft_shutdown=0)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and tally(ids, journal.read(client)).lost:
+            time.sleep(0.2)
+    finally:
+        survivor.stop(timeout=30)
+    counted = tally(ids, journal.read(client))
+    assert counted.sent == TASKS
+    assert counted.lost == 0, counted
+    # A graceful drain runs nothing twice (duplicates are only for killed workers).
+    assert counted.duplicates == 0, counted
+
+
+def assert_drained(outcome: DrainOutcome, stub: LifecycleStub, state: ImdsState, worker: WorkerProcess) -> None:
+    assert outcome.worker_stopped
+    assert worker.process is not None
+    assert worker.process.returncode == 0, "the worker did not exit cleanly"
+    assert outcome.heartbeats >= 1
+    assert len(stub.of(HEARTBEAT)) == outcome.heartbeats
+    assert all(call.worker_running for call in stub.of(HEARTBEAT)), "heartbeats are sent while tasks drain"
+    completes = stub.of(COMPLETE)
+    assert len(completes) == 1
+    assert completes[0].params["LifecycleActionResult"] == "CONTINUE"
+    assert not completes[0].worker_running, "CompleteLifecycleAction was sent before the worker stopped"
+    assert stub.calls[-1].operation == COMPLETE
+    stub.stubber.assert_no_pending_responses()
+    # IMDSv2 handshake: every read carried a live token.
+    assert state.rejected == []
+    assert state.token_requests >= 1
+
+
+def test_scale_in_notice_drains_worker_and_completes_once(server: RedisServer, tmp_path: Path) -> None:
+    outcome, stub, state, worker, ids = drain_with_tasks_in_flight(
+        server, tmp_path, {LIFECYCLE_STATE_PATH: "Terminated"}
+    )
+    assert outcome.reason == "scale-in"
+    assert_drained(outcome, stub, state, worker)
+    assert_no_task_lost(server, tmp_path, ids)
+
+
+def test_spot_notice_drains_worker_before_the_interruption(server: RedisServer, tmp_path: Path) -> None:
+    interruption = datetime.now(UTC) + timedelta(seconds=40)
+    action = {"action": "terminate", "time": interruption.strftime("%Y-%m-%dT%H:%M:%SZ")}
+    outcome, stub, state, worker, ids = drain_with_tasks_in_flight(
+        server, tmp_path, {SPOT_ACTION_PATH: json.dumps(action)}
+    )
+    assert outcome.reason == "spot"
+    assert_drained(outcome, stub, state, worker)
+    # Done before the interruption time less the margin (5 s), which the notice fixed.
+    assert datetime.now(UTC) < interruption - timedelta(seconds=5)
+    assert_no_task_lost(server, tmp_path, ids)
+
+
+def test_window_running_out_completes_at_the_deadline_not_before(tmp_path: Path) -> None:
+    """A worker that ignores SIGTERM: the agent heartbeats until the window ends, then completes."""
+    stubborn = subprocess.Popen(
+        [sys.executable, "-c", "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"]
+    )
+    worker = WorkerProcess("stubborn", [], "redis://unused", tmp_path / "unused.log", process=stubborn)
+    stub = LifecycleStub(HOOK, ASG, INSTANCE, worker_running=worker.running)
+    try:
+        with fake_imds(instance_id=INSTANCE, asg_name=ASG) as (endpoint, state):
+            state.set(LIFECYCLE_STATE_PATH, "Terminated")
+            agent = agent_for(endpoint, worker, stub)
+            agent = DrainAgent(
+                agent.settings.model_copy(update={"timeout": 2.0}), agent.imds, agent.worker, agent.lifecycle
+            )
+            started = time.monotonic()
+            outcome = agent.run()
+    finally:
+        stubborn.kill()
+        stubborn.wait(10)
+    assert outcome is not None
+    assert not outcome.worker_stopped
+    assert outcome.events[-2:] == ["deadline", "complete"]
+    completes = stub.of(COMPLETE)
+    assert len(completes) == 1
+    assert completes[0].at - started >= 2.0, "completed before the window ran out"
+    assert completes[0].worker_running
+    assert len(stub.of(HEARTBEAT)) >= 2

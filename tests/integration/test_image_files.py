@@ -1,0 +1,136 @@
+"""The instance's text artefacts, checked offline with the real tools:
+shellcheck on every shell script, `systemd-analyze verify` on the units as install-worker lays
+them out, and `cloud-init schema` on the user data of each image mode."""
+
+from __future__ import annotations
+
+import platform
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from infra.vm import files
+from infra.vm.user_data import render_user_data, worker_dropin
+from tests.built import dist
+from tests.cloud_init_tool import cloud_init_command
+from tests.unit.test_user_data import ARTEFACTS, POOL
+
+pytestmark = pytest.mark.timeout(600)
+
+SHELLCHECK = Path(sys.executable).parent / "shellcheck"
+SYSTEMD_UNITS = Path("/lib/systemd/system")
+
+
+def shell_scripts() -> list[Path]:
+    tracked = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=files.REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    scripts = []
+    for name in tracked:
+        path = files.REPO_ROOT / name
+        if not path.is_file():
+            continue
+        if path.suffix in {".sh", ".bash"}:
+            scripts.append(path)
+            continue
+        with path.open("rb") as handle:
+            first = handle.readline()
+        if first.startswith(b"#!") and (b"bash" in first or first.rstrip().endswith(b"/sh")):
+            scripts.append(path)
+    return sorted(scripts)
+
+
+def test_shellcheck_passes_on_every_shell_script() -> None:
+    scripts = shell_scripts()
+    names = {p.relative_to(files.REPO_ROOT).as_posix() for p in scripts}
+    assert {"image/bin/start-worker", "image/bin/install-worker", "image/bin/fetch-env", "scripts/build"} <= names
+    done = subprocess.run(
+        [str(SHELLCHECK), "--severity=style", *map(str, scripts)], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stdout
+
+
+@pytest.fixture(scope="module")
+def instance_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A root file system laid out by the real install-worker from the real build artefacts."""
+    root = tmp_path_factory.mktemp("instance")
+    artefacts = tmp_path_factory.mktemp("artefacts")
+    built = dist()
+    arch = "arm64" if platform.machine() == "aarch64" else "x86_64"
+    shutil.copy(built / f"wheelhouse-{arch}.tar.gz", artefacts / "wheelhouse.tar.gz")
+    shutil.copy(built / "image-files.tar.gz", artefacts / "image-files.tar.gz")
+    done = subprocess.run(
+        [str(files.IMAGE_DIR / "bin" / "install-worker"), str(artefacts)],
+        env={"PATH": "/usr/bin:/bin", "INSTALL_ROOT": str(root), "WORKER_PYTHON": sys.executable},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "install-worker: celery-cluster-worker" in done.stdout
+    # What user data writes at boot.
+    (root / files.POOL_ENV.lstrip("/")).write_text("WORKER_QUEUES=default\n")
+    (root / files.WORKER_DROPIN.lstrip("/")).write_text(worker_dropin(POOL))
+    # systemd's own units (targets the services are ordered against).
+    shutil.copytree(SYSTEMD_UNITS, root / "usr" / "lib" / "systemd" / "system", symlinks=True)
+    return root
+
+
+def verify(root: Path, *units: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["systemd-analyze", "verify", f"--root={root}", *[f"/etc/systemd/system/{u}" for u in units]],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")
+def test_systemd_analyze_verifies_the_installed_units(instance_root: Path) -> None:
+    done = verify(instance_root, files.WORKER_UNIT, files.DRAIN_UNIT)
+    # verify exits 0 on many problems it only warns about, so any output is a failure.
+    assert done.returncode == 0, done.stderr
+    assert (done.stdout + done.stderr).strip() == ""
+    drain = instance_root / "opt" / "celery-cluster" / "venv" / "bin" / "celery-cluster-drain"
+    assert subprocess.run([str(drain), "--help"], capture_output=True, check=False).returncode == 0
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")
+def test_systemd_analyze_catches_a_broken_unit(instance_root: Path) -> None:
+    unit = (instance_root / "etc" / "systemd" / "system" / files.WORKER_UNIT).read_text()
+    broken = unit.replace("KillMode=mixed", "KillMode=gentle").replace("/bin/start-worker", "/bin/start-wroker")
+    (instance_root / "etc" / "systemd" / "system" / "broken.service").write_text(broken)
+    output = verify(instance_root, "broken.service")
+    text = output.stdout + output.stderr
+    assert "kill mode" in text
+    assert "start-wroker" in text
+
+
+def cloud_init_schema(path: Path) -> subprocess.CompletedProcess[str]:
+    argv, env = cloud_init_command()
+    command = [*argv, "schema", "--config-file", str(path)]
+    return subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+
+
+@pytest.mark.parametrize("mode", ["bake", "boot", "ami"])
+def test_cloud_init_schema_accepts_the_user_data(mode: str, tmp_path: Path) -> None:
+    path = tmp_path / f"{mode}.yaml"
+    path.write_text(render_user_data(mode, POOL, ARTEFACTS))  # type: ignore[arg-type]
+    done = cloud_init_schema(path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Valid cloud-config" in done.stdout
+
+
+def test_cloud_init_schema_rejects_broken_user_data(tmp_path: Path) -> None:
+    path = tmp_path / "broken.yaml"
+    path.write_text(render_user_data("boot", POOL, ARTEFACTS).replace("packages:\n", "packages: python3.11\nx:\n"))
+    done = cloud_init_schema(path)
+    assert done.returncode != 0
+    assert "packages" in done.stdout + done.stderr

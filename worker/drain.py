@@ -1,0 +1,333 @@
+"""`celery-cluster-drain`: drains this instance's worker before the instance goes away.
+
+It polls IMDSv2 for two notices:
+
+- `autoscaling/target-lifecycle-state` turning `Terminated` (scale-in, instance refresh): the
+  Auto Scaling group holds the instance in `Terminating:Wait` on the pool's termination
+  lifecycle hook. The agent stops the worker (SIGTERM, which `image/bin/start-worker` maps to
+  Celery's soft shutdown), sends `RecordLifecycleActionHeartbeat` while tasks drain, and sends
+  `CompleteLifecycleAction` (CONTINUE) once the worker has stopped or the drain window
+  (`DRAIN_TIMEOUT`) has run out, never earlier.
+- `spot/instance-action` (a Spot interruption, two minutes ahead): the same, but the deadline is
+  the interruption time less `DRAIN_SPOT_MARGIN`. A Spot notice that arrives during a scale-in
+  drain shortens that drain's deadline.
+
+Settings come from `DRAIN_*` variables (the pool's environment file); the instance id, the
+region and, when `DRAIN_ASG_NAME` is unset, the group name come from instance metadata.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Final, Literal, Protocol
+
+import boto3
+import httpx
+import structlog
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from worker.imds import Imds, MetadataError, SpotAction
+from worker.logs import configure as configure_logging
+
+ENV_PREFIX: Final = "DRAIN_"
+TERMINATED: Final = "Terminated"
+SPOT_NOTICE_S: Final = 120.0
+LIFECYCLE_CONTINUE: Final = "CONTINUE"
+DEFAULT_WORKER_UNIT: Final = "celery-worker.service"
+
+log = structlog.get_logger("worker.drain")
+
+Reason = Literal["scale-in", "spot"]
+
+
+class DrainSettingsError(ValueError):
+    """A DRAIN_* setting is missing or invalid; the message names the variable."""
+
+
+class DrainSettings(BaseSettings):
+    """The drain agent's configuration. Field `x` is read from `DRAIN_X`."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="ignore")
+
+    # Name of the pool's termination lifecycle hook (rendered into the env file by the stack).
+    lifecycle_hook_name: str = Field(min_length=1, max_length=255)
+    # The Auto Scaling group; when unset, read from the instance's `aws:autoscaling:groupName` tag.
+    asg_name: str | None = Field(default=None, min_length=1, max_length=255)
+    region: str | None = Field(default=None, pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
+    imds_endpoint: str = "http://169.254.169.254"
+    # IMDSv2 allows 1 s to 6 h.
+    imds_token_ttl: int = Field(default=21600, ge=1, le=21600)
+    # AWS asks for a Spot check every 5 s.
+    poll_interval: float = Field(default=5.0, gt=0, le=60)
+    # Well under the hook's heartbeat timeout, so one lost heartbeat does not end the wait.
+    heartbeat_interval: float = Field(default=30.0, gt=0)
+    # Longest wait for the worker to stop on scale-in: the worker unit's TimeoutStopSec.
+    timeout: float = Field(default=300.0, gt=0)
+    # On a Spot notice, be done this long before the interruption time.
+    spot_margin: float = Field(default=10.0, ge=0, lt=SPOT_NOTICE_S)
+    worker_unit: str = Field(default=DEFAULT_WORKER_UNIT, pattern=r"^[A-Za-z0-9@_.:-]+\.service$")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("imds_endpoint")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        parsed = httpx.URL(value)
+        if parsed.scheme != "http" or not parsed.host:
+            raise ValueError("must be an http:// URL with a host")
+        return value.rstrip("/")
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+
+def load_settings(**overrides: Any) -> DrainSettings:
+    """Read and validate the settings; raise DrainSettingsError with a one-line message."""
+    try:
+        return DrainSettings(**overrides)
+    except ValidationError as exc:
+        error = exc.errors(include_url=False)[0]
+        name = ENV_PREFIX + str(error["loc"][0]).upper()
+        message = "is required but not set" if error["type"] == "missing" else error["msg"]
+        raise DrainSettingsError(f"{name}: {message.removeprefix('Value error, ')}") from None
+
+
+class WorkerControl(Protocol):
+    """How the agent stops the worker. On a VM: the systemd unit; in tests: a real process."""
+
+    def stop(self) -> None:
+        """Begin a graceful stop (Celery soft shutdown) and return at once."""
+
+    def stopped(self) -> bool:
+        """True once the worker has exited."""
+
+
+@dataclass(frozen=True)
+class SystemdUnit:
+    """The worker's systemd unit: `systemctl stop` sends SIGTERM and waits up to TimeoutStopSec."""
+
+    unit: str = DEFAULT_WORKER_UNIT
+
+    def stop(self) -> None:
+        # --no-block: the agent keeps heartbeating while systemd waits for the worker.
+        subprocess.run(["systemctl", "stop", "--no-block", self.unit], check=True)
+
+    def stopped(self) -> bool:
+        state = subprocess.run(
+            ["systemctl", "show", "--property=ActiveState", "--value", self.unit],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        return state in {"inactive", "failed"}
+
+
+@dataclass(frozen=True)
+class LifecycleAction:
+    """The Auto Scaling lifecycle action that holds this instance, addressed by instance id."""
+
+    client: Any  # a boto3 autoscaling client (boto3 ships no types)
+    hook_name: str
+    asg_name: str
+    instance_id: str
+
+    def _ids(self) -> dict[str, str]:
+        return {
+            "LifecycleHookName": self.hook_name,
+            "AutoScalingGroupName": self.asg_name,
+            "InstanceId": self.instance_id,
+        }
+
+    def heartbeat(self) -> bool:
+        return self._call("record_lifecycle_action_heartbeat", **self._ids())
+
+    def complete(self) -> bool:
+        return self._call("complete_lifecycle_action", LifecycleActionResult=LIFECYCLE_CONTINUE, **self._ids())
+
+    def _call(self, operation: str, **params: str) -> bool:
+        try:
+            getattr(self.client, operation)(**params)
+        except ClientError as exc:
+            # ValidationError "No active Lifecycle Action found": a Spot interruption outside a
+            # scale-in, or a hook that already timed out. Nothing waits on us; not an error.
+            log.warning(
+                "lifecycle.refused", operation=operation, error=exc.response.get("Error", {}).get("Message", str(exc))
+            )
+            return False
+        except BotoCoreError as exc:
+            log.error("lifecycle.failed", operation=operation, error=str(exc))
+            return False
+        return True
+
+
+@dataclass(frozen=True)
+class Notice:
+    reason: Reason
+    deadline: float  # on the agent's monotonic clock
+
+
+@dataclass
+class DrainOutcome:
+    reason: Reason
+    worker_stopped: bool
+    heartbeats: int
+    completed: bool
+    seconds: float
+    events: list[str] = field(default_factory=list)
+
+
+@dataclass
+class DrainAgent:
+    settings: DrainSettings
+    imds: Imds
+    worker: WorkerControl
+    lifecycle: LifecycleAction
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+    wall_clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+
+    def spot_deadline(self, action: SpotAction) -> float:
+        left = min(action.seconds_left(self.wall_clock()), SPOT_NOTICE_S)
+        return self.clock() + max(0.0, left - self.settings.spot_margin)
+
+    def check(self) -> Notice | None:
+        """One poll of both notices; None while neither is set."""
+        state = self.imds.target_lifecycle_state()
+        if state == TERMINATED:
+            return Notice("scale-in", self.clock() + self.settings.timeout)
+        action = self.imds.spot_action()
+        if action is not None:
+            return Notice("spot", self.spot_deadline(action))
+        return None
+
+    def wait_for_notice(self, should_stop: Callable[[], bool] = lambda: False) -> Notice | None:
+        while not should_stop():
+            try:
+                notice = self.check()
+            except (httpx.HTTPError, MetadataError) as exc:
+                # IMDS hiccups are retried on the next poll; a notice is never missed for long.
+                log.warning("imds.poll_failed", error=str(exc))
+                notice = None
+            if notice is not None:
+                return notice
+            self.sleep(self.settings.poll_interval)
+        return None
+
+    def drain(self, notice: Notice) -> DrainOutcome:
+        started = self.clock()
+        deadline = notice.deadline
+        log.info("drain.start", reason=notice.reason, deadline_s=round(deadline - started, 1))
+        outcome = DrainOutcome(reason=notice.reason, worker_stopped=False, heartbeats=0, completed=False, seconds=0)
+        self.worker.stop()
+        outcome.events.append("stop")
+        next_heartbeat = started
+        next_poll = started + self.settings.poll_interval
+        while True:
+            now = self.clock()
+            if self.worker.stopped():
+                outcome.worker_stopped = True
+                outcome.events.append("stopped")
+                break
+            if now >= deadline:
+                log.error("drain.window_ran_out", reason=notice.reason)
+                outcome.events.append("deadline")
+                break
+            if now >= next_heartbeat:
+                if self.lifecycle.heartbeat():
+                    outcome.heartbeats += 1
+                    outcome.events.append("heartbeat")
+                next_heartbeat = now + self.settings.heartbeat_interval
+            if notice.reason != "spot" and now >= next_poll:
+                deadline = self._shorten_for_spot(deadline)
+                next_poll = now + self.settings.poll_interval
+            self.sleep(min(0.25, max(0.0, deadline - now)))
+        outcome.completed = self.lifecycle.complete()
+        outcome.events.append("complete")
+        outcome.seconds = round(self.clock() - started, 3)
+        log.info(
+            "drain.finished",
+            reason=notice.reason,
+            worker_stopped=outcome.worker_stopped,
+            heartbeats=outcome.heartbeats,
+            completed=outcome.completed,
+            seconds=outcome.seconds,
+        )
+        return outcome
+
+    def _shorten_for_spot(self, deadline: float) -> float:
+        try:
+            action = self.imds.spot_action()
+        except (httpx.HTTPError, MetadataError) as exc:
+            log.warning("imds.poll_failed", error=str(exc))
+            return deadline
+        if action is None:
+            return deadline
+        return min(deadline, self.spot_deadline(action))
+
+    def run(self, should_stop: Callable[[], bool] = lambda: False) -> DrainOutcome | None:
+        notice = self.wait_for_notice(should_stop)
+        return None if notice is None else self.drain(notice)
+
+
+def build_agent(
+    settings: DrainSettings,
+    *,
+    worker: WorkerControl | None = None,
+    autoscaling: Any = None,
+    imds: Imds | None = None,
+) -> DrainAgent:
+    """Resolve what the settings leave to instance metadata, and wire the agent."""
+    imds = imds or Imds(endpoint=settings.imds_endpoint, token_ttl=settings.imds_token_ttl)
+    instance_id = imds.instance_id()
+    asg_name = settings.asg_name or imds.asg_name()
+    if not asg_name:
+        raise DrainSettingsError(
+            f"{ENV_PREFIX}ASG_NAME: is not set and the instance metadata has no aws:autoscaling:groupName tag"
+        )
+    if autoscaling is None:
+        autoscaling = boto3.client(
+            "autoscaling",
+            region_name=settings.region or imds.region(),
+            config=Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=10),
+        )
+    lifecycle = LifecycleAction(autoscaling, settings.lifecycle_hook_name, asg_name, instance_id)
+    return DrainAgent(settings, imds, worker or SystemdUnit(settings.worker_unit), lifecycle)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="celery-cluster-drain",
+        description="Drain this instance's Celery worker on scale-in or a Spot notice (settings: DRAIN_* variables).",
+    )
+    parser.add_argument("--check", action="store_true", help="validate the settings and instance metadata, then exit")
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings()
+    except DrainSettingsError as exc:
+        print(f"celery-cluster-drain: invalid setting {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level, "json")
+    try:
+        agent = build_agent(settings)
+    except (DrainSettingsError, MetadataError, httpx.HTTPError) as exc:
+        print(f"celery-cluster-drain: {exc}", file=sys.stderr)
+        return 2
+    if args.check:
+        return 0
+    outcome = agent.run()
+    # Done once the hook is completed or the worker is down; otherwise systemd restarts us to retry.
+    return 0 if outcome is not None and (outcome.completed or outcome.worker_stopped) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
