@@ -1,6 +1,6 @@
-"""Print the stack config reference (Markdown) from Pulumi.yaml and PoolConfig: docs/infra.md embeds it.
+"""Print the stack config reference (Markdown) from Pulumi.yaml and PoolConfig: the README embeds it.
 
-`python -m infra.cli.config_table` prints it; `--write docs/infra.md` replaces the block between the
+`python -m infra.cli.config_table` prints it; `--write README.md` replaces the block between the
 markers in that file. A unit test fails when the file and this output differ.
 """
 

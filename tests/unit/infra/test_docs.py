@@ -1,17 +1,17 @@
-"""docs/infra.md stays in step with the code: its config table is the generated one."""
+"""The README stays in step with the code: its config table is the generated one."""
 
 from __future__ import annotations
 
 from infra.cli.config_table import BEGIN, END, table
 from infra.config import ROOT, declared_keys
 
-DOC = ROOT / "docs" / "infra.md"
+DOC = ROOT / "README.md"
 
 
 def test_config_table_matches_pulumi_yaml_and_pool_config() -> None:
     text = DOC.read_text()
     block = BEGIN + text.split(BEGIN, 1)[1].split(END, 1)[0] + END
-    assert block == table(), "run: .venv/bin/python -m infra.cli.config_table --write docs/infra.md"
+    assert block == table(), "run: .venv/bin/python -m infra.cli.config_table --write README.md"
 
 
 def test_every_declared_key_is_documented() -> None:
