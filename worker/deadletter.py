@@ -13,9 +13,12 @@ between the two duplicates a dead letter rather than losing it; the source queue
 
 from __future__ import annotations
 
+import argparse
 import base64
+import json
 import logging
 import socket
+import sys
 import time
 import traceback as tb
 from typing import Any
@@ -23,10 +26,12 @@ from typing import Any
 from celery import Celery, Task
 from celery.signals import task_failure
 from celery.worker.consumer import Consumer
+from kombu import Connection
 from kombu.entity import Exchange, Queue
 from kombu.message import Message
 
 from worker.names import DEAD_LETTER_REASON_HEADER
+from worker.settings import SettingsError, load_settings
 
 logger = logging.getLogger(__name__)
 
@@ -138,3 +143,44 @@ def _on_task_failure(
 def install(queue_name: str) -> None:
     _state["queue"] = dead_letter_queue(queue_name)
     task_failure.connect(_on_task_failure, weak=False, dispatch_uid="celery-cluster-dead-letter")
+
+
+def read(broker_url: str, queue_name: str, *, limit: int = 100, remove: bool = False) -> list[dict[str, Any]]:
+    """Up to `limit` dead letters, oldest first. With `remove=False` they stay in the queue
+    (taken without an ack, then handed back when the channel closes), so reading is safe."""
+    records: list[dict[str, Any]] = []
+    with Connection(broker_url, connect_timeout=10) as connection:
+        channel = connection.channel()
+        try:
+            bound = dead_letter_queue(queue_name)(channel)
+            bound.declare()
+            while len(records) < limit:
+                message = bound.get(no_ack=False, accept=["json"])
+                if message is None:
+                    break
+                records.append(dict(message.payload))
+                if remove:
+                    message.ack()
+        finally:
+            channel.close()  # unacked messages go back to the queue (RabbitMQ requeues, Redis restores)
+    return records
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m worker.deadletter`: print the dead letters as JSON lines (CELERY_* settings)."""
+    parser = argparse.ArgumentParser(prog="python -m worker.deadletter", description=main.__doc__)
+    parser.add_argument("--limit", type=int, default=100, help="at most this many (default 100)")
+    parser.add_argument("--remove", action="store_true", help="take them off the queue (default: leave them)")
+    options = parser.parse_args(argv)
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"invalid setting {exc}", file=sys.stderr)
+        return 2
+    for record in read(settings.broker_url, settings.dead_letter_queue, limit=options.limit, remove=options.remove):
+        print(json.dumps(record, sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
