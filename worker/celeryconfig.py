@@ -113,9 +113,20 @@ def _transport_options(settings: WorkerSettings) -> dict[str, Any]:
     if settings.is_redis:
         return {
             "visibility_timeout": settings.visibility_timeout,
+            # kombu sweeps for expired unacked messages only every interval x throttle seconds
+            # (10 x 10 by default), so a killed worker's tasks came back up to 100 s after the
+            # visibility timeout (found by tests/integration/test_worker_faults.py). Sweep every
+            # tenth of the timeout (1-60 s): one ZRANGE under a mutex per worker per sweep.
+            "unacked_restore_interval": restore_interval(settings.visibility_timeout),
+            "unacked_restore_throttle": 1,
             # Detect a half-open connection (e.g. after an ElastiCache failover) within ~30 s.
             "health_check_interval": 25,
             "socket_keepalive": True,
             "retry_on_timeout": True,
         }
     return {"confirm_publish": True}
+
+
+def restore_interval(visibility_timeout: int) -> int:
+    """Seconds between sweeps that put expired unacked Redis messages back on their queue."""
+    return max(1, min(60, visibility_timeout // 10))

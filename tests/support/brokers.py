@@ -3,6 +3,7 @@ REDIS_URL / AMQP_URL when set (then tests that restart the broker still start th
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Literal
 
@@ -23,7 +24,10 @@ class Broker:
     def is_redis(self) -> bool:
         return self.kind == "redis"
 
-    def restart(self) -> None:
+    def restart(self, down_for: float = 0.0) -> None:
+        """Stop the server, leave it down for `down_for` seconds, start it on the same data."""
         if self.server is None:
             raise RuntimeError(f"{self.kind} broker {self.url} is not ours to restart")
-        self.server.restart()
+        self.server.stop()
+        time.sleep(down_for)
+        self.server.start()

@@ -100,6 +100,11 @@ class Cluster:
     def tally(self, sent: list[str]) -> Tally:
         return tally(sent, self.journal())
 
+    def missing(self, sent: list[str]) -> list[str]:
+        """Sent ids with no final state in the journal (for failure messages)."""
+        done = {e["task_id"] for e in self.journal() if e.get("state") in ("SUCCESS", "FAILURE")}
+        return [task_id for task_id in sent if task_id not in done]
+
     def wait_until(self, sent: list[str], done: Callable[[Tally], bool], timeout: float) -> Tally:
         deadline = time.monotonic() + timeout
         current = self.tally(sent)
