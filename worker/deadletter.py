@@ -28,6 +28,7 @@ from celery.signals import task_failure
 from celery.worker.consumer import Consumer
 from kombu import Connection
 from kombu.entity import Exchange, Queue
+from kombu.exceptions import ContentDisallowed
 from kombu.message import Message
 
 from worker.names import DEAD_LETTER_REASON_HEADER
@@ -38,6 +39,8 @@ logger = logging.getLogger(__name__)
 REASON_DECODE_ERROR = "decode_error"
 REASON_UNKNOWN_TASK = "unknown_task"
 REASON_INVALID_TASK = "invalid_task"
+# A content type outside accept_content (pickle, yaml...): refused before it is decoded.
+REASON_CONTENT_DISALLOWED = "content_disallowed"
 REASON_UNKNOWN_MESSAGE = "unknown_message"
 REASON_RETRIES_EXHAUSTED = "retries_exhausted"
 REASON_TASK_FAILED = "task_failed"
@@ -51,9 +54,9 @@ def dead_letter_queue(name: str) -> Queue:
     return Queue(name, Exchange(name, type="direct", durable=True), routing_key=name, durable=True)
 
 
-def publish(app: Celery, record: dict[str, Any]) -> None:
-    """Publish one dead letter (a JSON object) to the configured dead-letter queue."""
-    dlq: Queue = _state["queue"]
+def publish(app: Celery, record: dict[str, Any], queue: Queue | None = None) -> None:
+    """Publish one dead letter (a JSON object) to `queue`, by default the configured dead-letter queue."""
+    dlq: Queue = queue if queue is not None else _state["queue"]
     record = {"dead_lettered_at": time.time(), "hostname": socket.gethostname(), **record}
     with app.producer_or_acquire() as producer:
         producer.publish(
@@ -101,7 +104,8 @@ class DeadLetteringConsumer(Consumer):  # type: ignore[misc]
         super().on_unknown_task(body, message, exc)
 
     def on_invalid_task(self, body: Any, message: Message, exc: BaseException) -> None:
-        self._dead_letter(message, REASON_INVALID_TASK, exc)
+        reason = REASON_CONTENT_DISALLOWED if isinstance(exc, ContentDisallowed) else REASON_INVALID_TASK
+        self._dead_letter(message, reason, exc)
         super().on_invalid_task(body, message, exc)
 
     def on_unknown_message(self, body: Any, message: Message) -> None:
