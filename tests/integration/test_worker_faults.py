@@ -136,3 +136,25 @@ def test_broker_restart_under_load_loses_nothing(own_broker: Broker, cluster_fac
         f"({producer.failed} publishes failed and were not counted), {before.completed} done before the "
         f"drain, lost {result.lost}, duplicates {result.duplicates}"
     )
+
+
+def test_sigterm_on_an_idle_worker_requeues_its_countdown_tasks(broker: Broker, cluster_factory: ClusterFactory) -> None:
+    window = 20.0
+    cluster = cluster_factory(broker, CELERY_SOFT_SHUTDOWN_TIMEOUT=str(window))
+    first = cluster.start_worker(concurrency=CONCURRENCY)
+    # A retry with backoff looks like this: the worker holds the message, unacked, until its ETA.
+    sent = [cluster.client.send_task("cluster.sleep", args=[0.1], countdown=4, queue=cluster.queue).id]
+    time.sleep(1.0)  # received and held
+
+    sigterm_at = time.monotonic()
+    first.terminate()
+    assert first.wait(window + EXIT_MARGIN) == 0
+    # Nothing was running, so the drain window is not waited out (scale-in of an idle instance).
+    assert time.monotonic() - sigterm_at < window, cluster.log_tail(first)
+    assert sent[0] not in {e["task_id"] for e in cluster.journal()}
+
+    cluster.start_worker(concurrency=CONCURRENCY)
+    result = cluster.wait_all(sent, timeout=30)
+    assert result.lost == 0, cluster.log_tail()
+    (entry,) = [e for e in cluster.journal() if e["task_id"] in sent]
+    assert not entry["hostname"].startswith(f"{first.name}@")
