@@ -103,8 +103,9 @@ def build_config(settings: WorkerSettings) -> dict[str, Any]:
         "task_create_missing_queue_type": settings.queue_type,
         # Per-task rate and time limits from config. CONF#task-annotations
         "task_annotations": annotations,
-        # Events let `celery events` and the local cluster watch tasks; cheap at our rates. CONF#worker-send-task-events
-        "worker_send_task_events": True,
+        # Events let `celery events` and Flower watch tasks, at three messages per task; off by
+        # default (Celery's default too), CELERY_TASK_EVENTS=true turns them on. CONF#worker-send-task-events
+        "worker_send_task_events": settings.task_events,
         "task_send_sent_event": False,
         # Celery must not replace our JSON log handlers. CONF#worker-hijack-root-logger
         "worker_hijack_root_logger": False,
