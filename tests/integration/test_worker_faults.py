@@ -42,7 +42,10 @@ def test_sigkill_with_tasks_in_flight_loses_nothing(broker: Broker, cluster_fact
     assert result.duplicates <= CONCURRENCY, result
     redelivered = [e for e in cluster.journal() if e["task_id"] in sent and e["redelivered"] == "True"]
     assert redelivered, "no task was in flight when the worker was killed"
-    print(f"sigkill on {broker.kind}: {result}, all done {time.monotonic() - killed_at:.1f} s after the kill")
+    print(
+        f"sigkill on {broker.kind}: {result.completed}/{result.sent} completed, {result.duplicates} duplicates, "
+        f"{len(redelivered)} redelivered, all done {time.monotonic() - killed_at:.1f} s after the kill"
+    )
 
 
 SOFT_SHUTDOWN_WINDOW = 3.0
