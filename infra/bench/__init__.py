@@ -1,1 +1,1 @@
-"""Benchmarks run by `make bench`: each section prints a table; numbers are measured, never assumed."""
+"""Benchmarks printed by `make bench` (scripts/bench), one module per section."""

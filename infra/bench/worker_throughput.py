@@ -262,7 +262,7 @@ def run(
     tasks: int,
     processes: int,
     rounds: int,
-    console: Console,
+    progress: Callable[[str], None],
     log_dir: Path = Path("build/bench"),
     variants: tuple[Variant, ...] = VARIANTS,
 ) -> list[Result]:
@@ -271,17 +271,32 @@ def run(
     results: list[Result] = []
     for kind in brokers:
         measured: list[list[Measurement]] = [[] for _ in variants]
-        with console.status(f"starting {kind}") as status, broker_server(kind) as server:
+        progress(f"worker: starting {kind}")
+        with broker_server(kind) as server:
             for round_number in range(1, rounds + 1):
                 for variant, found in zip(variants, measured, strict=True):
-                    status.update(f"{kind}, round {round_number}/{rounds}: {variant.name} ({tasks} no-op tasks)")
                     found.append(measure(server, variant, tasks, processes, log_dir))
-                console.print(
-                    f"{kind} round {round_number}/{rounds}: "
-                    + ", ".join(f"{m[-1].variant.name} {m[-1].rate:.0f}/s" for m in measured)
-                )
+                    progress(
+                        f"worker: {kind} round {round_number}/{rounds}: {variant.name} {found[-1].rate:.0f} tasks/s"
+                    )
         results += [Result(tuple(m)) for m in measured]
     return results
+
+
+def section() -> Table:
+    """The `worker` section of `make bench`. BENCH_WORKER_BROKERS (redis,rabbitmq),
+    BENCH_WORKER_TASKS (600), BENCH_WORKER_ROUNDS (3) and BENCH_WORKER_PROCESSES (2) change it."""
+    brokers: list[BrokerKind] = []
+    for name in os.environ.get("BENCH_WORKER_BROKERS", "redis,rabbitmq").split(","):
+        if name not in ("redis", "rabbitmq"):
+            raise ValueError(f"BENCH_WORKER_BROKERS: unknown broker {name!r}; use redis and/or rabbitmq")
+        brokers.append("redis" if name == "redis" else "rabbitmq")
+    tasks = int(os.environ.get("BENCH_WORKER_TASKS", "600"))
+    rounds = int(os.environ.get("BENCH_WORKER_ROUNDS", "3"))
+    processes = int(os.environ.get("BENCH_WORKER_PROCESSES", "2"))
+    # Progress goes to stderr: the bench CLI holds a status line on stdout while a section runs.
+    console = Console(stderr=True)
+    return table(run(brokers, tasks, processes, rounds, lambda line: console.print(line, highlight=False)))
 
 
 def table(results: list[Result]) -> Table:
