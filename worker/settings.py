@@ -78,6 +78,9 @@ class WorkerSettings(BaseSettings):
     task_time_limit: PositiveInt = 1800
     task_soft_time_limit: PositiveInt = 1740
     prefetch_multiplier: PositiveInt = 1
+    # Task events (received/started/succeeded) for `celery events` and Flower: three extra broker
+    # messages per task, which more than halved no-op throughput in `make bench` (docs/worker.md).
+    task_events: bool = False
     default_queue: str = Field(default=DEFAULT_QUEUE, pattern=r"^[A-Za-z0-9_.:-]+$")
     dead_letter_queue: str = Field(default=DEAD_LETTER_QUEUE, pattern=r"^[A-Za-z0-9_.:-]+$")
     # RabbitMQ: "quorum" on a multi-node broker (Amazon MQ cluster), "classic" otherwise.

@@ -1,8 +1,6 @@
-"""`make bench`: benchmarks, printed as tables. `--only SECTION` runs one section.
-
-Minimal entry point of the scaling branch; the worker-faults branch adds its own sections, and the
-lead merges the two into one CLI.
-"""
+"""`make bench`: benchmarks, printed as tables side by side with ratios. `--only SECTION` runs one
+section: worker (our worker vs bare Celery on Redis and RabbitMQ), policies (ours vs reference
+policies on every trace), simulator-speed, queue-inspection."""
 
 from __future__ import annotations
 
@@ -13,9 +11,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from infra.bench import inspection, policies
+from infra.bench import inspection, policies, worker_throughput
 
 SECTIONS: dict[str, Callable[[], Table]] = {
+    "worker": worker_throughput.section,
     "policies": policies.run,
     "simulator-speed": policies.speed,
     "queue-inspection": inspection.run,

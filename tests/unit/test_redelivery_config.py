@@ -1,0 +1,25 @@
+"""Redis redelivery follows CELERY_VISIBILITY_TIMEOUT closely (the fault tests prove it end to end)."""
+
+from __future__ import annotations
+
+import pytest
+
+from worker.celeryconfig import build_config, restore_interval
+from worker.settings import load_settings
+
+
+@pytest.mark.parametrize(("visibility", "interval"), [(2, 1), (6, 1), (100, 10), (3600, 60), (86400, 60)])
+def test_restore_sweep_is_a_tenth_of_the_timeout_within_1_to_60_s(visibility: int, interval: int) -> None:
+    assert restore_interval(visibility) == interval
+
+
+def test_redis_transport_sweeps_on_every_interval() -> None:
+    options = build_config(load_settings(broker_url="redis://127.0.0.1:6379/0"))["broker_transport_options"]
+    assert options["unacked_restore_interval"] == 60
+    assert options["unacked_restore_throttle"] == 1  # kombu's default 10 would multiply the delay by ten
+
+
+def test_task_events_are_off_unless_asked() -> None:
+    assert build_config(load_settings(broker_url="amqp://h//"))["worker_send_task_events"] is False
+    on = load_settings(broker_url="amqp://h//", task_events="true")
+    assert build_config(on)["worker_send_task_events"] is True

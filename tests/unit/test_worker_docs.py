@@ -1,0 +1,29 @@
+"""docs/worker.md lists every worker variable: the settings' CELERY_* and start-worker's WORKER_*."""
+
+from __future__ import annotations
+
+import re
+
+from infra.local.workers import REPO_ROOT, START_WORKER
+from worker.settings import WorkerSettings, env_name
+
+DOC = (REPO_ROOT / "docs" / "worker.md").read_text()
+TABLE_NAMES = set(re.findall(r"^\| `((?:CELERY|WORKER)_[A-Z_]+)` \|", DOC, flags=re.MULTILINE))
+
+
+def test_every_setting_is_in_the_table() -> None:
+    settings = {env_name(field) for field in WorkerSettings.model_fields}
+    assert settings - TABLE_NAMES == set()
+
+
+def test_every_start_script_variable_is_in_the_table() -> None:
+    script = START_WORKER.read_text()
+    used = set(re.findall(r"\$\{(WORKER_[A-Z_]+)", script))
+    assert used, "start-worker reads no WORKER_* variable?"
+    assert used - TABLE_NAMES == set()
+
+
+def test_the_table_names_no_variable_that_does_not_exist() -> None:
+    known = {env_name(field) for field in WorkerSettings.model_fields}
+    known |= set(re.findall(r"\$\{(WORKER_[A-Z_]+)", START_WORKER.read_text()))
+    assert TABLE_NAMES - known == set()
