@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from rich.table import Table
 
-from infra.local.rabbitmq_node import RabbitMQNode
+from infra.local.rabbitmq_server import RabbitMQServer
 from infra.local.redis_server import RedisServer
 from worker.client import client_app
 from worker.queues import QueueInspector, inspector_for
@@ -58,7 +58,7 @@ def measure() -> list[tuple[str, int, float, float]]:
             rows.extend(("redis", size, *_time(inspector, queues[:size])) for size in SIZES)
         finally:
             inspector.close()
-    with RabbitMQNode() as node:
+    with RabbitMQServer() as node:
         _fill(node.url, queues)
         inspector = inspector_for(node.url, node.management_url)
         try:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from infra.local.rabbitmq_node import RabbitMQNode
+from infra.local.rabbitmq_server import RabbitMQServer
 from infra.local.redis_server import RedisServer
 from infra.local.workers import WorkerProcess
 from worker.client import client_app
@@ -27,12 +27,6 @@ QUEUE_B = "scaling_b"
 def redis_server() -> Iterator[RedisServer]:
     with RedisServer(appendonly=False) as server:
         yield server
-
-
-@pytest.fixture(scope="module")
-def rabbitmq_node() -> Iterator[RabbitMQNode]:
-    with RabbitMQNode() as node:
-        yield node
 
 
 def _wait_for(inspector: QueueInspector, condition: str, check: object, timeout: float = 60) -> Snapshot:
@@ -102,10 +96,10 @@ def test_redis_waiting_in_flight_and_age(redis_server: RedisServer, tmp_path: Pa
 
 
 @pytest.mark.rabbitmq
-def test_rabbitmq_waiting_in_flight_and_age(rabbitmq_node: RabbitMQNode, tmp_path: Path) -> None:
-    inspector = inspector_for(rabbitmq_node.url, rabbitmq_node.management_url)
+def test_rabbitmq_waiting_in_flight_and_age(rabbitmq_server: RabbitMQServer, tmp_path: Path) -> None:
+    inspector = inspector_for(rabbitmq_server.url, rabbitmq_server.management_url)
     try:
-        _scenario(rabbitmq_node.url, inspector, tmp_path, resolution=1.0)
+        _scenario(rabbitmq_server.url, inspector, tmp_path, resolution=1.0)
     finally:
         inspector.close()
 
