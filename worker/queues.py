@@ -13,7 +13,8 @@ Redis (kombu's transport, checked against kombu 5.7 `kombu/transport/redis.py`):
   the hash `unacked`, keyed by delivery tag, as JSON `[message, exchange, routing_key]`. Our queues
   are bound with routing key = queue name (`worker.celeryconfig.queue`), so the routing key names
   the queue.
-Every queue of a pool is read in one pipelined round trip.
+Every queue of a pool is read in one pipelined round trip. kombu's `global_keyprefix` transport option
+is not supported (worker.celeryconfig does not set it).
 
 RabbitMQ (management HTTP API, `GET /api/queues/<vhost>?columns=...`, one request for all queues):
 `messages_ready` is waiting, `messages_unacknowledged` is in flight. The oldest-message age comes

@@ -82,6 +82,9 @@ def measure(stack: str = STACK, pool: str = POOL, traces: Sequence[str] = tuple(
         trace = built_in(name, shape)
         bound = perfect_foresight_instance_hours(spec, trace)
         runs: list[SimulationResult] = [simulate(spec, trace, ours("ours"), assumptions)]
+        # Robustness: the same policy if CloudWatch takes 10 s to make a datapoint available to alarms.
+        delayed = dataclasses.replace(assumptions, alarm_delay_seconds=10.0)
+        runs.append(simulate(spec, trace, ours("ours+10s-delay"), delayed))
         runs.append(simulate(untuned(spec), trace, ours("ours-tt-only"), assumptions))
         runs.extend(simulate(spec, trace, contender, assumptions) for contender in reference_contenders())
         for result in runs:
@@ -104,7 +107,7 @@ def table(rows: Sequence[PolicyRow], title: str) -> Table:
     for header in ("trace", "policy", "p95 wait s", "SLO", "instance-h", "bound h", "x bound", "burst->out s"):
         out.add_column(header, justify="left" if header in ("trace", "policy") else "right")
     for row in rows:
-        ours_row = row.policy == "ours"
+        ours_row = row.policy.startswith("ours") and row.policy != "ours-tt-only"
         ratio = f"{row.ratio:.2f}"
         if ours_row:
             ratio = f"[green]{ratio}[/]" if row.ratio <= RATIO_TARGET else f"[red]{ratio}[/]"
@@ -124,7 +127,7 @@ def table(rows: Sequence[PolicyRow], title: str) -> Table:
 def run() -> Table:
     """The policy table for `make bench`."""
     rows = measure()
-    ours_rows = [r for r in rows if r.policy == "ours"]
+    ours_rows = [r for r in rows if r.policy in ("ours", "ours+10s-delay")]
     met = all(r.meets_slo and r.ratio <= RATIO_TARGET for r in ours_rows)
     # The target is about a step in traffic: the burst trace. spike-to-zero climbs over 2 minutes, so
     # its first decision comes when the climb has built a backlog; it is shown, not judged.

@@ -161,16 +161,21 @@ class _Alarm:
     breaches: Callable[[float], bool]
     statistic: str
     values: deque[float | None] = field(default_factory=deque)
-    period_samples: list[float] = field(default_factory=list)
+    buckets: dict[float, list[float]] = field(default_factory=dict)
+    """Samples by the end of the period they fall in; a period is (end - period, end]."""
     period_end: float | None = None
     in_alarm: bool = False
 
-    def add(self, value: float | None) -> None:
+    def add(self, value: float | None, at: float) -> None:
         if value is not None:
-            self.period_samples.append(value)
+            end = math.ceil(at / self.period) * self.period
+            self.buckets.setdefault(end, []).append(value)
 
     def close_period(self) -> float | None:
-        samples, self.period_samples = self.period_samples, []
+        assert self.period_end is not None
+        samples = self.buckets.pop(self.period_end, [])
+        for stale in [end for end in self.buckets if end < self.period_end]:
+            del self.buckets[stale]  # a period that closed before this alarm existed
         if not samples:
             value: float | None = None
         elif self.statistic == "Maximum":
@@ -307,10 +312,10 @@ class GroupModel:
         group = self.view(sample.at)
         for tt in self._tt:
             value = tt.metric(sample, group)
-            tt.high.add(value)
-            tt.low.add(value)
+            tt.high.add(value, sample.at)
+            tt.low.add(value, sample.at)
         for step in self._steps:
-            step.alarm.add(step.metric(sample, group))
+            step.alarm.add(step.metric(sample, group), sample.at)
 
     # ------------------------------------------------------------------ decisions
 

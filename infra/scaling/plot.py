@@ -49,9 +49,10 @@ def write_plot(
     fig, axes = plt.subplots(4, 1, figsize=(12, 11), sharex=True, constrained_layout=True)
     fig.suptitle(title, fontsize=13, fontweight="bold")
     x0 = first.t / scale
-    # Arrivals are the same trace for every policy; a one-minute mean reads better than 10 s counts.
-    axes[0].plot(x0, _smooth(first.arrivals_per_second, 6), color="#333333", linewidth=1.2)
-    axes[0].set_ylabel("arrivals / s\n(1 min mean)")
+    # Arrivals are the same trace for every policy; a moving mean reads better than 10 s counts.
+    window, label = (60, "10 min mean") if hours else (6, "1 min mean")
+    axes[0].plot(x0, _smooth(first.arrivals_per_second, window), color="#333333", linewidth=1.2)
+    axes[0].set_ylabel(f"arrivals / s\n({label})")
 
     for index, result in enumerate(results):
         timeline = result.timeline

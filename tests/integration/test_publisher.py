@@ -18,8 +18,8 @@ from infra.local.redis_server import RedisServer
 from infra.local.workers import WorkerProcess
 from worker.client import client_app
 from worker.names import METRIC_BACKLOG, METRIC_BACKLOG_PER_INSTANCE, METRIC_IN_FLIGHT, METRIC_OLDEST_AGE
-from worker.publisher import PoolQueues, Publisher, PublisherConfigError, load_config
-from worker.queues import inspector_for
+from worker.publisher import PoolQueues, Publisher, PublisherConfigError, load_config, metric_data
+from worker.queues import QueueStats, Snapshot, inspector_for
 
 NAMESPACE = "CeleryCluster/test"
 REGION = "eu-west-1"
@@ -175,6 +175,16 @@ def test_run_takes_the_samples_and_stops_before_the_deadline() -> None:
 def test_bad_environment_is_named(environ: dict[str, str], fragment: str) -> None:
     with pytest.raises(PublisherConfigError, match=fragment):
         load_config(environ)
+
+
+def test_unknown_age_is_left_out_not_published_as_zero() -> None:
+    # RabbitMQ without the AMQP timestamp property: the age of a non-empty queue is unknown.
+    snapshot = Snapshot(1000.0, (QueueStats("q", waiting=5, in_flight=1, oldest_published_at=None),))
+    pool = PoolQueues(name="p", queues=("q",), asg="g")
+    data = metric_data([pool], snapshot, {"g": 2})
+    names = {d["MetricName"] for d in data}
+    assert METRIC_OLDEST_AGE not in names
+    assert {d["MetricName"]: d["Value"] for d in data if len(d["Dimensions"]) == 1}[METRIC_BACKLOG_PER_INSTANCE] == 3.0
 
 
 def test_pool_model_is_strict() -> None:

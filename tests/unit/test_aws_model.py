@@ -192,3 +192,10 @@ def test_boot_time_delays_in_service() -> None:
     assert model.view(80).in_service == 1
     assert model.view(90).in_service == 3  # launched at 30 s, in service at 90 s
     assert math.isclose(min(i.in_service_at for i in model.instances if i.id in launched), 90)
+
+
+def test_alarm_delay_postpones_decisions_by_that_much() -> None:
+    model = group(initial=2, assumptions=ModelAssumptions(boot_seconds=0, alarm_delay_seconds=10))
+    events = run(model, 0, 4, per_instance=25)
+    # The third breaching period closes at 30 s; its alarm evaluates 10 s later, with the same data.
+    assert [(e.at, e.new_desired) for e in events] == [(40, 5)]
