@@ -79,7 +79,10 @@ def build_config(settings: WorkerSettings) -> dict[str, Any]:
         # SIGTERM (remapped to SIGQUIT by the start script) gives running tasks this long, then
         # requeues them; it matches the ASG lifecycle hook's drain window. CONF#worker-soft-shutdown-timeout
         "worker_soft_shutdown_timeout": settings.soft_shutdown_timeout,
-        "worker_enable_soft_shutdown_on_idle": True,
+        # Not on idle: an idle worker would sleep the whole window before exiting (measured: 11.9 s
+        # with a 10 s window, 2.0 s without), and the countdown/ETA tasks it holds are requeued
+        # at exit either way (tests/integration/test_worker_faults.py checks both brokers).
+        "worker_enable_soft_shutdown_on_idle": False,
         # Redis redelivers an unacked message after this many seconds; it must exceed the
         # longest task, or a running task is delivered twice. CONF#broker-transport-options
         "broker_transport_options": _transport_options(settings),
@@ -113,9 +116,20 @@ def _transport_options(settings: WorkerSettings) -> dict[str, Any]:
     if settings.is_redis:
         return {
             "visibility_timeout": settings.visibility_timeout,
+            # kombu sweeps for expired unacked messages only every interval x throttle seconds
+            # (10 x 10 by default), so a killed worker's tasks came back up to 100 s after the
+            # visibility timeout (found by tests/integration/test_worker_faults.py). Sweep every
+            # tenth of the timeout (1-60 s): one ZRANGE under a mutex per worker per sweep.
+            "unacked_restore_interval": restore_interval(settings.visibility_timeout),
+            "unacked_restore_throttle": 1,
             # Detect a half-open connection (e.g. after an ElastiCache failover) within ~30 s.
             "health_check_interval": 25,
             "socket_keepalive": True,
             "retry_on_timeout": True,
         }
     return {"confirm_publish": True}
+
+
+def restore_interval(visibility_timeout: int) -> int:
+    """Seconds between sweeps that put expired unacked Redis messages back on their queue."""
+    return max(1, min(60, visibility_timeout // 10))

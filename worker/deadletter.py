@@ -13,9 +13,12 @@ between the two duplicates a dead letter rather than losing it; the source queue
 
 from __future__ import annotations
 
+import argparse
 import base64
+import json
 import logging
 import socket
+import sys
 import time
 import traceback as tb
 from typing import Any
@@ -23,16 +26,21 @@ from typing import Any
 from celery import Celery, Task
 from celery.signals import task_failure
 from celery.worker.consumer import Consumer
+from kombu import Connection
 from kombu.entity import Exchange, Queue
+from kombu.exceptions import ContentDisallowed
 from kombu.message import Message
 
 from worker.names import DEAD_LETTER_REASON_HEADER
+from worker.settings import SettingsError, load_settings
 
 logger = logging.getLogger(__name__)
 
 REASON_DECODE_ERROR = "decode_error"
 REASON_UNKNOWN_TASK = "unknown_task"
 REASON_INVALID_TASK = "invalid_task"
+# A content type outside accept_content (pickle, yaml...): refused before it is decoded.
+REASON_CONTENT_DISALLOWED = "content_disallowed"
 REASON_UNKNOWN_MESSAGE = "unknown_message"
 REASON_RETRIES_EXHAUSTED = "retries_exhausted"
 REASON_TASK_FAILED = "task_failed"
@@ -46,9 +54,9 @@ def dead_letter_queue(name: str) -> Queue:
     return Queue(name, Exchange(name, type="direct", durable=True), routing_key=name, durable=True)
 
 
-def publish(app: Celery, record: dict[str, Any]) -> None:
-    """Publish one dead letter (a JSON object) to the configured dead-letter queue."""
-    dlq: Queue = _state["queue"]
+def publish(app: Celery, record: dict[str, Any], queue: Queue | None = None) -> None:
+    """Publish one dead letter (a JSON object) to `queue`, by default the configured dead-letter queue."""
+    dlq: Queue = queue if queue is not None else _state["queue"]
     record = {"dead_lettered_at": time.time(), "hostname": socket.gethostname(), **record}
     with app.producer_or_acquire() as producer:
         producer.publish(
@@ -96,7 +104,8 @@ class DeadLetteringConsumer(Consumer):  # type: ignore[misc]
         super().on_unknown_task(body, message, exc)
 
     def on_invalid_task(self, body: Any, message: Message, exc: BaseException) -> None:
-        self._dead_letter(message, REASON_INVALID_TASK, exc)
+        reason = REASON_CONTENT_DISALLOWED if isinstance(exc, ContentDisallowed) else REASON_INVALID_TASK
+        self._dead_letter(message, reason, exc)
         super().on_invalid_task(body, message, exc)
 
     def on_unknown_message(self, body: Any, message: Message) -> None:
@@ -138,3 +147,44 @@ def _on_task_failure(
 def install(queue_name: str) -> None:
     _state["queue"] = dead_letter_queue(queue_name)
     task_failure.connect(_on_task_failure, weak=False, dispatch_uid="celery-cluster-dead-letter")
+
+
+def read(broker_url: str, queue_name: str, *, limit: int = 100, remove: bool = False) -> list[dict[str, Any]]:
+    """Up to `limit` dead letters, oldest first. With `remove=False` they stay in the queue
+    (taken without an ack, then handed back when the channel closes), so reading is safe."""
+    records: list[dict[str, Any]] = []
+    with Connection(broker_url, connect_timeout=10) as connection:
+        channel = connection.channel()
+        try:
+            bound = dead_letter_queue(queue_name)(channel)
+            bound.declare()
+            while len(records) < limit:
+                message = bound.get(no_ack=False, accept=["json"])
+                if message is None:
+                    break
+                records.append(dict(message.payload))
+                if remove:
+                    message.ack()
+        finally:
+            channel.close()  # unacked messages go back to the queue (RabbitMQ requeues, Redis restores)
+    return records
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m worker.deadletter`: print the dead letters as JSON lines (CELERY_* settings)."""
+    parser = argparse.ArgumentParser(prog="python -m worker.deadletter", description=main.__doc__)
+    parser.add_argument("--limit", type=int, default=100, help="at most this many (default 100)")
+    parser.add_argument("--remove", action="store_true", help="take them off the queue (default: leave them)")
+    options = parser.parse_args(argv)
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"invalid setting {exc}", file=sys.stderr)
+        return 2
+    for record in read(settings.broker_url, settings.dead_letter_queue, limit=options.limit, remove=options.remove):
+        print(json.dumps(record, sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,153 @@
+"""Poison messages and failing tasks end in the dead-letter queue with their reason, exactly once,
+and the tasks queued behind them still run. On Redis and on RabbitMQ."""
+
+from __future__ import annotations
+
+import base64
+import json
+import pickle
+import subprocess
+import sys
+import threading
+import uuid
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kombu import Connection
+
+from tests.support.cluster import Cluster
+from worker import deadletter
+from worker.celeryconfig import queue as queue_entity
+from worker.settings import load_settings
+
+
+class Exploit:
+    """Unpickling this creates `path`: proof that a pickle payload was executed."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self) -> tuple[Any, tuple[str, str]]:
+        return (open, (str(self.path), "w"))
+
+
+def publish_raw(cluster: Cluster, task: str, body: bytes, content_type: str, encoding: str = "utf-8") -> str:
+    """Publish a message with Celery's headers for `task` but the given body and content type."""
+    task_id = str(uuid.uuid4())
+    message = cluster.client.amqp.as_task_v2(task_id, task, args=("x",), kwargs={})
+    destination = queue_entity(cluster.queue, load_settings(broker_url=cluster.broker.url, default_queue=cluster.queue))
+    with Connection(cluster.broker.url) as connection:
+        connection.Producer().publish(
+            body,
+            exchange=destination.exchange,
+            routing_key=destination.routing_key,
+            declare=[destination],
+            headers=message.headers,
+            content_type=content_type,
+            content_encoding=encoding,
+            **message.properties,
+        )
+    return task_id
+
+
+def test_poison_messages_are_dead_lettered_and_the_queue_keeps_flowing(cluster: Cluster, tmp_path: Path) -> None:
+    marker = tmp_path / "pickle-was-executed"
+    pickled = pickle.dumps(((Exploit(marker),), {}, {}))
+    poison = {
+        publish_raw(cluster, "cluster.canary", pickled, "application/x-python-serialize", "binary"): "pickle",
+        publish_raw(cluster, "cluster.canary", b"\xff\xfe{not json", "application/json"): "undecodable",
+        publish_raw(cluster, "no.such.task", json.dumps([["x"], {}, {}]).encode(), "application/json"): "unknown",
+    }
+    behind = cluster.send("cluster.canary", ["behind"], count=5)
+    cluster.start_worker()
+
+    result = cluster.wait_all(behind, timeout=30)
+    assert result.lost == 0, cluster.log_tail()
+    letters = cluster.wait_dead_letters(len(poison), timeout=30)
+    reasons = {poison[d["task_id"]]: d["reason"] for d in letters if d["task_id"] in poison}
+    assert reasons == {"pickle": "content_disallowed", "undecodable": "decode_error", "unknown": "unknown_task"}
+    assert len(letters) == len(poison), f"duplicate dead letters: {letters}"
+    by_kind = {poison[d["task_id"]]: d for d in letters}
+    assert base64.b64decode(by_kind["pickle"]["body_b64"]) == pickled  # kept intact for inspection
+    assert by_kind["unknown"]["task"] == "no.such.task"
+    assert all(d["source_queue"] == cluster.queue for d in letters)
+    assert not marker.exists(), "a pickle payload was unpickled on the worker"
+    # None of them ran: the journal has no entry for them.
+    assert not [e for e in cluster.journal() if e["task_id"] in poison]
+
+
+class _Unavailable(BaseHTTPRequestHandler):
+    keys: list[str]
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        type(self).keys.append(self.headers.get("Idempotency-Key", ""))
+        self.send_response(503)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *_: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def unavailable_endpoint() -> Iterator[tuple[str, list[str]]]:
+    """An HTTP endpoint that always answers 503, and the Idempotency-Keys it received."""
+    keys: list[str] = []
+    handler = type("Handler", (_Unavailable,), {"keys": keys})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}/hook", keys
+    server.shutdown()
+    server.server_close()
+
+
+def test_task_that_exhausts_its_retries_is_dead_lettered_once(
+    broker: Any, cluster_factory: Any, unavailable_endpoint: tuple[str, list[str]]
+) -> None:
+    url, keys = unavailable_endpoint
+    # One retry instead of five keeps the test short; the annotation is how an operator would do it.
+    cluster = cluster_factory(broker, CELERY_TASK_ANNOTATIONS='{"webhooks.deliver": {"max_retries": 1}}')
+    cluster.start_worker()
+    delivery_id = uuid.uuid4().hex
+    (task_id,) = [
+        cluster.client.send_task("webhooks.deliver", args=[delivery_id, url, {"n": 1}], queue=cluster.queue).id
+    ]
+    behind = cluster.send("cluster.canary", ["behind"], count=3)
+
+    letters = cluster.wait_dead_letters(1, timeout=30)
+    assert [(d["task_id"], d["reason"], d["retries"]) for d in letters] == [(task_id, "retries_exhausted", 1)]
+    assert "HTTP 503" in letters[0]["error"]
+    assert letters[0]["args"] == [delivery_id, url, {"n": 1}]
+    assert keys == [delivery_id, delivery_id]  # first try and one retry, same idempotency key
+    assert cluster.wait_all(behind, timeout=30).lost == 0
+
+
+def test_dead_letter_cli_peeks_and_removes(cluster: Cluster) -> None:
+    records = [{"reason": "task_failed", "task_id": f"t{i}"} for i in range(3)]
+    for record in records:
+        deadletter.publish(cluster.client, record, deadletter.dead_letter_queue(cluster.dead_letter_queue))
+    env = {"CELERY_BROKER_URL": cluster.broker.url, "CELERY_DEAD_LETTER_QUEUE": cluster.dead_letter_queue}
+
+    def cli(*args: str) -> list[dict[str, Any]]:
+        done = subprocess.run(
+            [sys.executable, "-m", "worker.deadletter", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        return [json.loads(line) for line in done.stdout.splitlines()]
+
+    def ids(found: list[dict[str, Any]]) -> list[str]:
+        return sorted(r["task_id"] for r in found)  # a peek may reorder them on Redis
+
+    assert len(cli("--limit", "2")) == 2
+    assert ids(cli()) == ["t0", "t1", "t2"]  # peeking left them in place
+    assert ids(cli("--remove")) == ["t0", "t1", "t2"]
+    assert cli() == []

@@ -1,0 +1,148 @@
+"""A small cluster per test: worker subprocesses started by `image/bin/start-worker` on one
+broker, a producer, and the execution journal that counts every task.
+
+Each cluster has its own queue and dead-letter queue (random names), so tests can share a broker.
+The journal lives on a Redis server that no test restarts.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import redis
+from celery import Celery
+
+from infra.local.accounting import Tally, tally
+from infra.local.workers import WorkerProcess
+from tests.support.brokers import Broker
+from worker import deadletter, journal
+from worker.client import client_app
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+@dataclass
+class Cluster:
+    broker: Broker
+    journal_url: str
+    log_dir: Path
+    # Extra CELERY_* variables for every worker of this cluster.
+    settings: dict[str, str] = field(default_factory=dict)
+    queue: str = field(default_factory=lambda: unique("q"))
+    dead_letter_queue: str = field(default_factory=lambda: unique("dlq"))
+    workers: list[WorkerProcess] = field(default_factory=list)
+    _client: Celery | None = None
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {
+            "CELERY_JOURNAL_URL": self.journal_url,
+            "CELERY_DEFAULT_QUEUE": self.queue,
+            "CELERY_DEAD_LETTER_QUEUE": self.dead_letter_queue,
+            "CELERY_LOG_LEVEL": "INFO",
+            **self.settings,
+        }
+
+    @property
+    def client(self) -> Celery:
+        if self._client is None:
+            self._client = client_app(
+                self.broker.url, default_queue=self.queue, dead_letter_queue=self.dead_letter_queue
+            )
+        return self._client
+
+    def start_worker(
+        self, *, concurrency: int = 2, env: dict[str, str] | None = None, wait: bool = True
+    ) -> WorkerProcess:
+        name = f"w{len(self.workers) + 1}-{self.queue}"
+        worker = WorkerProcess(
+            name=name,
+            queues=[self.queue],
+            broker_url=self.broker.url,
+            log_path=self.log_dir / f"{name}.log",
+            concurrency=concurrency,
+            env={**self.env, **(env or {})},
+        ).start()
+        self.workers.append(worker)
+        if wait:
+            self.wait_ready(worker)
+        return worker
+
+    def wait_ready(self, worker: WorkerProcess, timeout: float = 60.0) -> None:
+        """Until the worker answers a control ping: it is connected and consuming."""
+        destination = [f"{worker.name}@{socket.gethostname()}"]
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not worker.running():
+                raise AssertionError(f"worker {worker.name} exited at start:\n{self.log_tail(worker)}")
+            if self.client.control.ping(destination=destination, timeout=0.5):
+                return
+        raise AssertionError(f"worker {worker.name} not ready after {timeout:.0f} s:\n{self.log_tail(worker)}")
+
+    def send(self, task: str, args: list[Any], count: int = 1) -> list[str]:
+        return [self.client.send_task(task, args=args, queue=self.queue).id for _ in range(count)]
+
+    def journal(self) -> list[dict[str, str]]:
+        client = redis.Redis.from_url(self.journal_url)
+        try:
+            return journal.read(client)
+        finally:
+            client.close()
+
+    def tally(self, sent: list[str]) -> Tally:
+        return tally(sent, self.journal())
+
+    def missing(self, sent: list[str]) -> list[str]:
+        """Sent ids with no final state in the journal (for failure messages)."""
+        done = {e["task_id"] for e in self.journal() if e.get("state") in ("SUCCESS", "FAILURE")}
+        return [task_id for task_id in sent if task_id not in done]
+
+    def wait_until(self, sent: list[str], done: Callable[[Tally], bool], timeout: float) -> Tally:
+        deadline = time.monotonic() + timeout
+        current = self.tally(sent)
+        while not done(current) and time.monotonic() < deadline:
+            time.sleep(0.2)
+            current = self.tally(sent)
+        return current
+
+    def wait_all(self, sent: list[str], timeout: float) -> Tally:
+        """Until every sent task completed (or the timeout): the returned tally says which."""
+        return self.wait_until(sent, lambda t: t.completed == t.sent, timeout)
+
+    def dead_letters(self, *, remove: bool = True) -> list[dict[str, Any]]:
+        return deadletter.read(self.broker.url, self.dead_letter_queue, limit=1000, remove=remove)
+
+    def wait_dead_letters(self, count: int, timeout: float) -> list[dict[str, Any]]:
+        """Take dead letters off the queue until `count` arrived (or the timeout), then a short
+        grace period, so a duplicate dead letter would be seen too."""
+        letters: list[dict[str, Any]] = []
+        deadline = time.monotonic() + timeout
+        while len(letters) < count and time.monotonic() < deadline:
+            letters += self.dead_letters()
+            time.sleep(0.2)
+        time.sleep(1.0)
+        return letters + self.dead_letters()
+
+    def log_tail(self, worker: WorkerProcess | None = None, lines: int = 30) -> str:
+        chosen = [worker] if worker is not None else self.workers
+        parts = []
+        for w in chosen:
+            text = w.log_path.read_text(errors="replace").splitlines() if w.log_path.exists() else []
+            parts.append(f"--- {w.log_path} (last {lines} lines)\n" + "\n".join(text[-lines:]))
+        return "\n".join(parts)
+
+    def close(self) -> None:
+        for worker in self.workers:
+            worker.kill()
+            if worker.process is not None:
+                worker.wait(10)
+        if self._client is not None:
+            self._client.close()
