@@ -36,8 +36,8 @@ test: lint typecheck ## Everything CI runs: lint, type check, every test
 test-unit: $(STAMP) ## Only the fast tests (no broker, no subprocess)
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
-local: $(STAMP) ## Run the cluster on this machine: broker, workers, a burst of tasks, a summary
-	scripts/local
+local: $(STAMP) ## The local twin of a stack: broker, metrics loop, the scaling model, workers as instances (ARGS="--stack dev --pool default --trace burst")
+	scripts/local $(ARGS)
 
 bench: $(STAMP) ## Benchmarks, printed side by side with ratios
 	scripts/bench
