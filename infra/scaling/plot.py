@@ -68,12 +68,12 @@ def write_plot(
 
     axes[1].set_ylabel("backlog\n(waiting + in flight)")
     axes[1].legend(loc="upper right", fontsize=9, framealpha=0.9)
-    axes[2].axhline(slo_seconds, color="#b00020", linestyle="--", linewidth=1.2)
+    axes[2].axhline(slo_seconds, color="#222222", linestyle="--", linewidth=1.2)
     axes[2].annotate(
         f"SLO {slo_seconds:.0f} s",
         xy=(0.005, slo_seconds),
         xycoords=("axes fraction", "data"),
-        color="#b00020",
+        color="#222222",
         fontsize=9,
         va="bottom",
     )

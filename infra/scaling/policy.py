@@ -8,8 +8,14 @@ Pure code, no Pulumi. Three consumers read the same objects:
 The scale signal (DESIGN.md "Scaling model") is backlog per instance =
 (waiting + reserved + running tasks on the pool's queues) / max(in-service instances, 1), and its
 target comes from an SLO rather than a magic number (`target_backlog_per_instance`).
-A step-scaling policy on queue latency (the age of the oldest waiting message) is a safety net for
-what target tracking is slow to see: a pool at zero, or tasks far slower than the stated average.
+
+Our default (`default_pool_scaling`, tuned on the simulator; numbers in docs/scaling.md):
+- target tracking on backlog per instance, scale-out only;
+- a one-datapoint step scale-out on the same metric, for the start of a burst;
+- a step scale-in while instances run under 85% busy with nothing queued;
+- a step policy on queue latency (the age of the oldest waiting message), the safety net for what
+  the backlog misses: tasks far slower than the stated average.
+`PoolScaling.step_policies` lists the step policies with stable short names for renderers.
 """
 
 from __future__ import annotations
