@@ -19,6 +19,7 @@ from rich.live import Live
 from rich.table import Table
 
 from infra.config import ROOT, ConfigError
+from infra.local.agreement import Comparison
 from infra.local.fleet import Fleet
 from infra.local.redis_server import ServerNotInstalledError
 from infra.local.timescale import DEFAULT_WINDOWS, parse_window
@@ -141,6 +142,7 @@ def main(
     title = f"{stack}/{pool} on {traffic.name}, local twin x{speed:g} vs simulator"
     console.print(results_table([result.local, result.simulated], bound, title, spec.slo_seconds))
     console.print(summary_table(result))
+    console.print(Comparison(result.local, result.simulated).summary())
     for problem in result.problems:
         console.print(f"[yellow]note:[/] {problem}")
     target = out or ROOT / "build" / "local" / f"{stack}-{pool}-{traffic.name}.png"
