@@ -19,7 +19,9 @@ except SettingsError as exc:
     # One line naming the variable, then a non-zero exit: the worker never starts half-configured.
     raise SystemExit(f"celery-cluster worker: invalid setting {exc}") from None
 
-app = Celery("worker", task_cls=BaseTask, include=["worker.tasks.cluster", "worker.tasks.reports", "worker.tasks.webhooks"])
+app = Celery(
+    "worker", task_cls=BaseTask, include=["worker.tasks.cluster", "worker.tasks.reports", "worker.tasks.webhooks"]
+)
 app.config_from_object(build_config(settings))
 # Messages that cannot be decoded, or name no known task, go to the dead-letter queue instead
 # of being dropped (Celery's default acks and forgets them).

@@ -13,6 +13,7 @@ that is down) keeps the message unacked, so it is redelivered.
 from __future__ import annotations
 
 import logging
+
 from celery import Task
 from celery.worker.request import Request
 

@@ -34,7 +34,11 @@ INSTALL_HINT = (
 
 # Debian's /usr/sbin/rabbitmq-server is a wrapper that switches to the `rabbitmq` user and drops
 # our environment; the release's own script starts a node as the calling user.
-_CANDIDATES = ("/usr/lib/rabbitmq/bin/rabbitmq-server", "/usr/local/sbin/rabbitmq-server", "/opt/homebrew/sbin/rabbitmq-server")
+_CANDIDATES = (
+    "/usr/lib/rabbitmq/bin/rabbitmq-server",
+    "/usr/local/sbin/rabbitmq-server",
+    "/opt/homebrew/sbin/rabbitmq-server",
+)
 
 
 def find_binary() -> str:
@@ -73,6 +77,11 @@ class RabbitMQServer:
     @property
     def nodename(self) -> str:
         return f"cc-{self.port}@localhost"
+
+    @property
+    def pid(self) -> int | None:
+        """The start script's pid, which is also the process group of the Erlang VM under it."""
+        return None if self._process is None else self._process.pid
 
     @property
     def log_dir(self) -> Path | None:
@@ -137,7 +146,9 @@ class RabbitMQServer:
         # The AMQP listener opens before the management plugin; callers use both.
         while True:
             if self._process.poll() is not None:
-                raise RuntimeError(f"rabbitmq-server exited with {self._process.returncode}; see {self._dir}/stdout.log")
+                raise RuntimeError(
+                    f"rabbitmq-server exited with {self._process.returncode}; see {self._dir}/stdout.log"
+                )
             try:
                 response = httpx.get(f"http://127.0.0.1:{self.management_port}/api/overview", auth=("guest", "guest"))
                 if response.status_code == 200:

@@ -44,7 +44,15 @@ def _assert_one_line_naming(done: subprocess.CompletedProcess[str], variable: st
         ({"CELERY_SOFT_SHUTDOWN_TIMEOUT": "-1"}, "CELERY_SOFT_SHUTDOWN_TIMEOUT", "greater than or equal to 0"),
         ({"CELERY_PREFETCH_MULTIPLIER": "0"}, "CELERY_PREFETCH_MULTIPLIER", "greater than 0"),
     ],
-    ids=["broker-scheme", "broker-missing", "visibility-nan", "visibility-short", "soft-nan", "soft-negative", "prefetch"],
+    ids=[
+        "broker-scheme",
+        "broker-missing",
+        "visibility-nan",
+        "visibility-short",
+        "soft-nan",
+        "soft-negative",
+        "prefetch",
+    ],
 )
 def test_celery_worker_refuses_a_bad_value(variables: dict[str, str], named: str, fragment: str) -> None:
     env = _environment(**({"CELERY_BROKER_URL": GOOD_BROKER} | variables if variables else {}))
