@@ -26,7 +26,7 @@ from typing import Any
 from celery import Celery, Task
 from celery.signals import task_failure
 from celery.worker.consumer import Consumer
-from kombu import Connection
+from kombu.connection import Connection
 from kombu.entity import Exchange, Queue
 from kombu.exceptions import ContentDisallowed
 from kombu.message import Message

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kombu import Connection
+from kombu.connection import Connection
 
 from tests.support.cluster import Cluster
 from worker import deadletter

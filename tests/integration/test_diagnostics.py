@@ -6,7 +6,7 @@ import socket
 import time
 import uuid
 
-from kombu import Connection
+from kombu.connection import Connection
 
 from tests.support.cluster import Cluster
 from worker import __version__
