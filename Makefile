@@ -9,6 +9,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 STACK ?= dev
 PYTEST_ARGS ?=
+ARGS ?=
 
 .PHONY: help venv lint typecheck test test-unit test-integration local bench render build clean
 

@@ -137,6 +137,10 @@ def main(
     except ServerNotInstalledError as exc:
         console.print(f"[red]{exc}[/]")
         raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        # The workers were drained on the way out (soft shutdown); the private broker and what it held are gone.
+        console.print("[yellow]interrupted: workers drained, broker stopped; no summary[/]")
+        raise typer.Exit(130) from None
 
     bound = bound_for(spec, traffic)
     title = f"{stack}/{pool} on {traffic.name}, local twin x{speed:g} vs simulator"
