@@ -34,7 +34,7 @@ class Tolerance:
 
 # Chosen from measured runs (docs/local.md, "Agreement"): the widest spread seen, plus a margin.
 TOLERANCE: Final = Tolerance(
-    scale_events=2, first_scale_out_seconds=20.0, peak_instances=1, p95_wait_seconds=30.0, p95_wait_ratio=0.3
+    scale_events=2, first_scale_out_seconds=20.0, peak_instances=1, p95_wait_seconds=20.0, p95_wait_ratio=0.2
 )
 
 

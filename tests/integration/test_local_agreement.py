@@ -5,7 +5,7 @@ and speed assumptions. They must agree within `infra.local.agreement.TOLERANCE`:
 - scale-outs and scale-ins: each count within 2 of the simulator's;
 - first scale-out after the burst starts: within 20 model seconds (two 10 s samples);
 - peak instances: within 1;
-- p95 queue wait: within 30 model seconds or 30% of the simulator's, whichever is larger.
+- p95 queue wait: within 20 model seconds or 20% of the simulator's, whichever is larger.
 
 The run: dev/default (2 processes x 0..3 instances, SLO 120 s, boot 60 s), minutes 18-40 of the burst
 trace (the burst starts at minute 2 of the window), x10: about 2.5 minutes of wall time. The tolerances
