@@ -127,10 +127,10 @@ def main(
 
             def on_tick(snapshot: Snapshot, model: GroupModel, fleet: Fleet) -> None:
                 for event in model.events[int(shown["events"]) :]:
-                    console.print(event_line(event))
+                    console.print(event_line(event), soft_wrap=True)
                 shown["events"] = len(model.events)
                 if snapshot.now - shown["line"] >= HEADLESS_EVERY:
-                    console.print(line(status(snapshot, model, fleet)))
+                    console.print(line(status(snapshot, model, fleet)), soft_wrap=True)
                     shown["line"] = snapshot.now
 
             result = run_twin(plan, fitted, traffic, console, on_tick)

@@ -80,9 +80,10 @@ class Comparison:
         def first(value: float | None) -> str:
             return "-" if value is None else f"{value:.0f} s"
 
-        verdict = "agree" if not self.failures() else "DIFFER"
+        failures = self.failures()
+        verdict = "within tolerance" if not failures else f"{len(failures)} beyond tolerance"
         return (
-            f"local vs simulator ({verdict} within tolerance): scale-outs {lo.scale_outs} vs {sim.scale_outs}, "
+            f"local vs simulator ({verdict}): scale-outs {lo.scale_outs} vs {sim.scale_outs}, "
             f"scale-ins {lo.scale_ins} vs {sim.scale_ins}, first scale-out after burst "
             f"{first(lo.first_scale_out_after_burst)} vs {first(sim.first_scale_out_after_burst)}, "
             f"peak {lo.peak_instances} vs {sim.peak_instances}, p95 wait {lo.p95_wait:.0f} s vs {sim.p95_wait:.0f} s"

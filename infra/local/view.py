@@ -52,7 +52,8 @@ def event_line(event: ScalingEvent) -> str:
 
 def render(status: Status) -> RenderableType:
     head = (
-        f"{status.header}\nmodel time [bold]{clock(status.now)}[/] of {clock(status.duration)}  "
+        f"{status.header}\nmodel time [bold]{clock(status.now)}[/] of {clock(status.duration)}"
+        f"{' (trace over: finishing the last tasks)' if status.now > status.duration else ''}  "
         f"(x{status.speed:g}: 1 model minute = {60 / status.speed:.1f} s wall)   "
         f"tasks sent {status.sent}/{status.total}, completed {status.completed}"
     )
