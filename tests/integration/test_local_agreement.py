@@ -14,6 +14,7 @@ come from measured runs, idle and with other suites running (docs/local.md, "Agr
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -29,12 +30,13 @@ AGREEMENT_PLAN = TwinPlan(stack="dev", pool="default", trace="burst", window=(18
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_local_twin_agrees_with_the_simulator(tmp_path: Path) -> None:
-    plan = TwinPlan(**{**AGREEMENT_PLAN.__dict__, "log_dir": tmp_path / "logs"})
+    plan = replace(AGREEMENT_PLAN, log_dir=tmp_path / "logs")
     pool = local_pool(plan)
     trace = local_trace(plan, pool.spec)
     assert trace.burst_start == 120.0
 
-    result = run_twin(plan, pool, trace, Console(file=(tmp_path / "view.txt").open("w"), width=150))
+    with (tmp_path / "view.txt").open("w") as view:
+        result = run_twin(plan, pool, trace, Console(file=view, width=150))
 
     assert result.tally.lost == 0, result.problems
     assert result.tally.sent == trace.count
