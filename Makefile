@@ -9,6 +9,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 STACK ?= dev
 PYTEST_ARGS ?=
+ARGS ?=
 
 .PHONY: help venv lint typecheck test test-unit test-integration local bench render build clean
 
@@ -36,8 +37,8 @@ test: lint typecheck ## Everything CI runs: lint, type check, every test
 test-unit: $(STAMP) ## Only the fast tests (no broker, no subprocess)
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
-local: $(STAMP) ## Run the cluster on this machine: broker, workers, a burst of tasks, a summary
-	scripts/local
+local: $(STAMP) ## The local twin of a stack: broker, metrics loop, the scaling model, workers as instances (ARGS="--stack dev --pool default --trace burst")
+	scripts/local $(ARGS)
 
 bench: $(STAMP) ## Benchmarks, printed side by side with ratios
 	scripts/bench

@@ -1,6 +1,12 @@
-"""Run the cluster on this machine: a Redis broker, a pool of workers, a burst of tasks, a summary.
+"""`make local`: the local twin of a stack's pool, scaled by the same model as the simulator.
 
-Exit status 0 only when every task completed and every canary came back.
+    scripts/local                                   # dev/default, burst trace, x10
+    scripts/local --stack prod --pool default --trace spike-to-zero --speed 20 --headless
+
+A Redis broker, the metrics loop (every 10 model seconds), the scaling model deciding in real time,
+worker processes launched and drained as instances, the trace replayed as `cluster.sleep` tasks.
+Prints the simulator's table (this run next to the simulator's prediction for the same trace), the
+execution journal's count, and writes the simulator's plot. Exit status 0 only when no task was lost.
 """
 
 from __future__ import annotations
@@ -9,30 +15,175 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.live import Live
+from rich.table import Table
 
-from infra.local.burst import BurstPlan, run_burst, summary_table
+from infra.config import ROOT, ConfigError
+from infra.local.agreement import Comparison
+from infra.local.fleet import Fleet
 from infra.local.redis_server import ServerNotInstalledError
+from infra.local.timescale import DEFAULT_WINDOWS, parse_window
+from infra.local.twin import (
+    LOCAL_CONCURRENCY,
+    LOCAL_MAX_PROCESSES,
+    Snapshot,
+    TwinPlan,
+    TwinResult,
+    assumptions_for,
+    local_pool,
+    local_trace,
+    run_twin,
+)
+from infra.local.view import Status, event_line, line, render
+from infra.scaling.aws_model import GroupModel
+from infra.scaling.plot import write_plot
+from infra.scaling.report import bound_for, results_table
+from infra.scaling.stack import PoolNotFoundError
+from infra.scaling.traces import BUILT_IN, TraceError
+
+HEADLESS_EVERY = 60.0  # model seconds between plain status lines
 
 
 def main(
-    workers: int = typer.Option(2, min=1, help="worker processes in the pool (instances)"),
-    concurrency: int = typer.Option(2, min=1, help="task processes per worker"),
-    sleep_tasks: int = typer.Option(60, min=0, help="cluster.sleep tasks in the burst"),
-    sleep_seconds: float = typer.Option(0.5, min=0, help="seconds each cluster.sleep task takes"),
-    canaries: int = typer.Option(20, min=0, help="cluster.canary tasks in the burst"),
-    timeout: float = typer.Option(120, min=1, help="seconds to wait for the queue to drain"),
+    stack: str = typer.Option("dev", help="stack whose Pulumi.<stack>.yaml holds the pool"),
+    pool: str = typer.Option("default", help="pool name in the stack config"),
+    trace: str = typer.Option("burst", help=f"built-in trace ({', '.join(BUILT_IN)}) or a CSV path"),
+    speed: float = typer.Option(10.0, min=1.0, max=60.0, help="model seconds per wall second"),
+    window: str | None = typer.Option(
+        None, help="START:END minutes of the trace to replay (default: burst 15:45, see docs/local.md)"
+    ),
+    seed: int = typer.Option(7, help="seed of the built-in traces"),
+    boot_seconds: float | None = typer.Option(None, min=0, help="model seconds from launch to consuming"),
+    concurrency: int = typer.Option(LOCAL_CONCURRENCY, min=1, help="most task processes per local instance"),
+    max_processes: int = typer.Option(LOCAL_MAX_PROCESSES, min=1, help="most task processes in all"),
+    headless: bool = typer.Option(False, help="plain lines instead of the live view (automatic off a terminal)"),
+    drain_timeout: float = typer.Option(120, min=1, help="wall seconds to wait for the last tasks"),
     log_dir: Path = typer.Option(Path("build/local"), help="where worker logs go"),
+    out: Path | None = typer.Option(None, help="PNG path (default build/local/<stack>-<pool>-<trace>.png)"),
 ) -> None:
     console = Console()
-    plan = BurstPlan(workers, concurrency, sleep_tasks, sleep_seconds, canaries, timeout, log_dir)
+    live_view = console.is_terminal and not headless
+    if not console.is_terminal:
+        console = Console(width=150)
     try:
-        result = run_burst(plan, console)
+        plan = TwinPlan(
+            stack, pool, trace, speed, parse_window(window) if window else None, seed, boot_seconds,
+            concurrency, max_processes, drain_timeout, log_dir,
+        )  # fmt: skip
+        fitted = local_pool(plan)
+        traffic = local_trace(plan, fitted.spec)
+    except (ConfigError, PoolNotFoundError, TraceError) as exc:
+        console.print(f"[red]local:[/] {exc}")
+        raise typer.Exit(2) from None
+    spec = fitted.spec
+    boot = assumptions_for(plan, spec).boot_seconds
+    header = (
+        f"{fitted.mapping}; SLO {spec.slo_seconds:.0f} s; boot {boot:.0f} s (model)\n"
+        f"trace {traffic.name}: {traffic.description}; {traffic.count} tasks over {traffic.duration / 60:.0f} "
+        f"model minutes"
+    )
+    console.print(f"[bold]make local[/]: {header}")
+    console.print(
+        f"[bold]time-scaled x{speed:g}[/]: 1 model minute = {60 / speed:.1f} s wall; arrivals, task times, "
+        f"the 10 s metrics and the boot delay are all divided by {speed:g}; about "
+        f"{traffic.duration / speed / 60:.1f} min of wall time"
+        + (" (a window of the trace, for local use)" if window is None and trace in DEFAULT_WINDOWS else "")
+    )
+
+    shown: dict[str, float] = {"line": -HEADLESS_EVERY, "events": 0}
+
+    def status(snapshot: Snapshot, model: GroupModel, fleet: Fleet) -> Status:
+        waits = sorted(snapshot.waits)
+        return Status(
+            now=snapshot.now,
+            duration=traffic.duration,
+            speed=speed,
+            waiting=snapshot.waiting,
+            in_flight=snapshot.in_flight,
+            oldest_age=snapshot.oldest_age,
+            slo_seconds=spec.slo_seconds,
+            target_backlog=spec.scaling.target_tracking.target_value,
+            desired=model.desired,
+            sent=snapshot.sent,
+            total=traffic.count,
+            completed=snapshot.completed,
+            p50_wait=waits[len(waits) // 2] if waits else None,
+            p95_wait=waits[min(len(waits) - 1, int(len(waits) * 0.95))] if waits else None,
+            instances=tuple(fleet.instances.values()),
+            alarms=tuple(model.alarm_states()),
+            events=tuple(model.events),
+            header=header,
+        )
+
+    try:
+        if live_view:
+            with Live(console=console, refresh_per_second=4, transient=False) as live:
+
+                def on_tick(snapshot: Snapshot, model: GroupModel, fleet: Fleet) -> None:
+                    live.update(render(status(snapshot, model, fleet)))
+
+                result = run_twin(plan, fitted, traffic, console, on_tick)
+        else:
+
+            def on_tick(snapshot: Snapshot, model: GroupModel, fleet: Fleet) -> None:
+                for event in model.events[int(shown["events"]) :]:
+                    console.print(event_line(event), soft_wrap=True)
+                shown["events"] = len(model.events)
+                if snapshot.now - shown["line"] >= HEADLESS_EVERY:
+                    console.print(line(status(snapshot, model, fleet)), soft_wrap=True)
+                    shown["line"] = snapshot.now
+
+            result = run_twin(plan, fitted, traffic, console, on_tick)
     except ServerNotInstalledError as exc:
         console.print(f"[red]{exc}[/]")
         raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        # The workers were drained on the way out (soft shutdown); the private broker and what it held are gone.
+        console.print("[yellow]interrupted: workers drained, broker stopped; no summary[/]")
+        raise typer.Exit(130) from None
+
+    bound = bound_for(spec, traffic)
+    title = f"{stack}/{pool} on {traffic.name}, local twin x{speed:g} vs simulator"
+    console.print(results_table([result.local, result.simulated], bound, title, spec.slo_seconds))
     console.print(summary_table(result))
-    ok = result.tally.lost == 0 and result.canaries_returned == result.canaries_sent
-    raise typer.Exit(0 if ok else 1)
+    console.print(Comparison(result.local, result.simulated).summary())
+    for problem in result.problems:
+        console.print(f"[yellow]note:[/] {problem}")
+    target = out or ROOT / "build" / "local" / f"{stack}-{pool}-{traffic.name}.png"
+    write_plot(
+        [result.local, result.simulated],
+        target,
+        f"{title}: arrivals, backlog, latency, instances",
+        spec.slo_seconds,
+        highlighted=2,
+    )
+    console.print(f"plot: {target}")
+    raise typer.Exit(0 if result.ok else 1)
+
+
+def summary_table(result: TwinResult) -> Table:
+    """The execution journal's count of every task, as `make local` has always ended."""
+
+    def seconds(value: float | None, scale: float) -> str:
+        return "-" if value is None else f"{value * scale:.1f} s model ({value:.2f} s wall)"
+
+    t = result.tally
+    table = Table(title="make local: summary", show_header=False)
+    for label, value in [
+        ("sent", str(t.sent)),
+        ("completed", str(t.completed)),
+        ("lost", str(t.lost)),
+        ("duplicates", str(t.duplicates)),
+        ("p50 queue wait", seconds(t.p50_wait, result.speed)),
+        ("p95 queue wait", seconds(t.p95_wait, result.speed)),
+        ("scale-outs / scale-ins", f"{result.local.scale_outs} / {result.local.scale_ins}"),
+        ("peak workers", str(result.local.peak_instances)),
+        ("workers that started late (>= 5 s)", str(result.late_boots)),
+        ("producer's worst lag", f"{result.producer_lag:.2f} s wall"),
+        ("wall time", f"{result.wall_seconds:.1f} s at x{result.speed:g}"),
+    ]:
+        table.add_row(label, value)
+    return table
 
 
 if __name__ == "__main__":

@@ -113,6 +113,16 @@ class ScalingEvent:
 
 
 @dataclass(frozen=True)
+class AlarmState:
+    """One alarm as a live view shows it (the local cluster's terminal view)."""
+
+    name: str
+    in_alarm: bool
+    last_value: float | None
+    """The statistic of the last closed period; None when that period had no sample."""
+
+
+@dataclass(frozen=True)
 class GroupView:
     """The group as the metric functions see it at one instant."""
 
@@ -301,6 +311,18 @@ class GroupModel:
 
     def warming_count(self, now: float) -> int:
         return sum(1 for i in self.live() if i.warming(now))
+
+    def alarm_states(self) -> list[AlarmState]:
+        """Every alarm of the group: target tracking's high and low alarms, then each step policy's."""
+        states: list[AlarmState] = []
+        for tt in self._tt:
+            for label, alarm in (("high", tt.high), ("low", tt.low)):
+                last = alarm.values[-1] if alarm.values else None
+                states.append(AlarmState(f"{tt.name} {label}", alarm.in_alarm, last))
+        for step in self._steps:
+            last = step.alarm.values[-1] if step.alarm.values else None
+            states.append(AlarmState(step.name, step.alarm.in_alarm, last))
+        return states
 
     def _alarms(self) -> list[_Alarm]:
         return [a for t in self._tt for a in (t.high, t.low)] + [s.alarm for s in self._steps]

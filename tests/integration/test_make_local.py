@@ -1,4 +1,5 @@
-"""`make local`'s job, run as the Makefile runs it: exit 0 and a summary with 0 lost."""
+"""`make local`'s job, run as the Makefile runs it: exit 0 and a summary with 0 lost, the simulator's table
+and plot, plain lines when stdout is not a terminal."""
 
 from __future__ import annotations
 
@@ -13,17 +14,29 @@ from infra.local.workers import REPO_ROOT
 
 @pytest.mark.redis
 @pytest.mark.slow
-def test_scripts_local_drains_the_burst_with_nothing_lost(tmp_path: Path) -> None:
+def test_scripts_local_replays_a_window_with_nothing_lost(tmp_path: Path) -> None:
+    plot = tmp_path / "local.png"
+    # Minutes 19-25 of the burst trace (the burst starts at 20) at x10: about 40 s of wall time.
     done = subprocess.run(
-        [str(REPO_ROOT / "scripts" / "local"), "--sleep-tasks", "10", "--canaries", "5", "--log-dir", str(tmp_path)],
+        [
+            str(REPO_ROOT / "scripts" / "local"),
+            *("--window", "19:25", "--log-dir", str(tmp_path / "logs"), "--out", str(plot)),
+        ],
         capture_output=True,
         text=True,
         timeout=240,
         check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    rows = dict(re.findall(r"│ (\w[\w ]*?) +│ (.+?) +│", done.stdout))
-    assert rows["sent"] == "15"
-    assert rows["completed"] == "15"
+    out = done.stdout
+    assert "time-scaled x10: 1 model minute = 6.0 s wall" in out
+    assert re.search(r"^\[\d\d:\d\d/06:00\] waiting \d+ in flight \d+", out, re.MULTILINE), out  # headless lines
+    rows = dict(re.findall(r"│ (\w[\w /()>=-]*?) +│ (.+?) +│", out))
+    sent = int(rows["sent"])
+    assert sent > 50, out  # 6 model minutes of the dev pool's burst trace: a few hundred tasks
+    assert rows["completed"] == str(sent)
     assert rows["lost"] == "0"
-    assert rows["canaries returned"] == "5/5"
+    assert "scale-out" in out  # the burst on an empty dev pool (min 0) makes the model launch instances
+    assert re.search(r"│ local twin +│", out)
+    assert re.search(r"│ simulator +│", out)
+    assert plot.stat().st_size > 10_000

@@ -1,0 +1,82 @@
+"""The local twin's pure parts: trace windows, the pool mapping to a small machine, the agreement check."""
+
+from __future__ import annotations
+
+import inspect
+import re
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from infra.cli.local import main
+from infra.local.agreement import TOLERANCE, Comparison
+from infra.local.timescale import ModelClock, parse_window
+from infra.local.twin import TwinPlan, local_pool, local_trace
+from infra.scaling.simulator import ours, simulate
+from infra.scaling.traces import TraceError
+
+
+def test_window_keeps_the_arrivals_inside_and_shifts_them_and_the_burst() -> None:
+    plan = TwinPlan(window=(15.0, 45.0))
+    pool = local_pool(plan)
+    trace = local_trace(plan, pool.spec)
+    assert trace.duration == 30 * 60
+    assert trace.burst_start == 5 * 60
+    assert trace.arrivals.min() >= 0
+    assert trace.arrivals.max() < 30 * 60
+    assert np.all(np.diff(trace.arrivals) >= 0)
+    assert "minutes 15-45 only" in trace.description
+
+
+def test_a_window_past_the_end_of_the_trace_is_refused_by_name() -> None:
+    plan = TwinPlan(window=(95.0, 100.0))
+    with pytest.raises(TraceError, match="burst lasts 90 min"):
+        local_trace(plan, local_pool(plan).spec)
+    with pytest.raises(TraceError, match="START:END"):
+        parse_window("15-45")
+    with pytest.raises(TraceError, match="START < END"):
+        parse_window("45:15")
+
+
+def test_model_clock_divides_durations_by_the_speed() -> None:
+    clock = ModelClock(10.0)
+    assert clock.wall(60.0) == 6.0
+    with pytest.raises(ValueError, match="speed"):
+        ModelClock(0.0)
+
+
+def test_dev_pool_runs_as_configured_and_prod_is_cut_to_fit_with_its_target_rebuilt() -> None:
+    dev = local_pool(TwinPlan(stack="dev"))
+    assert (dev.spec.concurrency, dev.spec.min_size, dev.spec.max_size) == (2, 0, 3)
+    assert "as configured" in dev.mapping
+    prod = local_pool(TwinPlan(stack="prod"))
+    assert (prod.spec.concurrency, prod.spec.min_size, prod.spec.max_size) == (2, 2, 8)
+    # Same SLO, half the processes per instance: half the backlog an instance may hold.
+    assert prod.spec.scaling.target_tracking.target_value == 30
+    assert "60 -> 30" in prod.mapping
+
+
+def test_comparison_reports_each_difference_beyond_the_tolerance() -> None:
+    plan = TwinPlan(window=(18.0, 40.0))
+    pool = local_pool(plan)
+    trace = local_trace(plan, pool.spec)
+    simulated = simulate(pool.spec, trace, ours("simulator"))
+    assert Comparison(simulated, simulated).failures() == []
+    off = replace(
+        simulated,
+        scale_outs=simulated.scale_outs + TOLERANCE.scale_events + 1,
+        peak_instances=simulated.peak_instances + 2,
+        p95_wait=simulated.p95_wait * 2 + 100,
+    )
+    failures = Comparison(off, simulated).failures()
+    assert [f.split(":")[0] for f in failures] == ["scale-outs", "peak instances", "p95 wait"]
+
+
+def test_docs_options_table_lists_every_option_of_scripts_local() -> None:
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "local.md").read_text()
+    block = docs.split("## Options", 1)[1].split("##", 1)[0]
+    documented = set(re.findall(r"^\| `(--[a-z-]+)", block, re.M))
+    options = {f"--{name.replace('_', '-')}" for name in inspect.signature(main).parameters}
+    assert documented == options
