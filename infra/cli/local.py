@@ -6,7 +6,8 @@
 A Redis broker, the metrics loop (every 10 model seconds), the scaling model deciding in real time,
 worker processes launched and drained as instances, the trace replayed as `cluster.sleep` tasks.
 Prints the simulator's table (this run next to the simulator's prediction for the same trace), the
-execution journal's count, and writes the simulator's plot. Exit status 0 only when no task was lost.
+execution journal's count, and writes the simulator's plot. Exit status 0 only when no task was lost
+and every canary came back.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ def main(
     trace: str = typer.Option("burst", help=f"built-in trace ({', '.join(BUILT_IN)}) or a CSV path"),
     speed: float = typer.Option(10.0, min=1.0, max=60.0, help="model seconds per wall second"),
     window: str | None = typer.Option(
-        None, help="START:END minutes of the trace to replay (default: burst 15:45, see docs/local.md)"
+        None, help="START:END minutes of the trace to replay (default: burst 18:40, see docs/local.md)"
     ),
     seed: int = typer.Option(7, help="seed of the built-in traces"),
     boot_seconds: float | None = typer.Option(None, min=0, help="model seconds from launch to consuming"),
@@ -174,6 +175,7 @@ def summary_table(result: TwinResult) -> Table:
         ("completed", str(t.completed)),
         ("lost", str(t.lost)),
         ("duplicates", str(t.duplicates)),
+        ("canaries returned", f"{result.canaries_returned}/{result.canaries_sent}"),
         ("p50 queue wait", seconds(t.p50_wait, result.speed)),
         ("p95 queue wait", seconds(t.p95_wait, result.speed)),
         ("scale-outs / scale-ins", f"{result.local.scale_outs} / {result.local.scale_ins}"),

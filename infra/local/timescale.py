@@ -20,7 +20,7 @@ from infra.scaling.traces import Trace, TraceError
 # window keeps 5 minutes of base load, the whole 15-minute burst and 10 minutes after it, so the pool
 # scales out and back in; at speed 10 it lasts 3 minutes of wall time.
 DEFAULT_WINDOWS: Final[Mapping[str, tuple[float, float]]] = {
-    "burst": (15.0, 45.0),
+    "burst": (18.0, 40.0),
     "spike-to-zero": (3.0, 30.0),
     "steady": (0.0, 20.0),
     "heavy-tailed": (0.0, 20.0),

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 import redis
+from celery.exceptions import TimeoutError as ResultTimeoutError
+from celery.result import AsyncResult
 from rich.console import Console
 
 from infra.config import ROOT, load_stack_config
@@ -111,8 +113,12 @@ def assumptions_for(plan: TwinPlan, spec: PoolSpec) -> ModelAssumptions:
     return ModelAssumptions(boot_seconds=boot)
 
 
+CANARY_EVERY_MODEL_SECONDS = 60.0
+
+
 class Producer(threading.Thread):
-    """Replays the trace's arrivals on the wall clock: one `cluster.sleep(task / speed)` per arrival."""
+    """Replays the trace's arrivals on the wall clock: one `cluster.sleep(task / speed)` per arrival,
+    and one `cluster.canary(token)` a model minute, whose token must come back (the smoke test's check)."""
 
     def __init__(self, broker_url: str, queue: str, trace: Trace, clock: ModelClock, stop: threading.Event) -> None:
         super().__init__(name="producer", daemon=True)
@@ -122,9 +128,14 @@ class Producer(threading.Thread):
         """Worst wall seconds a task was sent after its arrival time."""
         self.error: BaseException | None = None
         self.done = threading.Event()
+        self.canaries_sent = 0
+        self.canaries_returned = 0
+        self.canary_timeout = 120.0
 
     def run(self) -> None:
         app = client_app(self.broker_url)
+        canaries: list[tuple[str, AsyncResult]] = []
+        next_canary = 0.0
         try:
             for arrival, seconds in zip(self.trace.arrivals.tolist(), self.trace.task_seconds.tolist(), strict=True):
                 delay = self.clock.wall_at(arrival) - time.monotonic()
@@ -133,8 +144,23 @@ class Producer(threading.Thread):
                 if self.stop.is_set():
                     break
                 self.max_lag = max(self.max_lag, -delay)
+                if arrival >= next_canary:
+                    token = uuid.uuid4().hex
+                    canaries.append((token, app.send_task("cluster.canary", args=[token], queue=self.queue)))
+                    next_canary = arrival + CANARY_EVERY_MODEL_SECONDS
                 task_wall = round(self.clock.wall(seconds), 4)
                 self.sent.append(app.send_task("cluster.sleep", args=[task_wall], queue=self.queue).id)
+            self.canaries_sent = len(canaries)
+            deadline = time.monotonic() + self.canary_timeout
+            for token, result in canaries:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or self.stop.is_set():
+                    break
+                try:
+                    if result.get(timeout=remaining, propagate=False) == token:
+                        self.canaries_returned += 1
+                except ResultTimeoutError:
+                    break
         except BaseException as exc:  # reported by the main loop; the run ends with what was sent
             self.error = exc
         finally:
@@ -172,10 +198,16 @@ class TwinResult:
     late_boots: int
     problems: tuple[str, ...]
     producer_lag: float
+    canaries_sent: int = 0
+    canaries_returned: int = 0
 
     @property
     def ok(self) -> bool:
-        return self.tally.lost == 0 and self.tally.sent == self.local.tasks
+        return (
+            self.tally.lost == 0
+            and self.tally.sent == self.local.tasks
+            and self.canaries_returned == self.canaries_sent
+        )
 
 
 @dataclass(frozen=True)
@@ -237,6 +269,7 @@ def run_twin(
 
         stop = threading.Event()
         producer = Producer(server.url, queue, trace, clock, stop)
+        producer.canary_timeout = plan.drain_timeout
         stack.callback(stop.set)
         clock.start()
         producer.start()
@@ -307,7 +340,16 @@ def run_twin(
     simulated = simulate(spec, trace, ours("simulator"), assumptions)
     late = sum(1 for i in fleet.instances.values() if i.late_seconds >= 5)
     return TwinResult(
-        local, simulated, final, plan.speed, time.monotonic() - started_wall, late, tuple(problems), producer.max_lag
+        local,
+        simulated,
+        final,
+        plan.speed,
+        time.monotonic() - started_wall,
+        late,
+        tuple(problems),
+        producer.max_lag,
+        producer.canaries_sent,
+        producer.canaries_returned,
     )
 
 

@@ -7,9 +7,12 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
+
+from celery import Celery
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 START_WORKER = REPO_ROOT / "image" / "bin" / "start-worker"
@@ -85,3 +88,12 @@ class WorkerProcess:
         except subprocess.TimeoutExpired:
             self.kill()
             return self.wait(10)
+
+
+def wait_for_workers(app: Celery, count: int, timeout: float) -> None:
+    """Block until `count` workers answer a control ping (connected and consuming)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if len(app.control.ping(timeout=1.0)) >= count:
+            return
+    raise TimeoutError(f"{count} workers did not answer a ping within {timeout:.0f} s; see their logs")

@@ -21,9 +21,8 @@ import pytest
 import redis
 
 from infra.local.accounting import tally
-from infra.local.burst import wait_for_workers
 from infra.local.redis_server import RedisServer
-from infra.local.workers import WorkerProcess
+from infra.local.workers import WorkerProcess, wait_for_workers
 from tests.fake_imds import ImdsState, fake_imds
 from tests.lifecycle_stub import COMPLETE, HEARTBEAT, LifecycleStub
 from worker import journal

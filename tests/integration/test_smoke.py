@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import re
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from infra.local.redis_server import RedisServer
-from infra.local.workers import REPO_ROOT, WorkerProcess
+from infra.local.workers import REPO_ROOT, WorkerProcess, wait_for_workers
 from worker.client import client_app
 
 pytestmark = pytest.mark.redis
@@ -30,10 +29,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             env={"CELERY_SOFT_SHUTDOWN_TIMEOUT": "5"},
         ).start()
         try:
-            app = client_app(server.url)
-            deadline = time.monotonic() + 60
-            while not app.control.ping(timeout=1.0):
-                assert time.monotonic() < deadline, (logs / "worker.log").read_text()
+            wait_for_workers(client_app(server.url), 1, timeout=60)
             yield server.url
         finally:
             worker.stop(timeout=30)
