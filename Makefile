@@ -28,7 +28,7 @@ lint: $(STAMP) ## ruff lint and format check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-typecheck: $(STAMP) ## mypy --strict over worker, infra, scripts and tests
+typecheck: $(STAMP) ## mypy --strict over worker, infra, policy and tests
 	$(BIN)/mypy worker infra policy tests
 
 test: lint typecheck ## Everything CI runs: lint, type check, every test
