@@ -31,7 +31,7 @@ from infra.local.fleet import Fleet
 from infra.local.redis_server import RedisServer
 from infra.local.timescale import DEFAULT_WINDOWS, ModelClock, window
 from infra.scaling.aws_model import BOOT_SECONDS, GroupModel, ModelAssumptions, PoolSample
-from infra.scaling.simulator import SAMPLE_SECONDS, PoolSpec, SimulationResult, Timeline, ours, simulate
+from infra.scaling.simulator import SAMPLE_SECONDS, PoolSpec, SimulationResult, ours, simulate, summarise_run
 from infra.scaling.stack import pool_spec
 from infra.scaling.traces import Trace, TraceShape, built_in, read_csv
 from worker import journal
@@ -373,39 +373,19 @@ def _local_result(
     end: float,
     peak: int,
 ) -> SimulationResult:
-    waits = np.asarray(final.waits, dtype=np.float64) * speed
-    percentiles = np.percentile(waits, [50, 95, 99]) if waits.size else np.zeros(3)
-    columns = np.asarray(rows, dtype=np.float64).reshape(-1, 6)
-    timeline = Timeline(*(columns[:, i].copy() for i in range(6)))
     hours = sum(
         ((i.exited_at if i.exited_at is not None else end) - max(i.launched_at, 0.0)) / 3600
         for i in fleet.instances.values()
     )
-    outs = [e for e in model.events if e.direction == "out"]
-    first = None
-    if trace.burst_start is not None:
-        after = [e.at for e in outs if e.at >= trace.burst_start]
-        first = after[0] - trace.burst_start if after else None
-    over = sum(1 for row in rows if row[3] > spec.slo_seconds)
-    return SimulationResult(
+    return summarise_run(
         policy="local twin",
-        trace=trace.name,
-        tasks=trace.count,
-        p50_wait=float(percentiles[0]),
-        p95_wait=float(percentiles[1]),
-        p99_wait=float(percentiles[2]),
-        max_wait=float(waits.max()) if waits.size else 0.0,
-        max_backlog=int(columns[:, 2].max()) if rows else 0,
-        minutes_over_slo=over * SAMPLE_SECONDS / 60,
-        scale_outs=len(outs),
-        scale_ins=len(model.events) - len(outs),
+        spec=spec,
+        trace=trace,
+        model=model,
+        waits=np.asarray(final.waits, dtype=np.float64) * speed,
+        rows=rows,
         instance_hours=hours,
-        cost_usd=hours * spec.hourly_usd,
-        peak_instances=peak,
-        first_scale_out_after_burst=first,
+        peak=peak,
         simulated_seconds=end,
         wall_seconds=0.0,
-        events=tuple(model.events),
-        timeline=timeline,
-        slo_seconds=spec.slo_seconds,
     )

@@ -89,6 +89,11 @@ def _warmup(spec: PoolSpec) -> int:
     return spec.scaling.target_tracking.estimated_instance_warmup_seconds
 
 
+def _reference_model(spec: PoolSpec, assumptions: ModelAssumptions, policies: NamedPolicies) -> GroupModel:
+    """A group that runs only a reference policy (none of the pool's own) under the same model."""
+    return GroupModel(spec.scaling, spec.concurrency, assumptions, extra=policies, include_pool_policies=False)
+
+
 def cpu_target_tracking(target_percent: float = 50.0) -> Contender:
     """CPU-utilisation target tracking, where most teams start (ASGAverageCPUUtilization, 1-minute
     detailed monitoring). Tasks are taken as CPU-bound: a busy process is a busy core."""
@@ -100,13 +105,7 @@ def cpu_target_tracking(target_percent: float = 50.0) -> Contender:
             metric_period_seconds=60,
             estimated_instance_warmup_seconds=_warmup(spec),
         )
-        return GroupModel(
-            spec.scaling,
-            spec.concurrency,
-            assumptions,
-            extra=NamedPolicies(target_tracking=(("cpu", policy),)),
-            include_pool_policies=False,
-        )
+        return _reference_model(spec, assumptions, NamedPolicies(target_tracking=(("cpu", policy),)))
 
     return Contender("cpu-50", f"target tracking on average CPU at {target_percent:.0f}% (60 s)", build)
 
@@ -149,15 +148,13 @@ def cdk_queue_processing() -> Contender:
         cpu = TargetTrackingPolicy(
             target_value=50, metric_name=METRIC_CPU, metric_period_seconds=60, estimated_instance_warmup_seconds=warmup
         )
-        return GroupModel(
-            spec.scaling,
-            spec.concurrency,
+        return _reference_model(
+            spec,
             assumptions,
-            extra=NamedPolicies(
+            NamedPolicies(
                 target_tracking=(("cdk-cpu", cpu),),
                 step_scaling=(("cdk-steps-out", upper), ("cdk-steps-in", lower)),
             ),
-            include_pool_policies=False,
         )
 
     return Contender("cdk-steps", "CDK QueueProcessingService defaults: visible-message steps (5 min) + CPU 50%", build)
@@ -175,13 +172,7 @@ def copilot_backlog_per_task() -> Contender:
             metric_period_seconds=60,
             estimated_instance_warmup_seconds=_warmup(spec),
         )
-        return GroupModel(
-            spec.scaling,
-            spec.concurrency,
-            assumptions,
-            extra=NamedPolicies(target_tracking=(("copilot", policy),)),
-            include_pool_policies=False,
-        )
+        return _reference_model(spec, assumptions, NamedPolicies(target_tracking=(("copilot", policy),)))
 
     return Contender("copilot-1m", "Copilot backlog per task: visible messages / instances, 60 s periods", build)
 
@@ -284,8 +275,6 @@ def simulate(
     end_limit = trace.duration + DRAIN_LIMIT_SECONDS
     rows: list[tuple[float, float, float, float, float, float]] = []
     t = 0.0
-    over_slo_samples = 0
-    max_backlog = 0
     peak = model.desired
     heappush, heapreplace, heappop = heapq.heappush, heapq.heapreplace, heapq.heappop
     next_progress = 0.0
@@ -333,9 +322,6 @@ def simulate(
                 billed_until[instance_id] = drained_at + assumptions.scale_in_drain_seconds
 
         backlog = waiting + in_flight
-        max_backlog = max(max_backlog, backlog)
-        if oldest > spec.slo_seconds:
-            over_slo_samples += 1
         peak = max(peak, len(model.live()))
         rows.append((t_end, step_arrivals / step, backlog, oldest, group.in_service, model.desired))
         t = t_end
@@ -352,33 +338,61 @@ def simulate(
     started_waits = waits[:head]
     if head < n:  # tasks that never started within the drain limit: their waits are at least this long
         started_waits = np.concatenate([started_waits, sim_end - np.asarray(arrivals[head:])])
-    percentiles = np.percentile(started_waits, [50, 95, 99]) if started_waits.size else np.zeros(3)
+    return summarise_run(
+        policy=contender.name,
+        spec=spec,
+        trace=trace,
+        model=model,
+        waits=started_waits,
+        rows=rows,
+        instance_hours=instance_hours,
+        peak=peak,
+        simulated_seconds=sim_end,
+        wall_seconds=time.perf_counter() - started_wall,
+    )
+
+
+def summarise_run(
+    *,
+    policy: str,
+    spec: PoolSpec,
+    trace: Trace,
+    model: GroupModel,
+    waits: np.ndarray,
+    rows: list[tuple[float, float, float, float, float, float]],
+    instance_hours: float,
+    peak: int,
+    simulated_seconds: float,
+    wall_seconds: float,
+) -> SimulationResult:
+    """One run's result from its task waits and its 10 s samples (time, arrivals/s, backlog, oldest
+    age, in service, desired): shared by the simulator and the local twin so both report alike."""
+    percentiles = np.percentile(waits, [50, 95, 99]) if waits.size else np.zeros(3)
+    columns = np.asarray(rows, dtype=np.float64).reshape(-1, 6)
     outs = [e for e in model.events if e.direction == "out"]
     first_after_burst = None
     if trace.burst_start is not None:
         after = [e.at for e in outs if e.at >= trace.burst_start]
         first_after_burst = after[0] - trace.burst_start if after else None
-    columns = np.asarray(rows, dtype=np.float64).reshape(-1, 6)
-    timeline = Timeline(*(columns[:, i].copy() for i in range(6)))
     return SimulationResult(
-        policy=contender.name,
+        policy=policy,
         trace=trace.name,
-        tasks=n,
+        tasks=trace.count,
         p50_wait=float(percentiles[0]),
         p95_wait=float(percentiles[1]),
         p99_wait=float(percentiles[2]),
-        max_wait=float(started_waits.max()) if started_waits.size else 0.0,
-        max_backlog=max_backlog,
-        minutes_over_slo=over_slo_samples * step / 60,
+        max_wait=float(waits.max()) if waits.size else 0.0,
+        max_backlog=int(columns[:, 2].max()) if rows else 0,
+        minutes_over_slo=int(np.count_nonzero(columns[:, 3] > spec.slo_seconds)) * SAMPLE_SECONDS / 60,
         scale_outs=len(outs),
         scale_ins=len(model.events) - len(outs),
         instance_hours=instance_hours,
         cost_usd=instance_hours * spec.hourly_usd,
         peak_instances=peak,
         first_scale_out_after_burst=first_after_burst,
-        simulated_seconds=sim_end,
-        wall_seconds=time.perf_counter() - started_wall,
+        simulated_seconds=simulated_seconds,
+        wall_seconds=wall_seconds,
         events=tuple(model.events),
-        timeline=timeline,
+        timeline=Timeline(*(columns[:, i].copy() for i in range(6))),
         slo_seconds=spec.slo_seconds,
     )
