@@ -252,21 +252,14 @@ class Monitoring(pulumi.ComponentResource):
             ("connections", "CurrConnections", "Maximum", config.broker_connections_alarm, "client connections"),
         )
         for suffix, metric, stat, threshold, what in checks:
-            self._alarm(
+            self._sustained_alarm(
                 f"broker-{node}-{suffix}",
-                _Args(
-                    alarm_description=f"Broker {node}: {what} over {threshold} for 5 minutes",
-                    namespace="AWS/ElastiCache",
-                    metric_name=metric,
-                    dimensions={"CacheClusterId": cluster_id},
-                    statistic=stat,
-                    period=MINUTE,
-                    comparison_operator="GreaterThanThreshold",
-                    threshold=threshold,
-                    evaluation_periods=5,
-                    datapoints_to_alarm=5,
-                    treat_missing_data="missing",
-                ),
+                f"Broker {node}: {what}",
+                "AWS/ElastiCache",
+                metric,
+                {"CacheClusterId": cluster_id},
+                stat,
+                threshold,
             )
         self._alarm(
             f"broker-{node}-evictions",
@@ -282,6 +275,34 @@ class Monitoring(pulumi.ComponentResource):
                 threshold=0,
                 evaluation_periods=1,
                 treat_missing_data="notBreaching",
+            ),
+        )
+
+    def _sustained_alarm(
+        self,
+        name: str,
+        what: str,
+        namespace: str,
+        metric: str,
+        dimensions: Mapping[str, pulumi.Input[str]],
+        stat: str,
+        threshold: float,
+    ) -> None:
+        """A broker metric over its threshold for five consecutive minutes."""
+        self._alarm(
+            name,
+            _Args(
+                alarm_description=f"{what} over {threshold} for 5 minutes",
+                namespace=namespace,
+                metric_name=metric,
+                dimensions=dimensions,
+                statistic=stat,
+                period=MINUTE,
+                comparison_operator="GreaterThanThreshold",
+                threshold=threshold,
+                evaluation_periods=5,
+                datapoints_to_alarm=5,
+                treat_missing_data="missing",
             ),
         )
 
@@ -305,21 +326,8 @@ class Monitoring(pulumi.ComponentResource):
             ("cpu", "SystemCpuUtilization", "Average", config.broker_cpu_alarm_percent, "CPU"),
             ("connections", "ConnectionCount", "Maximum", config.broker_connections_alarm, "client connections"),
         ):
-            self._alarm(
-                f"broker-{suffix}",
-                _Args(
-                    alarm_description=f"Broker: {what} over {threshold} for 5 minutes",
-                    namespace="AWS/AmazonMQ",
-                    metric_name=name,
-                    dimensions={"Broker": broker_name},
-                    statistic=stat,
-                    period=MINUTE,
-                    comparison_operator="GreaterThanThreshold",
-                    threshold=threshold,
-                    evaluation_periods=5,
-                    datapoints_to_alarm=5,
-                    treat_missing_data="missing",
-                ),
+            self._sustained_alarm(
+                f"broker-{suffix}", f"Broker: {what}", "AWS/AmazonMQ", name, {"Broker": broker_name}, stat, threshold
             )
         # RabbitMQ blocks publishers at its memory high watermark instead of evicting: alarm before it.
         self._alarm(
