@@ -57,7 +57,14 @@ def install(url: str | None) -> None:
     task_postrun.connect(_on_postrun, weak=False, dispatch_uid="celery-cluster-journal-post")
 
 
-def read(client: redis.Redis, *, since: str = "0") -> list[dict[str, str]]:
-    """Every journal entry after `since`, oldest first, as plain dicts."""
-    entries: list[tuple[bytes, dict[bytes, bytes]]] = client.xrange(JOURNAL_STREAM, min=since)  # type: ignore[assignment]
-    return [{k.decode(): v.decode() for k, v in fields.items()} for _, fields in entries]
+def read(client: redis.Redis) -> list[dict[str, str]]:
+    """Every journal entry, oldest first, as plain dicts."""
+    return read_after(client, None)[0]
+
+
+def read_after(client: redis.Redis, last_id: str | None) -> tuple[list[dict[str, str]], str | None]:
+    """Entries after stream id `last_id` (all when None), and the id to pass next time."""
+    start = "-" if last_id is None else f"({last_id}"
+    entries: list[tuple[bytes, dict[bytes, bytes]]] = client.xrange(JOURNAL_STREAM, min=start)  # type: ignore[assignment]
+    decoded = [{k.decode(): v.decode() for k, v in fields.items()} for _, fields in entries]
+    return decoded, entries[-1][0].decode() if entries else last_id

@@ -174,15 +174,11 @@ class JournalTracker:
 
     client: redis.Redis
     entries: list[dict[str, str]] = field(default_factory=list)
-    _last: str = "-"
+    _last: str | None = None
 
     def update(self) -> None:
-        raw: list[tuple[bytes, dict[bytes, bytes]]] = self.client.xrange(  # type: ignore[assignment]
-            journal.JOURNAL_STREAM, min=self._last if self._last == "-" else f"({self._last}"
-        )
-        for entry_id, fields in raw:
-            self.entries.append({k.decode(): v.decode() for k, v in fields.items()})
-            self._last = entry_id.decode()
+        fresh, self._last = journal.read_after(self.client, self._last)
+        self.entries.extend(fresh)
 
     def tally(self, sent: list[str]) -> Tally:
         return tally(sent, self.entries)
