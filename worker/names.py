@@ -23,3 +23,12 @@ METRIC_OLDEST_AGE: Final = "QueueOldestMessageAge"
 METRIC_BACKLOG: Final = "PoolBacklog"
 METRIC_BACKLOG_PER_INSTANCE: Final = "PoolBacklogPerInstance"
 METRIC_PUBLISHER_HEARTBEAT: Final = "PublisherHeartbeat"
+
+# Written by the publisher (from what the workers record in the broker) at 10-second resolution:
+# the pool's measured mean task run time (seconds) over its recent window, absent until a task ends.
+METRIC_TASK_SECONDS: Final = "PoolTaskSeconds"
+# Tasks running now on the pool's workers (not prefetched ones): busy worker processes.
+METRIC_BUSY_PROCESSES: Final = "PoolBusyProcesses"
+# The pool group's InService instance count, read by the publisher every sample so that scaling
+# math divides by a high-resolution number (AWS/AutoScaling group metrics arrive once a minute).
+METRIC_IN_SERVICE: Final = "PoolInServiceInstances"

@@ -87,7 +87,7 @@ def table() -> str:
         lines.append(f"| `{key}` | {kind} | {_default(spec['default'])} | {_cell(spec['description'])} |")
     lines += [
         "",
-        f"Pool keys: `{PROJECT}:pools` maps a pool name to these (schema and defaults in `infra/config.py`,"
+        f"Pool keys: `{PROJECT}:pools` maps a pool name to these (schema and defaults in `infra/config/`,"
         " because a Pulumi.yaml schema cannot type objects):",
         "",
         "| key | type | default | description |",

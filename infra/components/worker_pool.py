@@ -18,19 +18,12 @@ import pulumi_aws as aws
 from infra.components import iam
 from infra.components.image import read_artefacts_policy
 from infra.components.metrics import (
-    ASG_DIMENSION,
-    ASG_IN_SERVICE,
-    ASG_NAMESPACE,
-    DIMENSION_POOL,
-    DIMENSION_QUEUE,
     GROUP_METRICS,
-    backlog_per_instance_expression,
-    queue_ids,
 )
+from infra.components.pool_scaling import create_step_policy, create_target_tracking
 from infra.config import PoolConfig, StackConfig
-from infra.scaling.policy import PoolScaling, StepScalingPolicy, TargetTrackingPolicy
+from infra.scaling.policy import PoolScaling
 from infra.vm.user_data import encode
-from worker.names import METRIC_IN_FLIGHT, METRIC_WAITING
 
 TYPE = "celery-cluster:pool:WorkerPool"
 DRAIN_HOOK = "drain"
@@ -42,19 +35,6 @@ STEP_PURPOSE = {
     "fast-out": "adds instances at the start of a burst",
     "scale-in": "removes instances",
 }
-
-_TT = aws.autoscaling.PolicyTargetTrackingConfigurationCustomizedMetricSpecificationMetricArgs
-_TT_STAT = aws.autoscaling.PolicyTargetTrackingConfigurationCustomizedMetricSpecificationMetricMetricStatArgs
-_TT_METRIC = aws.autoscaling.PolicyTargetTrackingConfigurationCustomizedMetricSpecificationMetricMetricStatMetricArgs
-_TT_DIM = (
-    aws.autoscaling.PolicyTargetTrackingConfigurationCustomizedMetricSpecificationMetricMetricStatMetricDimensionArgs
-)
-
-
-def bound(value: float) -> str:
-    """A step bound as the API's decimal string: no exponent, no float noise, no "-0"."""
-    text = f"{value:.6f}".rstrip("0").rstrip(".")
-    return "0" if text in ("-0", "") else text
 
 
 @dataclass(frozen=True)
@@ -104,11 +84,20 @@ class WorkerPool(pulumi.ComponentResource):
             ),
             opts=self._child,
         )
-        self._create_target_tracking(config, pool, group, self.scaling.target_tracking)
+        create_target_tracking(name, self._pool_name, config, pool, group, self.scaling.target_tracking, self._child)
         # Target tracking only scales out (disable_scale_in); step policies add a one-datapoint burst
         # response, the latency safety net and the scale-in (infra.scaling.policy.default_pool_scaling).
         for short, policy in self.scaling.step_policies:
-            self._create_step_policy(config, group, short, policy, STEP_PURPOSE.get(short, "scaling step"))
+            create_step_policy(
+                name,
+                self._pool_name,
+                config,
+                group,
+                short,
+                policy,
+                STEP_PURPOSE.get(short, "scaling step"),
+                self._child,
+            )
         self.register_outputs(
             {"asgName": self.asg_name, "asgArn": self.asg_arn, "launchTemplateId": self.launch_template_id}
         )
@@ -286,119 +275,4 @@ class WorkerPool(pulumi.ComponentResource):
             ),
             # After creation the scaling policies own the desired capacity.
             opts=pulumi.ResourceOptions(parent=self, ignore_changes=["desiredCapacity"]),
-        )
-
-    def _create_target_tracking(
-        self, config: StackConfig, pool: PoolConfig, group: aws.autoscaling.Group, policy: TargetTrackingPolicy
-    ) -> aws.autoscaling.Policy:
-        period = policy.metric_period_seconds
-        namespace = config.metric_namespace
-
-        pool_name = self._pool_name
-
-        def queue_metric(metric_id: str, metric_name: str, queue: str) -> _TT:
-            return _TT(
-                id=metric_id,
-                return_data=False,
-                metric_stat=_TT_STAT(
-                    stat=policy.statistic,
-                    period=period,
-                    metric=_TT_METRIC(
-                        namespace=namespace,
-                        metric_name=metric_name,
-                        dimensions=[
-                            _TT_DIM(name=DIMENSION_POOL, value=pool_name),
-                            _TT_DIM(name=DIMENSION_QUEUE, value=queue),
-                        ],
-                    ),
-                ),
-            )
-
-        waiting = queue_ids("w", pool.queues)
-        in_flight = queue_ids("f", pool.queues)
-        metrics = [queue_metric(i, METRIC_WAITING, q) for i, q in waiting]
-        metrics += [queue_metric(i, METRIC_IN_FLIGHT, q) for i, q in in_flight]
-        metrics.append(
-            _TT(
-                id="ins",
-                return_data=False,
-                metric_stat=_TT_STAT(
-                    stat="Average",
-                    period=period,
-                    metric=_TT_METRIC(
-                        namespace=ASG_NAMESPACE,
-                        metric_name=ASG_IN_SERVICE,
-                        dimensions=[_TT_DIM(name=ASG_DIMENSION, value=group.name)],
-                    ),
-                ),
-            )
-        )
-        metrics.append(
-            _TT(
-                id="backlog_per_instance",
-                label="Backlog per instance",
-                return_data=True,
-                expression=backlog_per_instance_expression([i for i, _ in waiting], [i for i, _ in in_flight], "ins"),
-            )
-        )
-        return aws.autoscaling.Policy(
-            f"{self._name}-backlog",
-            aws.autoscaling.PolicyArgs(
-                autoscaling_group_name=group.name,
-                policy_type="TargetTrackingScaling",
-                estimated_instance_warmup=policy.estimated_instance_warmup_seconds,
-                target_tracking_configuration=aws.autoscaling.PolicyTargetTrackingConfigurationArgs(
-                    target_value=policy.target_value,
-                    disable_scale_in=policy.disable_scale_in,
-                    customized_metric_specification=aws.autoscaling.PolicyTargetTrackingConfigurationCustomizedMetricSpecificationArgs(
-                        metrics=metrics
-                    ),
-                ),
-            ),
-            opts=self._child,
-        )
-
-    def _create_step_policy(
-        self, config: StackConfig, group: aws.autoscaling.Group, suffix: str, policy: StepScalingPolicy, why: str
-    ) -> aws.cloudwatch.MetricAlarm:
-        """A step policy and the alarm that drives it, on the pool's published metric (dimension Pool)."""
-        step = aws.autoscaling.Policy(
-            f"{self._name}-{suffix}",
-            aws.autoscaling.PolicyArgs(
-                autoscaling_group_name=group.name,
-                policy_type="StepScaling",
-                adjustment_type=policy.adjustment_type,
-                metric_aggregation_type=policy.statistic,
-                estimated_instance_warmup=policy.estimated_instance_warmup_seconds,
-                min_adjustment_magnitude=policy.min_adjustment_magnitude,
-                step_adjustments=[
-                    aws.autoscaling.PolicyStepAdjustmentArgs(
-                        scaling_adjustment=s.scaling_adjustment,
-                        metric_interval_lower_bound=None if s.lower_bound is None else bound(s.lower_bound),
-                        metric_interval_upper_bound=None if s.upper_bound is None else bound(s.upper_bound),
-                    )
-                    for s in policy.steps
-                ],
-            ),
-            opts=self._child,
-        )
-        return aws.cloudwatch.MetricAlarm(
-            f"{self._name}-{suffix}",
-            aws.cloudwatch.MetricAlarmArgs(
-                alarm_description=f"Pool {self._pool_name}: {policy.metric_name} {policy.comparison} "
-                f"{policy.threshold:g}; {why}",
-                namespace=config.metric_namespace,
-                metric_name=policy.metric_name,
-                dimensions={DIMENSION_POOL: self._pool_name},
-                statistic=policy.statistic,
-                period=policy.metric_period_seconds,
-                comparison_operator=policy.comparison,
-                threshold=policy.threshold,
-                evaluation_periods=policy.evaluation_periods,
-                datapoints_to_alarm=policy.datapoints_to_alarm,
-                # No datapoints (publisher down, or an idle queue) never moves capacity.
-                treat_missing_data="notBreaching",
-                alarm_actions=[step.arn],
-            ),
-            opts=self._child,
         )

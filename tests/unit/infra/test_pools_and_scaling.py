@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from infra.components.metrics import backlog_per_instance_expression
-from infra.components.worker_pool import bound
+from infra.components.pool_scaling import bound
 from infra.config import DRAIN_MARGIN_SECONDS
 from infra.vm.files import POOL_ENV
 from tests.unit.infra.conftest import Rendered

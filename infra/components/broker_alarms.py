@@ -1,0 +1,125 @@
+"""The broker's alarms: CPU, memory, evictions and connections (ElastiCache), CPU, memory and
+connections (Amazon MQ). Pure functions of the config: each returns `(suffix, args)`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import pulumi
+
+from infra.components.pool_alarms import MINUTE, AlarmArgs, Query, QueryMetric
+from infra.config import StackConfig
+
+
+def _sustained(
+    what: str,
+    namespace: str,
+    metric: str,
+    dimensions: Mapping[str, pulumi.Input[str]],
+    stat: str,
+    threshold: float,
+) -> AlarmArgs:
+    """A broker metric over its threshold for five consecutive minutes."""
+    return AlarmArgs(
+        alarm_description=f"{what} over {threshold} for 5 minutes",
+        namespace=namespace,
+        metric_name=metric,
+        dimensions=dimensions,
+        statistic=stat,
+        period=MINUTE,
+        comparison_operator="GreaterThanThreshold",
+        threshold=threshold,
+        evaluation_periods=5,
+        datapoints_to_alarm=5,
+        treat_missing_data="missing",
+    )
+
+
+def cache_alarms(config: StackConfig, node: str, cluster_id: pulumi.Input[str]) -> list[tuple[str, AlarmArgs]]:
+    """The alarms of one ElastiCache node."""
+    checks = (
+        ("cpu", "CPUUtilization", "Average", config.broker_cpu_alarm_percent, "host CPU"),
+        (
+            "engine-cpu",
+            "EngineCPUUtilization",
+            "Average",
+            config.broker_cpu_alarm_percent,
+            "engine (main thread) CPU",
+        ),
+        ("memory", "DatabaseMemoryUsagePercentage", "Maximum", config.broker_memory_alarm_percent, "memory use"),
+        ("connections", "CurrConnections", "Maximum", config.broker_connections_alarm, "client connections"),
+    )
+    alarms = [
+        (
+            f"broker-{node}-{suffix}",
+            _sustained(
+                f"Broker {node}: {what}", "AWS/ElastiCache", metric, {"CacheClusterId": cluster_id}, stat, limit
+            ),
+        )
+        for suffix, metric, stat, limit, what in checks
+    ]
+    alarms.append(
+        (
+            f"broker-{node}-evictions",
+            AlarmArgs(
+                alarm_description=f"Broker {node}: keys evicted; with noeviction this should never happen, "
+                "and an evicted key is a lost task",
+                namespace="AWS/ElastiCache",
+                metric_name="Evictions",
+                dimensions={"CacheClusterId": cluster_id},
+                statistic="Sum",
+                period=MINUTE,
+                comparison_operator="GreaterThanThreshold",
+                threshold=0,
+                evaluation_periods=1,
+                treat_missing_data="notBreaching",
+            ),
+        )
+    )
+    return alarms
+
+
+def mq_alarms(config: StackConfig, broker_name: pulumi.Input[str]) -> list[tuple[str, AlarmArgs]]:
+    """The alarms of the Amazon MQ broker."""
+
+    def metric(metric_id: str, name: str, stat: str) -> Query:
+        return Query(
+            id=metric_id,
+            return_data=False,
+            metric=QueryMetric(
+                namespace="AWS/AmazonMQ",
+                metric_name=name,
+                dimensions={"Broker": broker_name},
+                stat=stat,
+                period=MINUTE,
+            ),
+        )
+
+    alarms = [
+        (f"broker-{suffix}", _sustained(f"Broker: {what}", "AWS/AmazonMQ", name, {"Broker": broker_name}, stat, limit))
+        for suffix, name, stat, limit, what in (
+            ("cpu", "SystemCpuUtilization", "Average", config.broker_cpu_alarm_percent, "CPU"),
+            ("connections", "ConnectionCount", "Maximum", config.broker_connections_alarm, "client connections"),
+        )
+    ]
+    # RabbitMQ blocks publishers at its memory high watermark instead of evicting: alarm before it.
+    alarms.append(
+        (
+            "broker-memory",
+            AlarmArgs(
+                alarm_description=f"Broker: memory over {config.broker_memory_alarm_percent}% of the RabbitMQ limit "
+                "(publishers block at 100%)",
+                comparison_operator="GreaterThanThreshold",
+                threshold=config.broker_memory_alarm_percent,
+                evaluation_periods=5,
+                datapoints_to_alarm=5,
+                treat_missing_data="missing",
+                metric_queries=[
+                    metric("used", "RabbitMQMemUsed", "Maximum"),
+                    metric("limit", "RabbitMQMemLimit", "Maximum"),
+                    Query(id="pct", return_data=True, label="Memory % of limit", expression="100 * used / limit"),
+                ],
+            ),
+        )
+    )
+    return alarms

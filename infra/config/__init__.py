@@ -1,0 +1,58 @@
+"""The whole stack config as one typed, frozen, validated object. No resources here.
+
+Two ways in, one parser:
+- `load_stack_config(stack)` reads `Pulumi.yaml` declared defaults plus `Pulumi.<stack>.yaml` without
+  the Pulumi engine (the simulator, the render, docs tooling);
+- `config_from_pulumi()` reads the same keys through `pulumi.Config` inside the program.
+Both hand a flat `{key: value}` mapping to `parse_config`, so both see the same validation.
+
+Defaults: every scalar key's default lives in `Pulumi.yaml` (none is repeated here). `pools` is a map
+of objects that a Pulumi.yaml schema cannot type, so `PoolConfig` holds its schema and defaults.
+A bad value raises `ConfigError`, whose lines name each bad key and what it accepts.
+
+Modules: `errors` (the error types), `pool` (one pool's schema), `stack` (the stack's schema),
+`loading` (stack files, Pulumi.yaml defaults and the engine's config into one `StackConfig`).
+"""
+
+from infra.config.errors import ConfigError, KeyRuleError
+from infra.config.loading import (
+    POOLS_KEY,
+    PROJECT,
+    PROJECT_FILE,
+    ROOT,
+    config_from_pulumi,
+    declared_keys,
+    load_stack_config,
+    merged_raw,
+    parse_config,
+    read_stack_file,
+    stack_names,
+    to_pulumi_config,
+)
+from infra.config.pool import PoolConfig, SpotConfig, WarmPoolConfig
+from infra.config.stack import DRAIN_MARGIN_SECONDS, ENGINE_VERSIONS, LOG_RETENTION_DAYS, REGION_KEY, StackConfig
+
+__all__ = [
+    "DRAIN_MARGIN_SECONDS",
+    "ENGINE_VERSIONS",
+    "LOG_RETENTION_DAYS",
+    "POOLS_KEY",
+    "PROJECT",
+    "PROJECT_FILE",
+    "REGION_KEY",
+    "ROOT",
+    "ConfigError",
+    "KeyRuleError",
+    "PoolConfig",
+    "SpotConfig",
+    "StackConfig",
+    "WarmPoolConfig",
+    "config_from_pulumi",
+    "declared_keys",
+    "load_stack_config",
+    "merged_raw",
+    "parse_config",
+    "read_stack_file",
+    "stack_names",
+    "to_pulumi_config",
+]

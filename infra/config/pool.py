@@ -1,0 +1,168 @@
+"""One pool's config: the queues it consumes, its shape, its SLO, Spot and warm pool settings."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Annotated, Literal
+
+from pydantic import Field, StringConstraints, field_validator, model_validator
+
+from infra.config.base import ConfigModel
+from infra.config.errors import KeyRuleError
+from infra.scaling.policy import PoolScaling, Slo, default_pool_scaling
+from worker.names import DEAD_LETTER_QUEUE
+
+_INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*[0-9][a-z0-9-]*\.[a-z0-9]+$")
+# Graviton families: a generation digit followed by "g" (t4g, m7g, c7gn, r8gd, ...).
+_ARM_FAMILY = re.compile(r"^[a-z]+[0-9]+g[a-z]*$")
+_QUEUE = re.compile(r"^[A-Za-z0-9_.:-]+$")
+
+
+class SpotConfig(ConfigModel):
+    """Spot capacity of a pool: an on-demand base, then a share of Spot above it."""
+
+    enabled: bool = Field(default=False, description="Use Spot Instances above the on-demand base.")
+    on_demand_base_capacity: int = Field(
+        default=0, ge=0, description="Instances that are always on-demand (the first ones launched)."
+    )
+    on_demand_percentage_above_base: int = Field(
+        default=0, ge=0, le=100, description="Percent on-demand above the base when Spot is enabled (0-100)."
+    )
+    allocation_strategy: Literal["price-capacity-optimized", "capacity-optimized", "lowest-price"] = Field(
+        default="price-capacity-optimized", description="How Spot capacity is chosen across instance types and AZs."
+    )
+    expected_discount: float = Field(
+        default=0.6, ge=0, lt=1, description="Expected Spot discount off on-demand, for cost estimates only."
+    )
+
+
+class WarmPoolConfig(ConfigModel):
+    """Pre-initialised stopped instances that start faster than a cold launch."""
+
+    enabled: bool = Field(default=False, description="Keep a warm pool (not with Spot or several instance types).")
+    min_size: int = Field(default=0, ge=0, description="Instances kept in the warm pool.")
+    state: Literal["Stopped", "Hibernated", "Running"] = Field(default="Stopped", description="Warm pool state.")
+
+
+QueueName = Annotated[str, StringConstraints(pattern=_QUEUE.pattern)]
+
+
+class PoolConfig(ConfigModel):
+    """One pool of worker VMs: the queues it consumes, its shape, its SLO and its capacity."""
+
+    queues: tuple[QueueName, ...] = Field(min_length=1, description="Queues the pool consumes (required).")
+    instance_types: tuple[str, ...] = Field(
+        min_length=1, description="Instance types, most preferred first (required)."
+    )
+    architecture: Literal["x86_64", "arm64"] = Field(
+        default="x86_64", description="CPU architecture; must match every instance type."
+    )
+    concurrency: int = Field(default=2, ge=1, le=256, description="Worker processes per instance.")
+    min_size: int = Field(default=0, ge=0, description="Fewest instances; 0 lets an idle pool cost nothing.")
+    max_size: int = Field(default=4, ge=1, le=1000, description="Most instances.")
+    desired_size: int | None = Field(default=None, ge=0, description="Instances at creation (default minSize).")
+    acceptable_latency_seconds: float = Field(default=60.0, description="SLO: queue wait a task may see; must be > 0.")
+    average_task_seconds: float = Field(default=5.0, description="Mean task run time in seconds; must be > 0.")
+    latency_alarm_seconds: float | None = Field(
+        default=None,
+        description="Oldest-message age that breaches the SLO: step scaling and the SLO alarm fire. "
+        "Default 2 x acceptableLatencySeconds (target tracking holds about 1x).",
+    )
+    instance_warmup_seconds: int = Field(
+        default=120, ge=0, le=3600, description="Boot plus worker start: new instances are excluded from metrics."
+    )
+    volume_size_gb: int = Field(default=20, ge=8, le=1024, description="Encrypted gp3 root volume size.")
+    spot: SpotConfig = Field(default_factory=SpotConfig, description="Spot settings.")
+    warm_pool: WarmPoolConfig = Field(default_factory=WarmPoolConfig, description="Warm pool settings.")
+    hourly_usd: Mapping[str, float] = Field(
+        default_factory=dict,
+        description="On-demand hourly price per instance type (cost estimates and the simulator).",
+    )
+
+    @field_validator("acceptable_latency_seconds", "average_task_seconds", "latency_alarm_seconds")
+    @classmethod
+    def _positive(cls, value: float | None) -> float | None:
+        if value is not None and not value > 0:
+            raise ValueError(f"must be a number > 0 (got {value})")
+        return value
+
+    @field_validator("queues")
+    @classmethod
+    def _queues(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if DEAD_LETTER_QUEUE in value:
+            raise ValueError(f"must not include the dead-letter queue {DEAD_LETTER_QUEUE!r}")
+        if len(set(value)) != len(value):
+            raise ValueError("lists a queue twice")
+        return value
+
+    @field_validator("instance_types")
+    @classmethod
+    def _instance_types(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for item in value:
+            if not _INSTANCE_TYPE.match(item):
+                raise ValueError(f"{item!r} is not an EC2 instance type (family.size, e.g. m7g.large)")
+        if len(set(value)) != len(value):
+            raise ValueError("lists an instance type twice")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PoolConfig:
+        if self.min_size > self.max_size:
+            raise KeyRuleError("minSize", f"must be <= maxSize ({self.max_size}), got {self.min_size}")
+        if self.desired_size is not None and not self.min_size <= self.desired_size <= self.max_size:
+            raise KeyRuleError(
+                "desiredSize",
+                f"must be within minSize..maxSize ({self.min_size}..{self.max_size}), got {self.desired_size}",
+            )
+        for item in self.instance_types:
+            arch = "arm64" if _ARM_FAMILY.match(item.split(".")[0]) else "x86_64"
+            if arch != self.architecture:
+                raise KeyRuleError("instanceTypes", f"{item} is {arch} but architecture is {self.architecture}")
+        unknown = sorted(set(self.hourly_usd) - set(self.instance_types))
+        if unknown:
+            raise KeyRuleError("hourlyUsd", f"prices types the pool does not use: {', '.join(unknown)}")
+        if any(price <= 0 for price in self.hourly_usd.values()):
+            raise KeyRuleError("hourlyUsd", "prices must be > 0")
+        if self.warm_pool.enabled and (self.spot.enabled or len(self.instance_types) > 1):
+            raise KeyRuleError(
+                "warmPool.enabled",
+                "needs spot.enabled=false and one instance type (EC2 Auto Scaling has no warm pools "
+                "for mixed instances groups)",
+            )
+        if self.warm_pool.min_size > self.max_size:
+            raise KeyRuleError("warmPool.minSize", f"must be <= maxSize ({self.max_size})")
+        if self.spot.on_demand_base_capacity > self.max_size:
+            raise KeyRuleError("spot.onDemandBaseCapacity", f"must be <= maxSize ({self.max_size})")
+        return self
+
+    @property
+    def initial_size(self) -> int:
+        return self.min_size if self.desired_size is None else self.desired_size
+
+    @property
+    def latency_slo_seconds(self) -> float:
+        """Where the latency alarm and the step-scaling safety net fire."""
+        if self.latency_alarm_seconds is not None:
+            return self.latency_alarm_seconds
+        return 2 * self.acceptable_latency_seconds
+
+    @property
+    def slo(self) -> Slo:
+        return Slo(
+            acceptable_latency_seconds=self.acceptable_latency_seconds,
+            average_task_seconds=self.average_task_seconds,
+            concurrency_per_instance=self.concurrency,
+            latency_alarm_seconds=self.latency_slo_seconds,
+        )
+
+    def scaling(self, name: str) -> PoolScaling:
+        """The pool's scaling policies (what the program renders and the simulator runs)."""
+        return default_pool_scaling(
+            name, self.slo, self.min_size, self.max_size, warmup_seconds=self.instance_warmup_seconds
+        )
+
+    @property
+    def on_demand_percentage_above_base(self) -> int:
+        """Percent on-demand above the base: 100 when Spot is off."""
+        return self.spot.on_demand_percentage_above_base if self.spot.enabled else 100

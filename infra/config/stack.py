@@ -1,0 +1,157 @@
+"""The stack's config schema: network, broker, image, alarms, publisher and the pools."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from infra.config.base import ConfigModel
+from infra.config.errors import KeyRuleError
+from infra.config.pool import PoolConfig
+from worker.names import METRIC_NAMESPACE_PREFIX
+
+REGION_KEY = "aws:region"
+# Seconds between SIGTERM's soft-shutdown deadline and the lifecycle hook's timeout: time for the
+# worker to requeue what it could not finish, exit, and for the drain agent to complete the hook.
+DRAIN_MARGIN_SECONDS = 30
+# CloudWatch Logs accepts only these retention values (PutRetentionPolicy).
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922)
+# The versions this project's worker is tested against, used when brokerEngineVersion is empty.
+ENGINE_VERSIONS: Mapping[str, str] = {"valkey": "8.0", "redis": "7.1", "rabbitmq": "3.13"}
+
+_POOL_NAME = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
+
+
+class StackConfig(ConfigModel):
+    """Everything a stack is configured with. Field `x_y` is config key `celery-cluster:xY`."""
+
+    stack: str = Field(pattern=r"^[a-z][a-z0-9-]{0,15}$")
+    region: str = Field(alias=REGION_KEY, pattern=r"^[a-z]{2}(-[a-z]+)+-[0-9]$")
+    vpc_id: str
+    private_subnet_ids: tuple[str, ...]
+    vpc_cidr: str
+    availability_zones: tuple[str, ...]
+    egress: Literal["nat-single", "nat-per-az", "endpoints"]
+    broker_engine: Literal["valkey", "redis", "rabbitmq"]
+    broker_ha: bool
+    broker_engine_version: str
+    cache_node_type: str = Field(pattern=r"^cache\.[a-z0-9]+\.[a-z0-9]+$")
+    cache_nodes: int = Field(ge=1, le=6)
+    mq_instance_type: str = Field(pattern=r"^mq\.[a-z0-9]+\.[a-z0-9]+$")
+    broker_snapshot_retention_days: int = Field(ge=0, le=35)
+    drain_window_seconds: int = Field(ge=DRAIN_MARGIN_SECONDS + 30, le=7200)
+    image_mode: Literal["ami", "bake", "boot"]
+    image_ami_id: str
+    image_ssm_parameter: str
+    alarm_emails: tuple[str, ...]
+    log_retention_days: int
+    publisher_samples_per_minute: Literal[1, 2, 3, 4, 6, 12]
+    publisher_memory_mb: int = Field(ge=128, le=10240)
+    publisher_bundle: str
+    kms_deletion_window_days: int = Field(ge=7, le=30)
+    broker_cpu_alarm_percent: int = Field(ge=1, le=100)
+    broker_memory_alarm_percent: int = Field(ge=1, le=100)
+    broker_connections_alarm: int = Field(ge=1)
+    pools: Mapping[str, PoolConfig] = Field(min_length=1)
+
+    @field_validator("vpc_cidr")
+    @classmethod
+    def _cidr(cls, value: str) -> str:
+        match = re.fullmatch(r"(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})/(\d{1,2})", value)
+        if not match or any(int(p) > 255 for p in match.groups()[:4]) or not 16 <= int(match.group(5)) <= 20:
+            raise ValueError(f"must be an IPv4 CIDR from /16 to /20, e.g. 10.40.0.0/16 (got {value!r})")
+        return value
+
+    @field_validator("log_retention_days")
+    @classmethod
+    def _retention(cls, value: int) -> int:
+        if value not in LOG_RETENTION_DAYS:
+            raise ValueError(f"must be one of {', '.join(map(str, LOG_RETENTION_DAYS))} (got {value})")
+        return value
+
+    @field_validator("alarm_emails")
+    @classmethod
+    def _emails(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for item in value:
+            if not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", item):
+                raise ValueError(f"{item!r} is not an e-mail address")
+        return value
+
+    @field_validator("image_ami_id")
+    @classmethod
+    def _ami(cls, value: str) -> str:
+        if value and not re.fullmatch(r"ami-[0-9a-f]{8,17}", value):
+            raise ValueError(f"must be empty or an AMI id like ami-0123456789abcdef0 (got {value!r})")
+        return value
+
+    @field_validator("pools")
+    @classmethod
+    def _pool_names(cls, value: Mapping[str, PoolConfig]) -> Mapping[str, PoolConfig]:
+        owner: dict[str, str] = {}
+        for name, pool in value.items():
+            if not _POOL_NAME.match(name):
+                raise ValueError(f"pool name {name!r} must be lowercase letters, digits and '-', at most 20")
+            for queue in pool.queues:
+                if queue in owner:
+                    raise ValueError(f"queue {queue!r} is consumed by pools {owner[queue]!r} and {name!r}")
+                owner[queue] = name
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> StackConfig:
+        if self.vpc_id:
+            if not re.fullmatch(r"vpc-[0-9a-f]{8,17}", self.vpc_id):
+                raise KeyRuleError("vpcId", f"must be empty or a VPC id like vpc-0123abcd (got {self.vpc_id!r})")
+            if not self.private_subnet_ids:
+                raise KeyRuleError("privateSubnetIds", "must list the VPC's private subnets when vpcId is set")
+            bad = [s for s in self.private_subnet_ids if not re.fullmatch(r"subnet-[0-9a-f]{8,17}", s)]
+            if bad:
+                raise KeyRuleError("privateSubnetIds", f"{bad[0]!r} is not a subnet id (subnet-...)")
+        else:
+            if self.private_subnet_ids:
+                raise KeyRuleError("privateSubnetIds", "is only used with vpcId (set vpcId, or remove this key)")
+            if not self.availability_zones:
+                raise KeyRuleError("availabilityZones", "must list at least one AZ when the stack creates its VPC")
+            bad = [az for az in self.availability_zones if not az.startswith(self.region)]
+            if bad:
+                raise KeyRuleError("availabilityZones", f"{bad[0]!r} is not an AZ of {self.region}")
+            if len(set(self.availability_zones)) != len(self.availability_zones):
+                raise KeyRuleError("availabilityZones", "lists an AZ twice")
+        if self.broker_ha and self.zone_count < 2:
+            key = "privateSubnetIds" if self.vpc_id else "availabilityZones"
+            raise KeyRuleError(key, f"needs at least two AZs when brokerHa is true (got {self.zone_count})")
+        if self.broker_ha and self.is_redis and self.cache_nodes < 2:
+            raise KeyRuleError("cacheNodes", f"must be >= 2 when brokerHa is true (got {self.cache_nodes})")
+        if self.broker_ha and not self.is_redis and self.mq_instance_type.startswith("mq.t3."):
+            raise KeyRuleError(
+                "mqInstanceType", f"{self.mq_instance_type} cannot run a cluster; use mq.m5.large or larger"
+            )
+        uses_parameter = self.image_mode != "ami" or not self.image_ami_id
+        if uses_parameter and "{arch}" not in self.image_ssm_parameter:
+            raise KeyRuleError("imageSsmParameter", "must contain {arch} (pools choose x86_64 or arm64)")
+        return self
+
+    @property
+    def is_redis(self) -> bool:
+        """ElastiCache (valkey or redis) rather than Amazon MQ."""
+        return self.broker_engine != "rabbitmq"
+
+    @property
+    def zone_count(self) -> int:
+        return len(self.private_subnet_ids) if self.vpc_id else len(self.availability_zones)
+
+    @property
+    def engine_version(self) -> str:
+        return self.broker_engine_version or ENGINE_VERSIONS[self.broker_engine]
+
+    @property
+    def soft_shutdown_seconds(self) -> int:
+        """CELERY_SOFT_SHUTDOWN_TIMEOUT on the workers: the drain window less the margin."""
+        return self.drain_window_seconds - DRAIN_MARGIN_SECONDS
+
+    @property
+    def metric_namespace(self) -> str:
+        return f"{METRIC_NAMESPACE_PREFIX}/{self.stack}"
