@@ -60,6 +60,12 @@ def _model_rows(model: type[BaseModel], prefix: str) -> list[str]:
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             rows.extend(_model_rows(annotation, f"{key}."))
             continue
+        item = get_args(annotation)[0] if get_origin(annotation) is tuple else None
+        if isinstance(item, type) and issubclass(item, BaseModel):
+            # A list of objects: one row for the list, then one per field of an item (`key[].field`).
+            rows.append(f"| `{key}` | list of objects | `[]` | {_cell(field.description or '')} |")
+            rows.extend(_model_rows(item, f"{key}[]."))
+            continue
         if field.is_required():
             default = "required"
         elif field.default_factory is not None:

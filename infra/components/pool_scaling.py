@@ -160,3 +160,33 @@ def create_step_policy(
         ),
         opts=opts,
     )
+
+
+def create_schedules(
+    name: str, pool_name: str, pool: PoolConfig, group: aws.autoscaling.Group, opts: pulumi.ResourceOptions
+) -> list[aws.autoscaling.Schedule]:
+    """Each schedule as two scheduled actions: MinSize = capacity when it starts, the pool's own MinSize
+    when it ends (infra.scaling.schedules says why MinSize). DesiredCapacity and MaxSize are -1: the
+    provider's "don't change" (both default to 0, which would empty the group)."""
+    actions: list[aws.autoscaling.Schedule] = []
+    for item in pool.schedules:
+        schedule = item.schedule
+        for phase, recurrence, min_size in (
+            ("start", schedule.cron.text, schedule.capacity),
+            ("end", schedule.end, pool.min_size),
+        ):
+            actions.append(
+                aws.autoscaling.Schedule(
+                    f"{name}-{item.name}-{phase}",
+                    aws.autoscaling.ScheduleArgs(
+                        autoscaling_group_name=group.name,
+                        scheduled_action_name=f"{pool_name}-{item.name}-{phase}",
+                        recurrence=recurrence,
+                        min_size=min_size,
+                        max_size=-1,
+                        desired_capacity=-1,
+                    ),
+                    opts=opts,
+                )
+            )
+    return actions

@@ -20,7 +20,7 @@ from infra.components.image import read_artefacts_policy
 from infra.components.metrics import (
     GROUP_METRICS,
 )
-from infra.components.pool_scaling import create_step_policy, create_target_tracking
+from infra.components.pool_scaling import create_schedules, create_step_policy, create_target_tracking
 from infra.config import PoolConfig, StackConfig
 from infra.scaling.policy import PoolScaling
 from infra.vm.user_data import encode
@@ -98,6 +98,7 @@ class WorkerPool(pulumi.ComponentResource):
                 STEP_PURPOSE.get(short, "scaling step"),
                 self._child,
             )
+        create_schedules(name, self._pool_name, pool, group, self._child)
         self.register_outputs(
             {"asgName": self.asg_name, "asgArn": self.asg_arn, "launchTemplateId": self.launch_template_id}
         )

@@ -29,7 +29,7 @@ from infra.config.loading import (
     stack_names,
     to_pulumi_config,
 )
-from infra.config.pool import PoolConfig, SpotConfig, WarmPoolConfig
+from infra.config.pool import PoolConfig, ScheduleConfig, SpotConfig, WarmPoolConfig
 from infra.config.stack import DRAIN_MARGIN_SECONDS, ENGINE_VERSIONS, LOG_RETENTION_DAYS, REGION_KEY, StackConfig
 
 __all__ = [
@@ -44,6 +44,7 @@ __all__ = [
     "ConfigError",
     "KeyRuleError",
     "PoolConfig",
+    "ScheduleConfig",
     "SpotConfig",
     "StackConfig",
     "WarmPoolConfig",

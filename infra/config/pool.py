@@ -11,6 +11,7 @@ from pydantic import Field, StringConstraints, field_validator, model_validator
 from infra.config.base import ConfigModel
 from infra.config.errors import KeyRuleError
 from infra.scaling.policy import PoolScaling, Slo, default_pool_scaling
+from infra.scaling.schedules import Cron, Schedule, ScheduleError, end_cron, rate_to_cron
 from worker.names import DEAD_LETTER_QUEUE
 
 _INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*[0-9][a-z0-9-]*\.[a-z0-9]+$")
@@ -45,6 +46,45 @@ class WarmPoolConfig(ConfigModel):
     state: Literal["Stopped", "Hibernated", "Running"] = Field(default="Stopped", description="Warm pool state.")
 
 
+class ScheduleConfig(ConfigModel):
+    """Known load met ahead of time: hold the pool at `capacity` instances or more for a while, from
+    each time a cron expression or a rate fires (rendered as EC2 Auto Scaling scheduled actions)."""
+
+    name: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")] = Field(
+        description="Schedule name, unique in the pool (lowercase letters, digits, dashes; required)."
+    )
+    cron: str | None = Field(
+        default=None, description="When it starts: five-field cron, UTC (minute hour day month weekday)."
+    )
+    rate: str | None = Field(
+        default=None, description="When it starts, instead of cron: every '<n> minutes' or '<n> hours' from 00:00 UTC."
+    )
+    capacity: int = Field(ge=0, description="Instances the pool holds at least (its MinSize) while it runs (required).")
+    duration_seconds: int = Field(
+        ge=60, le=86340, description="How long it holds that capacity, in seconds (required)."
+    )
+
+    @model_validator(mode="after")
+    def _when(self) -> ScheduleConfig:
+        if (self.cron is None) == (self.rate is None):
+            raise KeyRuleError("cron", "set exactly one of cron and rate")
+        key = "cron" if self.cron is not None else "rate"
+        try:
+            schedule = self.schedule
+            end_cron(schedule.cron, self.duration_seconds)
+        except ScheduleError as exc:
+            raise KeyRuleError(key, str(exc)) from None
+        return self
+
+    @property
+    def cron_expression(self) -> str:
+        return self.cron if self.cron is not None else rate_to_cron(self.rate or "")
+
+    @property
+    def schedule(self) -> Schedule:
+        return Schedule(self.name, Cron.parse(self.cron_expression), self.capacity, float(self.duration_seconds))
+
+
 QueueName = Annotated[str, StringConstraints(pattern=_QUEUE.pattern)]
 
 
@@ -75,6 +115,9 @@ class PoolConfig(ConfigModel):
     volume_size_gb: int = Field(default=20, ge=8, le=1024, description="Encrypted gp3 root volume size.")
     spot: SpotConfig = Field(default_factory=SpotConfig, description="Spot settings.")
     warm_pool: WarmPoolConfig = Field(default_factory=WarmPoolConfig, description="Warm pool settings.")
+    schedules: tuple[ScheduleConfig, ...] = Field(
+        default=(), description="Scheduled capacity for known load: each item's cron or rate, capacity, duration."
+    )
     hourly_usd: Mapping[str, float] = Field(
         default_factory=dict,
         description="On-demand hourly price per instance type (cost estimates and the simulator).",
@@ -132,6 +175,12 @@ class PoolConfig(ConfigModel):
             )
         if self.warm_pool.min_size > self.max_size:
             raise KeyRuleError("warmPool.minSize", f"must be <= maxSize ({self.max_size})")
+        for index, scheduled in enumerate(self.schedules):
+            if scheduled.capacity > self.max_size:
+                raise KeyRuleError(f"schedules.{index}.capacity", f"must be <= maxSize ({self.max_size})")
+        names = [scheduled.name for scheduled in self.schedules]
+        if len(set(names)) != len(names):
+            raise KeyRuleError("schedules", "lists a schedule name twice")
         if self.spot.on_demand_base_capacity > self.max_size:
             raise KeyRuleError("spot.onDemandBaseCapacity", f"must be <= maxSize ({self.max_size})")
         return self
