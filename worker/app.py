@@ -20,7 +20,9 @@ except SettingsError as exc:
     raise SystemExit(f"celery-cluster worker: invalid setting {exc}") from None
 
 app = Celery(
-    "worker", task_cls=BaseTask, include=["worker.tasks.cluster", "worker.tasks.reports", "worker.tasks.webhooks"]
+    "worker",
+    task_cls=BaseTask,
+    include=["worker.tasks.cluster", "worker.tasks.fanout", "worker.tasks.reports", "worker.tasks.webhooks"],
 )
 app.config_from_object(build_config(settings))
 # Messages that cannot be decoded, or name no known task, go to the dead-letter queue instead

@@ -32,3 +32,9 @@ METRIC_BUSY_PROCESSES: Final = "PoolBusyProcesses"
 # The pool group's InService instance count, read by the publisher every sample so that scaling
 # math divides by a high-resolution number (AWS/AutoScaling group metrics arrive once a minute).
 METRIC_IN_SERVICE: Final = "PoolInServiceInstances"
+
+# Written by the periodic task scheduler that holds the lease (worker.scheduler), once per renewal:
+# 1 per renewal (no data at all means no scheduler holds the lease), and per entry (dimension
+# `Entry`) the seconds its next run is past due without having been sent.
+METRIC_SCHEDULER_HEARTBEAT: Final = "SchedulerHeartbeat"
+METRIC_ENTRY_LATENESS: Final = "PeriodicEntryLateness"

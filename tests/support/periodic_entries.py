@@ -1,0 +1,11 @@
+"""Schedules for the scheduler tests (SCHEDULER_SCHEDULE=tests.support.periodic_entries:...)."""
+
+from __future__ import annotations
+
+from worker.periodic import Periodic
+
+# A one-second entry on the default queue (each test cluster sets its own default queue).
+EVERY_SECOND = (Periodic(name="every-second", task="cluster.sleep", schedule=1.0, args=(0.0,)),)
+EVERY_SECOND_SKIP = (Periodic(name="every-second", task="cluster.sleep", schedule=1.0, args=(0.0,), catch_up="skip"),)
+# Bad entries: the scheduler must refuse to start, with one line naming the entry.
+UNKNOWN_TASK = (Periodic(name="typo", task="cluster.pnig", schedule=60.0),)

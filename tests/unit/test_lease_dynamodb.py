@@ -1,0 +1,59 @@
+"""The DynamoDB lease (stacks on RabbitMQ) on moto: one holder, takeover after expiry, fenced state."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from worker.lease import CLOCK_SKEW_S, DynamoLeaseStore, RunState
+
+
+@pytest.fixture
+def client() -> Iterator[Any]:
+    with mock_aws():
+        dynamodb = boto3.client("dynamodb", region_name="eu-west-1")
+        dynamodb.create_table(
+            TableName="lease",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        yield dynamodb
+
+
+def test_one_holder_at_a_time_and_renewal_by_the_holder_only(client: Any) -> None:
+    store = DynamoLeaseStore("lease", client=client)
+    assert store.acquire("a", 30)
+    assert not store.acquire("b", 30)
+    assert store.acquire("a", 30)  # a renewal
+    assert store.holder() == "a"
+
+
+def test_an_expired_lease_is_taken_over_once_clocks_agree(client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = DynamoLeaseStore("lease", client=client)
+    now = time.time()
+    monkeypatch.setattr(time, "time", lambda: now)
+    assert store.acquire("a", 10)
+    monkeypatch.setattr(time, "time", lambda: now + 10 + CLOCK_SKEW_S / 2)
+    assert not store.acquire("b", 10), "taken over within the clock skew allowance"
+    monkeypatch.setattr(time, "time", lambda: now + 10 + CLOCK_SKEW_S * 1.5)
+    assert store.acquire("b", 10)
+    assert store.holder() == "b"
+
+
+def test_state_is_written_only_by_the_holder_and_survives_it(client: Any) -> None:
+    store = DynamoLeaseStore("lease", client=client)
+    assert store.acquire("a", 30)
+    assert store.record("a", "nightly", RunState(100.0, 101.5))
+    assert not store.record("b", "nightly", RunState(200.0, 201.0)), "a non-holder wrote state"
+    store.release("a")
+    assert store.holder() is None
+    assert not store.record("a", "nightly", RunState(300.0, None)), "wrote state after releasing the lease"
+    successor = DynamoLeaseStore("lease", client=client)
+    assert successor.acquire("b", 30)
+    assert successor.load() == {"nightly": RunState(100.0, 101.5)}
