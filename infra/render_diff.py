@@ -85,16 +85,25 @@ def render_tree(tree: Path, out: Path) -> dict[str, dict[str, Any]]:
     return {path.stem: json.loads(path.read_text()) for path in sorted(out.glob("*.json"))}
 
 
+class BaseRenderError(RuntimeError):
+    """The base ref has the program but did not render; the message names the ref."""
+
+
 def render_base(base_ref: str, out: Path) -> dict[str, dict[str, Any]]:
+    """Every stack rendered at `base_ref`; empty when the base predates the program (all "added").
+    A base that has the program but fails to render raises BaseRenderError: read as "everything
+    added", a broken base would hide every change the branch makes."""
     with tempfile.TemporaryDirectory(prefix="render-base-") as tmp:
         worktree = Path(tmp) / "base"
         subprocess.run(
             ["git", "worktree", "add", "--detach", str(worktree), base_ref], cwd=ROOT, check=True, capture_output=True
         )
         try:
+            if not (worktree / "infra" / "cli" / "render.py").is_file():
+                return {}
             return render_tree(worktree, out)
-        except subprocess.CalledProcessError:
-            return {}  # the base branch predates the program or cannot render: everything is "added"
+        except subprocess.CalledProcessError as exc:
+            raise BaseRenderError(f"the base ref {base_ref!r} did not render (exit {exc.returncode})") from None
         finally:
             subprocess.run(
                 ["git", "worktree", "remove", "--force", str(worktree)], cwd=ROOT, check=False, capture_output=True

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from infra.render_diff import diff_renders, markdown, render_base, render_tree
+from infra.render_diff import BaseRenderError, diff_renders, markdown, render_base, render_tree
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -17,7 +17,11 @@ def main(
     out: Path = typer.Option(Path("build/render"), help="where this branch's renders go"),
 ) -> None:
     head = render_tree(ROOT, out)
-    before = render_base(base, out.parent / "render-base")
+    try:
+        before = render_base(base, out.parent / "render-base")
+    except BaseRenderError as exc:
+        typer.echo(f"render-diff: {exc}", err=True)
+        raise typer.Exit(1) from None
     typer.echo(markdown([diff_renders(stack, before.get(stack), render) for stack, render in head.items()], base))
 
 
