@@ -21,9 +21,11 @@ def test_no_pool_changed_against_this_commit() -> None:
 
 
 def test_a_ref_without_the_stack_files_marks_every_pool_new() -> None:
+    # Git's empty tree: a ref that holds no stack file, in any clone (a depth-1 checkout, where the
+    # root commit is HEAD itself, included). `hash-object` without -w computes its id, writes nothing.
     first = subprocess.run(
-        ["git", "rev-list", "--max-parents=0", "HEAD"], capture_output=True, text=True, cwd=ROOT, check=True
-    ).stdout.split()[0]
+        ["git", "hash-object", "-t", "tree", "/dev/null"], capture_output=True, text=True, cwd=ROOT, check=True
+    ).stdout.strip()
     pools = simulate_changed.changed_pools(first)
     expected = {(stack, pool) for stack in stack_names() for pool in load_stack_config(stack).pools}
     assert {(s, p) for s, p, _ in pools} == expected
