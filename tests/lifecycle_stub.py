@@ -3,7 +3,8 @@
 The agent heartbeats as long as the worker takes to stop, so the number of calls is not known in
 advance. Each call therefore queues its own stubbed response just before the Stubber checks it,
 with the parameters the test expects: the Stubber still refuses any other parameters, the client
-still validates them against the Auto Scaling service model, and every call is recorded.
+still validates them against the Auto Scaling service model, and every call is recorded. (So
+`assert_no_pending_responses()` proves nothing here; tests assert on `calls` instead.)
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -14,7 +15,15 @@ SIMULATE = ROOT / "scripts" / "simulate"
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(SIMULATE), *args], capture_output=True, text=True, timeout=240, check=False)
+    # A wide console, so the table's last column (the SLO verdict) is never cut.
+    env = {**os.environ, "COLUMNS": "200"}
+    return subprocess.run([str(SIMULATE), *args], capture_output=True, text=True, timeout=240, check=False, env=env)
+
+
+def _verdict(out: str, policy: str = "ours") -> str:
+    """The SLO cell ("met" or "missed") of a policy's row in the table."""
+    (row,) = [line for line in out.splitlines() if line.startswith(f"│ {policy} ")]
+    return row.strip("│ ").split("│")[-1].strip()
 
 
 def _small_trace(path: Path) -> Path:
@@ -46,13 +55,51 @@ def test_csv_trace_with_compare_config_writes_table_and_plot(tmp_path: Path) -> 
         "--out",
         str(plot),
     )
-    assert result.returncode in (0, 1), result.stderr
+    # The exit status is the table's verdict on our policy: 0 when it met the SLO, 1 when it missed.
+    assert result.returncode == {"met": 0, "missed": 1}[_verdict(result.stdout)], result.stdout + result.stderr
     out = result.stdout
     for row in ("ours ", "ours@Pulumi.prod.yaml", "cpu-50", "cdk-steps", "copilot-1m", "perfect foresight"):
         assert row in out, out
     assert "target 60 backlog/instance" in out
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert plot.stat().st_size > 20_000
+
+
+def test_exit_status_is_1_when_the_slo_is_missed_and_0_when_met(tmp_path: Path) -> None:
+    rng = np.random.default_rng(5)
+    # Light: one short task a minute, far under the two instances prod/default keeps at its minimum.
+    light = tmp_path / "light.csv"
+    write_csv(Trace("light", np.arange(0.0, 1200.0, 60.0), np.full(20, 1.0), 1200), light)
+    # Overload: 20 minutes of work for the pool at its maximum, all arriving in the first minute.
+    heavy = tmp_path / "heavy.csv"
+    arrivals = np.sort(rng.uniform(0, 60, 20_000))
+    write_csv(Trace("heavy", arrivals, np.full(arrivals.size, 5.0), 1200), heavy)
+
+    met = _run(
+        "--stack",
+        "prod",
+        "--pool",
+        "default",
+        "--trace",
+        str(light),
+        "--no-references",
+        "--out",
+        str(tmp_path / "a.png"),
+    )
+    missed = _run(
+        "--stack",
+        "prod",
+        "--pool",
+        "default",
+        "--trace",
+        str(heavy),
+        "--no-references",
+        "--out",
+        str(tmp_path / "b.png"),
+    )
+
+    assert (met.returncode, _verdict(met.stdout)) == (0, "met"), met.stdout + met.stderr
+    assert (missed.returncode, _verdict(missed.stdout)) == (1, "missed"), missed.stdout + missed.stderr
 
 
 def test_unknown_pool_is_named() -> None:
