@@ -50,6 +50,9 @@ def test_sigkill_with_tasks_in_flight_loses_nothing(broker: Broker, cluster_fact
 
 SOFT_SHUTDOWN_WINDOW = 3.0
 EXIT_MARGIN = 10.0
+# The long task outlasts the window by this much from the moment it is sent, so however slowly the
+# worker picks it up and the test sees it running, the window ends before the task would (checked below).
+LONG_TASK_SECONDS = SOFT_SHUTDOWN_WINDOW + 8.0
 
 
 @pytest.mark.slow
@@ -59,21 +62,30 @@ def test_sigterm_drains_in_flight_tasks_within_the_window(broker: Broker, cluste
     cluster = cluster_factory(broker, CELERY_SOFT_SHUTDOWN_TIMEOUT=str(SOFT_SHUTDOWN_WINDOW))
     first = cluster.start_worker(concurrency=CONCURRENCY)
     # One process takes the long task (longer than the window), the other runs short ones.
-    long_ids = cluster.send("cluster.sleep", [SOFT_SHUTDOWN_WINDOW + 2])
+    long_sent_at = time.time()
+    long_ids = cluster.send("cluster.sleep", [LONG_TASK_SECONDS])
     short_ids = cluster.send("cluster.sleep", [1.0], count=6)
-    long_ids += cluster.send("cluster.sleep", [SOFT_SHUTDOWN_WINDOW + 2])
+    long_ids += cluster.send("cluster.sleep", [LONG_TASK_SECONDS])
     sent = long_ids + short_ids
-    cluster.wait_until(sent, lambda t: t.completed >= 1, timeout=30)
-    time.sleep(0.3)  # mid-way through the next short task
+    # SIGTERM as soon as the worker reports the long task and a short one running (observed, not slept).
+    cluster.wait_inspect(
+        "active",
+        lambda active: {t["id"] for t in active} >= {long_ids[0]} and bool({t["id"] for t in active} & set(short_ids)),
+        timeout=60,
+    )
 
     sigterm_at = time.time()
     first.terminate()  # scale-in: SIGTERM, soft shutdown
+    # The premise: the long task cannot finish inside the window, so the drain must cut it off and requeue it.
+    assert sigterm_at + SOFT_SHUTDOWN_WINDOW < long_sent_at + LONG_TASK_SECONDS, (
+        "the machine took > 8 s to start a task"
+    )
     exit_code = first.wait(SOFT_SHUTDOWN_WINDOW + EXIT_MARGIN)
     exited_after = time.time() - sigterm_at
     assert exit_code == 0, cluster.log_tail(first)
 
     cluster.start_worker(concurrency=CONCURRENCY)
-    result = cluster.wait_all(sent, timeout=40)
+    result = cluster.wait_all(sent, timeout=LONG_TASK_SECONDS + 40)
     assert result.lost == 0, f"{result}\n{cluster.log_tail()}"
     assert result.duplicates == 0, result
 
@@ -150,8 +162,10 @@ def test_sigterm_on_an_idle_worker_requeues_its_countdown_tasks(
     cluster = cluster_factory(broker, CELERY_SOFT_SHUTDOWN_TIMEOUT=str(window))
     first = cluster.start_worker(concurrency=CONCURRENCY)
     # A retry with backoff looks like this: the worker holds the message, unacked, until its ETA.
-    sent = [cluster.client.send_task("cluster.sleep", args=[0.1], countdown=4, queue=cluster.queue).id]
-    time.sleep(1.0)  # received and held
+    # The ETA leaves the worker time to receive the message and the test time to see it held, under load.
+    sent = [cluster.client.send_task("cluster.sleep", args=[0.1], countdown=8, queue=cluster.queue).id]
+    # Received and held until its ETA: the worker lists it as scheduled.
+    cluster.wait_inspect("scheduled", lambda held: [t["request"]["id"] for t in held] == sent, timeout=30)
 
     sigterm_at = time.monotonic()
     first.terminate()

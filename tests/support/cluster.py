@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import redis
+from amqp.exceptions import ChannelError
 from celery import Celery
 
 from infra.local.accounting import Tally, tally
@@ -121,15 +122,51 @@ class Cluster:
         return deadletter.read(self.broker.url, self.dead_letter_queue, limit=1000, remove=remove)
 
     def wait_dead_letters(self, count: int, timeout: float) -> list[dict[str, Any]]:
-        """Take dead letters off the queue until `count` arrived (or the timeout), then a short
-        grace period, so a duplicate dead letter would be seen too."""
+        """Take dead letters off the queue until `count` arrived (or the timeout), then until the
+        cluster is quiet (`wait_quiet`): a duplicate dead letter, which could only come from a
+        message still queued, held or running, would be among those returned."""
         letters: list[dict[str, Any]] = []
         deadline = time.monotonic() + timeout
         while len(letters) < count and time.monotonic() < deadline:
             letters += self.dead_letters()
             time.sleep(0.2)
-        time.sleep(1.0)
+        self.wait_quiet(timeout)
         return letters + self.dead_letters()
+
+    def inspect(self, method: str) -> list[dict[str, Any]]:
+        """Every worker's answer to a control inspect (`active`, `reserved`, `scheduled`), flattened."""
+        replies = getattr(self.client.control.inspect(timeout=1.0), method)() or {}
+        return [item for items in replies.values() for item in items]
+
+    def wait_inspect(
+        self, method: str, done: Callable[[list[dict[str, Any]]], bool], timeout: float
+    ) -> list[dict[str, Any]]:
+        """Until the workers' `method` answer satisfies `done` (observed state, not a sleep)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            items = self.inspect(method)
+            if done(items):
+                return items
+            if time.monotonic() > deadline:
+                raise AssertionError(f"inspect {method} never matched in {timeout:.0f} s: {items}\n{self.log_tail()}")
+
+    def wait_quiet(self, timeout: float) -> None:
+        """Until nothing of this cluster's queue is waiting on the broker, held by a worker (reserved,
+        scheduled for an ETA) or running: after that no task can run, retry or dead-letter again."""
+        deadline = time.monotonic() + timeout
+        while any(self.inspect(m) for m in ("active", "reserved", "scheduled")) or self.waiting():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the cluster was not quiet after {timeout:.0f} s\n{self.log_tail()}")
+            time.sleep(0.2)
+
+    def waiting(self) -> int:
+        """Messages waiting on the broker in this cluster's queue (a queue Redis holds no key for is empty)."""
+        with self.client.connection_for_read() as connection:
+            try:
+                _, count, _ = connection.default_channel.queue_declare(self.queue, passive=True)
+            except ChannelError:
+                return 0
+        return int(count)
 
     def log_tail(self, worker: WorkerProcess | None = None, lines: int = 30) -> str:
         chosen = [worker] if worker is not None else self.workers
