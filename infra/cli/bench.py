@@ -1,6 +1,7 @@
 """`make bench`: benchmarks, printed as tables side by side with ratios. `--only SECTION` runs one
 section: worker (our worker vs bare Celery on Redis and RabbitMQ), policies (ours vs reference
-policies on every trace), simulator-speed, queue-inspection."""
+policies on every trace), simulator-speed, queue-inspection, twin-agreement (the local twin's counts
+against the simulator's)."""
 
 from __future__ import annotations
 
@@ -11,13 +12,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from infra.bench import inspection, policies, worker_throughput
+from infra.bench import agreement, inspection, policies, worker_throughput
 
 SECTIONS: dict[str, Callable[[], Table]] = {
     "worker": worker_throughput.section,
     "policies": policies.run,
     "simulator-speed": policies.speed,
     "queue-inspection": inspection.run,
+    "twin-agreement": agreement.run,
 }
 
 

@@ -30,7 +30,7 @@ from infra.local.accounting import Tally, tally
 from infra.local.fleet import Fleet
 from infra.local.redis_server import RedisServer
 from infra.local.timescale import DEFAULT_WINDOWS, ModelClock, window
-from infra.scaling.aws_model import BOOT_SECONDS, GroupModel, ModelAssumptions, PoolSample
+from infra.scaling.aws_model import BOOT_SECONDS, GroupModel, ModelAssumptions, PoolSample, ScalingEvent
 from infra.scaling.simulator import SAMPLE_SECONDS, PoolSpec, SimulationResult, ours, simulate, summarise_run
 from infra.scaling.stack import pool_spec
 from infra.scaling.traces import Trace, TraceShape, built_in, read_csv
@@ -196,6 +196,16 @@ class TwinResult:
     producer_lag: float
     canaries_sent: int = 0
     canaries_returned: int = 0
+    samples: tuple[PoolSample, ...] = ()
+    """Every sample the model was fed, in order (replaying them through a fresh model must give `decisions`)."""
+    decisions: tuple[ScalingEvent, ...] = ()
+    """Every scaling event the model made."""
+    launched: tuple[int, ...] = ()
+    """Model instance ids the fleet started a worker process for (min size at the start, then each launch)."""
+    drained: tuple[int, ...] = ()
+    """Model instance ids whose worker process the fleet drained (SIGTERM) on a scale-in."""
+    worst_sample_lag: float = 0.0
+    """Most wall seconds a sample was read after its 10 s boundary (the queue as it was that much later)."""
 
     @property
     def ok(self) -> bool:
@@ -271,6 +281,9 @@ def run_twin(
         producer.start()
 
         rows: list[tuple[float, float, float, float, float, float]] = []
+        samples: list[PoolSample] = []
+        drained: list[int] = []
+        worst_sample_lag = 0.0
         peak = model.desired
         next_sample = SAMPLE_SECONDS
         next_journal = 0.0
@@ -278,20 +291,24 @@ def run_twin(
         current = Snapshot(0.0, 0, 0, 0.0, 0, 0, ())
         while True:
             now = clock.now()
-            fleet.tick(now)
+            # Sample before moving the fleet along: an `add_consumer` that waits for a slow worker's reply
+            # must not delay the read, since the model stamps it with the boundary's time.
             if now >= next_sample:
                 at = next_sample
                 snapshot = inspector.inspect([queue])
+                worst_sample_lag = max(worst_sample_lag, time.monotonic() - clock.wall_at(at))
                 age = (snapshot.oldest_age or 0.0) * plan.speed
                 group = model.view(at)
                 busy = round(snapshot.in_flight * group.ready / group.in_service) if group.in_service else 0
-                model.observe(PoolSample(at, snapshot.waiting, snapshot.in_flight, age, busy))
+                samples.append(PoolSample(at, snapshot.waiting, snapshot.in_flight, age, busy))
+                model.observe(samples[-1])
                 for event in model.decide(at):
                     for instance_id in event.launched:
                         launched = next(i for i in model.instances if i.id == instance_id)
                         fleet.launch(instance_id, now, launched.in_service_at)
                     for instance_id in event.terminated:
                         fleet.terminate(instance_id, now)
+                        drained.append(instance_id)
                 in_window = np.count_nonzero((trace.arrivals >= at - SAMPLE_SECONDS) & (trace.arrivals < at))
                 serving = fleet.count("in service")
                 rows.append((at, in_window / SAMPLE_SECONDS, snapshot.backlog, age, serving, model.desired))
@@ -300,6 +317,7 @@ def run_twin(
                 current = replace(
                     current, now=at, waiting=snapshot.waiting, in_flight=snapshot.in_flight, oldest_age=age
                 )
+            fleet.tick(now)
             if time.monotonic() >= next_journal:
                 tracker.update()
                 so_far = tracker.tally(producer.sent)
@@ -346,6 +364,11 @@ def run_twin(
         producer.max_lag,
         producer.canaries_sent,
         producer.canaries_returned,
+        tuple(samples),
+        tuple(model.events),
+        tuple(fleet.instances),
+        tuple(drained),
+        worst_sample_lag,
     )
 
 

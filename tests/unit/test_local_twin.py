@@ -11,10 +11,12 @@ import numpy as np
 import pytest
 
 from infra.cli.local import main
-from infra.local.agreement import TOLERANCE, Comparison
+from infra.local.accounting import Tally
+from infra.local.agreement import TOLERANCE, Comparison, gate_failures
 from infra.local.timescale import ModelClock, parse_window
-from infra.local.twin import TwinPlan, local_pool, local_trace
-from infra.scaling.simulator import ours, simulate
+from infra.local.twin import TwinPlan, TwinResult, assumptions_for, local_pool, local_trace
+from infra.scaling.aws_model import ModelAssumptions, PoolSample
+from infra.scaling.simulator import PoolSpec, ours, simulate
 from infra.scaling.traces import TraceError
 
 
@@ -80,3 +82,72 @@ def test_docs_options_table_lists_every_option_of_scripts_local() -> None:
     documented = set(re.findall(r"^\| `(--[a-z-]+)", block, re.M))
     options = {f"--{name.replace('_', '-')}" for name in inspect.signature(main).parameters}
     assert documented == options
+
+
+def _twin_run_of(samples: list[PoolSample]) -> tuple[TwinResult, PoolSpec, ModelAssumptions]:
+    """A twin run as `run_twin` reports it, with the decisions a model made on `samples`."""
+    plan = TwinPlan(window=(18.0, 40.0))
+    pool = local_pool(plan)
+    assumptions = assumptions_for(plan, pool.spec)
+    model = ours().build(pool.spec, assumptions)
+    for sample in samples:
+        model.observe(sample)
+        model.decide(sample.at)
+    simulated = simulate(pool.spec, local_trace(plan, pool.spec), ours("simulator"), assumptions)
+    result = TwinResult(
+        local=simulated,
+        simulated=simulated,
+        tally=Tally(simulated.tasks, simulated.tasks, 0, 0, ()),
+        speed=10.0,
+        wall_seconds=1.0,
+        late_boots=0,
+        problems=(),
+        producer_lag=0.0,
+        samples=tuple(samples),
+        decisions=tuple(model.events),
+        launched=tuple(i.id for i in model.instances),
+        drained=tuple(i.id for i in model.instances if i.terminated_at is not None),
+    )
+    return result, pool.spec, assumptions
+
+
+def _burst_samples() -> list[PoolSample]:
+    """Empty, then 20 minutes of a backlog no pool of 3 clears, then empty again: out, then in."""
+    return [
+        PoolSample(at, 200 if 120 <= at < 1320 else 0, 0, 300.0 if 120 <= at < 1320 else 0.0)
+        for at in np.arange(10.0, 2400.0, 10.0).tolist()
+    ]
+
+
+def test_gate_holds_for_a_run_that_did_what_its_model_decided() -> None:
+    result, spec, assumptions = _twin_run_of(_burst_samples())
+    assert result.decisions, "the burst made the model decide"
+    assert {e.direction for e in result.decisions} == {"out", "in"}
+    assert gate_failures(result, spec, assumptions) == []
+
+
+def test_gate_names_each_thing_load_cannot_move_that_broke() -> None:
+    result, spec, assumptions = _twin_run_of(_burst_samples())
+    # Samples the run did not actually feed its model (the burst's first two minutes read as empty):
+    # the replay decides differently.
+    tampered = [replace(s, waiting=0, oldest_age=0.0) if s.at < 240 else s for s in result.samples]
+    broken = replace(
+        result,
+        samples=tuple(tampered),
+        tally=replace(result.tally, lost=1),
+        canaries_sent=3,
+        canaries_returned=2,
+        launched=result.launched[:-1],
+        drained=(),
+    )
+    failures = gate_failures(broken, spec, assumptions)
+    assert [f.split(":")[0].split(" ")[0] for f in failures] == ["tasks", "canaries", "replaying", "the", "the"]
+    assert "first difference at decision 1" in failures[2]
+    idle, _, _ = _twin_run_of([PoolSample(at, 0, 0, 0.0) for at in np.arange(10.0, 600.0, 10.0).tolist()])
+    assert "the model never scaled out" in " ".join(
+        gate_failures(replace(idle, local=replace(idle.local, scale_outs=0)), spec, assumptions)
+    )
+    too_many = replace(result, local=replace(result.local, peak_instances=spec.max_size + 1))
+    assert [f for f in gate_failures(too_many, spec, assumptions)] == [
+        f"peak {spec.max_size + 1} outside the pool's 0..3"
+    ]
