@@ -221,11 +221,12 @@ class RabbitMQInspector:
         self._client.close()
 
 
-def management_url_for(broker_url: str, port: int = 15672) -> str:
-    """Management API URL on the broker's host with its credentials (Amazon MQ serves it on 443)."""
+def management_url_for(broker_url: str, port: int | None = None) -> str:
+    """Management API URL on the broker's host with its credentials: HTTPS on 443 for amqps (Amazon
+    MQ), HTTP on 15672 for amqp (RabbitMQ's default), unless `port` says otherwise."""
     parts = urlsplit(broker_url)
     scheme = "https" if parts.scheme == "amqps" else "http"
-    port = 443 if parts.scheme == "amqps" else port
+    port = port if port is not None else 443 if parts.scheme == "amqps" else 15672
     credentials = f"{parts.username or 'guest'}:{parts.password or 'guest'}@"
     return f"{scheme}://{credentials}{parts.hostname}:{port}"
 

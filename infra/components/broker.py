@@ -9,6 +9,7 @@ the broker URL from the secret at start; it is never in user data, config or out
 from __future__ import annotations
 
 import json
+import string
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -23,6 +24,34 @@ REDIS_PORT = 6379
 AMQPS_PORT = 5671
 MANAGEMENT_PORT = 443
 PARAMETER_FAMILIES = {"valkey": "valkey", "redis": "redis"}
+MQ_USER = "celery"
+# RandomPassword's special characters unless override_special is given (terraform-provider-random,
+# docs/resources/password.md, `special`).
+RANDOM_DEFAULT_SPECIAL = "!@#$%&*()-_=+[]{}<>:?"
+
+
+@dataclass(frozen=True)
+class PasswordRule:
+    """How a broker credential is generated: the RandomPassword settings, and the characters they
+    can produce (the TLS tests build their credentials from the same rule)."""
+
+    length: int
+    special: bool = False
+
+    def args(self) -> random.RandomPasswordArgs:
+        return random.RandomPasswordArgs(length=self.length, special=self.special)
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """RandomPassword's character classes under these settings (upper, lower, numeric on by default)."""
+        letters_and_digits = (string.ascii_uppercase, string.ascii_lowercase, string.digits)
+        return (*letters_and_digits, RANDOM_DEFAULT_SPECIAL) if self.special else letters_and_digits
+
+
+# ElastiCache AUTH: 16-128 printable characters; alphanumeric, so the URL needs no escaping.
+REDIS_AUTH_TOKEN = PasswordRule(length=64)
+# Amazon MQ: 12+ characters, none of , : =; alphanumeric, so the URL needs no escaping.
+MQ_PASSWORD = PasswordRule(length=40)
 
 
 @dataclass(frozen=True)
@@ -171,7 +200,7 @@ class Broker(pulumi.ComponentResource):
     def _create_replication_group(self, config: StackConfig, args: BrokerArgs) -> pulumi.Output[str]:
         token = random.RandomPassword(
             f"{self._name}-auth-token",
-            random.RandomPasswordArgs(length=64, special=False),  # ElastiCache AUTH: 16-128 printable chars
+            REDIS_AUTH_TOKEN.args(),
             opts=self._child,
         )
         subnets = aws.elasticache.SubnetGroup(
@@ -236,10 +265,10 @@ class Broker(pulumi.ComponentResource):
         return pulumi.Output.all(token.result, host).apply(lambda values: redis_url(values[0], values[1], REDIS_PORT))
 
     def _create_rabbitmq(self, config: StackConfig, args: BrokerArgs) -> pulumi.Output[str]:
-        user = "celery"
+        user = MQ_USER
         password = random.RandomPassword(
             f"{self._name}-password",
-            random.RandomPasswordArgs(length=40, special=False),  # Amazon MQ: 12+ chars, no , : =
+            MQ_PASSWORD.args(),
             opts=self._child,
         )
         subnet_ids = pulumi.Output.from_input(args.subnet_ids).apply(

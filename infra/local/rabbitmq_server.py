@@ -12,6 +12,7 @@ import os
 import secrets
 import shutil
 import signal
+import ssl
 import subprocess
 import tempfile
 import time
@@ -23,6 +24,7 @@ import httpx
 
 from infra.local.ports import free_port, wait_for_port
 from infra.local.redis_server import ServerNotInstalledError
+from infra.local.tls import TlsFiles
 
 INSTALL_HINT = (
     "rabbitmq-server was not found. Install it, then run this again:\n"
@@ -58,21 +60,34 @@ def find_binary() -> str:
 
 @dataclass
 class RabbitMQServer:
-    """One RabbitMQ node: AMQP on `port`, management API on `management_port`, user guest/guest."""
+    """One RabbitMQ node: AMQP on `port`, management API on `management_port`, user guest/guest.
+
+    With `tls`, as Amazon MQ: `port` is an AMQPS listener only (no plain one), the management API
+    serves HTTPS, and the one user is `user` with `password` (an administrator, as Amazon MQ's
+    first user; the management API wants that tag)."""
 
     port: int = field(default_factory=free_port)
     management_port: int = field(default_factory=free_port)
     dist_port: int = field(default_factory=free_port)
+    tls: TlsFiles | None = None
+    user: str = "guest"
+    password: str = "guest"  # noqa: S105 - RabbitMQ's own default user
     _dir: Path | None = None
     _process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
+        """The plain node's URL; a TLS node's comes from the stack's URL builder (the caller's)."""
         return f"amqp://guest:guest@127.0.0.1:{self.port}//"
 
     @property
     def management_url(self) -> str:
         return f"http://guest:guest@127.0.0.1:{self.management_port}"
+
+    @property
+    def endpoint(self) -> str:
+        """The AMQPS endpoint as Amazon MQ lists it for an instance (`amqps://host:port`)."""
+        return f"amqps://localhost:{self.port}"
 
     @property
     def nodename(self) -> str:
@@ -92,12 +107,10 @@ class RabbitMQServer:
             return self._dir
         self._dir = Path(tempfile.mkdtemp(prefix="celery-cluster-rabbitmq-"))
         (self._dir / "rabbitmq.conf").write_text(
-            f"listeners.tcp.default = 127.0.0.1:{self.port}\n"
-            f"management.tcp.ip = 127.0.0.1\n"
-            f"management.tcp.port = {self.management_port}\n"
+            self._listeners()
             # Queue statistics (counts, head_message_timestamp) refresh every second, not every 5 s,
             # so the queue inspector's readings in tests and benchmarks are current.
-            "collect_statistics_interval = 1000\n"
+            + "collect_statistics_interval = 1000\n"
             # The machine may be short of disk in CI; a test node must not block publishers on it.
             "disk_free_limit.absolute = 50MB\n"
         )
@@ -108,6 +121,30 @@ class RabbitMQServer:
         cookie.chmod(0o400)
         return self._dir
 
+    def _listeners(self) -> str:
+        if self.tls is None:
+            return (
+                f"listeners.tcp.default = 127.0.0.1:{self.port}\n"
+                f"management.tcp.ip = 127.0.0.1\n"
+                f"management.tcp.port = {self.management_port}\n"
+            )
+        # https://www.rabbitmq.com/docs/ssl and https://www.rabbitmq.com/docs/management#single-listener-https
+        files = {"cacertfile": self.tls.ca, "certfile": self.tls.cert, "keyfile": self.tls.key}
+        lines = [
+            "listeners.tcp = none",
+            f"listeners.ssl.default = 127.0.0.1:{self.port}",
+            *(f"ssl_options.{key} = {path}" for key, path in files.items()),
+            # Server authentication only: clients prove themselves with the password.
+            "ssl_options.verify = verify_none",
+            "ssl_options.fail_if_no_peer_cert = false",
+            "management.ssl.ip = 127.0.0.1",
+            f"management.ssl.port = {self.management_port}",
+            *(f"management.ssl.{key} = {path}" for key, path in files.items()),
+            f"default_user = {self.user}",
+            f"default_pass = {self.password}",
+        ]
+        return "".join(f"{line}\n" for line in lines)
+
     def start(self, timeout: float = 60.0) -> RabbitMQServer:
         binary = find_binary()
         home = self._prepare()
@@ -115,8 +152,6 @@ class RabbitMQServer:
             **os.environ,
             "HOME": str(home),
             "RABBITMQ_NODENAME": self.nodename,
-            "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
-            "RABBITMQ_NODE_PORT": str(self.port),
             "RABBITMQ_DIST_PORT": str(self.dist_port),
             "RABBITMQ_CONFIG_FILE": str(home / "rabbitmq.conf"),
             "RABBITMQ_ENABLED_PLUGINS_FILE": str(home / "enabled_plugins"),
@@ -126,6 +161,9 @@ class RabbitMQServer:
             # A node started by hand must not pick up the system's rabbitmq-env.conf overrides.
             "RABBITMQ_CONF_ENV_FILE": str(home / "rabbitmq-env.conf"),
         }
+        if self.tls is None:
+            # The plain listener; a TLS node has none (these would open one beside the config's).
+            env |= {"RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1", "RABBITMQ_NODE_PORT": str(self.port)}
         with (home / "stdout.log").open("ab") as output:
             self._process = subprocess.Popen(
                 [binary],
@@ -153,7 +191,11 @@ class RabbitMQServer:
                     f"rabbitmq-server exited with {self._process.returncode}; see {self._dir}/stdout.log"
                 )
             try:
-                response = httpx.get(f"http://127.0.0.1:{self.management_port}/api/overview", auth=("guest", "guest"))
+                response = httpx.get(
+                    f"{self._management_base}/api/overview",
+                    auth=(self.user, self.password),
+                    verify=True if self.tls is None else ssl.create_default_context(cafile=self.tls.ca),
+                )
                 if response.status_code == 200:
                     return
             except httpx.TransportError:
@@ -161,6 +203,12 @@ class RabbitMQServer:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"RabbitMQ management API not up after {timeout:.0f} s; see {self._dir}/stdout.log")
             time.sleep(0.1)
+
+    @property
+    def _management_base(self) -> str:
+        if self.tls is None:
+            return f"http://127.0.0.1:{self.management_port}"
+        return f"https://localhost:{self.management_port}"
 
     def stop(self, timeout: float = 30.0) -> None:
         """Stop the node cleanly (SIGTERM); the data directory is kept for restart()."""

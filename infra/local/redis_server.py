@@ -13,6 +13,7 @@ from pathlib import Path
 from types import TracebackType
 
 from infra.local.ports import free_port, wait_for_port
+from infra.local.tls import TlsFiles
 
 INSTALL_HINT = (
     "redis-server was not found on PATH. Install it, then run this again:\n"
@@ -29,15 +30,19 @@ class ServerNotInstalledError(RuntimeError):
 @dataclass
 class RedisServer:
     """redis-server as the stack runs it: noeviction (DESIGN.md), and AOF when asked, so a
-    restart keeps every message."""
+    restart keeps every message. With `tls`, `port` serves TLS only (no plain listener), as
+    ElastiCache with transit encryption `required` does; with `password`, clients must AUTH."""
 
     appendonly: bool = True
     port: int = field(default_factory=free_port)
+    tls: TlsFiles | None = None
+    password: str | None = None
     _dir: Path | None = None
     _process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
+        """The plain server's URL; a TLS server's comes from the stack's URL builder (the caller's)."""
         return f"redis://127.0.0.1:{self.port}/0"
 
     @property
@@ -52,8 +57,7 @@ class RedisServer:
             self._dir = Path(tempfile.mkdtemp(prefix="celery-cluster-redis-"))
         args = [
             binary,
-            "--port",
-            str(self.port),
+            *self._listener_args(),
             "--bind",
             "127.0.0.1",
             "--dir",
@@ -69,9 +73,29 @@ class RedisServer:
             "--logfile",
             str(self._dir / "redis.log"),
         ]
+        if self.password is not None:
+            args += ["--requirepass", self.password]
         self._process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for_port(self.port, timeout)
         return self
+
+    def _listener_args(self) -> list[str]:
+        if self.tls is None:
+            return ["--port", str(self.port)]
+        return [
+            "--port",
+            "0",  # no plain listener
+            "--tls-port",
+            str(self.port),
+            "--tls-cert-file",
+            str(self.tls.cert),
+            "--tls-key-file",
+            str(self.tls.key),
+            "--tls-ca-cert-file",
+            str(self.tls.ca),
+            "--tls-auth-clients",
+            "no",  # server authentication only, as ElastiCache: clients prove themselves with AUTH
+        ]
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the server (SIGTERM: Redis flushes its AOF first); the data dir is kept for restart()."""

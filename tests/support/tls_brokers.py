@@ -1,0 +1,60 @@
+"""TLS brokers with credentials, as the stack runs them: a Redis that serves TLS only and wants
+AUTH (ElastiCache, transit encryption `required`), and a RabbitMQ node with an AMQPS listener and
+the management API on HTTPS (Amazon MQ). One throwaway CA signs both server certificates.
+
+Their URLs come from the functions that write the stack's secrets (`infra.components.broker`),
+with credentials made by the stack's password rules. Clients find the CA the way an instance
+finds Amazon's: in the system store, which OpenSSL reads from SSL_CERT_FILE (`tls_broker` sets
+it for the test and every process the test starts).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from infra.components.broker import MQ_PASSWORD, MQ_USER, REDIS_AUTH_TOKEN, amqp_url, redis_url
+from infra.local.rabbitmq_server import RabbitMQServer
+from infra.local.redis_server import RedisServer
+from infra.local.tls import TlsFiles
+from tests.support.brokers import Broker, BrokerKind
+from tests.support.credentials import sample_password
+from tests.support.fixtures import BOTH_BROKERS
+from tests.support.tls import make_tls_files
+
+TLS_HOST = "localhost"  # a name, as the stack's endpoints are, so the certificate's name is what is checked
+
+
+def tls_url(server: RedisServer | RabbitMQServer) -> str:
+    """The URL the stack's secret would hold for this server."""
+    if isinstance(server, RedisServer):
+        assert server.password is not None
+        return redis_url(server.password, TLS_HOST, server.port)
+    return amqp_url(server.user, server.password, server.endpoint)
+
+
+@pytest.fixture(scope="session")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
+    return make_tls_files(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture(scope="session")
+def tls_redis_server(tls_files: TlsFiles) -> Iterator[RedisServer]:
+    with RedisServer(tls=tls_files, password=sample_password(REDIS_AUTH_TOKEN)) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def tls_rabbitmq_server(tls_files: TlsFiles) -> Iterator[RabbitMQServer]:
+    with RabbitMQServer(tls=tls_files, user=MQ_USER, password=sample_password(MQ_PASSWORD)) as server:
+        yield server
+
+
+@pytest.fixture(params=BOTH_BROKERS)
+def tls_broker(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tls_files: TlsFiles) -> Broker:
+    """A TLS broker of ours (the test may restart it), its CA in the system store for this test."""
+    monkeypatch.setenv("SSL_CERT_FILE", str(tls_files.ca))
+    kind: BrokerKind = request.param
+    server: RedisServer | RabbitMQServer = request.getfixturevalue(f"tls_{kind}_server")
+    return Broker(kind, tls_url(server), server)
