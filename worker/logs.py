@@ -15,6 +15,7 @@ import structlog
 from celery import Task
 from celery.signals import setup_logging, task_postrun, task_prerun, task_retry
 
+from worker.broker_errors import RefusedCredentialsFilter
 from worker.settings import WorkerSettings
 
 log = structlog.get_logger("worker.tasks")
@@ -24,7 +25,7 @@ _started: dict[str, float] = {}
 _PER_TASK_LOGGERS = ("celery.app.trace", "celery.worker.strategy")
 
 
-def configure(level: str, fmt: str) -> None:
+def configure(level: str, fmt: str, broker_url: str | None = None) -> None:
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
@@ -49,6 +50,8 @@ def configure(level: str, fmt: str) -> None:
             ],
         )
     )
+    if broker_url is not None:
+        handler.addFilter(RefusedCredentialsFilter(broker_url))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
@@ -93,7 +96,7 @@ def _on_setup_logging(**_: Any) -> None:
 
 
 def install(settings: WorkerSettings) -> None:
-    configure(settings.log_level, settings.log_format)
+    configure(settings.log_level, settings.log_format, settings.broker_url)
     setup_logging.connect(_on_setup_logging, weak=False, dispatch_uid="celery-cluster-logs")
     task_prerun.connect(_on_prerun, weak=False, dispatch_uid="celery-cluster-logs-pre")
     task_postrun.connect(_on_postrun, weak=False, dispatch_uid="celery-cluster-logs-post")

@@ -16,17 +16,24 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import boto3
 import pytest
 from moto import mock_aws
 
+from infra.components.broker import MQ_PASSWORD, REDIS_AUTH_TOKEN
 from infra.local.rabbitmq_server import RabbitMQServer
 from infra.local.workers import REPO_ROOT
 from tests.integration import test_worker_faults as faults
 from tests.support.brokers import Broker
+from tests.support.credentials import sample_password
 from tests.support.fixtures import ClusterFactory
+from tests.support.tls import make_tls_files
+from tests.support.tls_brokers import tls_url
 from worker.names import METRIC_IN_FLIGHT, METRIC_OLDEST_AGE, METRIC_WAITING
 from worker.publisher import Publisher, load_config
 from worker.queues import inspector_for, management_url_for
@@ -166,3 +173,83 @@ def test_sigterm_drain_over_tls(tls_broker: Broker, cluster_factory: ClusterFact
 @pytest.mark.slow
 def test_broker_restart_over_tls(tls_broker: Broker, cluster_factory: ClusterFactory) -> None:
     faults.test_broker_restart_under_load_loses_nothing(tls_broker, cluster_factory)
+
+
+def _wrong_password(broker: Broker, tmp_path: Path) -> str:
+    assert broker.server is not None
+    rule = REDIS_AUTH_TOKEN if broker.is_redis else MQ_PASSWORD
+    return tls_url(broker.server, password=sample_password(rule)[::-1])
+
+
+def _untrusted_certificate(broker: Broker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    # The system store holds another CA: the server's certificate chains to nothing the client trusts.
+    monkeypatch.setenv("SSL_CERT_FILE", str(make_tls_files(tmp_path / "other-ca").ca))
+    return broker.url
+
+
+def _plain_scheme(broker: Broker) -> str:
+    # redis:// or amqp:// to the TLS-only port, without the TLS query parameters.
+    parts = urlsplit(broker.url)
+    return urlunsplit(parts._replace(scheme=parts.scheme.removesuffix("s"), query=""))
+
+
+# (case, what the line must say on Redis, on RabbitMQ)
+FAILURES = {
+    "wrong-password": ("invalid username-password pair", "refused the credentials in CELERY_BROKER_URL"),
+    "untrusted-certificate": ("CERTIFICATE_VERIFY_FAILED", "CERTIFICATE_VERIFY_FAILED"),
+    "plain-to-tls-port": ("Connection reset by peer", "Connection reset by peer"),
+}
+# Celery's consumer retries a failed connection after 2, 4, 6 ... s (CONF#broker-connection-retry);
+# a retry sooner than this after the previous one would be a spin.
+MIN_RETRY_GAP = 1.5
+
+
+def _events(log: Path) -> list[dict[str, Any]]:
+    events = []
+    for line in log.read_text(errors="replace").splitlines() if log.exists() else []:
+        if line.startswith("{"):
+            events.append(json.loads(line))
+    return events
+
+
+@pytest.mark.parametrize("case", sorted(FAILURES))
+def test_a_bad_credential_or_certificate_is_one_clear_line_and_no_spin(
+    case: str,
+    tls_broker: Broker,
+    cluster_factory: ClusterFactory,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    if case == "wrong-password":
+        url = _wrong_password(tls_broker, tmp_path)
+    elif case == "untrusted-certificate":
+        url = _untrusted_certificate(tls_broker, tmp_path, monkeypatch)
+    else:
+        url = _plain_scheme(tls_broker)
+    expected = FAILURES[case][0 if tls_broker.is_redis else 1]
+    cluster = cluster_factory(Broker(tls_broker.kind, url, tls_broker.server))
+    worker = cluster.start_worker(concurrency=1, wait=False)
+
+    # Until the worker gave up (exit) or failed twice (a retry), whichever the broker's client does.
+    deadline = time.monotonic() + 60
+    failures: list[dict[str, Any]] = []
+    while worker.running() and len(failures) < 2:
+        assert time.monotonic() < deadline, f"no connection failure logged\n{cluster.log_tail(worker)}"
+        time.sleep(0.2)
+        failures = [e for e in _events(worker.log_path) if e.get("level") in ("error", "critical")]
+    if not worker.running():
+        # An exit is paced by systemd (Restart=on-failure, RestartSec=5), not a spin.
+        assert worker.wait(10) != 0
+        failures = [e for e in _events(worker.log_path) if e.get("level") in ("error", "critical")]
+    else:
+        stamps = [datetime.fromisoformat(e["timestamp"]).timestamp() for e in failures[:2]]
+        assert stamps[1] - stamps[0] >= MIN_RETRY_GAP, failures
+
+    text = worker.log_path.read_text(errors="replace")
+    assert failures, text
+    assert all(expected in e["event"] for e in failures), failures
+    assert "Traceback" not in text
+    assert not any("exception" in e for e in failures), failures
+    password = urlsplit(url).password
+    assert password
+    assert password not in text

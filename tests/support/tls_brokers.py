@@ -26,12 +26,12 @@ from tests.support.tls import make_tls_files
 TLS_HOST = "localhost"  # a name, as the stack's endpoints are, so the certificate's name is what is checked
 
 
-def tls_url(server: RedisServer | RabbitMQServer) -> str:
-    """The URL the stack's secret would hold for this server."""
+def tls_url(server: RedisServer | RabbitMQServer, password: str | None = None) -> str:
+    """The URL the stack's secret would hold for this server (with another password if given)."""
     if isinstance(server, RedisServer):
         assert server.password is not None
-        return redis_url(server.password, TLS_HOST, server.port)
-    return amqp_url(server.user, server.password, server.endpoint)
+        return redis_url(password or server.password, TLS_HOST, server.port)
+    return amqp_url(server.user, password or server.password, server.endpoint)
 
 
 @pytest.fixture(scope="session")
