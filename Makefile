@@ -6,12 +6,15 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+HASH := $(shell sha1sum pyproject.toml | cut -c1-12)
+STAMP := $(VENV)/.installed-$(HASH)
+# `make local` needs only the `local` extra; the full install (STAMP) satisfies it too.
+LOCAL_STAMP := $(VENV)/.installed-local-$(HASH)
 STACK ?= dev
 PYTEST_ARGS ?=
 ARGS ?=
 
-.PHONY: help venv lint typecheck test test-unit test-integration local bench render build clean
+.PHONY: help venv venv-local lint typecheck test test-unit test-integration local bench render build clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -20,9 +23,18 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip==26.3
 	$(BIN)/python -m pip install --quiet --editable '.[infra,dev]'
-	@rm -f $(VENV)/.installed-* && touch $@
+	@rm -f $(VENV)/.installed-* && touch $@ $(LOCAL_STAMP)
+
+$(LOCAL_STAMP): pyproject.toml
+	@echo "make local: installing the worker and the local extra into $(VENV) (first run only, about a minute) ..."
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip==26.3
+	$(BIN)/python -m pip install --progress-bar off --editable '.[local]' | { grep -E '^(Collecting|Successfully installed)' || true; }
+	@rm -f $(VENV)/.installed-local-* && touch $@
 
 venv: $(STAMP) ## Create .venv and install the project with every extra
+
+venv-local: $(LOCAL_STAMP) ## Create .venv with only what make local and scripts/simulate need
 
 lint: $(STAMP) ## ruff lint and format check
 	$(BIN)/ruff check .
@@ -37,7 +49,10 @@ test: lint typecheck ## Everything CI runs: lint, type check, every test
 test-unit: $(STAMP) ## Only the fast tests (no broker, no subprocess)
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
-local: $(STAMP) ## The local twin of a stack: broker, metrics loop, the scaling model, workers as instances (ARGS="--stack dev --pool default --trace burst")
+test-integration: $(STAMP) ## Only the integration tests (real brokers, real worker processes)
+	$(BIN)/pytest tests/integration $(PYTEST_ARGS)
+
+local: $(LOCAL_STAMP) ## The local twin of a stack: broker, metrics loop, the scaling model, workers as instances (ARGS="--stack dev --pool default --trace burst")
 	scripts/local $(ARGS)
 
 bench: $(STAMP) ## Benchmarks, printed side by side with ratios

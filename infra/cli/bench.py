@@ -1,7 +1,22 @@
-"""`make bench`: benchmarks, printed as tables side by side with ratios. `--only SECTION` runs one
-section: worker (our worker vs bare Celery on Redis and RabbitMQ), policies (ours vs reference
+"""`make bench`: benchmarks, printed as tables side by side with ratios.
+
+Sections: worker (our worker vs bare Celery on Redis and RabbitMQ), policies (ours vs the reference
 policies on every trace), simulator-speed, queue-inspection, twin-agreement (the local twin's counts
-against the simulator's)."""
+against the simulator's).
+
+Examples:
+
+\b
+  scripts/bench
+  scripts/bench --only policies
+  scripts/bench --only worker --only queue-inspection
+
+Exit codes:
+
+\b
+  0  every section ran
+  2  an unknown section was named
+"""
 
 from __future__ import annotations
 
@@ -13,6 +28,7 @@ from rich.console import Console
 from rich.table import Table
 
 from infra.bench import agreement, inspection, policies, worker_throughput
+from infra.cli.entry import run_script
 
 SECTIONS: dict[str, Callable[[], Table]] = {
     "worker": worker_throughput.section,
@@ -42,4 +58,4 @@ def main(
 
 
 if __name__ == "__main__":
-    typer.run(main)
+    run_script(main, "bench", __doc__)

@@ -1,4 +1,19 @@
-"""`scripts/bootstrap`: one-time AWS account setup for the pipeline (state bucket, KMS key, OIDC roles)."""
+"""One-time AWS account setup for the pipeline: state bucket, KMS key, GitHub OIDC provider and roles.
+
+Idempotent: running it again changes nothing that is already right.
+
+Examples:
+
+\b
+  scripts/bootstrap --github-repo my-org/celery-cluster --region eu-west-1
+  scripts/bootstrap --github-repo my-org/celery-cluster --region eu-west-1 --environment dev --profile admin
+
+Exit codes:
+
+\b
+  0  the account is set up (the roles' ARNs are printed)
+  1  an AWS call failed
+"""
 
 from __future__ import annotations
 
@@ -8,11 +23,12 @@ from rich.console import Console
 from rich.table import Table
 
 from infra.bootstrap import bootstrap
+from infra.cli.entry import script_app
 
-app = typer.Typer(add_completion=False, help=__doc__)
+app = script_app("bootstrap", __doc__)
 
 
-@app.command()
+@app.command(help=__doc__)
 def main(
     github_repo: str = typer.Option(..., help="ORG/REPO whose workflows may assume the roles"),
     region: str = typer.Option(..., help="AWS region for the state bucket and KMS key"),
@@ -38,4 +54,4 @@ def main(
 
 
 if __name__ == "__main__":
-    app()
+    app(prog_name="scripts/bootstrap")

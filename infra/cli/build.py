@@ -1,6 +1,18 @@
 """`make build`: write the worker wheel, the wheelhouses, the publisher bundle and a manifest.
 
-Exit status 0 when every artefact was written; 1 with the failing step's reason otherwise.
+Reproducible: two builds of one commit are byte-identical.
+
+Examples:
+
+\b
+  scripts/build
+  scripts/build --out /tmp/dist
+
+Exit codes:
+
+\b
+  0  every artefact was written
+  1  a step failed; the message names it and why
 """
 
 from __future__ import annotations
@@ -14,6 +26,7 @@ from rich.table import Table
 
 from infra.artefacts.closure import ClosureError
 from infra.artefacts.pipeline import REPO_ROOT, BuildError, BuildPlan, build
+from infra.cli.entry import run_script
 
 
 def main(
@@ -41,4 +54,4 @@ def main(
 
 
 if __name__ == "__main__":
-    typer.run(main)
+    run_script(main, "build", __doc__)

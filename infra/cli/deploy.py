@@ -1,18 +1,36 @@
-"""`scripts/deploy <stack>`: build, preview, confirm, up, smoke (what the pipeline runs)."""
+"""Build, preview, confirm, `pulumi up`, smoke test: what the pipeline runs, from your machine.
+
+Needs the Pulumi CLI logged in to the state backend and AWS credentials for the stack's account.
+
+Examples:
+
+\b
+  scripts/deploy dev
+  scripts/deploy prod --yes
+  scripts/deploy prod --rollback-help
+
+Exit codes:
+
+\b
+  0  deployed and the smoke test passed
+  1  a step failed (preview, up or the smoke test)
+  2  the deploy could not start (no Pulumi CLI, no stack)
+"""
 
 from __future__ import annotations
 
 import typer
 
+from infra.cli.entry import script_app
 from infra.deploy import DeployError, rollback_help, run
 from infra.stack_outputs import StackOutputsError, stack_outputs
 
-app = typer.Typer(add_completion=False, help=__doc__)
+app = script_app("deploy", __doc__)
 
 
-@app.command()
+@app.command(help=__doc__)
 def main(
-    stack: str = typer.Argument(..., help="the stack to deploy (dev, staging, prod)"),
+    stack: str = typer.Argument(..., metavar="STACK", help="the stack to deploy (dev, staging, prod)"),
     yes: bool = typer.Option(False, "--yes", help="do not ask before `pulumi up`"),
     smoke_count: int = typer.Option(20, min=1, help="canaries per pool in the smoke test"),
     rollback_help_only: bool = typer.Option(
@@ -35,4 +53,4 @@ def main(
 
 
 if __name__ == "__main__":
-    app()
+    app(prog_name="scripts/deploy")

@@ -1,13 +1,25 @@
 """`make local`: the local twin of a stack's pool, scaled by the same model as the simulator.
 
-    scripts/local                                   # dev/default, burst trace, x10
-    scripts/local --stack prod --pool default --trace spike-to-zero --speed 20 --headless
-
 A Redis broker, the metrics loop (every 10 model seconds), the scaling model deciding in real time,
 worker processes launched and drained as instances, the trace replayed as `cluster.sleep` tasks.
 Prints the simulator's table (this run next to the simulator's prediction for the same trace), the
-execution journal's count, and writes the simulator's plot. Exit status 0 only when no task was lost
-and every canary came back.
+execution journal's count, and writes the simulator's plot. Paths are relative to the directory you
+run it from.
+
+Examples:
+
+\b
+  scripts/local                                   # dev/default, burst trace, x10
+  scripts/local --stack prod --pool default --trace spike-to-zero --speed 20 --headless
+  make local ARGS="--trace steady --window 0:10"
+
+Exit codes:
+
+\b
+  0    every task ran and every canary came back
+  1    a task was lost or a canary did not come back
+  2    bad input (stack, pool, trace, window) or no redis-server installed
+  130  interrupted (Ctrl-C): the workers were drained first
 """
 
 from __future__ import annotations
@@ -19,6 +31,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from infra.cli.entry import run_script
 from infra.config import ROOT, ConfigError
 from infra.local.agreement import Comparison
 from infra.local.fleet import Fleet
@@ -35,7 +48,7 @@ from infra.local.twin import (
     local_trace,
     run_twin,
 )
-from infra.local.view import Status, event_line, line, render
+from infra.local.view import Status, clock, event_line, line, render
 from infra.scaling.aws_model import GroupModel
 from infra.scaling.plot import write_plot
 from infra.scaling.report import bound_for, results_table
@@ -59,13 +72,14 @@ def main(
     max_processes: int = typer.Option(LOCAL_MAX_PROCESSES, min=1, help="most task processes in all"),
     headless: bool = typer.Option(False, help="plain lines instead of the live view (automatic off a terminal)"),
     drain_timeout: float = typer.Option(120, min=1, help="wall seconds to wait for the last tasks"),
-    log_dir: Path = typer.Option(Path("build/local"), help="where worker logs go"),
+    log_dir: Path = typer.Option(ROOT / "build" / "local", help="where worker logs go"),
     out: Path | None = typer.Option(None, help="PNG path (default build/local/<stack>-<pool>-<trace>.png)"),
 ) -> None:
     console = Console()
     live_view = console.is_terminal and not headless
     if not console.is_terminal:
-        console = Console(width=150)
+        # Off a terminal every print is one line, never wrapped: one event per line for logs and grep.
+        console = Console(width=150, soft_wrap=True)
     try:
         plan = TwinPlan(
             stack, pool, trace, speed, parse_window(window) if window else None, seed, boot_seconds,
@@ -91,7 +105,7 @@ def main(
         + (" (a window of the trace, for local use)" if window is None and trace in DEFAULT_WINDOWS else "")
     )
 
-    shown: dict[str, float] = {"line": -HEADLESS_EVERY, "events": 0}
+    shown: dict[str, float] = {"line": -HEADLESS_EVERY, "events": 0, "trace_over": 0}
 
     def status(snapshot: Snapshot, model: GroupModel, fleet: Fleet) -> Status:
         waits = sorted(snapshot.waits)
@@ -121,7 +135,7 @@ def main(
             with Live(console=console, refresh_per_second=4, transient=False) as live:
 
                 def on_tick(snapshot: Snapshot, model: GroupModel, fleet: Fleet) -> None:
-                    live.update(render(status(snapshot, model, fleet)))
+                    live.update(render(status(snapshot, model, fleet), console.size.height))
 
                 result = run_twin(plan, fitted, traffic, console, on_tick)
         else:
@@ -130,6 +144,12 @@ def main(
                 for event in model.events[int(shown["events"]) :]:
                     console.print(event_line(event), soft_wrap=True)
                 shown["events"] = len(model.events)
+                if snapshot.now > traffic.duration and not shown["trace_over"]:
+                    left = traffic.count - snapshot.completed
+                    console.print(
+                        f"[{clock(snapshot.now)}] trace over: finishing the last {left} tasks", soft_wrap=True
+                    )
+                    shown["trace_over"] = 1
                 if snapshot.now - shown["line"] >= HEADLESS_EVERY:
                     console.print(line(status(snapshot, model, fleet)), soft_wrap=True)
                     shown["line"] = snapshot.now
@@ -189,4 +209,4 @@ def summary_table(result: TwinResult) -> Table:
 
 
 if __name__ == "__main__":
-    typer.run(main)
+    run_script(main, "local", __doc__)

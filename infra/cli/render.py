@@ -1,6 +1,21 @@
 """Render the Pulumi program offline (mocked cloud, real config) to build/render/<stack>.json.
 
-Exit status: 0 written; 2 invalid config (the message names the key); 1 the program failed.
+Runs the real program with the Pulumi SDK's mocks: no Pulumi CLI, no cloud account. The JSON lists
+every resource with the inputs the engine would receive, and the stack outputs.
+
+Examples:
+
+\b
+  scripts/render                      # every Pulumi.<stack>.yaml
+  scripts/render --stack prod
+  scripts/render --stack dev --out /tmp/renders
+
+Exit codes:
+
+\b
+  0  written
+  1  the program failed
+  2  invalid config (one line per bad key)
 """
 
 from __future__ import annotations
@@ -12,6 +27,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from infra.cli.entry import run_script
 from infra.config import ConfigError, stack_names
 from infra.render import RENDER_DIR, render_stack, write_render
 
@@ -42,4 +58,4 @@ def main(
 
 
 if __name__ == "__main__":
-    typer.run(main)
+    run_script(main, "render", __doc__)

@@ -1,5 +1,20 @@
-"""`scripts/render-diff --base origin/main`: render every stack here and on the base ref; print the
-difference as Markdown (the pull-request job appends it to the job summary)."""
+"""Render every stack here and on a base ref; print the difference as Markdown.
+
+The pull-request job appends the output to the job summary. The base is rendered in a temporary
+git worktree, so your working tree is never touched.
+
+Examples:
+
+\b
+  scripts/render-diff --base origin/main
+  scripts/render-diff --base HEAD~1 --out /tmp/render
+
+Exit codes:
+
+\b
+  0  the diff was printed (also when nothing changed)
+  1  a render failed
+"""
 
 from __future__ import annotations
 
@@ -7,6 +22,7 @@ from pathlib import Path
 
 import typer
 
+from infra.cli.entry import run_script
 from infra.render_diff import BaseRenderError, diff_renders, markdown, render_base, render_tree
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -14,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def main(
     base: str = typer.Option(..., help="git ref to compare against, e.g. origin/main"),
-    out: Path = typer.Option(Path("build/render"), help="where this branch's renders go"),
+    out: Path = typer.Option(ROOT / "build" / "render", help="where this branch's renders go"),
 ) -> None:
     head = render_tree(ROOT, out)
     try:
@@ -26,4 +42,4 @@ def main(
 
 
 if __name__ == "__main__":
-    typer.run(main)
+    run_script(main, "render-diff", __doc__)

@@ -1,12 +1,23 @@
 """Replay traffic through a pool's scaling policy in virtual time; print the outcome and write a plot.
 
-    scripts/simulate --stack prod --pool default --trace burst
-    scripts/simulate --stack prod --pool default --trace diurnal --compare-ref main
-    scripts/simulate --stack prod --pool default --trace my-traffic.csv --compare-config other/Pulumi.prod.yaml
-
 Runs our policy (from the stack config), the reference policies (CPU target tracking, CDK
 QueueProcessingService steps, Copilot backlog per task) and the perfect-foresight bound on the same
-trace. Exit status 0 when our policy meets the SLO (p95 wait at or under the latency alarm).
+trace, prints one table and writes a PNG. Paths are relative to the directory you run it from.
+
+Examples:
+
+\b
+  scripts/simulate --stack prod --pool default --trace burst
+  scripts/simulate --stack prod --trace diurnal --compare-ref main
+  scripts/simulate --stack prod --trace my-traffic.csv --compare-config other/Pulumi.prod.yaml
+  scripts/simulate --stack dev --trace burst --out burst.png
+
+Exit codes:
+
+\b
+  0  our policy meets the SLO on this trace
+  1  it misses the SLO
+  2  bad input (stack, pool, trace or compare target), named in the message
 """
 
 from __future__ import annotations
@@ -17,6 +28,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from infra.cli.entry import run_script
 from infra.config import ROOT, ConfigError
 from infra.scaling.aws_model import BOOT_SECONDS, ModelAssumptions
 from infra.scaling.plot import write_plot
@@ -104,4 +116,4 @@ def main(
 
 
 if __name__ == "__main__":
-    typer.run(main)
+    run_script(main, "simulate", __doc__)

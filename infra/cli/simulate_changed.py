@@ -1,6 +1,20 @@
-"""`scripts/simulate-changed --base origin/main`: for every pool whose scaling inputs differ from the
-base ref, run the simulator with `--compare-ref` on each trace and print a Markdown summary (the
-pull-request job appends it to the job summary; the plots go to --out)."""
+"""For every pool whose scaling inputs differ from a base ref, simulate it on each trace.
+
+Runs `scripts/simulate --compare-ref BASE` per changed pool and trace and prints a Markdown summary
+(the pull-request job appends it to the job summary; plots go to --out).
+
+Examples:
+
+\b
+  scripts/simulate-changed --base origin/main
+  scripts/simulate-changed --base main --trace burst --trace steady
+
+Exit codes:
+
+\b
+  0  every simulation ran (a missed SLO is reported, not a failure)
+  2  a simulation could not run (bad config or trace)
+"""
 
 from __future__ import annotations
 
@@ -10,6 +24,7 @@ from pathlib import Path
 
 import typer
 
+from infra.cli.entry import run_script
 from infra.config import ROOT, load_stack_config, stack_names
 from infra.scaling.report import CompareError, spec_from_git
 from infra.scaling.stack import load_pool_spec
@@ -34,7 +49,7 @@ def changed_pools(base: str) -> list[tuple[str, str, str]]:
 def main(
     base: str = typer.Option(..., help="git ref to compare against, e.g. origin/main"),
     trace: list[str] = typer.Option(["burst", "diurnal"], help="traces to run (repeatable)"),
-    out: Path = typer.Option(Path("build/simulate"), help="directory for the plots"),
+    out: Path = typer.Option(ROOT / "build" / "simulate", help="directory for the plots"),
 ) -> None:
     pools = changed_pools(base)
     typer.echo(f"## Scaling policy changes against `{base}`\n")
@@ -70,4 +85,4 @@ def main(
 
 
 if __name__ == "__main__":
-    typer.run(main)
+    run_script(main, "simulate-changed", __doc__)

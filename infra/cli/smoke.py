@@ -1,4 +1,21 @@
-"""`scripts/smoke`: send N canaries to each pool's queues and fail unless all N come back."""
+"""Send N `cluster.canary` tasks to each pool's queues and fail unless all N come back.
+
+Against a deployed stack it reads the stack's outputs and its broker secret; against any broker it
+takes --broker-url and --pool.
+
+Examples:
+
+\b
+  scripts/smoke --broker-url redis://127.0.0.1:6379/0 --pool default=default
+  scripts/smoke --stack dev --count 50
+
+Exit codes:
+
+\b
+  0  every canary came back
+  1  not every canary came back within --timeout
+  2  the stack's outputs or secret could not be read
+"""
 
 from __future__ import annotations
 
@@ -9,10 +26,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from infra.cli.entry import script_app
 from infra.smoke import PoolSmoke, run_smoke
 from worker.client import client_app
 
-app = typer.Typer(add_completion=False, help=__doc__)
+app = script_app("smoke", __doc__)
 
 
 def _parse_pools(values: list[str]) -> dict[str, list[str]]:
@@ -38,7 +56,7 @@ def _table(report: dict[str, PoolSmoke]) -> Table:
     return table
 
 
-@app.command()
+@app.command(help=__doc__)
 def main(
     stack: str | None = typer.Option(None, help="stack whose broker and pools to test (reads its outputs)"),
     broker_url: str | None = typer.Option(
@@ -82,4 +100,4 @@ def main(
 
 
 if __name__ == "__main__":
-    app()
+    app(prog_name="scripts/smoke")

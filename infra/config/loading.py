@@ -8,7 +8,6 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import pulumi
 import yaml
 from pydantic import ValidationError
 
@@ -115,6 +114,9 @@ def to_pulumi_config(stack_values: Mapping[str, Any]) -> dict[str, str]:
 
 def config_from_pulumi() -> StackConfig:
     """Read the stack config inside the Pulumi program (the engine has merged Pulumi.yaml defaults)."""
+    # Imported here: the simulator and `make local` load config without the Pulumi SDK installed.
+    import pulumi  # noqa: PLC0415
+
     cfg = pulumi.Config(PROJECT)
     raw: dict[str, Any] = {}
     for key, spec in declared_keys().items():

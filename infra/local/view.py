@@ -47,65 +47,65 @@ def _wait(value: float | None) -> str:
 
 def event_line(event: ScalingEvent) -> str:
     arrow = "scale-out" if event.direction == "out" else "scale-in "
-    return f"{clock(event.at)} {arrow} {event.old_desired}->{event.new_desired} by {event.policy}: {event.reason}"
+    return (
+        f"{clock(event.at)} {arrow} {event.old_desired}->{event.new_desired} instances "
+        f"by {event.policy}: {event.reason}"
+    )
 
 
-def render(status: Status) -> RenderableType:
+# Rows the live view needs besides the instance list: header 4, the "now" table 5, the alarm and
+# events lines, and the panel borders. The instance list gets what is left, so 80x24 shows every panel.
+_FIXED_ROWS = 16
+_EVENTS_SHOWN = 3
+
+
+def render(status: Status, height: int = 24) -> RenderableType:
+    """The live view, fitted to `height` rows: fewer instance rows on a small terminal, never a cut panel."""
+    over_trace = status.now > status.duration
     head = (
         f"{status.header}\nmodel time [bold]{clock(status.now)}[/] of {clock(status.duration)}"
-        f"{' (trace over: finishing the last tasks)' if status.now > status.duration else ''}  "
-        f"(x{status.speed:g}: 1 model minute = {60 / status.speed:.1f} s wall)   "
-        f"tasks sent {status.sent}/{status.total}, completed {status.completed}"
+        f"{' [yellow](trace over: finishing the last tasks)[/]' if over_trace else ''}  "
+        f"x{status.speed:g} (1 model min = {60 / status.speed:.1f} s wall)  "
+        f"sent {status.sent}/{status.total}, done {status.completed}"
     )
-    queues = Table(title="queues", title_justify="left", expand=True)
-    for column in ("waiting", "in flight", "oldest age", "backlog / instance", "target"):
-        queues.add_column(column, justify="right")
     in_service = sum(1 for i in status.instances if i.state == "in service")
     over = status.oldest_age > status.slo_seconds
-    queues.add_row(
+    p95_ok = status.p95_wait is None or status.p95_wait <= status.slo_seconds
+    now = Table(expand=True, box=None, padding=(0, 1))
+    for column in ("waiting", "in flight", "oldest", "p50 wait", "p95 wait", "SLO", "backlog/inst", "target"):
+        now.add_column(column, justify="right", no_wrap=True)
+    now.add_row(
         str(status.waiting),
         str(status.in_flight),
         f"[{'red' if over else 'green'}]{status.oldest_age:.0f} s[/]",
-        f"{(status.waiting + status.in_flight) / max(in_service, 1):.1f}",
-        f"{status.target_backlog:.3g}",
-    )
-    latency = Table(title="latency (queue wait, model s)", title_justify="left", expand=True)
-    for column in ("p50", "p95", "SLO", "oldest now"):
-        latency.add_column(column, justify="right")
-    p95_ok = status.p95_wait is None or status.p95_wait <= status.slo_seconds
-    latency.add_row(
         _wait(status.p50_wait),
         f"[{'green' if p95_ok else 'red'}]{_wait(status.p95_wait)}[/]",
         f"{status.slo_seconds:.0f} s",
-        f"{status.oldest_age:.0f} s",
+        f"{(status.waiting + status.in_flight) / max(in_service, 1):.1f}",
+        f"{status.target_backlog:.3g}",
     )
-    workers = Table(title=f"workers (desired {status.desired})", title_justify="left", expand=True)
-    for column in ("instance", "state", "pid", "launched", "note"):
-        workers.add_column(column)
+    counts: dict[str, int] = {}
+    for instance in status.instances:
+        counts[instance.state] = counts.get(instance.state, 0) + 1
+    summary = ", ".join(f"{n} {state}" for state, n in counts.items() if state != "gone") or "none"
+    workers = Table(expand=True, box=None, padding=(0, 1), show_header=False)
+    for _ in range(4):
+        workers.add_column(no_wrap=True)
     shown = [i for i in status.instances if i.state != "gone"]
-    for instance in shown[-10:]:
+    room = max(height - _FIXED_ROWS, 0)
+    for instance in shown[-room:] if room else []:
         colour = {"booting": "yellow", "in service": "green", "draining": "magenta"}.get(instance.state, "dim")
         note = f"started {instance.late_seconds:.0f} s late" if instance.late_seconds >= 5 else ""
         pid = str(instance.worker.process.pid) if instance.worker.process else "-"
-        workers.add_row(str(instance.id), f"[{colour}]{instance.state}[/]", pid, clock(instance.launched_at), note)
-    gone = len(status.instances) - len(shown)
-    if gone:
-        workers.add_row("", f"[dim]{gone} gone[/]", "", "", "")
-    alarms = Table(title="alarms", title_justify="left", expand=True)
-    alarms.add_column("alarm")
-    alarms.add_column("state")
-    alarms.add_column("last datapoint", justify="right")
-    for alarm in status.alarms:
-        state = "[red]ALARM[/]" if alarm.in_alarm else "[green]OK[/]"
-        value = "-" if alarm.last_value is None else f"{alarm.last_value:.3g}"
-        alarms.add_row(alarm.name, state, value)
-    events = "\n".join(event_line(e) for e in status.events[-6:]) or "none yet"
+        workers.add_row(f"#{instance.id}", f"[{colour}]{instance.state}[/]", f"pid {pid}", note)
+    firing = [a for a in status.alarms if a.in_alarm]
+    alarms = ", ".join(f"{a.name} ({'-' if a.last_value is None else f'{a.last_value:.3g}'})" for a in firing)
+    events = "\n".join(event_line(e) for e in status.events[-_EVENTS_SHOWN:]) or "none yet"
     return Group(
-        Panel(head, title="make local: the local twin"),
-        queues,
-        latency,
-        workers,
-        alarms,
+        Panel(head, title="make local: the local twin", title_align="left"),
+        now,
+        Panel(workers, title=f"workers: desired {status.desired}; {summary}", title_align="left"),
+        f"alarms in ALARM: {alarms or 'none'}",
         Panel(events, title="recent scale events", title_align="left"),
     )
 

@@ -9,8 +9,9 @@ import pickle
 import subprocess
 import sys
 import threading
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -151,3 +152,110 @@ def test_dead_letter_cli_peeks_and_removes(cluster: Cluster) -> None:
     assert ids(cli()) == ["t0", "t1", "t2"]  # peeking left them in place
     assert ids(cli("--remove")) == ["t0", "t1", "t2"]
     assert cli() == []
+
+
+class _Switchable(BaseHTTPRequestHandler):
+    """Answers `status[0]`; the test flips it from 503 to 200 to stand for the fix being deployed."""
+
+    status: list[int]
+    keys: list[str]
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        type(self).keys.append(self.headers.get("Idempotency-Key", ""))
+        self.send_response(type(self).status[0])
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *_: Any) -> None:
+        pass
+
+
+def _poll(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+def _deadletter_cli(cluster: Cluster, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "CELERY_BROKER_URL": cluster.broker.url,
+        "CELERY_DEAD_LETTER_QUEUE": cluster.dead_letter_queue,
+        "CELERY_DEFAULT_QUEUE": cluster.queue,
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "worker.deadletter", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_a_dead_lettered_task_replayed_after_the_fix_runs_once_and_leaves_the_queue(
+    broker: Any, cluster_factory: Any
+) -> None:
+    status: list[int] = [503]
+    keys: list[str] = []
+    handler = type("Handler", (_Switchable,), {"status": status, "keys": keys})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/hook"
+        cluster = cluster_factory(broker, CELERY_TASK_ANNOTATIONS='{"webhooks.deliver": {"max_retries": 0}}')
+        cluster.start_worker()
+        delivery_id = uuid.uuid4().hex
+        task = cluster.client.send_task("webhooks.deliver", args=[delivery_id, url, {"n": 1}], queue=cluster.queue)
+        _poll(lambda: len(cluster.dead_letters(remove=False)) == 1, 30, "the dead letter")
+        (letter,) = cluster.dead_letters(remove=False)
+        assert (letter["task_id"], letter["reason"]) == (task.id, "task_failed")
+        letter_id = letter["dead_letter_id"]
+
+        shown = _deadletter_cli(cluster, "show", letter_id)
+        assert shown.returncode == 0, shown.stderr
+        assert json.loads(shown.stdout)["args"] == [delivery_id, url, {"n": 1}]
+        dry = _deadletter_cli(cluster, "replay", letter_id, "--dry-run")
+        assert dry.returncode == 0, dry.stderr
+        assert f"would replay {letter_id} (webhooks.deliver) to {cluster.queue}" in dry.stdout
+        assert [r["dead_letter_id"] for r in cluster.dead_letters(remove=False)] == [letter_id]  # dry run: still there
+        assert keys == [delivery_id]
+
+        status[0] = 200  # the fix
+        replayed = _deadletter_cli(cluster, "replay", letter_id)
+        assert replayed.returncode == 0, replayed.stderr
+        assert "replayed 1 dead letter(s)" in replayed.stdout
+
+        # The replay ran once (a second delivery, which now succeeds) and its dead letter is gone.
+        def succeeded() -> bool:
+            return any(e["task_id"] == task.id and e.get("state") == "SUCCESS" for e in cluster.journal())
+
+        _poll(succeeded, 30, "the replayed task to succeed")
+        assert cluster.dead_letters(remove=False) == []
+        assert keys == [delivery_id, delivery_id]
+        missing = _deadletter_cli(cluster, "show", letter_id)
+        assert missing.returncode == 1
+        assert f"no dead letter with id {letter_id}" in missing.stderr
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_dead_letter_purge_counts_on_a_dry_run_and_then_empties_the_queue(cluster: Cluster) -> None:
+    for i in range(3):
+        deadletter.publish(
+            cluster.client,
+            {"reason": "task_failed", "task_id": f"p{i}"},
+            deadletter.dead_letter_queue(cluster.dead_letter_queue),
+        )
+    dry = _deadletter_cli(cluster, "purge", "--dry-run")
+    assert (dry.returncode, dry.stdout.strip()) == (
+        0,
+        f"would remove 3 dead letter(s) from {cluster.dead_letter_queue}",
+    )
+    assert len(cluster.dead_letters(remove=False)) == 3
+    done = _deadletter_cli(cluster, "purge")
+    assert (done.returncode, done.stdout.strip()) == (0, f"removed 3 dead letter(s) from {cluster.dead_letter_queue}")
+    assert cluster.dead_letters(remove=False) == []
