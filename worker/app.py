@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from celery import Celery
 
-from worker import deadletter, journal, logs, stamping
+from worker import deadletter, journal, logs, shutdown, stamping
 from worker.celeryconfig import build_config
 from worker.request import BaseTask
 from worker.settings import SettingsError, load_settings
@@ -33,3 +33,4 @@ logs.install(settings)
 stamping.install()
 deadletter.install(settings.dead_letter_queue)
 journal.install(settings.journal_url)
+shutdown.install(settings.soft_shutdown_timeout)

@@ -76,12 +76,13 @@ def build_config(settings: WorkerSettings) -> dict[str, Any]:
         # With late acks, a task still running when the connection drops will be redelivered;
         # cancelling it avoids running it twice at once. CONF#worker-cancel-long-running-tasks-on-connection-loss
         "worker_cancel_long_running_tasks_on_connection_loss": True,
-        # SIGTERM (remapped to SIGQUIT by the start script) gives running tasks this long, then
-        # requeues them; it matches the ASG lifecycle hook's drain window. CONF#worker-soft-shutdown-timeout
-        "worker_soft_shutdown_timeout": settings.soft_shutdown_timeout,
-        # Not on idle: an idle worker would sleep the whole window before exiting (measured: 11.9 s
-        # with a 10 s window, 2.0 s without), and the countdown/ETA tasks it holds are requeued
-        # at exit either way (tests/integration/test_worker_faults.py checks both brokers).
+        # SIGTERM is Celery's warm shutdown: consuming stops and the worker exits as soon as its
+        # running tasks end. worker.shutdown bounds it: after CELERY_SOFT_SHUTDOWN_TIMEOUT it sends
+        # SIGQUIT, the cold shutdown, which with this 0 cancels the tasks still running at once, so
+        # they are requeued (late acks). Celery's own soft shutdown (a value above 0 here, SIGTERM
+        # remapped to SIGQUIT) sleeps the whole window whenever a task runs at the signal, even one
+        # that ends a second later. CONF#worker-soft-shutdown-timeout
+        "worker_soft_shutdown_timeout": 0,
         "worker_enable_soft_shutdown_on_idle": False,
         # Redis redelivers an unacked message after this many seconds; it must exceed the
         # longest task, or a running task is delivered twice. CONF#broker-transport-options

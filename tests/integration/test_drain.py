@@ -38,6 +38,8 @@ INSTANCE = "i-0abc1234def567890"
 TASKS = 6
 TASK_SECONDS = 1.5
 SOFT_SHUTDOWN_S = 3
+# Long enough to be running when the notice comes (an inspect round trip takes about a second).
+LONGER_TASK_S = 5.0
 
 
 @dataclass
@@ -233,3 +235,48 @@ def test_window_running_out_completes_at_the_deadline_not_before(tmp_path: Path)
     assert completes[0].at - started >= 2.0, "completed before the window ran out"
     assert completes[0].worker_running
     assert len(stub.of(HEARTBEAT)) >= 2
+
+
+def test_drain_ends_as_soon_as_the_worker_is_idle(server: RedisServer, tmp_path: Path) -> None:
+    """Tasks that end well inside a long window: the hook is completed once they end, not at the window.
+
+    Celery's own soft shutdown slept its whole window whenever a task was running at the signal;
+    worker.shutdown makes SIGTERM a warm shutdown bounded by the window instead.
+    """
+    window = 60
+    worker = start_worker(server, "idle-soon", tmp_path, soft_shutdown=window)
+    app = client_app(server.url)
+    client = redis.Redis.from_url(journal_url(server))
+    try:
+        wait_for_workers(app, 1, timeout=60)
+        ids = [app.send_task("cluster.sleep", args=[LONGER_TASK_S]).id for _ in range(2)]
+        wait_for_active(app, 2)
+        stub = LifecycleStub(HOOK, ASG, INSTANCE, worker_running=worker.running)
+        with fake_imds(instance_id=INSTANCE, asg_name=ASG) as (endpoint, state):
+            agent = agent_for(endpoint, worker, stub)
+            agent = DrainAgent(
+                agent.settings.model_copy(update={"timeout": float(window + 15)}),
+                agent.imds,
+                agent.worker,
+                agent.lifecycle,
+            )
+            state.set(LIFECYCLE_STATE_PATH, "Terminated")
+            noticed_at = time.monotonic()
+            outcome = agent.run()
+        assert outcome is not None
+        assert outcome.worker_stopped
+        (complete,) = stub.of(COMPLETE)
+        ran = [e for e in journal.read(client) if e["task_id"] in ids]
+        assert {e["state"] for e in ran} == {"SUCCESS"}, "the running tasks were cut off instead of finishing"
+        # Wall clock of the journal against the stub's monotonic clock.
+        last_task_ended = max(float(e["finished_at"]) for e in ran) - (time.time() - time.monotonic())
+        assert last_task_ended > noticed_at, "the tasks ended before the notice; nothing was drained"
+        assert complete.at < noticed_at + window, "the drain waited out the soft shutdown window"
+        print(
+            f"drain completed {complete.at - last_task_ended:.2f} s after the last task ended "
+            f"({complete.at - noticed_at:.2f} s after the notice; window {window} s)"
+        )
+    finally:
+        worker.stop(timeout=30)
+        app.close()
+        client.close()
