@@ -22,7 +22,13 @@ except SettingsError as exc:
 app = Celery(
     "worker",
     task_cls=BaseTask,
-    include=["worker.tasks.cluster", "worker.tasks.fanout", "worker.tasks.reports", "worker.tasks.webhooks"],
+    # One module a line: add yours here (the trailing comma keeps the formatter from joining them).
+    include=[
+        "worker.tasks.cluster",
+        "worker.tasks.fanout",
+        "worker.tasks.reports",
+        "worker.tasks.webhooks",
+    ],
 )
 app.config_from_object(build_config(settings))
 # Messages that cannot be decoded, or name no known task, go to the dead-letter queue instead
