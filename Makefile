@@ -40,8 +40,8 @@ lint: $(STAMP) ## ruff lint and format check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-typecheck: $(STAMP) ## mypy --strict over worker, infra, policy and tests
-	$(BIN)/mypy worker infra policy tests
+typecheck: $(STAMP) ## mypy --strict over the client, worker, infra, policy and tests
+	$(BIN)/mypy celery_cluster_client worker infra policy tests
 
 test: lint typecheck ## Everything CI runs: lint, type check, every test
 	$(BIN)/pytest $(PYTEST_ARGS)
@@ -61,7 +61,7 @@ bench: $(STAMP) ## Benchmarks, printed side by side with ratios
 render: $(STAMP) ## Render the Pulumi program offline for STACK (default dev) to build/render/STACK.json
 	scripts/render --stack $(STACK)
 
-build: $(STAMP) ## Write build/dist: worker wheel, wheelhouse per pool arch, publisher.zip, manifest.json (reproducible)
+build: $(STAMP) ## Write build/dist: worker wheel, producer client wheel, wheelhouse per pool arch, publisher.zip, manifest.json (reproducible)
 	scripts/build
 
 clean: ## Remove .venv and build/

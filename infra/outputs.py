@@ -16,6 +16,12 @@ VPC_ID: Final = "vpcId"
 PUBLISHER_FUNCTION_NAME: Final = "publisherFunctionName"
 WORKER_IMAGE_IDS: Final = "workerImageIds"
 """{pool: AMI id its launch template uses} (the baked image in imageMode bake)."""
+PRODUCER_SECRET_ARN: Final = "producerSecretArn"  # noqa: S105 - an output name, not a password
+"""Secrets Manager secret for producers: broker URL, task routes, queue type (`client_app` reads it)."""
+PRODUCER_POLICY_ARN: Final = "producerPolicyArn"
+"""IAM managed policy that can read the producer secret and nothing else: attach it to producer roles."""
+BROKER_SECURITY_GROUP_ID: Final = "brokerSecurityGroupId"
+"""The broker's security group (brokerClientSecurityGroupIds / brokerClientCidrs admit producers to it)."""
 
 ALL: Final = (
     BROKER_ENDPOINT,
@@ -28,5 +34,8 @@ ALL: Final = (
     VPC_ID,
     PUBLISHER_FUNCTION_NAME,
     WORKER_IMAGE_IDS,
+    PRODUCER_SECRET_ARN,
+    PRODUCER_POLICY_ARN,
+    BROKER_SECURITY_GROUP_ID,
 )
 SECRET: Final = frozenset({BROKER_ENDPOINT})

@@ -17,6 +17,7 @@ from infra.components.image import WorkerImage, WorkerImageArgs, base_image_id
 from infra.components.metrics_publisher import MetricsPublisher, MetricsPublisherArgs
 from infra.components.monitoring import MonitoredPool, Monitoring, MonitoringArgs
 from infra.components.network import Network, NetworkArgs
+from infra.components.producer_access import ProducerAccess, ProducerAccessArgs
 from infra.components.worker_pool import DRAIN_HOOK, WorkerPool, WorkerPoolArgs, log_group_name
 from infra.config import ROOT, PoolConfig, StackConfig
 from infra.vm.user_data import PoolRuntime, render_user_data
@@ -75,6 +76,7 @@ def pool_runtime(config: StackConfig, name: str, pool: PoolConfig, secret_arn: s
         log_group=log_group_name(config.stack, name),
         metrics_namespace=config.metric_namespace,
         spot=pool.spot.enabled,
+        extra_env=config.worker_environment(name),
     )
 
 
@@ -100,6 +102,9 @@ def build(
             worker_security_group_id=network.worker_security_group_id,
             publisher_security_group_id=network.publisher_security_group_id,
         ),
+    )
+    producers = ProducerAccess(
+        "producers", ProducerAccessArgs(config=config, broker_url=broker.url, queue_type=broker.queue_type)
     )
     image: WorkerImage | None = None
     if config.image_mode != "ami":
@@ -182,4 +187,7 @@ def build(
         outputs.VPC_ID: network.vpc_id,
         outputs.PUBLISHER_FUNCTION_NAME: publisher.function_name,
         outputs.WORKER_IMAGE_IDS: pulumi.Output.from_input(image_ids),
+        outputs.PRODUCER_SECRET_ARN: producers.secret_arn,
+        outputs.PRODUCER_POLICY_ARN: producers.policy_arn,
+        outputs.BROKER_SECURITY_GROUP_ID: broker.security_group_id,
     }

@@ -11,10 +11,13 @@ from celery import Celery
 from worker import deadletter, journal, logs, shutdown, stamping
 from worker.celeryconfig import build_config
 from worker.request import BaseTask
-from worker.settings import SettingsError, load_settings
+from worker.settings import SettingsError, load_process_settings, load_settings
 
 try:
     settings = load_settings()
+    # WORKER_POOL and WORKER_CONCURRENCY reach Celery as start-worker's flags; checked here too so a
+    # bad value is one line naming the variable rather than Celery's traceback.
+    load_process_settings()
 except SettingsError as exc:
     # One line naming the variable, then a non-zero exit: the worker never starts half-configured.
     raise SystemExit(f"celery-cluster worker: invalid setting {exc}") from None

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from kombu.entity import Exchange, Queue
+from kombu.entity import Queue
 
+from celery_cluster_client import routing
+from celery_cluster_client.app import default_result_backend
 from worker.settings import WorkerSettings
 
 CONF = "https://docs.celeryq.dev/en/stable/userguide/configuration.html"
@@ -21,29 +23,21 @@ def result_backend_for(settings: WorkerSettings) -> str:
     Redis brokers store them in the same Redis; AMQP brokers send them back as messages (rpc://),
     so no second service is needed in either case.
     """
-    if settings.result_backend:
-        return settings.result_backend
-    return settings.broker_url if settings.is_redis else "rpc://"
+    return settings.result_backend or default_result_backend(settings.broker_url)
 
 
 def queue(name: str, settings: WorkerSettings) -> Queue:
-    arguments = {"x-queue-type": "quorum"} if settings.queue_type == "quorum" and not settings.is_redis else None
-    # Durable queues survive a RabbitMQ restart (DESIGN.md reliability rules).
-    return Queue(
-        name,
-        Exchange(name, type="direct", durable=True),
-        routing_key=name,
-        durable=True,
-        queue_arguments=arguments,
-    )
+    """Declared as producers declare it (`celery_cluster_client.routing`): durable, so it survives a
+    RabbitMQ restart (at-least-once delivery)."""
+    return routing.declare(name, settings.queue_type, is_redis=settings.is_redis)
 
 
 def build_config(settings: WorkerSettings) -> dict[str, Any]:
-    routes = {pattern: {"queue": name} for pattern, name in settings.task_routes.items()}
+    routes = routing.celery_routes(settings.task_routes)
     annotations = {
         task: annotation.model_dump(exclude_none=True) for task, annotation in settings.task_annotations.items()
     }
-    queue_names = {settings.default_queue, *settings.task_routes.values()}
+    queue_names = routing.queues_for(settings.default_queue, settings.task_routes)
     return {
         "broker_url": settings.broker_url,
         "result_backend": result_backend_for(settings),
@@ -97,7 +91,7 @@ def build_config(settings: WorkerSettings) -> dict[str, Any]:
         "task_default_queue": settings.default_queue,
         "task_default_exchange": settings.default_queue,
         "task_default_routing_key": settings.default_queue,
-        "task_queues": [queue(name, settings) for name in sorted(queue_names)],
+        "task_queues": [queue(name, settings) for name in queue_names],
         "task_routes": routes,
         "task_create_missing_queues": True,
         "task_default_queue_type": settings.queue_type,

@@ -5,12 +5,13 @@
 
 from typing import Final
 
-DEFAULT_QUEUE: Final = "default"
+from celery_cluster_client.contract import DEFAULT_QUEUE as DEFAULT_QUEUE  # noqa: PLC0414 - re-export
+from celery_cluster_client.contract import PUBLISHED_AT_HEADER as PUBLISHED_AT_HEADER  # noqa: PLC0414 - re-export
+
 DEAD_LETTER_QUEUE: Final = "dead_letter"
 
-# Header stamped on every published task (seconds since the epoch, float). Queue latency is
-# the age of the oldest waiting message, computed from this header.
-PUBLISHED_AT_HEADER: Final = "published_at"
+# DEFAULT_QUEUE and PUBLISHED_AT_HEADER (seconds since the epoch, float; queue latency is the age
+# of the oldest waiting message) are the producer client's: producers and workers share them.
 
 # Header on dead-lettered messages that says why the message was dead-lettered.
 DEAD_LETTER_REASON_HEADER: Final = "x-dead-letter-reason"

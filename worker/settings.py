@@ -8,7 +8,8 @@ stops at start with a clear reason instead of failing on its first task.
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Literal
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -21,12 +22,14 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 from pydantic_settings import SettingsError as _PydanticSettingsError
 
+from celery_cluster_client.routing import RouteError, parse_routes
 from worker.names import DEAD_LETTER_QUEUE, DEFAULT_QUEUE
 
 ENV_PREFIX = "CELERY_"
+PROCESS_ENV_PREFIX = "WORKER_"
 BROKER_SCHEMES = ("redis", "rediss", "amqp", "amqps")
 REDIS_SCHEMES = ("redis", "rediss")
 
@@ -96,7 +99,7 @@ class WorkerSettings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "console"] = "json"
 
-    _parse_routes = field_validator("task_routes", "task_annotations", mode="before")(_json_object)
+    _parse_annotations = field_validator("task_annotations", mode="before")(_json_object)
     _parse_imports = field_validator("imports", mode="before")(_comma_list)
 
     @field_validator("broker_url")
@@ -110,6 +113,15 @@ class WorkerSettings(BaseSettings):
         if not urlsplit(value).hostname:
             raise ValueError("has no host")
         return value
+
+    @field_validator("task_routes", mode="before")
+    @classmethod
+    def _routes(cls, value: Any) -> Any:
+        # The producers' rules (celery_cluster_client.routing): one definition of a valid table.
+        try:
+            return parse_routes(value)
+        except RouteError as exc:
+            raise ValueError(str(exc)) from None
 
     @field_validator("journal_url")
     @classmethod
@@ -143,6 +155,20 @@ class WorkerSettings(BaseSettings):
         return urlsplit(self.broker_url).scheme in REDIS_SCHEMES
 
 
+class ProcessSettings(BaseSettings):
+    """The worker process's shape, read by `image/bin/start-worker` as WORKER_<FIELD> and checked by
+    `worker.app` at start, so a value Celery would refuse stops the worker with one line."""
+
+    model_config = SettingsConfigDict(env_prefix=PROCESS_ENV_PREFIX, frozen=True, extra="ignore")
+
+    # prefork: one process per slot, time limits enforced (CPU-bound tasks); threads: one process,
+    # many threads, for I/O-bound tasks (no time limits); solo: one task at a time, in the main process.
+    # https://docs.celeryq.dev/en/stable/userguide/concurrency/index.html
+    pool: Literal["prefork", "threads", "solo"] = "prefork"
+    # Processes (prefork) or threads per worker; the pool's scaling math counts the same number.
+    concurrency: int = Field(default=2, ge=1, le=256)
+
+
 class _FieldError(ValueError):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(message)
@@ -150,25 +176,71 @@ class _FieldError(ValueError):
         self.message = message
 
 
-def env_name(field: str) -> str:
-    return f"{ENV_PREFIX}{field.upper()}"
+def env_name(field: str, prefix: str = ENV_PREFIX) -> str:
+    return f"{prefix}{field.upper()}"
 
 
-def load_settings(**overrides: Any) -> WorkerSettings:
-    """Read and validate the settings; raise SettingsError with a one-line message."""
+_Settings = TypeVar("_Settings", WorkerSettings, ProcessSettings)
+
+
+def _validated(model: type[_Settings], prefix: str, overrides: Mapping[str, Any]) -> _Settings:
     try:
-        return WorkerSettings(**overrides)
+        return model(**overrides)
     except ValidationError as exc:
         error = exc.errors(include_url=False)[0]
         ctx_error = (error.get("ctx") or {}).get("error")
         if isinstance(ctx_error, _FieldError):
-            raise SettingsError(f"{env_name(ctx_error.field)}: {ctx_error.message}") from None
+            raise SettingsError(f"{env_name(ctx_error.field, prefix)}: {ctx_error.message}") from None
         field = ".".join(str(part) for part in error["loc"])
         head, _, rest = field.partition(".")
-        name = env_name(head) + (f" [{rest}]" if rest else "")
+        name = env_name(head, prefix) + (f" [{rest}]" if rest else "")
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "missing":
             message = "is required but not set"
         raise SettingsError(f"{name}: {message}") from None
     except _PydanticSettingsError as exc:  # e.g. a value that cannot be parsed at all
         raise SettingsError(str(exc).splitlines()[0]) from None
+
+
+def load_settings(**overrides: Any) -> WorkerSettings:
+    """Read and validate the settings; raise SettingsError with a one-line message."""
+    return _validated(WorkerSettings, ENV_PREFIX, overrides)
+
+
+def load_process_settings(**overrides: Any) -> ProcessSettings:
+    """Read and validate WORKER_POOL and WORKER_CONCURRENCY; SettingsError names the variable."""
+    return _validated(ProcessSettings, PROCESS_ENV_PREFIX, overrides)
+
+
+class _GivenWorkerSettings(WorkerSettings):
+    """The same model, reading only the values it is given (never this process's environment)."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource, *_: Any, **__: Any
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
+
+
+class _GivenProcessSettings(ProcessSettings):
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource, *_: Any, **__: Any
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
+
+
+def check_environment(environ: Mapping[str, str]) -> tuple[WorkerSettings, ProcessSettings]:
+    """Validate an environment as a worker started with it would (the Pulumi program renders a pool's
+    environment and checks it here, so a value the worker would refuse fails `pulumi up` instead).
+
+    Values are the strings the worker would read; SettingsError names the variable.
+    """
+
+    def fields(prefix: str) -> dict[str, str]:
+        return {name[len(prefix) :].lower(): value for name, value in environ.items() if name.startswith(prefix)}
+
+    return (
+        _validated(_GivenWorkerSettings, ENV_PREFIX, fields(ENV_PREFIX)),
+        _validated(_GivenProcessSettings, PROCESS_ENV_PREFIX, fields(PROCESS_ENV_PREFIX)),
+    )

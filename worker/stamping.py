@@ -1,33 +1,9 @@
-"""Stamp every published task with the time it was published.
+"""Every published task carries `published_at` and the AMQP timestamp: the producer client's stamp.
 
-Queue latency (the age of the oldest waiting message) is read from this header by the queue
-inspector, and the local cluster reports queue wait from it. A producer that already stamped
-the message (a retry, a republish) keeps its original time.
-
-The same time also goes in the AMQP `timestamp` property (whole seconds, as AMQP defines it):
-RabbitMQ's management API reports it as the queue's `head_message_timestamp`, which is how the
-inspector reads queue latency on RabbitMQ without consuming a message. On Redis it is simply
-carried in the message's properties.
+The stamp lives in `celery_cluster_client.stamping` (producers install that package alone); the
+worker installs the same receiver, so tasks that workers publish (retries, chains) are stamped too.
 """
 
-from __future__ import annotations
+from celery_cluster_client.stamping import install, stamp
 
-import time
-from typing import Any
-
-from celery.signals import before_task_publish
-
-from worker.names import PUBLISHED_AT_HEADER
-
-
-def _stamp(headers: dict[str, Any] | None = None, properties: dict[str, Any] | None = None, **_: Any) -> None:
-    if headers is None:
-        return
-    published_at = headers.setdefault(PUBLISHED_AT_HEADER, time.time())
-    if properties is not None and isinstance(published_at, int | float):
-        # py-amqp serialises the timestamp property from an int only.
-        properties.setdefault("timestamp", int(published_at))
-
-
-def install() -> None:
-    before_task_publish.connect(_stamp, weak=False, dispatch_uid="celery-cluster-stamp")
+__all__ = ["install", "stamp"]

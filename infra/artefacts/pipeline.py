@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from infra.artefacts import archive
+from infra.artefacts.client import build_client_wheel
 from infra.artefacts.closure import runtime_closure
 from infra.artefacts.manifest import source_digest
 from infra.artefacts.targets import (
@@ -195,6 +196,9 @@ def build(plan: BuildPlan, report: Report = print) -> BuildResult:
         wheel = build_wheel(plan.root, scratch / "wheel", epoch)
         shutil.copy2(wheel, staging / wheel.name)
         artefacts[wheel.name] = staging / wheel.name
+        report("producer client wheel (celery_cluster_client alone)")
+        client = build_client_wheel(plan.root, staging, epoch)
+        artefacts[client.name] = client
 
         downloaded: dict[str, list[Path]] = {}
         pins_by_arch: dict[str, dict[str, str]] = {}
@@ -240,6 +244,7 @@ def build(plan: BuildPlan, report: Report = print) -> BuildResult:
         "python": PYTHON_VERSION,
         "zlib": archive.ZLIB_VERSION,
         "worker_wheel": wheel.name,
+        "client_wheel": client.name,
         "wheelhouses": {t.arch: wheelhouse_name(t.arch) for t in plan.targets},
         "image_files": IMAGE_FILES,
         "requirements": pins_by_arch[plan.targets[0].arch],

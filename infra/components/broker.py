@@ -2,7 +2,8 @@
 
 Both variants: private subnets only, TLS in transit, encryption at rest, a random credential that
 lives only in Secrets Manager (and, encrypted, in the Pulumi state), and a security group that
-admits exactly the workers' and the publisher's security groups. Workers and the publisher read
+admits exactly the workers' and the publisher's security groups, plus the producers' groups and
+ranges from config (`broker_clients`), on the broker port only. Workers and the publisher read
 the broker URL from the secret at start; it is never in user data, config or outputs in plain text.
 """
 
@@ -17,6 +18,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
+from infra.components.broker_clients import client_ingress_rules
 from infra.config import StackConfig
 
 TYPE = "celery-cluster:broker:Broker"
@@ -98,6 +100,10 @@ class Broker(pulumi.ComponentResource):
     publisher_secret_arn: pulumi.Output[str]
     """The publisher's secret (BROKER_SECRET_ARN): the URL itself."""
     security_group_id: pulumi.Output[str]
+    url: pulumi.Output[str]
+    """The broker URL with its credential (a secret output; the producer secret holds it too)."""
+    queue_type: str
+    """The RabbitMQ queue type every process declares: quorum on a cluster, else classic."""
     cache_cluster_ids: list[pulumi.Output[str]]
     """ElastiCache member cluster ids (the CacheClusterId alarm dimension); empty for RabbitMQ."""
     mq_broker_name: pulumi.Output[str] | None
@@ -117,6 +123,8 @@ class Broker(pulumi.ComponentResource):
             url, queue_type = self._create_replication_group(config, args), "classic"
         else:
             url, queue_type = self._create_rabbitmq(config, args), "quorum" if config.broker_ha else "classic"
+        self.url = pulumi.Output.secret(url)
+        self.queue_type = queue_type
         # Two secrets, one URL: the workers' environment reader wants a JSON object of variables, the
         # publisher the bare URL; each role can read only its own.
         self.secret_arn = self._secret(
@@ -181,6 +189,8 @@ class Broker(pulumi.ComponentResource):
                 ),
                 opts=self._child,
             )
+        for suffix, rule in client_ingress_rules(args.config, port, group.id):
+            aws.vpc.SecurityGroupIngressRule(f"{self._name}-{suffix}", rule, opts=self._child)
         if not args.config.is_redis:
             # The publisher reads queue depths from the RabbitMQ management API (HTTPS).
             aws.vpc.SecurityGroupIngressRule(

@@ -78,6 +78,11 @@ def publisher_policy(secret_arn: str, log_group_arn: str, namespace: str) -> Doc
     )
 
 
+def producer_policy(secret_arn: str) -> Document:
+    """A producer application: read the producer secret (broker URL and task routes), nothing else."""
+    return document(read_secret(secret_arn, sid="ReadProducerSecret"))
+
+
 def alarm_key_policy(account_id: str, partition: str = "aws") -> Document:
     """Key policy of the stack's KMS key: the account administers it; CloudWatch and SNS may use it.
 

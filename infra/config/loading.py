@@ -12,6 +12,7 @@ import yaml
 from pydantic import ValidationError
 
 from infra.config.errors import ConfigError, KeyRuleError
+from infra.config.producers import TASK_ROUTES_KEY
 from infra.config.stack import REGION_KEY, StackConfig
 
 PROJECT = "celery-cluster"
@@ -124,9 +125,10 @@ def config_from_pulumi() -> StackConfig:
         if text is None:
             continue
         raw[key] = text if spec.get("type") == "string" else _decode(key, text)
-    pools = cfg.get(POOLS_KEY)
-    if pools is not None:
-        raw[POOLS_KEY] = _decode(POOLS_KEY, pools)
+    for key in (POOLS_KEY, TASK_ROUTES_KEY):  # maps: not declared in Pulumi.yaml
+        text = cfg.get(key)
+        if text is not None:
+            raw[key] = _decode(key, text)
     region = pulumi.Config("aws").get("region")
     if region is not None:
         raw[REGION_KEY] = region

@@ -10,6 +10,7 @@ from pydantic import Field, StringConstraints, field_validator, model_validator
 
 from infra.config.base import ConfigModel
 from infra.config.errors import KeyRuleError
+from infra.config.pool_worker import PoolWorkerConfig
 from infra.scaling.policy import PoolScaling, Slo, default_pool_scaling
 from infra.scaling.schedules import Cron, Schedule, ScheduleError, end_cron, rate_to_cron
 from worker.names import DEAD_LETTER_QUEUE
@@ -121,6 +122,9 @@ class PoolConfig(ConfigModel):
     hourly_usd: Mapping[str, float] = Field(
         default_factory=dict,
         description="On-demand hourly price per instance type (cost estimates and the simulator).",
+    )
+    worker: PoolWorkerConfig = Field(
+        default_factory=PoolWorkerConfig, description="Worker settings, checked by the worker's own model."
     )
 
     @field_validator("acceptable_latency_seconds", "average_task_seconds", "latency_alarm_seconds")

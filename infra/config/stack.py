@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from typing import Literal
@@ -11,7 +12,15 @@ from pydantic import Field, field_validator, model_validator
 from infra.config.base import ConfigModel
 from infra.config.errors import KeyRuleError
 from infra.config.pool import PoolConfig
+from infra.config.pool_worker import PoolWorkerConfig
+from infra.config.producers import (
+    check_cidrs,
+    check_routes,
+    check_routes_reach_pools,
+    check_security_group_ids,
+)
 from worker.names import METRIC_NAMESPACE_PREFIX
+from worker.settings import SettingsError, check_environment
 
 REGION_KEY = "aws:region"
 # Seconds between SIGTERM's soft-shutdown deadline and the lifecycle hook's timeout: time for the
@@ -56,6 +65,15 @@ class StackConfig(ConfigModel):
     broker_memory_alarm_percent: int = Field(ge=1, le=100)
     broker_connections_alarm: int = Field(ge=1)
     pools: Mapping[str, PoolConfig] = Field(min_length=1)
+    # Producers (infra/config/producers.py): the two access lists are declared in Pulumi.yaml;
+    # taskRoutes is a map, which a Pulumi.yaml schema cannot type, so its default is here.
+    broker_client_security_group_ids: tuple[str, ...]
+    broker_client_cidrs: tuple[str, ...]
+    task_routes: Mapping[str, str] = Field(default_factory=dict)
+
+    _client_groups = field_validator("broker_client_security_group_ids")(check_security_group_ids)
+    _client_cidrs = field_validator("broker_client_cidrs")(check_cidrs)
+    _routes = field_validator("task_routes")(check_routes)
 
     @field_validator("vpc_cidr")
     @classmethod
@@ -99,6 +117,35 @@ class StackConfig(ConfigModel):
                     raise ValueError(f"queue {queue!r} is consumed by pools {owner[queue]!r} and {name!r}")
                 owner[queue] = name
         return value
+
+    @model_validator(mode="after")
+    def _routes_reach_pools(self) -> StackConfig:
+        check_routes_reach_pools(self.task_routes, (q for pool in self.pools.values() for q in pool.queues))
+        return self
+
+    @model_validator(mode="after")
+    def _pool_workers(self) -> StackConfig:
+        """Each pool's rendered environment, checked as its workers will check it at start."""
+        placeholder = "rediss://render.invalid:6379/0" if self.is_redis else "amqps://render.invalid:5671//"
+        for name, pool in self.pools.items():
+            environment = {**self.worker_environment(name), "CELERY_BROKER_URL": placeholder}
+            environment["WORKER_CONCURRENCY"] = str(pool.concurrency)
+            try:
+                check_environment(environment)
+            except SettingsError as exc:
+                variable, _, problem = str(exc).partition(": ")
+                head = variable.split(" ", 1)[0]
+                block_key = PoolWorkerConfig.key_of(head)
+                key = (
+                    f"pools.{name}.worker.{block_key}"
+                    if block_key
+                    else "taskRoutes"
+                    if head == "CELERY_TASK_ROUTES"
+                    else f"pools.{name}.concurrency"
+                )
+                detail = variable.removeprefix(head).strip()
+                raise KeyRuleError(key, f"{problem}{f' {detail}' if detail else ''} (the worker's {head})") from None
+        return self
 
     @model_validator(mode="after")
     def _consistent(self) -> StackConfig:
@@ -151,6 +198,14 @@ class StackConfig(ConfigModel):
     def soft_shutdown_seconds(self) -> int:
         """CELERY_SOFT_SHUTDOWN_TIMEOUT on the workers: the drain window less the margin."""
         return self.drain_window_seconds - DRAIN_MARGIN_SECONDS
+
+    def worker_environment(self, pool: str) -> dict[str, str]:
+        """What a pool's workers get in their environment from config beyond queues and concurrency:
+        the pool's worker settings and the stack's routing table."""
+        environment = self.pools[pool].worker.environment()
+        if self.task_routes:
+            environment["CELERY_TASK_ROUTES"] = json.dumps(dict(self.task_routes), sort_keys=True)
+        return environment
 
     @property
     def metric_namespace(self) -> str:

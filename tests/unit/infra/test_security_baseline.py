@@ -85,7 +85,7 @@ def test_tls_to_broker_and_encryption_at_rest(stack: Rendered) -> None:
 
 def test_broker_credentials_only_in_secrets_manager(stack: Rendered) -> None:
     versions = stack.inputs("aws:secretsmanager/secretVersion:SecretVersion")
-    assert len(versions) == 2  # the workers' environment and the publisher's URL
+    assert len(versions) == 3  # the workers' environment, the publisher's URL, the producers' secret
     assert all(v["secretString"] == SECRET for v in versions)
     if stack.config.is_redis:
         assert stack.one(RG, "broker-cache")["authToken"] == SECRET
@@ -146,7 +146,13 @@ def test_each_role_reads_only_its_own_secret(stack: Rendered) -> None:
     for where, document in _policies(stack):
         for statement in document["Statement"]:
             if "secretsmanager:GetSecretValue" in statement.get("Action", []):
-                expected = "broker-publisher-url" if where.startswith("publisher-") else "broker-url"
+                expected = (
+                    "broker-publisher-url"
+                    if where.startswith("publisher-")
+                    else "producers-secret"
+                    if where.startswith("producers-")
+                    else "broker-url"
+                )
                 assert statement["Resource"] == arn + expected, where
 
 

@@ -1,0 +1,86 @@
+"""The producer client: routes applied, queues declared as the workers declare them, the producer
+secret read through Secrets Manager (moto), and one-line errors for a bad source."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from celery_cluster_client import ClientConfigError, client_app, client_config
+from celery_cluster_client.stamping import stamp
+from infra.components.producer_access import producer_secret_document
+from worker.celeryconfig import build_config
+from worker.settings import load_settings
+
+URL = "amqp://guest:guest@localhost:5672//"
+
+
+def test_routes_pick_the_queue_and_unrouted_tasks_go_to_default() -> None:
+    app = client_app(URL, routes={"invoices.*": "billing"}, environ={})
+    router = app.amqp.router
+    assert router.route({}, "invoices.send")["queue"].name == "billing"
+    assert router.route({}, "cluster.ping")["queue"].name == "default"
+
+
+@pytest.mark.parametrize("queue_type", ["classic", "quorum"])
+def test_queues_are_declared_exactly_as_the_workers_declare_them(queue_type: str) -> None:
+    routes = {"invoices.*": "billing"}
+    ours = client_config(URL, routes, queue_type)["task_queues"]
+    workers = build_config(
+        load_settings(broker_url=URL, task_routes=json.dumps(routes), queue_type=queue_type)
+    )["task_queues"]
+    assert [q.as_dict(recurse=True) for q in ours] == [q.as_dict(recurse=True) for q in workers]
+    assert {q.name for q in ours} == {"billing", "default"}
+
+
+def test_a_stamp_is_kept_and_the_amqp_timestamp_follows_it() -> None:
+    headers: dict[str, Any] = {}
+    properties: dict[str, Any] = {}
+    stamp(headers=headers, properties=properties)
+    assert isinstance(headers["published_at"], float)
+    assert properties["timestamp"] == int(headers["published_at"])
+    again = {"published_at": 1700000000.5}
+    stamp(headers=again, properties={})
+    assert again["published_at"] == 1700000000.5
+
+
+@pytest.fixture
+def secrets() -> Iterator[Any]:
+    with mock_aws():
+        yield boto3.client("secretsmanager", region_name="us-east-1")
+
+
+def test_the_producer_secret_gives_url_routes_and_queue_type(secrets: Any) -> None:
+    document = producer_secret_document("amqps://celery:pw@b-1.mq.example:5671//", "quorum", {"reports.*": "reports"})
+    arn = secrets.create_secret(Name="producers", SecretString=document)["ARN"]
+    app = client_app(secret_id=arn, secrets_client=secrets, environ={})
+    assert app.conf.broker_url == "amqps://celery:pw@b-1.mq.example:5671//"
+    assert app.amqp.router.route({}, "reports.daily")["queue"].name == "reports"
+    assert all(q.queue_arguments == {"x-queue-type": "quorum"} for q in app.conf.task_queues)
+    # The same through the environment variable a producer's deployment sets.
+    from_env = client_app(secrets_client=secrets, environ={"CELERY_CLUSTER_PRODUCER_SECRET": arn})
+    assert from_env.conf.broker_url == app.conf.broker_url
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "fragment"),
+    [
+        ({"broker_url": "http://h"}, "broker_url: must start with one of redis://"),
+        ({"broker_url": URL, "routes": '{"a b": "q"}'}, "route 'a b'"),
+        ({"broker_url": URL, "routes": "{nope"}, "is not valid JSON"),
+        ({"broker_url": URL, "queue_type": "stream"}, "queue type must be one of classic, quorum"),
+        ({}, "no broker: pass broker_url= or secret_id="),
+        ({"secret_id": "missing"}, "producer secret missing:"),
+    ],
+)
+def test_a_bad_source_is_one_line(secrets: Any, kwargs: dict[str, Any], fragment: str) -> None:
+    with pytest.raises(ClientConfigError) as raised:
+        client_app(**kwargs, secrets_client=secrets, environ={})
+    assert fragment in str(raised.value)
+    assert "\n" not in str(raised.value)
+    assert "guest:guest" not in str(raised.value)
