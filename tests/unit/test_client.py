@@ -31,9 +31,9 @@ def test_routes_pick_the_queue_and_unrouted_tasks_go_to_default() -> None:
 def test_queues_are_declared_exactly_as_the_workers_declare_them(queue_type: str) -> None:
     routes = {"invoices.*": "billing"}
     ours = client_config(URL, routes, queue_type)["task_queues"]
-    workers = build_config(
-        load_settings(broker_url=URL, task_routes=json.dumps(routes), queue_type=queue_type)
-    )["task_queues"]
+    workers = build_config(load_settings(broker_url=URL, task_routes=json.dumps(routes), queue_type=queue_type))[
+        "task_queues"
+    ]
     assert [q.as_dict(recurse=True) for q in ours] == [q.as_dict(recurse=True) for q in workers]
     assert {q.name for q in ours} == {"billing", "default"}
 
