@@ -40,3 +40,24 @@ def test_scripts_local_replays_a_window_with_nothing_lost(tmp_path: Path) -> Non
     assert re.search(r"│ local twin +│", out)
     assert re.search(r"│ simulator +│", out)
     assert plot.stat().st_size > 10_000
+
+
+@pytest.mark.redis
+def test_scripts_local_exits_1_when_a_task_is_lost(tmp_path: Path) -> None:
+    # One task far longer than the wait for the last tasks (1 s): it cannot complete, so it counts as lost.
+    trace = tmp_path / "one-long-task.csv"
+    trace.write_text("arrival_seconds,task_seconds\n0,6000\n")
+    done = subprocess.run(
+        [
+            str(REPO_ROOT / "scripts" / "local"),
+            *("--trace", str(trace), "--drain-timeout", "1"),
+            *("--log-dir", str(tmp_path / "logs"), "--out", str(tmp_path / "local.png")),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    rows = dict(re.findall(r"│ (\w[\w /()>=-]*?) +│ (.+?) +│", done.stdout))
+    assert (rows["sent"], rows["completed"], rows["lost"]) == ("1", "0", "1"), done.stdout

@@ -1,0 +1,57 @@
+"""README: "A bad value stops `pulumi up` and `make render` before any resource is touched, with one
+line per bad key"; here both halves, through the entry point `pulumi up` runs and through `scripts/render`."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pulumi
+import pytest
+
+from infra.config import ROOT, read_stack_file
+from infra.render import install_mocks
+from tests.unit.infra.test_entry_point import _run_main
+
+TWO_BAD_KEYS = {"brokerEngine": "memcached", "egress": "carrier-pigeon"}
+
+
+def test_bad_config_registers_no_resource_and_names_each_bad_key_on_its_own_line() -> None:
+    render = install_mocks("dev", {**read_stack_file("dev"), **TWO_BAD_KEYS})
+    with pytest.raises(pulumi.RunError) as raised:
+        _run_main()
+    assert render.resources == [], "a resource was registered before the config was validated"
+    lines = str(raised.value).splitlines()
+    assert lines[0] == "invalid config for stack 'dev':"
+    assert [line.strip().split(":")[:2] for line in lines[1:]] == [
+        ["celery-cluster", "brokerEngine"],
+        ["celery-cluster", "egress"],
+    ]
+
+
+def test_make_render_writes_nothing_for_a_bad_stack(tmp_path: Path) -> None:
+    # A copy of this working tree (the program as it is now) with a stack file of our own, so the
+    # repository's own stacks are never edited; `scripts/render` runs from the copy with our venv.
+    repo = tmp_path / "repo"
+    ignore = shutil.ignore_patterns(".venv", ".git", "build", "mutants", "__pycache__", ".*_cache")
+    shutil.copytree(ROOT, repo, ignore=ignore, symlinks=True)
+    (repo / ".venv").symlink_to(ROOT / ".venv")
+    stack = (ROOT / "Pulumi.dev.yaml").read_text()
+    for key, value in TWO_BAD_KEYS.items():
+        stack += f"  celery-cluster:{key}: {value}\n"
+    (repo / "Pulumi.bad.yaml").write_text(stack)
+    out = tmp_path / "render"
+    done = subprocess.run(
+        [str(repo / "scripts" / "render"), "--stack", "bad", "--out", str(out)],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert not out.exists() or not any(out.iterdir()), "a render was written for an invalid stack"
+    named = [line for line in done.stderr.splitlines() if line.strip().startswith("celery-cluster:")]
+    assert [line.strip().split(":")[1] for line in named] == ["brokerEngine", "egress"], done.stderr
+    assert "Traceback" not in done.stderr
