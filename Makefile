@@ -58,8 +58,8 @@ local: $(LOCAL_STAMP) ## The local twin of a stack: broker, metrics loop, the sc
 bench: $(STAMP) ## Benchmarks, printed side by side with ratios
 	scripts/bench
 
-render: $(STAMP) ## Render the Pulumi program offline for STACK (default dev) to build/render/STACK.json
-	scripts/render --stack $(STACK)
+render: $(STAMP) ## Render the Pulumi program offline for STACK (default dev) to build/render/STACK.json (ARGS="--root DIR" for another copy of the stack files)
+	scripts/render --stack $(STACK) $(ARGS)
 
 build: $(STAMP) ## Write build/dist: worker wheel, producer client wheel, wheelhouse per pool arch, publisher.zip, manifest.json (reproducible)
 	scripts/build

@@ -32,6 +32,7 @@ from rich.live import Live
 from rich.table import Table
 
 from infra.cli.entry import run_script
+from infra.cli.errors import report
 from infra.config import ROOT, ConfigError
 from infra.local.agreement import Comparison
 from infra.local.fleet import Fleet
@@ -88,7 +89,7 @@ def main(
         fitted = local_pool(plan)
         traffic = local_trace(plan, fitted.spec)
     except (ConfigError, PoolNotFoundError, TraceError) as exc:
-        console.print(f"[red]local:[/] {exc}")
+        report("local", exc)
         raise typer.Exit(2) from None
     spec = fitted.spec
     boot = assumptions_for(plan, spec).boot_seconds

@@ -15,7 +15,7 @@ Exit codes:
 \b
   0  written
   1  the program failed
-  2  invalid config (one line per bad key)
+  2  invalid config: one line per bad key on stderr, naming it; nothing is written
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ from rich.console import Console
 from rich.table import Table
 
 from infra.cli.entry import run_script
-from infra.config import ConfigError, stack_names
+from infra.cli.errors import report
+from infra.config import ROOT, ConfigError, stack_names
 from infra.render import RENDER_DIR, render_stack, write_render
 
 
@@ -37,15 +38,17 @@ def main(
         None, "--stack", help="stack to render (repeatable); default: every Pulumi.<stack>.yaml"
     ),
     out: Path = typer.Option(RENDER_DIR, help="directory for <stack>.json"),
+    root: Path = typer.Option(ROOT, help="directory holding the Pulumi.<stack>.yaml files (e.g. a proposed copy)"),
 ) -> None:
     console = Console(stderr=True)
-    stacks = stack or stack_names()
+    stacks = stack or stack_names(root)
     for name in stacks:
-        console.print(f"rendering [bold]{name}[/] ...")
+        if console.is_terminal:  # progress for a person; a pipe gets only the result or the errors
+            console.print(f"rendering {name} ...", markup=False, highlight=False)
         try:
-            render = render_stack(name)
+            render = render_stack(name, root)
         except ConfigError as exc:
-            console.print(f"[red]{exc}[/]")
+            report("render", exc)
             raise typer.Exit(2) from None
         path = write_render(render, out)
         counts = Counter(r.type for r in render.resources)

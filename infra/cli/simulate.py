@@ -29,6 +29,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from infra.cli.entry import run_script
+from infra.cli.errors import report
 from infra.config import ROOT, ConfigError
 from infra.scaling.aws_model import BOOT_SECONDS, ModelAssumptions
 from infra.scaling.plot import write_plot
@@ -74,7 +75,7 @@ def main(
         path = Path(trace)
         traffic = read_csv(path) if path.suffix == ".csv" or path.is_file() else built_in(trace, shape)
     except (ConfigError, PoolNotFoundError, CompareError, TraceError) as exc:
-        console.print(f"[red]simulate:[/] {exc}")
+        report("simulate", exc)
         raise typer.Exit(2) from None
 
     boot = BOOT_SECONDS[spec.image_mode] if boot_seconds is None else boot_seconds

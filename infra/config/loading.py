@@ -1,4 +1,10 @@
-"""Stack config in: Pulumi.yaml's declared defaults, a stack file, or the engine's config, parsed once."""
+"""Stack config in: Pulumi.yaml's declared defaults, a stack file, or the engine's config, parsed once.
+
+`pulumi up` hands the program every key of the stack as a string (JSON for anything but a string),
+and `make render` turns the stack file into exactly those strings (`to_pulumi_config`) before
+reading them back through the same function (`parse_engine_config`), so the two cannot disagree:
+`publisherSamplesPerMinute: "12"`, which `pulumi config set` writes, is 12 on both paths.
+"""
 
 from __future__ import annotations
 
@@ -8,63 +14,90 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
-from infra.config.errors import ConfigError, KeyRuleError
-from infra.config.producers import TASK_ROUTES_KEY
+from infra.config.errors import ConfigError
+from infra.config.files import load_yaml, stack_file_config
+from infra.config.messages import PROJECT, aliases, closest, format_error
 from infra.config.stack import REGION_KEY, StackConfig
 
-PROJECT = "celery-cluster"
 ROOT = Path(__file__).resolve().parent.parent.parent
 PROJECT_FILE = ROOT / "Pulumi.yaml"
 POOLS_KEY = "pools"
+# Namespaces a stack may hold besides ours: the AWS provider's (aws:region, aws:profile, ...) and
+# Pulumi's own (pulumi:tags, ...). Any other namespace is a typo or a key nobody reads.
+FOREIGN_NAMESPACES = ("aws", "pulumi")
 
 
 @cache
 def declared_keys() -> Mapping[str, Mapping[str, Any]]:
     """`config:` of Pulumi.yaml: key -> {type, default, description, items}."""
-    project = yaml.safe_load(PROJECT_FILE.read_text())
+    project = load_yaml(PROJECT_FILE)
     declared: dict[str, Mapping[str, Any]] = project["config"]
     return declared
 
 
-def _key_name(loc: tuple[int | str, ...], base: tuple[str, ...] = ()) -> str:
-    parts = [str(p) for p in (*loc, *base)]
-    if not parts:
-        return PROJECT
-    if ":" in parts[0]:
-        return ".".join(parts)
-    return f"{PROJECT}:" + ".".join(parts)
+def known_keys() -> list[str]:
+    """Every key a stack file may set, namespaced (the candidates for a misspelt key)."""
+    ours = [f"{PROJECT}:{key}" for key in aliases(StackConfig) if key not in ("stack", REGION_KEY)]
+    return [*ours, REGION_KEY]
 
 
-def _format(error: Mapping[str, Any]) -> str:
-    loc: tuple[int | str, ...] = tuple(error["loc"])
-    ctx_error = (error.get("ctx") or {}).get("error")
-    if isinstance(ctx_error, KeyRuleError):
-        # A model validator names the key relative to the model it checks (the pool, or the stack).
-        return f"{_key_name(loc, tuple(ctx_error.key.split('.')))}: {ctx_error.message}"
-    message = str(error["msg"]).removeprefix("Value error, ")
-    if error["type"] == "missing":
-        message = "is required but not set"
-    elif error["type"] == "extra_forbidden":
-        message = "is not a known key (check the spelling against docs/infra.md)"
-    elif error["type"] == "literal_error":
-        message = f"{message} (got {error['input']!r})"
-    elif error["type"] == "string_pattern_mismatch":
-        message = f"{error['input']!r} is not valid: {message}"
-    if loc == ("stack",):
-        return f"stack name {error['input']!r}: must be lowercase letters, digits and '-', at most 16"
-    return f"{_key_name(loc)}: {message}"
+def _problems(stack: str, lines: list[str]) -> ConfigError:
+    """One line per bad key, each naming the stack, so `two bad keys` reads as two lines."""
+    return ConfigError("\n".join(f"invalid config for stack {stack!r}: {line}" for line in sorted(set(lines))))
+
+
+def _validate(stack: str, raw: Mapping[str, Any], lines: list[str]) -> StackConfig:
+    try:
+        config = StackConfig.model_validate({"stack": stack, **raw})
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False)
+        deeper = {tuple(e["loc"][:-1]) for e in errors}
+        for error in errors:
+            if error["type"] == "too_short" and tuple(error["loc"]) in deeper:
+                continue  # a list whose only item is bad is not also "empty": the item's line says it
+            if error["loc"] == ("stack",):
+                lines.append(f"stack name {error['input']!r}: must be lowercase letters, digits and '-', at most 16")
+            else:
+                lines.append(format_error(StackConfig, error))
+        raise _problems(stack, lines) from None
+    if lines:
+        raise _problems(stack, lines)
+    return config
 
 
 def parse_config(stack: str, raw: Mapping[str, Any]) -> StackConfig:
     """Validate a flat `{key: value}` mapping (keys without the project prefix, plus `aws:region`)."""
+    return _validate(stack, raw, [])
+
+
+def _decode(key: str, text: str) -> Any:
+    """A value as the engine hands it over -> the Python value (what pulumi.Config.get_object does)."""
+    spec = declared_keys().get(key, {})
+    if spec.get("type") == "string":
+        return text
     try:
-        return StackConfig.model_validate({"stack": stack, **raw})
-    except ValidationError as exc:
-        lines = sorted({_format(e) for e in exc.errors(include_url=False)})
-        raise ConfigError(f"invalid config for stack {stack!r}:\n  " + "\n  ".join(lines)) from None
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text  # the model then says what type the key wants
+
+
+def parse_engine_config(stack: str, config: Mapping[str, str]) -> StackConfig:
+    """The stack config from the engine's view of it: every key namespaced, every value a string."""
+    raw: dict[str, Any] = {}
+    lines: list[str] = []
+    for key, text in config.items():
+        namespace, colon, name = key.partition(":")
+        if namespace == PROJECT and colon:
+            raw[name] = _decode(name, text)
+        elif key == REGION_KEY:
+            raw[REGION_KEY] = text
+        elif namespace not in FOREIGN_NAMESPACES or not colon:
+            suggestion = closest(key, known_keys())
+            hint = f"; did you mean {suggestion}?" if suggestion else ""
+            lines.append(f"{key}: is not read by this project (its keys are {PROJECT}:*, aws:* and pulumi:*){hint}")
+    return _validate(stack, merged_raw(raw), lines)
 
 
 def _strip_project(key: str) -> str:
@@ -72,18 +105,16 @@ def _strip_project(key: str) -> str:
 
 
 def read_stack_file(stack: str, root: Path = ROOT) -> dict[str, Any]:
-    """The `config:` of Pulumi.<stack>.yaml, keys without the project prefix."""
+    """The `config:` of Pulumi.<stack>.yaml: our keys without the project prefix, others as written."""
     path = root / f"Pulumi.{stack}.yaml"
     if not path.is_file():
         stacks = sorted(p.name.split(".")[1] for p in root.glob("Pulumi.*.yaml"))
         raise ConfigError(f"no stack file {path.name}; stacks here: {', '.join(stacks) or 'none'}")
-    document = yaml.safe_load(path.read_text()) or {}
     values: dict[str, Any] = {}
-    for key, value in (document.get("config") or {}).items():
+    for key, value in stack_file_config(path).items():
         if isinstance(value, dict) and "secure" in value:
             raise ConfigError(f"{path.name}: {key} is an encrypted secret; this stack's config must hold none")
-        if key.startswith(f"{PROJECT}:") or key == REGION_KEY:
-            values[_strip_project(key)] = value
+        values[_strip_project(key) if key.startswith(f"{PROJECT}:") else key] = value
     return values
 
 
@@ -95,8 +126,8 @@ def merged_raw(stack_values: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def load_stack_config(stack: str, root: Path = ROOT) -> StackConfig:
-    """Stack config without the Pulumi engine: Pulumi.yaml defaults plus Pulumi.<stack>.yaml."""
-    return parse_config(stack, merged_raw(read_stack_file(stack, root)))
+    """Stack config without the Pulumi engine: Pulumi.<stack>.yaml read as `pulumi up` reads it."""
+    return parse_engine_config(stack, to_pulumi_config(read_stack_file(stack, root)))
 
 
 def stack_names(root: Path = ROOT) -> list[str]:
@@ -104,13 +135,26 @@ def stack_names(root: Path = ROOT) -> list[str]:
     return sorted(p.name.split(".")[1] for p in root.glob("Pulumi.*.yaml"))
 
 
+def _engine_text(value: Any) -> str:
+    # JSON, as the engine serialises a non-string value; `.inf` becomes `Infinity`, which reads back
+    # as infinity, so the model refuses it on both paths.
+    return value if isinstance(value, str) else json.dumps(value)
+
+
 def to_pulumi_config(stack_values: Mapping[str, Any]) -> dict[str, str]:
     """Stack values as the engine hands them to a program: namespaced keys, strings or JSON."""
     out: dict[str, str] = {}
     for key, value in merged_raw(stack_values).items():
         name = key if ":" in key else f"{PROJECT}:{key}"
-        out[name] = value if isinstance(value, str) else json.dumps(value)
+        out[name] = _engine_text(value)
     return out
+
+
+def engine_config() -> dict[str, str]:
+    """Every key the engine gave this program (environment first, then what the host set)."""
+    from pulumi.runtime.config import CONFIG, get_config_env  # noqa: PLC0415 - see config_from_pulumi
+
+    return {**get_config_env(), **CONFIG.get()}
 
 
 def config_from_pulumi() -> StackConfig:
@@ -118,25 +162,4 @@ def config_from_pulumi() -> StackConfig:
     # Imported here: the simulator and `make local` load config without the Pulumi SDK installed.
     import pulumi  # noqa: PLC0415
 
-    cfg = pulumi.Config(PROJECT)
-    raw: dict[str, Any] = {}
-    for key, spec in declared_keys().items():
-        text = cfg.get(key)
-        if text is None:
-            continue
-        raw[key] = text if spec.get("type") == "string" else _decode(key, text)
-    for key in (POOLS_KEY, TASK_ROUTES_KEY):  # maps: not declared in Pulumi.yaml
-        text = cfg.get(key)
-        if text is not None:
-            raw[key] = _decode(key, text)
-    region = pulumi.Config("aws").get("region")
-    if region is not None:
-        raw[REGION_KEY] = region
-    return parse_config(pulumi.get_stack(), merged_raw(raw))
-
-
-def _decode(key: str, text: str) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        raise ConfigError(f"{PROJECT}:{key}: {text!r} is not a valid value for this key") from None
+    return parse_engine_config(pulumi.get_stack(), engine_config())

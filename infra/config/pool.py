@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints, field_validator, model_validator
 
+from infra.config.aws_types import architecture_of, ec2_instance_types
 from infra.config.base import ConfigModel
 from infra.config.errors import KeyRuleError
 from infra.config.pool_worker import PoolWorkerConfig
@@ -15,9 +16,6 @@ from infra.scaling.policy import PoolScaling, Slo, default_pool_scaling
 from infra.scaling.schedules import Cron, Schedule, ScheduleError, end_cron, rate_to_cron
 from worker.names import DEAD_LETTER_QUEUE
 
-_INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*[0-9][a-z0-9-]*\.[a-z0-9]+$")
-# Graviton families: a generation digit followed by "g" (t4g, m7g, c7gn, r8gd, ...).
-_ARM_FAMILY = re.compile(r"^[a-z]+[0-9]+g[a-z]*$")
 _QUEUE = re.compile(r"^[A-Za-z0-9_.:-]+$")
 
 
@@ -147,7 +145,7 @@ class PoolConfig(ConfigModel):
     @classmethod
     def _instance_types(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         for item in value:
-            if not _INSTANCE_TYPE.match(item):
+            if item not in ec2_instance_types():
                 raise ValueError(f"{item!r} is not an EC2 instance type (family.size, e.g. m7g.large)")
         if len(set(value)) != len(value):
             raise ValueError("lists an instance type twice")
@@ -163,7 +161,7 @@ class PoolConfig(ConfigModel):
                 f"must be within minSize..maxSize ({self.min_size}..{self.max_size}), got {self.desired_size}",
             )
         for item in self.instance_types:
-            arch = "arm64" if _ARM_FAMILY.match(item.split(".")[0]) else "x86_64"
+            arch = architecture_of(item)
             if arch != self.architecture:
                 raise KeyRuleError("instanceTypes", f"{item} is {arch} but architecture is {self.architecture}")
         unknown = sorted(set(self.hourly_usd) - set(self.instance_types))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from collections.abc import Mapping
@@ -9,6 +10,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from infra.config.aws_types import ENGINE_VERSION, availability_zone_pattern, cache_node_types
 from infra.config.base import ConfigModel
 from infra.config.errors import KeyRuleError
 from infra.config.pool import PoolConfig
@@ -78,9 +80,29 @@ class StackConfig(ConfigModel):
     @field_validator("vpc_cidr")
     @classmethod
     def _cidr(cls, value: str) -> str:
-        match = re.fullmatch(r"(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})/(\d{1,2})", value)
-        if not match or any(int(p) > 255 for p in match.groups()[:4]) or not 16 <= int(match.group(5)) <= 20:
+        try:
+            network = ipaddress.IPv4Network(value, strict=False)
+        except ValueError:
+            raise ValueError(f"must be an IPv4 CIDR from /16 to /20, e.g. 10.40.0.0/16 (got {value!r})") from None
+        if "/" not in value or not 16 <= network.prefixlen <= 20:
             raise ValueError(f"must be an IPv4 CIDR from /16 to /20, e.g. 10.40.0.0/16 (got {value!r})")
+        if str(network) != value:
+            # EC2's CreateVpc would take the network address; the subnets are carved from the text.
+            raise ValueError(f"{value!r} has host bits set; the network is {network}")
+        return value
+
+    @field_validator("cache_node_type")
+    @classmethod
+    def _cache_node_type(cls, value: str) -> str:
+        if value not in cache_node_types():
+            raise ValueError(f"{value!r} is not an ElastiCache node type (e.g. cache.t4g.micro, cache.m7g.large)")
+        return value
+
+    @field_validator("broker_engine_version")
+    @classmethod
+    def _engine_version(cls, value: str) -> str:
+        if value and not ENGINE_VERSION.match(value):
+            raise ValueError(f"must be empty (the tested version) or a version number like 8.0 (got {value!r})")
         return value
 
     @field_validator("log_retention_days")
@@ -162,9 +184,12 @@ class StackConfig(ConfigModel):
                 raise KeyRuleError("privateSubnetIds", "is only used with vpcId (set vpcId, or remove this key)")
             if not self.availability_zones:
                 raise KeyRuleError("availabilityZones", "must list at least one AZ when the stack creates its VPC")
-            bad = [az for az in self.availability_zones if not az.startswith(self.region)]
+            zone = availability_zone_pattern(self.region)
+            bad = [az for az in self.availability_zones if not zone.match(az)]
             if bad:
-                raise KeyRuleError("availabilityZones", f"{bad[0]!r} is not an AZ of {self.region}")
+                raise KeyRuleError(
+                    "availabilityZones", f"{bad[0]!r} is not an AZ of {self.region} (an AZ is e.g. {self.region}a)"
+                )
             if len(set(self.availability_zones)) != len(self.availability_zones):
                 raise KeyRuleError("availabilityZones", "lists an AZ twice")
         if self.broker_ha and self.zone_count < 2:

@@ -105,16 +105,16 @@ def test_exit_status_is_1_when_the_slo_is_missed_and_0_when_met(tmp_path: Path) 
 def test_unknown_pool_is_named() -> None:
     result = _run("--stack", "prod", "--pool", "nosuch", "--trace", "burst")
     assert result.returncode == 2
-    assert "stack 'prod' has no pool 'nosuch'; its pools: default, reports" in result.stdout
+    assert "stack 'prod' has no pool 'nosuch'; its pools: default, reports" in result.stderr
 
 
 def test_unknown_trace_is_named() -> None:
     result = _run("--stack", "prod", "--pool", "default", "--trace", "tsunami")
     assert result.returncode == 2
-    assert "unknown trace 'tsunami'" in result.stdout
+    assert "unknown trace 'tsunami'" in result.stderr
 
 
 def test_git_ref_without_the_stack_file_is_named() -> None:
     result = _run("--stack", "prod", "--trace", "burst", "--compare-ref", "refs/heads/no-such-branch")
     assert result.returncode == 2
-    assert "git ref 'refs/heads/no-such-branch' has no Pulumi.prod.yaml" in result.stdout
+    assert "git ref 'refs/heads/no-such-branch' has no Pulumi.prod.yaml" in result.stderr
