@@ -137,9 +137,9 @@ def test_the_producer_secret_holds_url_routes_and_queue_type_only() -> None:
 def test_bad_producer_config_is_one_line_naming_the_key(changes: dict[str, Any], line: str) -> None:
     with pytest.raises(ConfigError) as raised:
         parse_config("dev", merged_raw({**read_stack_file("dev"), **changes}))
-    problems = str(raised.value).splitlines()[1:]
+    problems = str(raised.value).splitlines()  # one line per bad key, each naming the stack
     assert len(problems) == 1, problems
-    assert problems[0].strip().startswith(line), problems
+    assert problems[0].removeprefix("invalid config for stack 'dev': ").startswith(line), problems
 
 
 def test_private_ranges_of_any_size_and_small_public_ranges_are_admitted() -> None:
