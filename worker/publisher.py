@@ -15,7 +15,8 @@ Configuration, from the environment:
 
 Metrics (names in `worker.names`): per queue (dimensions Pool, Queue) QueueWaiting, QueueInFlight,
 QueueOldestMessageAge; per pool (dimension Pool) PoolBacklog, PoolBacklogPerInstance,
-QueueOldestMessageAge (worst of the pool's queues) and PublisherHeartbeat.
+QueueOldestMessageAge (worst of the pool's queues) and PublisherHeartbeat; and the pool's service
+measurements PoolTaskSeconds, PoolBusyProcesses and PoolInServiceInstances (`worker.service_metrics`).
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ from worker.names import (
     METRIC_WAITING,
 )
 from worker.queues import QueueInspector, Snapshot, backlog_per_instance, inspector_for
+from worker.service_metrics import ServiceReader, pool_values, reader_for
+from worker.task_stats import QueueService
 
 logger = logging.getLogger(__name__)
 
@@ -150,6 +153,22 @@ def _datum(name: str, value: float, unit: str, at: datetime, **dimensions: str) 
     }
 
 
+def service_data(
+    pools: Sequence[PoolQueues],
+    snapshot: Snapshot,
+    in_service: Mapping[str, int],
+    service: Sequence[QueueService] | None,
+) -> list[dict[str, Any]]:
+    """Per pool: measured task seconds, busy processes, in-service instances (worker.service_metrics)."""
+    at = datetime.fromtimestamp(snapshot.taken_at, tz=UTC)
+    by_queue = None if service is None else {s.queue: s for s in service}
+    return [
+        _datum(value.name, value.value, value.unit, at, Pool=pool.name)
+        for pool in pools
+        for value in pool_values(pool.queues, snapshot, in_service.get(pool.asg, 0), by_queue)
+    ]
+
+
 def metric_data(pools: Sequence[PoolQueues], snapshot: Snapshot, in_service: Mapping[str, int]) -> list[dict[str, Any]]:
     """Every datum of one sample. A queue whose oldest age is unknown gets no age datum (never a made-up 0)."""
     at = datetime.fromtimestamp(snapshot.taken_at, tz=UTC)
@@ -182,6 +201,8 @@ class Publisher:
     inspector: QueueInspector
     cloudwatch: Any
     autoscaling: Any
+    service: ServiceReader | None = None
+    """What the workers recorded in a Redis broker; None on RabbitMQ (worker.service_metrics)."""
 
     def sample(self) -> list[dict[str, Any]]:
         """Inspect every pool's queues once and publish; returns what was published."""
@@ -189,6 +210,8 @@ class Publisher:
         snapshot = self.inspector.inspect(queues)
         in_service = in_service_counts(self.autoscaling, sorted({pool.asg for pool in self.config.pools}))
         data = metric_data(self.config.pools, snapshot, in_service)
+        service = None if self.service is None else self.service.read(queues, snapshot.taken_at)
+        data += service_data(self.config.pools, snapshot, in_service, service)
         for start in range(0, len(data), PUT_BATCH):
             self.cloudwatch.put_metric_data(Namespace=self.config.namespace, MetricData=data[start : start + PUT_BATCH])
         return data
@@ -225,6 +248,7 @@ def publisher_from_env(environ: Mapping[str, str] | None = None) -> Publisher:
         inspector=inspector_for(config.broker_url, config.management_url),
         cloudwatch=boto3.client("cloudwatch"),
         autoscaling=boto3.client("autoscaling"),
+        service=reader_for(config.broker_url),
     )
 
 

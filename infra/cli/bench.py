@@ -1,7 +1,8 @@
 """`make bench`: benchmarks, printed as tables side by side with ratios.
 
 Sections: worker (our worker vs bare Celery on Redis and RabbitMQ), policies (ours vs the reference
-policies on every trace), simulator-speed, queue-inspection, twin-agreement (the local twin's counts
+policies on every trace), simulator-speed, queue-inspection, task-stats (what recording task run
+time adds per task), twin-agreement (the local twin's counts
 against the simulator's).
 
 Examples:
@@ -27,7 +28,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from infra.bench import agreement, inspection, policies, worker_throughput
+from infra.bench import agreement, inspection, policies, task_stats, worker_throughput
 from infra.cli.entry import run_script
 
 SECTIONS: dict[str, Callable[[], Table]] = {
@@ -35,6 +36,7 @@ SECTIONS: dict[str, Callable[[], Table]] = {
     "policies": policies.run,
     "simulator-speed": policies.speed,
     "queue-inspection": inspection.run,
+    "task-stats": task_stats.run,
     "twin-agreement": agreement.run,
 }
 
