@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from celery import Celery
 from celery.result import AsyncResult
+from kombu.exceptions import OperationalError
 
 from infra.local.accounting import percentile
 
@@ -36,6 +37,21 @@ class PoolSmoke:
     @property
     def p95(self) -> float | None:
         return percentile(self.latencies, 95)
+
+
+def broker_problem(app: Celery, retries: int = 2) -> str | None:
+    """None when the broker takes a connection; else one line saying why not (the URL with its
+    password masked, and the client's reason: a refused login, an untrusted certificate, a reset).
+
+    Without this, a bad URL surfaces as a traceback from the first publish or result read, after
+    the publish retry policy has run out. A refused AMQP login is a channel error (AccessRefused).
+    """
+    with app.connection_for_write() as connection:
+        try:
+            connection.ensure_connection(max_retries=retries, interval_start=0.5, interval_step=0.5)
+        except (OperationalError, *connection.connection_errors, *connection.channel_errors) as exc:
+            return f"cannot connect to the broker at {connection.as_uri()}: {exc}"
+    return None
 
 
 @dataclass(frozen=True)

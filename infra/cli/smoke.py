@@ -14,7 +14,7 @@ Exit codes:
 \b
   0  every canary came back
   1  not every canary came back within --timeout
-  2  the stack's outputs or secret could not be read
+  2  the stack's outputs or secret could not be read, or the broker refused the connection
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from infra.cli.entry import script_app
-from infra.smoke import PoolSmoke, run_smoke
+from infra.smoke import PoolSmoke, broker_problem, run_smoke
 from worker.client import client_app
 
 app = script_app("smoke", __doc__)
@@ -84,6 +84,10 @@ def main(
         raise typer.BadParameter("give --stack, or --broker-url with at least one --pool NAME=QUEUES")
     # The same queue type as the workers, or RabbitMQ refuses the queue declaration.
     celery_app = client_app(broker_url, result_backend=os.environ.get("CELERY_RESULT_BACKEND"), queue_type=queue_type)
+    problem = broker_problem(celery_app)
+    if problem is not None:
+        console.print(f"[red]smoke: {problem}[/]", soft_wrap=True)
+        raise typer.Exit(2)
     total = count * len(pools)
     console.print(f"sending {count} cluster.canary tasks to each of {len(pools)} pool(s)")
     if console.is_terminal:

@@ -175,19 +175,16 @@ def test_broker_restart_over_tls(tls_broker: Broker, cluster_factory: ClusterFac
     faults.test_broker_restart_under_load_loses_nothing(tls_broker, cluster_factory)
 
 
-def _wrong_password(broker: Broker, tmp_path: Path) -> str:
+def _bad_url(case: str, broker: Broker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The broker's URL gone wrong in one way (`case`, a key of FAILURES)."""
     assert broker.server is not None
-    rule = REDIS_AUTH_TOKEN if broker.is_redis else MQ_PASSWORD
-    return tls_url(broker.server, password=sample_password(rule)[::-1])
-
-
-def _untrusted_certificate(broker: Broker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    # The system store holds another CA: the server's certificate chains to nothing the client trusts.
-    monkeypatch.setenv("SSL_CERT_FILE", str(make_tls_files(tmp_path / "other-ca").ca))
-    return broker.url
-
-
-def _plain_scheme(broker: Broker) -> str:
+    if case == "wrong-password":
+        rule = REDIS_AUTH_TOKEN if broker.is_redis else MQ_PASSWORD
+        return tls_url(broker.server, password=sample_password(rule)[::-1])
+    if case == "untrusted-certificate":
+        # The system store holds another CA: the server's certificate chains to nothing trusted.
+        monkeypatch.setenv("SSL_CERT_FILE", str(make_tls_files(tmp_path / "other-ca").ca))
+        return broker.url
     # redis:// or amqp:// to the TLS-only port, without the TLS query parameters.
     parts = urlsplit(broker.url)
     return urlunsplit(parts._replace(scheme=parts.scheme.removesuffix("s"), query=""))
@@ -220,12 +217,7 @@ def test_a_bad_credential_or_certificate_is_one_clear_line_and_no_spin(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    if case == "wrong-password":
-        url = _wrong_password(tls_broker, tmp_path)
-    elif case == "untrusted-certificate":
-        url = _untrusted_certificate(tls_broker, tmp_path, monkeypatch)
-    else:
-        url = _plain_scheme(tls_broker)
+    url = _bad_url(case, tls_broker, tmp_path, monkeypatch)
     expected = FAILURES[case][0 if tls_broker.is_redis else 1]
     cluster = cluster_factory(Broker(tls_broker.kind, url, tls_broker.server))
     worker = cluster.start_worker(concurrency=1, wait=False)
@@ -253,3 +245,28 @@ def test_a_bad_credential_or_certificate_is_one_clear_line_and_no_spin(
     password = urlsplit(url).password
     assert password
     assert password not in text
+
+
+def test_smoke_says_in_one_line_why_it_cannot_use_the_broker(
+    tls_broker: Broker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for case, fragments in sorted(FAILURES.items()):
+        with monkeypatch.context() as scoped:
+            url = _bad_url(case, tls_broker, tmp_path / case, scoped)
+            done = subprocess.run(
+                [str(REPO_ROOT / "scripts" / "smoke"), "--broker-url", url, "--pool", "p=q", "--count", "1"],
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+            )
+        lines = (done.stdout + done.stderr).strip().splitlines()
+        assert done.returncode == 2, (case, lines)
+        assert len(lines) == 1, (case, lines)
+        assert "cannot connect to the broker" in lines[0], (case, lines)
+        # The refused AMQP login reads ACCESS_REFUSED here (the worker's own line words it differently).
+        expected = fragments[0] if tls_broker.is_redis or case != "wrong-password" else "ACCESS_REFUSED"
+        assert expected in lines[0], (case, lines)
+        password = urlsplit(url).password
+        assert password
+        assert password not in lines[0]
