@@ -25,7 +25,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from celery_cluster_client import client_app as producer_app
 from infra.components.broker import MQ_PASSWORD, REDIS_AUTH_TOKEN
+from infra.components.producer_access import producer_secret_document
 from infra.local.rabbitmq_server import RabbitMQServer
 from infra.local.workers import REPO_ROOT
 from tests.integration import test_worker_faults as faults
@@ -158,6 +160,26 @@ def test_smoke_passes_over_tls(tls_broker: Broker, cluster_factory: ClusterFacto
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert re.search(r"tls\s*│\s*5\s*│\s*5\s*│.*│\s*ok\s*│", done.stdout), done.stdout
+
+
+def test_the_producer_client_sends_a_routed_task_over_tls(
+    tls_broker: Broker, cluster_factory: ClusterFactory, aws: None
+) -> None:
+    cluster = cluster_factory(tls_broker)
+    cluster.start_worker(concurrency=1)
+    # The producer secret as the stack writes it: the same URL, the routing table, the queue type.
+    document = producer_secret_document(tls_broker.url, "classic", {"cluster.canary": cluster.queue})
+    secrets = boto3.client("secretsmanager")
+    arn = secrets.create_secret(Name=f"producer-{uuid.uuid4().hex[:8]}", SecretString=document)["ARN"]
+    app = producer_app(secret_id=arn, secrets_client=secrets, environ={})
+    try:
+        token = uuid.uuid4().hex
+        result = app.send_task("cluster.canary", args=[token])  # no queue given: the route picks it
+        assert result.get(timeout=30) == token
+    finally:
+        app.close()
+    # The worker of the routed queue ran it (the journal entry is written after the result).
+    assert cluster.wait_all([result.id], timeout=30).completed == 1, cluster.log_tail()
 
 
 @pytest.mark.slow
