@@ -14,7 +14,9 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
+
+from infra.components.iam import IAM_PATH
 
 GITHUB_OIDC_HOST = "token.actions.githubusercontent.com"
 GITHUB_OIDC_URL = f"https://{GITHUB_OIDC_HOST}"
@@ -22,6 +24,10 @@ GITHUB_OIDC_URL = f"https://{GITHUB_OIDC_HOST}"
 GITHUB_OIDC_THUMBPRINT = "6938fd4d98bab03faadb97b34396831e3780aea1"
 READ_ONLY = "arn:aws:iam::aws:policy/ReadOnlyAccess"
 POWER_USER = "arn:aws:iam::aws:policy/PowerUserAccess"
+DEPLOY_SESSION_SECONDS: Final = 4 * 3600
+"""The deploy role's session (the workflow asks for it, the role's MaxSessionDuration allows it): one
+`pulumi up` may wait IMAGE_CREATE_TIMEOUT_MINUTES for an image build, then for the broker and pools.
+IAM allows 1 to 12 hours: https://docs.aws.amazon.com/IAM/latest/APIReference/API_CreateRole.html"""
 
 
 @dataclass(frozen=True)
@@ -70,9 +76,14 @@ def state_access_policy(bucket: str, key_arn: str) -> dict[str, Any]:
     }
 
 
-def iam_for_stack_policy(account: str, prefix: str) -> dict[str, Any]:
-    """PowerUserAccess excludes IAM; the stack creates its own roles, so allow IAM on its prefix only."""
-    resources = [f"arn:aws:iam::{account}:{kind}/{prefix}*" for kind in ("role", "policy", "instance-profile")]
+def iam_for_stack_policy(account: str, path: str = IAM_PATH) -> dict[str, Any]:
+    """PowerUserAccess excludes IAM; the stack creates its own roles, so allow IAM on its path only.
+
+    The program puts every role, instance profile and policy under `path` (names are Pulumi's
+    auto-names), so an ARN pattern on the path matches them all; the pipeline's own roles live at
+    "/" and stay out of reach. ARN format: https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_identifiers.html#identifiers-arns
+    """
+    resources = [f"arn:aws:iam::{account}:{kind}{path}*" for kind in ("role", "policy", "instance-profile")]
     return {
         "Version": "2012-10-17",
         "Statement": [
@@ -187,9 +198,10 @@ def bootstrap(
             arn: str = iam.get_role(RoleName=name)["Role"]["Arn"]
             iam.update_assume_role_policy(RoleName=name, PolicyDocument=document)
         except iam.exceptions.NoSuchEntityException:
-            arn = iam.create_role(RoleName=name, AssumeRolePolicyDocument=document, MaxSessionDuration=3600)["Role"][
-                "Arn"
-            ]
+            arn = iam.create_role(
+                RoleName=name, AssumeRolePolicyDocument=document, MaxSessionDuration=DEPLOY_SESSION_SECONDS
+            )["Role"]["Arn"]
+        iam.update_role(RoleName=name, MaxSessionDuration=DEPLOY_SESSION_SECONDS)
         iam.attach_role_policy(RoleName=name, PolicyArn=managed)
         for policy_name, policy in extra.items():
             iam.put_role_policy(RoleName=name, PolicyName=policy_name, PolicyDocument=json.dumps(policy))
@@ -202,7 +214,7 @@ def bootstrap(
             f"{prefix}-github-deploy-{env}",
             [f"environment:{env}"],
             POWER_USER,
-            {**state, "stack-iam": iam_for_stack_policy(account, prefix)},
+            {**state, "stack-iam": iam_for_stack_policy(account)},
         )
         for env in environments
     }

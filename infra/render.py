@@ -51,6 +51,9 @@ class Resource:
     parent: str | None
     inputs: dict[str, Any]
     urn: str
+    dependencies: list[str] = field(default_factory=list)
+    """Names of the resources this one waits for (inputs and `depends_on`), as the engine orders them."""
+    retain_on_delete: bool = False
 
     def as_json(self) -> dict[str, Any]:
         return {"type": self.type, "name": self.name, "parent": self.parent, "inputs": self.inputs}
@@ -108,6 +111,18 @@ def _arn(type_: str, name: str) -> str:
     return f"arn:aws:{service}:us-east-1:{ACCOUNT}:{service}/{name}"
 
 
+IAM_ARN_KIND = {
+    "aws:iam/role:Role": "role",
+    "aws:iam/instanceProfile:InstanceProfile": "instance-profile",
+    "aws:iam/policy:Policy": "policy",
+}
+IMAGEBUILDER_ARN_KIND = {
+    "aws:imagebuilder/infrastructureConfiguration:InfrastructureConfiguration": "infrastructure-configuration",
+    "aws:imagebuilder/distributionConfiguration:DistributionConfiguration": "distribution-configuration",
+    "aws:imagebuilder/lifecyclePolicy:LifecyclePolicy": "lifecycle-policy",
+}
+
+
 def _computed(type_: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
     """Attributes AWS computes that the program reads back."""
     state: dict[str, Any] = {"arn": _arn(type_, name), "name": inputs.get("name", name)}
@@ -127,6 +142,13 @@ def _computed(type_: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
         # AWS completes a bucket_prefix with a unique suffix.
         state["bucket"] = inputs.get("bucket") or f"{inputs.get('bucketPrefix', name + '-')}20261124mock"
         state["arn"] = f"arn:aws:s3:::{state['bucket']}"
+    elif type_ in IAM_ARN_KIND:
+        # IAM ARNs carry the path and the name, and no region: role/<path><name>.
+        path = inputs.get("path") or "/"
+        state["arn"] = f"arn:aws:iam::{ACCOUNT}:{IAM_ARN_KIND[type_]}{path}{state['name']}"
+    elif type_ in IMAGEBUILDER_ARN_KIND:
+        kind = IMAGEBUILDER_ARN_KIND[type_]
+        state["arn"] = f"arn:aws:imagebuilder:us-east-1:{ACCOUNT}:{kind}/{str(state['name']).lower()}"
     elif type_ in ("aws:imagebuilder/imageRecipe:ImageRecipe", "aws:imagebuilder/component:Component"):
         # Image Builder ARNs carry the resource's own name and version, as AWS's do.
         kind = "image-recipe" if "imageRecipe" in type_ else "component"
@@ -183,7 +205,15 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
             parent = self._names.get(request.parent) if request.parent else None
             self._names[response.urn] = request.name
             self._render.resources.append(
-                Resource(type=request.type, name=request.name, parent=parent, inputs=_plain(wire), urn=response.urn)
+                Resource(
+                    type=request.type,
+                    name=request.name,
+                    parent=parent,
+                    inputs=_plain(wire),
+                    urn=response.urn,
+                    dependencies=sorted(self._names.get(urn, urn) for urn in request.dependencies),
+                    retain_on_delete=bool(request.retainOnDelete),
+                )
             )
         return response
 

@@ -42,6 +42,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 # Lambda's limits for a function's code: 50 MB zipped when uploaded directly, 250 MB unzipped.
 LAMBDA_ZIPPED_LIMIT = 50 * 1024 * 1024
 LAMBDA_UNZIPPED_LIMIT = 250 * 1024 * 1024
+LAMBDA = "lambda"  # the publisher bundle's entry among the per-architecture downloads
 
 
 class BuildError(RuntimeError):
@@ -116,10 +117,10 @@ def download_wheels(pins: dict[str, str], target: Target, dest: Path) -> dict[st
         "--no-deps",  # the closure is already complete and pinned
         "--only-binary=:all:",
         "--python-version",
-        PYTHON_VERSION,
+        target.python,
         "--implementation",
         "cp",
-        *[arg for abi in (f"cp{PYTHON_VERSION.replace('.', '')}", "abi3", "none") for arg in ("--abi", abi)],
+        *[arg for abi in (f"cp{target.python.replace('.', '')}", "abi3", "none") for arg in ("--abi", abi)],
         *[arg for platform in target.platforms for arg in ("--platform", platform)],
         "--dest",
         str(dest),
@@ -130,7 +131,7 @@ def download_wheels(pins: dict[str, str], target: Target, dest: Path) -> dict[st
         missing = [line for line in done.stderr.splitlines() if "No matching distribution" in line]
         detail = "\n".join(missing) or done.stderr.strip()[-2000:]
         raise BuildError(
-            f"no wheel for {target.arch} ({', '.join(target.platforms)}, CPython {PYTHON_VERSION}):\n{detail}"
+            f"no wheel for {target.arch} ({', '.join(target.platforms)}, CPython {target.python}):\n{detail}"
         )
     wheels: dict[str, Path] = {}
     for wheel in sorted(dest.glob("*.whl")):
@@ -202,7 +203,8 @@ def build(plan: BuildPlan, report: Report = print) -> BuildResult:
 
         downloaded: dict[str, list[Path]] = {}
         pins_by_arch: dict[str, dict[str, str]] = {}
-        targets = {t.arch: t for t in (*plan.targets, LAMBDA_TARGET)}
+        # Pools by architecture; the publisher's Lambda apart (its own CPython, so its own wheels).
+        targets: dict[str, Target] = {**{t.arch: t for t in plan.targets}, LAMBDA: LAMBDA_TARGET}
         for arch, target in targets.items():
             pins = runtime_closure(WHEEL_DIST, target.markers)
             report(f"wheelhouse {arch}: {len(pins)} pinned dependencies ({', '.join(target.platforms)})")
@@ -218,7 +220,7 @@ def build(plan: BuildPlan, report: Report = print) -> BuildResult:
             artefacts[name] = staging / name
 
         report(f"publisher bundle for Lambda {LAMBDA_RUNTIME}/{LAMBDA_ARCH} (handler {LAMBDA_HANDLER})")
-        bundle = lambda_entries(downloaded[LAMBDA_TARGET.arch])
+        bundle = lambda_entries(downloaded[LAMBDA])
         archive.write_zip(staging / PUBLISHER_BUNDLE, bundle, epoch)
         artefacts[PUBLISHER_BUNDLE] = staging / PUBLISHER_BUNDLE
         unzipped = sum(len(entry.data) for entry in bundle)

@@ -1,10 +1,12 @@
 """Where the built code runs: the pools' Amazon Linux 2023 instances and the publisher's Lambda.
 
 One CPython and one glibc floor for every target, so a single rule picks each wheel:
-- Python 3.11: Amazon Linux 2023 packages it as `python3.11` (its system Python is 3.9, too old
-  for this project's `requires-python`), and Lambda has a `python3.11` runtime.
-- manylinux2014 (glibc 2.17): Lambda's python3.11 runtime is on Amazon Linux 2 (glibc 2.26), so
-  wheels built for a newer glibc (manylinux_2_28, the AL2023 floor) would not load there.
+- Python 3.11 on the pools: Amazon Linux 2023 packages it as `python3.11` (its system Python is 3.9,
+  too old for this project's `requires-python`).
+- Python 3.13 for the publisher's Lambda: a runtime AWS supports well past 3.11's deprecation
+  (https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtimes.html lists python3.11's deprecation
+  for 2026-06-30, python3.13's for 2029-06-30). The bundle gets cp313 wheels of the same pins.
+- manylinux2014 (glibc 2.17): loads on AL2023 (glibc 2.34), the OS of both.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ PYTHON_VERSION: Final = "3.11"
 IMAGE_PYTHON: Final = "python3.11"
 IMAGE_PYTHON_PACKAGES: Final = ("python3.11", "python3.11-pip")
 
-LAMBDA_RUNTIME: Final = "python3.11"
+LAMBDA_PYTHON: Final = "3.13"
+LAMBDA_RUNTIME: Final = f"python{LAMBDA_PYTHON}"
 LAMBDA_ARCH: Final[Arch] = "arm64"
 # Written by the metrics-publisher work; the bundle only has to contain the `worker` package.
 LAMBDA_HANDLER: Final = "worker.publisher.handler"  # Lambda spells it module.function
@@ -32,6 +35,8 @@ _MACHINE: Final[dict[Arch, str]] = {"x86_64": "x86_64", "arm64": "aarch64"}
 @dataclass(frozen=True)
 class Target:
     arch: Arch
+    python: str = PYTHON_VERSION
+    """CPython minor version on the target (its wheels' ABI and its dependencies' markers)."""
 
     @property
     def machine(self) -> str:
@@ -48,29 +53,29 @@ class Target:
         """PEP 508 environment of the target, to evaluate dependency markers for it."""
         return {
             "implementation_name": "cpython",
-            "implementation_version": _full_version(),
+            "implementation_version": _full_version(self.python),
             "os_name": "posix",
             "platform_machine": self.machine,
             "platform_python_implementation": "CPython",
             "platform_release": "",
             "platform_system": "Linux",
             "platform_version": "",
-            "python_full_version": _full_version(),
-            "python_version": PYTHON_VERSION,
+            "python_full_version": _full_version(self.python),
+            "python_version": self.python,
             "sys_platform": "linux",
         }
 
 
-def _full_version() -> str:
-    """This interpreter's patch release when it is the targets' minor version (the closure is read
+def _full_version(python: str) -> str:
+    """This interpreter's patch release when it is the target's minor version (the closure is read
     from this interpreter's virtualenv, so its markers were evaluated with it), else x.y.0."""
-    if f"{sys.version_info.major}.{sys.version_info.minor}" == PYTHON_VERSION:
+    if f"{sys.version_info.major}.{sys.version_info.minor}" == python:
         return platform.python_version()
-    return f"{PYTHON_VERSION}.0"
+    return f"{python}.0"
 
 
 POOL_TARGETS: Final = (Target("x86_64"), Target("arm64"))
-LAMBDA_TARGET: Final = Target(LAMBDA_ARCH)
+LAMBDA_TARGET: Final = Target(LAMBDA_ARCH, LAMBDA_PYTHON)
 
 
 def wheelhouse_name(arch: Arch) -> str:

@@ -3,7 +3,9 @@
 EventBridge invokes it once a minute (its finest schedule) and each run takes
 `publisherSamplesPerMinute` samples spaced evenly over the minute, so 10-second metrics exist even
 while every pool is at zero instances: that is what lets a pool scale out from zero. Reserved
-concurrency 1 and no retries keep two runs from overlapping and double-publishing.
+concurrency 1 (`publisherReserveConcurrency`) and no retries keep two runs from overlapping and
+double-publishing; without the reservation a run that overruns its minute overlaps the next one
+for its last samples (the run stops early rather than outlive its timeout).
 
 The handler code lives in `worker` (`worker.publisher.handler`), next to the queue inspection the
 local cluster uses too; this component only deploys it.
@@ -27,6 +29,7 @@ HANDLER = LAMBDA_HANDLER
 RUNTIME = LAMBDA_RUNTIME  # what `make build` packs build/dist/publisher.zip for
 VPC_ACCESS_POLICY = "arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"
 SCHEDULE = "rate(1 minute)"
+PUBLISHER_CONCURRENCY = 1
 
 # Environment the handler reads (worker.publisher.load_config; a unit test feeds it this render's).
 ENV_NAMESPACE = "METRIC_NAMESPACE"
@@ -76,6 +79,7 @@ class MetricsPublisher(pulumi.ComponentResource):
         role = aws.iam.Role(
             f"{name}-role",
             aws.iam.RoleArgs(
+                path=iam.IAM_PATH,
                 assume_role_policy=json.dumps(iam.assume_role("lambda.amazonaws.com")),
                 description=f"celery-cluster {config.stack} metrics publisher",
             ),
@@ -114,7 +118,11 @@ class MetricsPublisher(pulumi.ComponentResource):
                 memory_size=config.publisher_memory_mb,
                 # The run spans the minute it samples, plus time to connect and publish.
                 timeout=interval * config.publisher_samples_per_minute + 20,
-                reserved_concurrent_executions=1,
+                # One run at a time. Lambda keeps 100 of the account's concurrency unreserved ("You can reserve
+                # up to the Unreserved account concurrency value that is shown, minus 100",
+                # https://docs.aws.amazon.com/lambda/latest/dg/configuration-concurrency.html), so on an account
+                # whose quota is 10 any reservation is refused: publisherReserveConcurrency false leaves it out.
+                reserved_concurrent_executions=PUBLISHER_CONCURRENCY if config.publisher_reserve_concurrency else None,
                 environment=aws.lambda_.FunctionEnvironmentArgs(
                     variables={
                         ENV_NAMESPACE: config.metric_namespace,

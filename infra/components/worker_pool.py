@@ -16,7 +16,7 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.components import iam
-from infra.components.image import read_artefacts_policy
+from infra.components.artefact_bucket import read_artefacts_policy
 from infra.components.metrics import (
     GROUP_METRICS,
 )
@@ -71,9 +71,10 @@ class WorkerPool(pulumi.ComponentResource):
         self._pool_name = args.name
         pool, config = args.pool, args.config
         self.scaling = pool.scaling(self._pool_name)
-        profile, role = self._create_identity(args)
+        profile, role, grants = self._create_identity(args)
         template = self._create_launch_template(args, profile)
-        group = self._create_group(args, template)
+        group = self._create_group(args, template, grants)
+        self._create_drain_hook(config, group)
         self.asg_name = group.name
         self.asg_arn = group.arn
         self.launch_template_id = template.id
@@ -103,7 +104,9 @@ class WorkerPool(pulumi.ComponentResource):
             {"asgName": self.asg_name, "asgArn": self.asg_arn, "launchTemplateId": self.launch_template_id}
         )
 
-    def _create_identity(self, args: WorkerPoolArgs) -> tuple[aws.iam.InstanceProfile, aws.iam.Role]:
+    def _create_identity(
+        self, args: WorkerPoolArgs
+    ) -> tuple[aws.iam.InstanceProfile, aws.iam.Role, list[pulumi.Resource]]:
         config = args.config
         logs = aws.cloudwatch.LogGroup(
             f"{self._name}-logs",
@@ -116,18 +119,19 @@ class WorkerPool(pulumi.ComponentResource):
         role = aws.iam.Role(
             f"{self._name}-role",
             aws.iam.RoleArgs(
+                path=iam.IAM_PATH,
                 assume_role_policy=json.dumps(iam.assume_role("ec2.amazonaws.com")),
                 description=f"celery-cluster {config.stack} pool {self._pool_name} instances",
             ),
             opts=self._child,
         )
         # Session Manager replaces SSH: no key pair, no port 22.
-        aws.iam.RolePolicyAttachment(
+        ssm = aws.iam.RolePolicyAttachment(
             f"{self._name}-ssm",
             aws.iam.RolePolicyAttachmentArgs(role=role.name, policy_arn=SSM_CORE_POLICY),
             opts=self._child,
         )
-        aws.iam.RolePolicy(
+        runtime = aws.iam.RolePolicy(
             f"{self._name}-runtime",
             aws.iam.RolePolicyArgs(
                 role=role.id,
@@ -137,8 +141,9 @@ class WorkerPool(pulumi.ComponentResource):
             ),
             opts=self._child,
         )
+        grants: list[pulumi.Resource] = [ssm, runtime]
         if args.artefact_bucket_arn is not None:
-            aws.iam.RolePolicy(
+            artefacts = aws.iam.RolePolicy(
                 f"{self._name}-artefacts",
                 aws.iam.RolePolicyArgs(
                     role=role.id,
@@ -148,10 +153,11 @@ class WorkerPool(pulumi.ComponentResource):
                 ),
                 opts=self._child,
             )
+            grants.append(artefacts)
         profile = aws.iam.InstanceProfile(
-            f"{self._name}-profile", aws.iam.InstanceProfileArgs(role=role.name), opts=self._child
+            f"{self._name}-profile", aws.iam.InstanceProfileArgs(path=iam.IAM_PATH, role=role.name), opts=self._child
         )
-        return profile, role
+        return profile, role, grants
 
     def _create_launch_template(self, args: WorkerPoolArgs, profile: aws.iam.InstanceProfile) -> aws.ec2.LaunchTemplate:
         pool, config = args.pool, args.config
@@ -200,7 +206,25 @@ class WorkerPool(pulumi.ComponentResource):
             opts=self._child,
         )
 
-    def _create_group(self, args: WorkerPoolArgs, template: aws.ec2.LaunchTemplate) -> aws.autoscaling.Group:
+    def _create_drain_hook(self, config: StackConfig, group: aws.autoscaling.Group) -> aws.autoscaling.LifecycleHook:
+        """The termination hook as its own resource: a changed drain window updates the hook in place,
+        where `initial_lifecycle_hooks` would replace the whole group (terraform-provider-aws #34260)."""
+        return aws.autoscaling.LifecycleHook(
+            f"{self._name}-drain",
+            aws.autoscaling.LifecycleHookArgs(
+                name=DRAIN_HOOK,
+                autoscaling_group_name=group.name,
+                lifecycle_transition="autoscaling:EC2_INSTANCE_TERMINATING",
+                # The drain window: the worker's soft shutdown plus the margin to complete the hook.
+                heartbeat_timeout=config.drain_window_seconds,
+                default_result="CONTINUE",
+            ),
+            opts=self._child,
+        )
+
+    def _create_group(
+        self, args: WorkerPoolArgs, template: aws.ec2.LaunchTemplate, grants: Sequence[pulumi.Resource]
+    ) -> aws.autoscaling.Group:
         pool, config = args.pool, args.config
         version = template.latest_version.apply(str)
         launch_template: aws.autoscaling.GroupLaunchTemplateArgs | None = None
@@ -248,15 +272,6 @@ class WorkerPool(pulumi.ComponentResource):
                 health_check_grace_period=pool.instance_warmup_seconds,
                 enabled_metrics=[aws.autoscaling.Metric(m) for m in GROUP_METRICS],
                 metrics_granularity="1Minute",
-                initial_lifecycle_hooks=[
-                    aws.autoscaling.GroupInitialLifecycleHookArgs(
-                        name=DRAIN_HOOK,
-                        lifecycle_transition="autoscaling:EC2_INSTANCE_TERMINATING",
-                        # The drain window: the worker's soft shutdown plus the margin to complete the hook.
-                        heartbeat_timeout=config.drain_window_seconds,
-                        default_result="CONTINUE",
-                    )
-                ],
                 instance_refresh=aws.autoscaling.GroupInstanceRefreshArgs(
                     strategy="Rolling",
                     preferences=aws.autoscaling.GroupInstanceRefreshPreferencesArgs(
@@ -274,6 +289,8 @@ class WorkerPool(pulumi.ComponentResource):
                     ),
                 ],
             ),
-            # After creation the scaling policies own the desired capacity.
-            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["desiredCapacity"]),
+            # After creation the scaling policies own the desired capacity. The instances' first act is to
+            # read the broker secret: the role's policies exist before the group launches any (IAM is
+            # eventually consistent, https://docs.aws.amazon.com/IAM/latest/UserGuide/troubleshoot_general.html#troubleshoot_general_eventual-consistency).
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["desiredCapacity"], depends_on=list(grants)),
         )

@@ -61,6 +61,7 @@ class StackConfig(ConfigModel):
     log_retention_days: int
     publisher_samples_per_minute: Literal[1, 2, 3, 4, 6, 12]
     publisher_memory_mb: int = Field(ge=128, le=10240)
+    publisher_reserve_concurrency: bool
     publisher_bundle: str
     kms_deletion_window_days: int = Field(ge=7, le=30)
     broker_cpu_alarm_percent: int = Field(ge=1, le=100)

@@ -7,6 +7,7 @@ parameters, so a changed wheel changes the recipe and produces a new image.
 from __future__ import annotations
 
 import re
+from pathlib import PurePosixPath
 from typing import Any, Final
 
 import yaml
@@ -39,6 +40,28 @@ def component_parameters(
 
 def declared_parameters(document: dict[str, Any]) -> list[str]:
     return [name for entry in document.get("parameters", []) for name in entry]
+
+
+def download_folder_problems(document: dict[str, Any]) -> list[str]:
+    """S3Download destinations whose folder no earlier CreateFolder step of the phase creates.
+
+    "All folders in the destination path must exist prior to download, or the download fails."
+    https://docs.aws.amazon.com/imagebuilder/latest/userguide/toe-action-modules.html#action-modules-s3download
+    """
+    found: list[str] = []
+    for phase in document.get("phases") or []:
+        created: set[PurePosixPath] = set()
+        for step in phase.get("steps") or []:
+            inputs = step.get("inputs") or []
+            if step.get("action") == "CreateFolder":
+                created |= {PurePosixPath(str(item.get("path"))) for item in inputs}
+            elif step.get("action") == "S3Download":
+                for item in inputs:
+                    folder = PurePosixPath(str(item.get("destination", ""))).parent
+                    if folder not in created:
+                        where = f"{phase.get('name')}/{step.get('name')}"
+                        found.append(f"{where}: S3Download to {folder}/ before any CreateFolder step creates it")
+    return found
 
 
 def problems(text: str) -> list[str]:
@@ -89,6 +112,7 @@ def problems(text: str) -> list[str]:
                 for item in step.get("inputs") or []:
                     if not PARAMETER_REF.fullmatch(str(item.get("source", "")).strip()):
                         found.append(f"{where}: S3Download source must be a parameter, not a fixed location")
+    found += download_folder_problems(document)
     used = set(PARAMETER_REF.findall(text))
     for name in sorted(used - set(declared)):
         found.append(f"parameter {name} is used but not declared")

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from infra.artefacts.pipeline import BuildPlan, build, sha256
-from infra.artefacts.targets import IMAGE_FILES, MANIFEST, PUBLISHER_BUNDLE, Arch, wheelhouse_name
+from infra.artefacts.targets import IMAGE_FILES, LAMBDA_PYTHON, MANIFEST, PUBLISHER_BUNDLE, Arch, wheelhouse_name
 from tests.built import dist
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
@@ -58,7 +58,10 @@ def test_artefacts_hold_what_instances_and_lambda_need(builds: tuple[Path, Path]
     with zipfile.ZipFile(dist / PUBLISHER_BUNDLE) as bundle:
         files = set(bundle.namelist())
         assert {"worker/__init__.py", "worker/drain.py", "pydantic/__init__.py", "celery/__init__.py"} <= files
-        assert any(n.startswith("pydantic_core/") and n.endswith("aarch64-linux-gnu.so") for n in files)
+        # Built for the Lambda runtime's CPython, not the pools' (infra.artefacts.targets.LAMBDA_PYTHON).
+        abi = f"cpython-{LAMBDA_PYTHON.replace('.', '')}-aarch64-linux-gnu.so"
+        assert any(n.startswith("pydantic_core/") and n.endswith(abi) for n in files)
+        assert manifest["lambda"]["runtime"] == f"python{LAMBDA_PYTHON}"
         assert not any(n.endswith(".pyc") or n.startswith("bin/") for n in files)
         assert {info.date_time for info in bundle.infolist()} == {(2023, 11, 14, 22, 13, 20)}
 

@@ -75,17 +75,6 @@ def test_prod_bakes_one_image_per_pool_architecture(prod: Rendered) -> None:
         assert image["imageTestsConfiguration"]["imageTestsEnabled"] is True
 
 
-def test_old_images_are_deleted_but_the_last_few_kept(prod: Rendered) -> None:
-    (policy,) = prod.inputs("aws:imagebuilder/lifecyclePolicy:LifecyclePolicy")
-    assert policy["resourceType"] == "AMI_IMAGE"
-    assert policy["resourceSelection"]["tagMap"] == {"celery-cluster:stack": "prod"}
-    (detail,) = policy["policyDetails"]
-    assert detail["action"]["type"] == "DELETE"
-    assert detail["filter"] == {"type": "COUNT", "value": 3}
-    images = prod.inputs(IMAGE)
-    assert all(image["tags"]["celery-cluster:stack"] == "prod" for image in images)
-
-
 def test_launch_templates_take_the_baked_image(prod: Rendered) -> None:
     amis = prod.document["outputs"][outputs.WORKER_IMAGE_IDS]
     for name, pool in prod.config.pools.items():
@@ -113,7 +102,7 @@ def test_a_new_template_version_rolls_the_group_with_instance_refresh(stack: Ren
         template = stack.one(LT, f"pool-{name}-lt")
         assert template["updateDefaultVersion"] is True
         # The refresh drains through the termination hook that the drain agent completes.
-        (hook,) = group["initialLifecycleHooks"]
+        hook = stack.one("aws:autoscaling/lifecycleHook:LifecycleHook", f"pool-{name}-drain")
         env = written_env(user_data(stack, name))
         assert env["DRAIN_LIFECYCLE_HOOK_NAME"] == hook["name"]
         assert int(env["DRAIN_TIMEOUT"]) == hook["heartbeatTimeout"]

@@ -59,7 +59,7 @@ def test_group_references_latest_template_version_number(stack: Rendered) -> Non
 def test_lifecycle_hook_timeout_is_the_drain_window(stack: Rendered) -> None:
     config = stack.config
     for name in config.pools:
-        (hook,) = stack.one(ASG, f"pool-{name}-asg")["initialLifecycleHooks"]
+        hook = stack.one("aws:autoscaling/lifecycleHook:LifecycleHook", f"pool-{name}-drain")
         assert hook["lifecycleTransition"] == "autoscaling:EC2_INSTANCE_TERMINATING"
         assert hook["heartbeatTimeout"] == config.drain_window_seconds
         env = _env(stack.one(LT, f"pool-{name}-lt"))

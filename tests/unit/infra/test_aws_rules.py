@@ -1,0 +1,320 @@
+"""AWS rules the program depends on, each checked over every rendered stack and citing its source.
+
+Nobody can run `pulumi up` here, so what AWS would reject at deploy time, or accept and then
+silently not do, is checked against the render: one test per rule, with the document or provider
+issue that states the rule. The render's requests are also validated against botocore's service
+models (`tests/support/aws_requests.py`): shapes, required members, enums, ranges and patterns.
+
+Add a rule here as a test named for the rule, with its source in the docstring.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import yaml
+from moto.iam.access_control import IAMPolicy, PermissionResult
+
+from infra.artefacts.targets import LAMBDA_RUNTIME
+from infra.bootstrap import DEPLOY_SESSION_SECONDS, iam_for_stack_policy
+from infra.components import iam
+from infra.components.artefact_bucket import BUCKET_PREFIX_MAX, bucket_prefix
+from infra.components.image_builder import IMAGE_CREATE_TIMEOUT_MINUTES, content_digest
+from infra.components.image_retention import IMAGES_KEPT
+from infra.config import ROOT, merged_raw, parse_config, read_stack_file
+from infra.render import Render, Resource, render_config
+from infra.vm.component import download_folder_problems
+from tests.support.aws_requests import AUTONAME_SUFFIX, requests_of, validate
+from tests.unit.infra.conftest import STACKS, Rendered, rendered
+
+ACCOUNT = "123456789012"
+ROLE = "aws:iam/role:Role"
+PROFILE = "aws:iam/instanceProfile:InstanceProfile"
+MANAGED_POLICY = "aws:iam/policy:Policy"
+ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
+ATTACHMENT = "aws:iam/rolePolicyAttachment:RolePolicyAttachment"
+GROUP = "aws:autoscaling/group:Group"
+HOOK = "aws:autoscaling/lifecycleHook:LifecycleHook"
+COMPONENT = "aws:imagebuilder/component:Component"
+RECIPE = "aws:imagebuilder/imageRecipe:ImageRecipe"
+IMAGE = "aws:imagebuilder/image:Image"
+LIFECYCLE = "aws:imagebuilder/lifecyclePolicy:LifecyclePolicy"
+FUNCTION = "aws:lambda/function:Function"
+BUCKET = "aws:s3/bucket:Bucket"
+
+
+def _resources(stack: Rendered, type_: str) -> list[Resource]:
+    return stack.render.of_type(type_)
+
+
+def _closure(render: Render, name: str) -> set[str]:
+    """Every resource `name` waits for, directly or through others."""
+    by_name = {r.name: r for r in render.resources}
+    seen: set[str] = set()
+    pending = list(by_name[name].dependencies)
+    while pending:
+        current = pending.pop()
+        if current not in seen and current in by_name:
+            seen.add(current)
+            pending.extend(by_name[current].dependencies)
+    return seen
+
+
+def _variant(stack: str, changes: dict[str, Any]) -> Render:
+    values = {**read_stack_file(stack), **changes}
+    return render_config(parse_config(stack, merged_raw(values)), values)
+
+
+# --- Would fail at deploy ----------------------------------------------------------------------
+
+
+def test_s3_download_folders_exist_before_the_download(stack: Rendered) -> None:
+    """Image Builder S3Download: "All folders in the destination path must exist prior to download,
+    or the download fails." https://docs.aws.amazon.com/imagebuilder/latest/userguide/toe-action-modules.html"""
+    for component in stack.inputs(COMPONENT):
+        assert download_folder_problems(yaml.safe_load(component["data"])) == []
+
+
+def _iam_arn(kind: str, inputs: dict[str, Any], name: str) -> str:
+    """The ARN AWS gives the resource: <kind>/<path><name>, the name Pulumi's auto-name when not set.
+    https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_identifiers.html#identifiers-arns"""
+    path = inputs.get("path") or "/"
+    return f"arn:aws:iam::{ACCOUNT}:{kind}{path}{inputs.get('name') or name + AUTONAME_SUFFIX}"
+
+
+def _allowed(document: dict[str, Any], action: str, resource: str) -> bool:
+    # moto's evaluator of identity policies: action and resource wildcards as IAM matches them.
+    return IAMPolicy(json.dumps(document)).is_action_permitted(action, resource) == PermissionResult.PERMITTED
+
+
+def test_the_ci_deploy_role_may_create_and_pass_every_role_and_profile(stack: Rendered) -> None:
+    """The deploy role has PowerUserAccess (no IAM) plus IAM on the stack's own ARNs only
+    (infra.bootstrap.iam_for_stack_policy); every role, instance profile and policy the program
+    creates must be one of those, or `pulumi up` in the pipeline is denied iam:CreateRole/PassRole.
+    PowerUserAccess: https://docs.aws.amazon.com/aws-managed-policy/latest/reference/PowerUserAccess.html"""
+    policy = iam_for_stack_policy(ACCOUNT)
+    checks = {
+        ROLE: ("role", ("iam:CreateRole", "iam:PutRolePolicy", "iam:AttachRolePolicy", "iam:PassRole", "iam:TagRole")),
+        PROFILE: ("instance-profile", ("iam:CreateInstanceProfile", "iam:AddRoleToInstanceProfile")),
+        MANAGED_POLICY: ("policy", ("iam:CreatePolicy", "iam:CreatePolicyVersion")),
+    }
+    seen = 0
+    for type_, (kind, actions) in checks.items():
+        for resource in _resources(stack, type_):
+            arn = _iam_arn(kind, resource.inputs, resource.name)
+            for action in actions:
+                assert _allowed(policy, action, arn), f"{resource.name}: the deploy role may not {action} on {arn}"
+            seen += 1
+    assert seen >= 2, "every stack has at least a pool role and its instance profile"
+
+
+def test_the_ci_deploy_role_cannot_touch_the_pipelines_own_roles() -> None:
+    """The pipeline's roles live at "/"; the stack's path excludes them, so a deploy cannot widen its own rights."""
+    policy = iam_for_stack_policy(ACCOUNT)
+    for name in ("celery-cluster-github-deploy-prod", "celery-cluster-github-preview"):
+        assert not _allowed(policy, "iam:PutRolePolicy", f"arn:aws:iam::{ACCOUNT}:role/{name}")
+
+
+# --- Deploys but does not work ------------------------------------------------------------------
+
+
+def test_old_images_are_kept_for_the_lifecycle_policy_n_per_architecture(stack: Rendered) -> None:
+    """DeleteImage "does not delete any EC2 AMIs"
+    (https://docs.aws.amazon.com/imagebuilder/latest/APIReference/API_DeleteImage.html): a replaced image
+    must stay (retain_on_delete) for a lifecycle policy to delete it with its AMI and snapshots
+    (https://docs.aws.amazon.com/imagebuilder/latest/userguide/image-lifecycle-rules.html), and the
+    count must be per architecture, so each policy selects images of one architecture only."""
+    images = _resources(stack, IMAGE)
+    policies = stack.inputs(LIFECYCLE)
+    if not images:
+        assert not policies, "no bake, no retention policy"
+        return
+    assert len(policies) == len(images), "one lifecycle policy per architecture"
+    for image in images:
+        assert image.retain_on_delete, f"{image.name}: a replaced image must outlive its Pulumi resource"
+        (selecting,) = [p for p in policies if p["resourceSelection"]["tagMap"].items() <= image.inputs["tags"].items()]
+        others = [i for i in images if i is not image]
+        assert not any(selecting["resourceSelection"]["tagMap"].items() <= o.inputs["tags"].items() for o in others)
+        (detail,) = selecting["policyDetails"]
+        assert detail["action"] == {"type": "DELETE", "includeResources": {"amis": True, "snapshots": True}}
+        assert detail["filter"] == {"type": "COUNT", "value": IMAGES_KEPT}
+        assert selecting["resourceType"] == "AMI_IMAGE"
+    for kept in (RECIPE, COMPONENT):
+        for resource in _resources(stack, kept):
+            # A retained image keeps its recipe, and the recipe its component: deleting either while
+            # something depends on it fails with ResourceDependencyException
+            # (terraform-provider-aws #40037, #22127).
+            assert resource.retain_on_delete, resource.name
+
+
+# --- Risks to remove ----------------------------------------------------------------------------
+
+
+def test_the_drain_hook_is_its_own_resource(stack: Rendered) -> None:
+    """`initial_lifecycle_hook` changes force replacement of the whole group
+    (https://github.com/hashicorp/terraform-provider-aws/issues/34260): the drain hook is an
+    aws.autoscaling.LifecycleHook, so a new drain window updates the hook only."""
+    hooks = stack.inputs(HOOK)
+    for group in _resources(stack, GROUP):
+        assert "initialLifecycleHooks" not in group.inputs, group.name
+        (hook,) = [h for h in hooks if h["autoscalingGroupName"] == group.inputs.get("name", group.name)]
+        assert hook["lifecycleTransition"] == "autoscaling:EC2_INSTANCE_TERMINATING"
+        assert hook["heartbeatTimeout"] == stack.config.drain_window_seconds
+        assert hook["defaultResult"] == "CONTINUE"
+
+
+def test_image_builder_names_change_with_every_replacing_input(stack: Rendered) -> None:
+    """Components and recipes are immutable per name and version
+    (https://docs.aws.amazon.com/imagebuilder/latest/userguide/ibhow-semantic-versioning.html): a
+    replacement under the same name fails with "already exists". The name carries the digest of
+    every other input as rendered, so no input can change without the name changing."""
+    for type_, length in ((COMPONENT, 10), (RECIPE, 12)):
+        for inputs in stack.inputs(type_):
+            assert inputs["name"].endswith("-" + content_digest(inputs)[:length]), inputs["name"]
+
+
+def test_publisher_concurrency_reservation_is_a_setting() -> None:
+    """Lambda keeps 100 concurrent executions unreserved ("You can reserve up to the Unreserved account
+    concurrency value that is shown, minus 100", https://docs.aws.amazon.com/lambda/latest/dg/configuration-concurrency.html):
+    on a new account (quota 10) any reservation is refused, so it must be possible to leave it out."""
+    for stack in STACKS:
+        (function,) = rendered(stack).inputs(FUNCTION)
+        reserve = rendered(stack).config.publisher_reserve_concurrency
+        assert function.get("reservedConcurrentExecutions") == (1 if reserve else None)
+    (function,) = [r.inputs for r in _variant("dev", {"publisherReserveConcurrency": False}).of_type(FUNCTION)]
+    assert "reservedConcurrentExecutions" not in function
+
+
+def test_bucket_prefixes_fit_in_37_characters(stack: Rendered) -> None:
+    """bucket_prefix: "Must be lowercase and less than or equal to 37 characters in length."
+    https://registry.terraform.io/providers/hashicorp/aws/latest/docs/resources/s3_bucket#bucket_prefix-1"""
+    for bucket in stack.inputs(BUCKET):
+        prefix = bucket.get("bucketPrefix")
+        if prefix is not None:
+            assert len(prefix) <= BUCKET_PREFIX_MAX, prefix
+            assert prefix == prefix.lower(), prefix
+
+
+def test_the_longest_stack_name_the_config_admits_fits_the_bucket_prefix() -> None:
+    """The same rule for every stack name the config allows, not only today's three."""
+    longest = "a" + "b" * 15
+    values = read_stack_file("dev")
+    assert parse_config(longest, merged_raw(values)).stack == longest
+    assert len(bucket_prefix(longest)) <= BUCKET_PREFIX_MAX
+    with pytest.raises(ValueError, match="stack"):
+        parse_config(longest + "c", merged_raw(values))
+
+
+def test_the_deploy_job_and_its_role_session_outlast_an_image_build() -> None:
+    """An image build may take IMAGE_CREATE_TIMEOUT_MINUTES; the deploy job's timeout
+    (https://docs.github.com/en/actions/writing-workflows/workflow-syntax-for-github-actions#jobsjob_idtimeout-minutes)
+    and the assumed role's session (configure-aws-credentials role-duration-seconds, default one hour;
+    the role's MaxSessionDuration, https://docs.aws.amazon.com/IAM/latest/APIReference/API_CreateRole.html)
+    must outlast it with room for the rest of `pulumi up`."""
+    workflow = yaml.safe_load((ROOT / ".github/workflows/deploy-stack.yml").read_text())
+    job = workflow["jobs"]["deploy"]
+    assert job["timeout-minutes"] >= 2 * IMAGE_CREATE_TIMEOUT_MINUTES
+    (credentials,) = [s for s in job["steps"] if "configure-aws-credentials" in s.get("uses", "")]
+    assert int(credentials["with"]["role-duration-seconds"]) == DEPLOY_SESSION_SECONDS
+    assert job["timeout-minutes"] * 60 <= DEPLOY_SESSION_SECONDS
+    assert DEPLOY_SESSION_SECONDS <= 12 * 3600, "IAM's MaxSessionDuration is at most 12 hours"
+
+
+def _grants_of(stack: Rendered, role_names: set[str]) -> set[str]:
+    """Names of the inline policies and attachments on the given roles."""
+    found = set()
+    for type_ in (ROLE_POLICY, ATTACHMENT):
+        for resource in _resources(stack, type_):
+            role = str(resource.inputs["role"]).removesuffix("-id")
+            if role in role_names:
+                found.add(resource.name)
+    return found
+
+
+def test_permissions_exist_before_their_first_use(stack: Rendered) -> None:
+    """IAM is eventually consistent: a role's policies must be created before the thing that uses
+    them starts (https://docs.aws.amazon.com/IAM/latest/UserGuide/troubleshoot_general.html#troubleshoot_general_eventual-consistency).
+    Image builds read S3 with the build role first thing; a pool's instances read the broker secret at
+    boot; the publisher and the image lifecycle policy run with their roles."""
+    render = stack.render
+    roles = {r.name for r in _resources(stack, ROLE)}
+    users = [
+        *_resources(stack, IMAGE),
+        *_resources(stack, GROUP),
+        *_resources(stack, FUNCTION),
+        *_resources(stack, LIFECYCLE),
+    ]
+    for user in users:
+        waits_for = _closure(render, user.name)
+        used_roles = roles & waits_for
+        assert used_roles, f"{user.name} uses no role?"
+        # The group's lifecycle-hook policy names the group's ARN, so it can only follow the group;
+        # the hook acts at termination, long after launch.
+        missing = {g for g in _grants_of(stack, used_roles) if not g.endswith("-lifecycle") or user.type == LIFECYCLE}
+        assert missing <= waits_for, f"{user.name} may start before {sorted(missing - waits_for)}"
+
+
+def test_lambda_runtime_is_a_supported_one(stack: Rendered) -> None:
+    """python3.11 is deprecated on 2026-06-30; python3.13 is supported until 2029-06-30
+    (https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtimes.html). pulumi-aws lists both in its
+    Runtime enum; the publisher's bundle is built for the runtime it deploys on."""
+    deprecated = {"python3.8", "python3.9", "python3.10", "python3.11"}
+    for function in stack.inputs(FUNCTION):
+        assert function["runtime"] == LAMBDA_RUNTIME
+        assert function["runtime"] not in deprecated
+
+
+# --- Requests against botocore's models ---------------------------------------------------------
+
+
+def _validated(stack: str) -> Iterator[tuple[str, list[str]]]:
+    for request in requests_of(rendered(stack).document["resources"]):
+        yield f"{request.resource} -> {request.service}:{request.operation}", validate(request)
+
+
+@pytest.mark.parametrize("stack_name", STACKS)
+def test_rendered_requests_are_valid_for_botocore(stack_name: str) -> None:
+    """Every rendered resource that maps onto an AWS create request (Auto Scaling groups, policies and
+    hooks, launch template data, alarms, ElastiCache, Amazon MQ, Lambda, Image Builder, IAM) builds a
+    request that botocore's service model accepts: ParamValidator plus enums, maxima and patterns."""
+    results = list(_validated(stack_name))
+    failures = {where: errors for where, errors in results if errors}
+    assert len(results) >= 30, f"only {len(results)} requests mapped"
+    assert failures == {}
+
+
+def test_the_request_check_catches_a_bad_value() -> None:
+    """The validator is not vacuous: a runtime outside Lambda's enum and an over-long name are errors."""
+    (function,) = [r for r in rendered("dev").document["resources"] if r["type"] == FUNCTION]
+    bad = {**function, "inputs": {**function["inputs"], "runtime": "python2.6", "name": "x" * 200}}
+    (request, *_) = requests_of([bad])
+    errors = " ".join(validate(request))
+    assert "Runtime" in errors
+    assert "FunctionName" in errors
+
+
+def test_iam_documents_have_no_unknown_keys(stack: Rendered) -> None:
+    """IAM policy grammar: a statement has Effect, Action/NotAction, Resource/NotResource (or Principal
+    in trust policies), optional Sid and Condition. https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_grammar.html"""
+    allowed = {"Sid", "Effect", "Action", "NotAction", "Resource", "NotResource", "Principal", "Condition"}
+    for type_, key in ((ROLE_POLICY, "policy"), (ROLE, "assumeRolePolicy"), (MANAGED_POLICY, "policy")):
+        for inputs in stack.inputs(type_):
+            document = json.loads(inputs[key])
+            assert document["Version"] == "2012-10-17"
+            for statement in document["Statement"]:
+                assert set(statement) <= allowed, statement
+                assert statement["Effect"] in ("Allow", "Deny")
+                actions = statement.get("Action", [])
+                for action in [actions] if isinstance(actions, str) else actions:
+                    assert fnmatch.fnmatch(action, "*:*"), action
+
+
+def test_every_role_and_profile_is_under_the_stack_path(stack: Rendered) -> None:
+    """The path is what the deploy role's IAM rights are scoped to (see above)."""
+    for type_ in (ROLE, PROFILE, MANAGED_POLICY):
+        for inputs in stack.inputs(type_):
+            assert inputs.get("path") == iam.IAM_PATH
