@@ -72,6 +72,7 @@ class ProducerAccess(pulumi.ComponentResource):
             f"{name}-policy",
             aws.iam.PolicyArgs(
                 name=policy_name(config.stack),
+                path=iam.IAM_PATH,  # the CI deploy role may create policies under this path only
                 description=f"celery-cluster {config.stack}: read the producer secret (attach to producer roles)",
                 policy=secret.arn.apply(lambda arn: json.dumps(iam.producer_policy(arn))),
             ),
