@@ -26,7 +26,7 @@ $(STAMP): pyproject.toml
 	@rm -f $(VENV)/.installed-* && touch $@ $(LOCAL_STAMP)
 
 $(LOCAL_STAMP): pyproject.toml
-	@echo "make local: installing the worker and the local extra into $(VENV) (first run only, about a minute) ..."
+	@echo "make local: installing the worker and the local extra into $(VENV) (first run only, one to two minutes) ..."
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip==26.3
 	$(BIN)/python -m pip install --progress-bar off --editable '.[local]' | { grep -E '^(Collecting|Successfully installed)' || true; }
