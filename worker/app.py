@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from celery import Celery
 
-from worker import deadletter, journal, logs, shutdown, stamping, task_stats
+from worker import busy, deadletter, journal, logs, shutdown, stamping, task_stats
 from worker.celeryconfig import build_config
 from worker.request import BaseTask
 from worker.settings import SettingsError, load_process_settings, load_settings
@@ -44,3 +44,4 @@ deadletter.install(settings.dead_letter_queue)
 journal.install(settings.journal_url)
 shutdown.install(settings.soft_shutdown_timeout)
 task_stats.install(settings.broker_url, settings.is_redis)
+busy.install(settings.busy_dir)

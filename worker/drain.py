@@ -12,6 +12,11 @@ It polls IMDSv2 for two notices:
   the interruption time less `DRAIN_SPOT_MARGIN`. A Spot notice that arrives during a scale-in
   drain shortens that drain's deadline.
 
+While neither notice is set and the instance is InService, it keeps its instance protected from
+scale-in while tasks run on it (`worker.protection`, when `DRAIN_BUSY_DIR` is set), so scale-in
+takes an idle instance first. `--wait-in-service` and `--mark-unhealthy` are the two boot-time
+modes the worker's units run (`worker.instance_state`).
+
 Settings come from `DRAIN_*` variables (the pool's environment file); the instance id, the
 region and, when `DRAIN_ASG_NAME` is unset, the group name come from instance metadata.
 """
@@ -36,7 +41,9 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from worker.imds import Imds, MetadataError, SpotAction
+from worker.instance_state import IN_SERVICE, mark_unhealthy, wait_in_service
 from worker.logs import configure as configure_logging
+from worker.protection import ScaleInProtection
 
 ENV_PREFIX: Final = "DRAIN_"
 TERMINATED: Final = "Terminated"
@@ -75,6 +82,10 @@ class DrainSettings(BaseSettings):
     # On a Spot notice, be done this long before the interruption time.
     spot_margin: float = Field(default=10.0, ge=0, lt=SPOT_NOTICE_S)
     worker_unit: str = Field(default=DEFAULT_WORKER_UNIT, pattern=r"^[A-Za-z0-9@_.:-]+\.service$")
+    # The worker's busy markers (its CELERY_BUSY_DIR); unset: no scale-in protection.
+    busy_dir: str | None = Field(default=None, min_length=1, pattern=r"^/")
+    # Hysteresis: protection is removed once the instance has been idle this long, not per task.
+    protect_idle_seconds: float = Field(default=60.0, ge=0, le=3600)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("imds_endpoint")
@@ -195,6 +206,8 @@ class DrainAgent:
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], None] = time.sleep
     wall_clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    protection: ScaleInProtection | None = None
+    last_state: str | None = None
 
     def spot_deadline(self, action: SpotAction) -> float:
         left = min(action.seconds_left(self.wall_clock()), SPOT_NOTICE_S)
@@ -202,7 +215,7 @@ class DrainAgent:
 
     def check(self) -> Notice | None:
         """One poll of both notices; None while neither is set."""
-        state = self.imds.target_lifecycle_state()
+        state = self.last_state = self.imds.target_lifecycle_state()
         if state == TERMINATED:
             return Notice("scale-in", self.clock() + self.settings.timeout)
         action = self.imds.spot_action()
@@ -220,6 +233,8 @@ class DrainAgent:
                 notice = None
             if notice is not None:
                 return notice
+            if self.protection is not None and self.last_state == IN_SERVICE:
+                self.protection.update(self.clock())
             self.sleep(self.settings.poll_interval)
         return None
 
@@ -301,7 +316,21 @@ def build_agent(
             config=Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=10),
         )
     lifecycle = LifecycleAction(autoscaling, settings.lifecycle_hook_name, asg_name, instance_id)
-    return DrainAgent(settings, imds, worker or SystemdUnit(settings.worker_unit), lifecycle)
+    protection = None
+    if settings.busy_dir is not None:
+        protection = ScaleInProtection(
+            autoscaling, asg_name, instance_id, settings.busy_dir, settings.protect_idle_seconds
+        )
+    return DrainAgent(settings, imds, worker or SystemdUnit(settings.worker_unit), lifecycle, protection=protection)
+
+
+def _mark_unhealthy(agent: DrainAgent) -> int:
+    try:
+        mark_unhealthy(agent.imds, agent.lifecycle.client)
+    except (ClientError, BotoCoreError, MetadataError, httpx.HTTPError) as exc:
+        print(f"celery-cluster-drain: could not mark the instance unhealthy: {exc}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -309,7 +338,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="celery-cluster-drain",
         description="Drain this instance's Celery worker on scale-in or a Spot notice (settings: DRAIN_* variables).",
     )
-    parser.add_argument("--check", action="store_true", help="validate the settings and instance metadata, then exit")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--check", action="store_true", help="validate the settings and instance metadata, then exit")
+    mode.add_argument(
+        "--wait-in-service",
+        action="store_true",
+        help="wait until Auto Scaling puts this instance in service (not in a warm pool), then exit",
+    )
+    mode.add_argument(
+        "--mark-unhealthy",
+        action="store_true",
+        help="mark this instance unhealthy so Auto Scaling replaces it (the worker cannot start)",
+    )
     args = parser.parse_args(argv)
     try:
         settings = load_settings()
@@ -317,6 +357,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"celery-cluster-drain: invalid setting {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level, "json")
+    if args.wait_in_service:
+        wait_in_service(
+            Imds(endpoint=settings.imds_endpoint, token_ttl=settings.imds_token_ttl), settings.poll_interval
+        )
+        return 0
     try:
         agent = build_agent(settings)
     except (DrainSettingsError, MetadataError, httpx.HTTPError) as exc:
@@ -324,6 +369,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.check:
         return 0
+    if args.mark_unhealthy:
+        return _mark_unhealthy(agent)
     outcome = agent.run()
     # Done once the hook is completed or the worker is down; otherwise systemd restarts us to retry.
     return 0 if outcome is not None and (outcome.completed or outcome.worker_stopped) else 1

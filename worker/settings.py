@@ -96,6 +96,9 @@ class WorkerSettings(BaseSettings):
     imports: Annotated[list[str], NoDecode] = Field(default_factory=list)
     # Optional Redis URL of an execution journal (one entry per task run; tests, local cluster).
     journal_url: str | None = None
+    # Directory where each running task leaves a marker file, so the drain agent on the instance
+    # sees the worker is busy (worker.busy); unset: no markers. On a VM: /run/celery-cluster/busy.
+    busy_dir: str | None = Field(default=None, min_length=1, pattern=r"^/")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "console"] = "json"
 

@@ -55,13 +55,27 @@ def worker_instance_policy(secret_arn: str, log_group_arn: str, namespace: str) 
     return document(read_secret(secret_arn), write_logs(log_group_arn), put_metrics(namespace))
 
 
+# Actions an instance takes on its own group. All four accept the autoScalingGroup resource type, so
+# each is scoped to the pool's group ARN (Service Authorization Reference, Amazon EC2 Auto Scaling:
+# https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonec2autoscaling.html).
+WORKER_GROUP_ACTIONS = (
+    # The drain agent completes (or extends) the termination hook.
+    "autoscaling:CompleteLifecycleAction",
+    "autoscaling:RecordLifecycleActionHeartbeat",
+    # It protects its instance from scale-in while tasks run (worker.protection).
+    "autoscaling:SetInstanceProtection",
+    # A worker that cannot run marks its instance unhealthy (worker.instance_state).
+    "autoscaling:SetInstanceHealth",
+)
+
+
 def worker_lifecycle_policy(asg_arn: str) -> Document:
-    """The drain agent completes (or extends) its own group's termination hook, nothing else."""
+    """The instance acts on its own group only: lifecycle hook, scale-in protection, health."""
     return document(
         {
-            "Sid": "CompleteOwnLifecycleHook",
+            "Sid": "ActOnOwnGroup",
             "Effect": "Allow",
-            "Action": ["autoscaling:CompleteLifecycleAction", "autoscaling:RecordLifecycleActionHeartbeat"],
+            "Action": list(WORKER_GROUP_ACTIONS),
             "Resource": asg_arn,
         }
     )

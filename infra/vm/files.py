@@ -10,7 +10,10 @@ IMAGE_DIR: Final = REPO_ROOT / "image"
 
 WORKER_UNIT: Final = "celery-worker.service"
 DRAIN_UNIT: Final = "celery-drain.service"
-UNIT_FILES: Final = (IMAGE_DIR / "systemd" / WORKER_UNIT, IMAGE_DIR / "systemd" / DRAIN_UNIT)
+IN_SERVICE_UNIT: Final = "celery-in-service.service"
+WORKER_FAILED_UNIT: Final = "celery-worker-failed.service"
+UNITS: Final = (WORKER_UNIT, DRAIN_UNIT, IN_SERVICE_UNIT, WORKER_FAILED_UNIT)
+UNIT_FILES: Final = tuple(IMAGE_DIR / "systemd" / unit for unit in UNITS)
 COMPONENT_DOCUMENT: Final = IMAGE_DIR / "imagebuilder" / "component.yaml"
 CLOUDWATCH_TEMPLATE: Final = IMAGE_DIR / "cloudwatch" / "amazon-cloudwatch-agent.json"
 USER_DATA_BAKED: Final = IMAGE_DIR / "cloud-init" / "baked.yaml"
@@ -20,3 +23,6 @@ USER_DATA_BOOT: Final = IMAGE_DIR / "cloud-init" / "boot.yaml"
 PREFIX: Final = "/opt/celery-cluster"
 POOL_ENV: Final = "/etc/celery-cluster/pool.env"
 WORKER_DROPIN: Final = "/etc/systemd/system/celery-worker.service.d/pool.conf"
+# The worker unit's runtime directory: running tasks leave markers here (CELERY_BUSY_DIR), the
+# drain agent reads them (DRAIN_BUSY_DIR) to protect a busy instance from scale-in.
+BUSY_DIR: Final = "/run/celery-cluster/busy"

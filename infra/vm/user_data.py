@@ -109,6 +109,8 @@ def pool_env(pool: PoolRuntime) -> str:
         "DRAIN_TIMEOUT": str(pool.drain_window),
         "DRAIN_WORKER_UNIT": files.WORKER_UNIT,
         "DRAIN_REGION": pool.region,
+        "CELERY_BUSY_DIR": files.BUSY_DIR,
+        "DRAIN_BUSY_DIR": files.BUSY_DIR,
     }
     if pool.asg_name:
         variables["DRAIN_ASG_NAME"] = pool.asg_name

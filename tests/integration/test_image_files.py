@@ -94,7 +94,7 @@ def verify(root: Path, *units: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")
 def test_systemd_analyze_verifies_the_installed_units(instance_root: Path) -> None:
-    done = verify(instance_root, files.WORKER_UNIT, files.DRAIN_UNIT)
+    done = verify(instance_root, *files.UNITS)
     # verify exits 0 on many problems it only warns about, so any output is a failure.
     assert done.returncode == 0, done.stderr
     assert (done.stdout + done.stderr).strip() == ""

@@ -70,7 +70,7 @@ def test_every_mode_writes_the_pool_env_and_starts_the_units(mode: Any) -> None:
     groups = {f["log_group_name"] for f in agent["logs"]["logs_collected"]["files"]["collect_list"]}
     assert groups == {POOL.log_group}
     assert set(agent["metrics"]["metrics_collected"]) == {"mem", "disk"}
-    assert commands(config)[-1] == "systemctl enable --now celery-worker.service celery-drain.service"
+    assert commands(config)[-1] == "systemctl enable --now --no-block celery-worker.service celery-drain.service"
 
 
 def test_boot_mode_installs_only_from_the_stacks_own_bucket() -> None:

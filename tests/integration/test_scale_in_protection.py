@@ -1,0 +1,148 @@
+"""Scale-in takes the idle instance, not the busy one: two real workers on a real Redis broker, each
+with its own drain agent (loopback IMDSv2 server per instance), and an Auto Scaling group on moto,
+which keeps instances protected from scale in when it lowers the desired capacity.
+
+moto removes the first unprotected instances of its list, so the busy worker is put on the first
+instance: without protection, scale-in would take it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+import redis
+
+from infra.local.redis_server import RedisServer
+from infra.local.workers import WorkerProcess, wait_for_workers
+from tests.fake_imds import fake_imds
+from tests.integration.test_drain import ProcessControl
+from tests.integration.test_publisher import REGION, _group, aws  # noqa: F401 - fixture
+from worker import journal
+from worker.busy import running_tasks
+from worker.client import client_app
+from worker.drain import DrainAgent, build_agent, load_settings
+from worker.imds import Imds
+
+pytestmark = [pytest.mark.redis, pytest.mark.timeout(240)]
+
+ASG = "pool-protect"
+HOOK = "drain"
+IDLE_S = 1.0
+TASK_S = 8.0
+
+
+def protected(client: Any) -> dict[str, bool]:
+    group = client.describe_auto_scaling_groups(AutoScalingGroupNames=[ASG])["AutoScalingGroups"][0]
+    return {i["InstanceId"]: i["ProtectedFromScaleIn"] for i in group["Instances"]}
+
+
+def wait_until(what: str, check: Callable[[], bool], timeout: float = 60) -> float:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+    return time.monotonic()
+
+
+@pytest.fixture
+def server() -> Iterator[RedisServer]:
+    with RedisServer(appendonly=False) as srv:
+        yield srv
+
+
+def test_busy_instance_is_protected_and_scale_in_takes_the_idle_one(
+    aws: None,  # noqa: F811
+    server: RedisServer,
+    tmp_path: Path,
+) -> None:
+    _group(ASG, instances=2)
+    autoscaling = boto3.client("autoscaling", region_name=REGION)
+    busy_id, idle_id = list(protected(autoscaling))
+    journal_url = server.url.removesuffix("/0") + "/1"
+    app = client_app(server.url)
+    workers: dict[str, WorkerProcess] = {}
+    busy_dirs = {instance: tmp_path / f"busy-{instance}" for instance in (busy_id, idle_id)}
+
+    def start(instance: str) -> WorkerProcess:
+        worker = WorkerProcess(
+            name=f"w-{instance}",
+            queues=["default"],
+            broker_url=server.url,
+            log_path=tmp_path / f"{instance}.log",
+            concurrency=1,
+            env={"CELERY_BUSY_DIR": str(busy_dirs[instance]), "CELERY_JOURNAL_URL": journal_url},
+        ).start()
+        workers[instance] = worker
+        return worker
+
+    stop = threading.Event()
+    threads: list[threading.Thread] = []
+    agents: dict[str, DrainAgent] = {}
+    try:
+        # The busy instance's worker takes the long task before the idle one exists.
+        start(busy_id)
+        wait_for_workers(app, 1, timeout=60)
+        task_id = app.send_task("cluster.sleep", args=[TASK_S]).id
+        wait_until("the task to start", lambda: running_tasks(busy_dirs[busy_id]) == 1)
+        start(idle_id)
+        wait_for_workers(app, 2, timeout=60)
+        with (
+            fake_imds(instance_id=busy_id, asg_name=ASG) as (busy_imds, _),
+            fake_imds(instance_id=idle_id, asg_name=ASG) as (idle_imds, _),
+        ):
+            for instance, endpoint in ((busy_id, busy_imds), (idle_id, idle_imds)):
+                settings = load_settings(
+                    lifecycle_hook_name=HOOK,
+                    imds_endpoint=endpoint,
+                    poll_interval=0.2,
+                    busy_dir=str(busy_dirs[instance]),
+                    protect_idle_seconds=IDLE_S,
+                )
+                agents[instance] = build_agent(
+                    settings,
+                    worker=ProcessControl(workers[instance]),
+                    autoscaling=autoscaling,
+                    imds=Imds(endpoint=endpoint),
+                )
+                threads.append(threading.Thread(target=agents[instance].run, args=(stop.is_set,)))
+            for thread in threads:
+                thread.start()
+
+            wait_until("the busy instance to be protected", lambda: protected(autoscaling)[busy_id])
+            idle_agent = agents[idle_id].protection
+            assert idle_agent is not None
+            wait_until("the idle agent to clear protection", lambda: idle_agent.protected is False)
+            assert protected(autoscaling) == {busy_id: True, idle_id: False}
+
+            # Scale in by one: the group may not take the busy instance.
+            autoscaling.set_desired_capacity(AutoScalingGroupName=ASG, DesiredCapacity=1)
+            assert list(protected(autoscaling)) == [busy_id]
+            assert running_tasks(busy_dirs[busy_id]) == 1, "the task ended before the scale-in: nothing was shown"
+
+            # Once its task ends and the hysteresis passes, the busy instance is released.
+            client = redis.Redis.from_url(journal_url)
+            try:
+                wait_until("the task to end", lambda: any(e["task_id"] == task_id for e in journal.read(client)))
+                (entry,) = [e for e in journal.read(client) if e["task_id"] == task_id]
+            finally:
+                client.close()
+            assert entry["state"] == "SUCCESS"
+            released = wait_until("protection to be cleared", lambda: not protected(autoscaling)[busy_id])
+            ended = float(entry["finished_at"]) - (time.time() - time.monotonic())
+            busy_agent = agents[busy_id].protection
+            assert busy_agent is not None
+            assert busy_agent.changes == [True, False], "protection toggled more than once for one task"
+            print(f"protection cleared {released - ended:.2f} s after the task ended (hysteresis {IDLE_S} s)")
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(30)
+        for worker in workers.values():
+            worker.stop(timeout=30)
+        app.close()
