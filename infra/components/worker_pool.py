@@ -236,6 +236,10 @@ class WorkerPool(pulumi.ComponentResource):
             warm_pool = aws.autoscaling.GroupWarmPoolArgs(
                 pool_state=pool.warm_pool.state,
                 min_size=pool.warm_pool.min_size,
+                # The configured size, not max - desired: "Only when MaxGroupPreparedCapacity and
+                # MinSize are set to the same value does the warm pool have an absolute size."
+                # https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_PutWarmPool.html
+                max_group_prepared_capacity=pool.warm_pool.min_size,
                 instance_reuse_policy=aws.autoscaling.GroupWarmPoolInstanceReusePolicyArgs(reuse_on_scale_in=False),
             )
         else:
@@ -278,6 +282,11 @@ class WorkerPool(pulumi.ComponentResource):
                         min_healthy_percentage=90,
                         instance_warmup=str(pool.instance_warmup_seconds),
                         skip_matching=True,
+                        # Instances protect themselves while busy (worker.protection); a refresh still
+                        # replaces them, through the drain hook that waits for their tasks. The default
+                        # (Wait) waits an hour for the protection to go, then fails the refresh.
+                        # https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_RefreshPreferences.html
+                        scale_in_protected_instances="Refresh",
                     ),
                 ),
                 tags=[

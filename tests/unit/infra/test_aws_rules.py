@@ -10,6 +10,7 @@ Add a rule here as a test named for the rule, with its source in the docstring.
 
 from __future__ import annotations
 
+import base64
 import fnmatch
 import json
 from collections.abc import Iterator
@@ -27,6 +28,7 @@ from infra.components.image_builder import IMAGE_CREATE_TIMEOUT_MINUTES, content
 from infra.components.image_retention import IMAGES_KEPT
 from infra.config import ROOT, merged_raw, parse_config, read_stack_file
 from infra.render import Render, Resource, render_config
+from infra.vm import files
 from infra.vm.component import download_folder_problems
 from tests.support.aws_requests import AUTONAME_SUFFIX, requests_of, validate
 from tests.unit.infra.conftest import STACKS, Rendered, rendered
@@ -45,6 +47,7 @@ IMAGE = "aws:imagebuilder/image:Image"
 LIFECYCLE = "aws:imagebuilder/lifecyclePolicy:LifecyclePolicy"
 FUNCTION = "aws:lambda/function:Function"
 BUCKET = "aws:s3/bucket:Bucket"
+UNITS_DIR = files.IMAGE_DIR / "systemd"
 
 
 def _resources(stack: Rendered, type_: str) -> list[Resource]:
@@ -318,3 +321,96 @@ def test_every_role_and_profile_is_under_the_stack_path(stack: Rendered) -> None
     for type_ in (ROLE, PROFILE, MANAGED_POLICY):
         for inputs in stack.inputs(type_):
             assert inputs.get("path") == iam.IAM_PATH
+
+
+# --- Instances that cannot work are replaced; warm-pool instances take no tasks (issue 9, items 5, 6) --
+
+
+def _unit(name: str) -> dict[str, list[str]]:
+    """A systemd unit's settings, `key -> [values]` over all sections (enough for these rules)."""
+    settings: dict[str, list[str]] = {}
+    for line in (UNITS_DIR / name).read_text().splitlines():
+        if "=" in line and not line.startswith(("#", "[")):
+            key, _, value = line.partition("=")
+            settings.setdefault(key.strip(), []).append(value.strip())
+    return settings
+
+
+def _group_policies(stack: Rendered, group: Resource) -> list[dict[str, Any]]:
+    """Role policies that name this group as their resource (the pool's instance role)."""
+    found = []
+    for inputs in stack.inputs(ROLE_POLICY):
+        document = json.loads(inputs["policy"])
+        resources = [s.get("Resource") for s in document["Statement"]]
+        if any(isinstance(r, str) and r.endswith(f"/{group.name}") for r in resources):
+            found.append(document)
+    return found
+
+
+def test_a_worker_that_cannot_run_gets_its_instance_replaced(stack: Rendered) -> None:
+    """The groups use EC2 health checks, which a running instance passes with its worker dead, so the
+    instance marks itself: SetInstanceHealth "Unhealthy ... Amazon EC2 Auto Scaling terminates and
+    replaces the unhealthy instance" (https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_SetInstanceHealth.html).
+    The worker unit's OnFailure= (its restarts used up, or it cannot start) runs the unit that calls it,
+    and the instance role may call it on its own group."""
+    worker = _unit("celery-worker.service")
+    assert worker["OnFailure"] == ["celery-worker-failed.service"]
+    assert worker["Restart"] == ["on-failure"], "only a worker that cannot restart is given up on"
+    marking = _unit("celery-worker-failed.service")
+    assert marking["ExecStart"] == ["/opt/celery-cluster/venv/bin/celery-cluster-drain --mark-unhealthy"]
+    for group in _resources(stack, GROUP):
+        assert group.inputs["healthCheckType"] == "EC2", "with ELB checks this rule would need revisiting"
+        (policy,) = _group_policies(stack, group)
+        (arn,) = {s["Resource"] for s in policy["Statement"]}
+        assert _allowed(policy, "autoscaling:SetInstanceHealth", arn), group.name
+        assert not _allowed(policy, "autoscaling:SetInstanceHealth", arn + "-other"), "scoped to its own group"
+
+
+def test_warm_pool_instances_start_no_worker(stack: Rendered) -> None:
+    """A warm-pool instance boots once and is then stopped or kept aside (Warmed:*); "As soon as an
+    instance finishes launching into the warm pool, Amazon EC2 Auto Scaling stops or hibernates the
+    instance" (https://docs.aws.amazon.com/autoscaling/ec2/userguide/warm-pool-instance-lifecycle.html).
+    A worker started then takes tasks and is stopped without a drain. The worker requires the unit that
+    waits for autoscaling/target-lifecycle-state = InService
+    (https://docs.aws.amazon.com/autoscaling/ec2/userguide/retrieving-target-lifecycle-state-through-imds.html),
+    and user data starts the units without blocking on that wait."""
+    if not any("warmPool" in g.inputs for g in _resources(stack, GROUP)):
+        pytest.skip(f"{stack.config.stack} has no warm pool")
+    worker = _unit("celery-worker.service")
+    assert "celery-in-service.service" in " ".join(worker["Requires"])
+    assert "celery-in-service.service" in " ".join(worker["After"])
+    waiting = _unit("celery-in-service.service")
+    assert waiting["ExecStart"] == ["/opt/celery-cluster/venv/bin/celery-cluster-drain --wait-in-service"]
+    assert waiting["Type"] == ["oneshot"]
+    assert waiting["RemainAfterExit"] == ["yes"]
+    assert waiting["TimeoutStartSec"] == ["infinity"], "an instance may wait in the warm pool for hours"
+    for launch in stack.inputs("aws:ec2/launchTemplate:LaunchTemplate"):
+        user_data = base64.b64decode(launch["userData"]).decode()
+        assert "[systemctl, enable, --now, --no-block," in user_data
+
+
+def test_warm_pool_has_the_configured_size(stack: Rendered) -> None:
+    """Without MaxGroupPreparedCapacity the warm pool is max - desired; "Only when
+    MaxGroupPreparedCapacity and MinSize are set to the same value does the warm pool have an absolute
+    size." (https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_PutWarmPool.html)"""
+    pools = {f"pool-{name}-asg": pool for name, pool in stack.config.pools.items()}
+    for group in _resources(stack, GROUP):
+        warm = group.inputs.get("warmPool")
+        if warm is None:
+            continue
+        configured = pools[group.name].warm_pool.min_size
+        assert warm["minSize"] == configured
+        assert warm["maxGroupPreparedCapacity"] == configured
+
+
+def test_instance_refresh_replaces_instances_that_protect_themselves(stack: Rendered) -> None:
+    """Busy instances protect themselves from scale-in (worker.protection). An instance refresh by
+    default waits one hour for that protection to go and then fails; Refresh replaces them, through
+    the drain hook that waits for their tasks
+    (https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_RefreshPreferences.html)."""
+    for group in _resources(stack, GROUP):
+        preferences = group.inputs["instanceRefresh"]["preferences"]
+        assert preferences["scaleInProtectedInstances"] == "Refresh", group.name
+        (policy,) = _group_policies(stack, group)
+        (arn,) = {s["Resource"] for s in policy["Statement"]}
+        assert _allowed(policy, "autoscaling:SetInstanceProtection", arn), group.name
