@@ -6,21 +6,25 @@ Run a worker the way a VM does: `image/bin/start-worker` (or `celery -A worker.a
 
 from __future__ import annotations
 
+import sys
+
 from celery import Celery
 
 from worker import busy, deadletter, journal, logs, shutdown, stamping, task_stats
 from worker.celeryconfig import build_config
 from worker.request import BaseTask
-from worker.settings import SettingsError, load_process_settings, load_settings
+from worker.settings import SETTINGS_EXIT_CODE, SettingsError, check_imports, load_process_settings, load_settings
 
 try:
     settings = load_settings()
-    # WORKER_POOL and WORKER_CONCURRENCY reach Celery as start-worker's flags; checked here too so a
-    # bad value is one line naming the variable rather than Celery's traceback.
-    load_process_settings()
+    check_imports(settings)
+    # WORKER_POOL and WORKER_CONCURRENCY reach Celery as configuration (below), not as command-line
+    # flags: Celery imports a pool named on its command line (e.g. gevent) before this module runs.
+    process = load_process_settings()
 except SettingsError as exc:
-    # One line naming the variable, then a non-zero exit: the worker never starts half-configured.
-    raise SystemExit(f"celery-cluster worker: invalid setting {exc}") from None
+    # One line naming the variable, then exit 64 (docs/worker.md): the worker never starts half-configured.
+    sys.stderr.write(f"celery-cluster worker: invalid setting {exc}\n")
+    raise SystemExit(SETTINGS_EXIT_CODE) from None
 
 app = Celery(
     "worker",
@@ -34,6 +38,10 @@ app = Celery(
     ],
 )
 app.config_from_object(build_config(settings))
+# CONF#worker-pool and CONF#worker-concurrency (celeryconfig.CONF): what `--pool`/`--concurrency` would
+# set; an explicit flag on the command line still wins.
+app.conf.worker_pool = process.pool
+app.conf.worker_concurrency = process.concurrency
 # Messages that cannot be decoded, or name no known task, go to the dead-letter queue instead
 # of being dropped (Celery's default acks and forgets them).
 app.conf.worker_consumer = "worker.deadletter:DeadLetteringConsumer"

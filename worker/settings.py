@@ -7,11 +7,14 @@ stops at start with a clear reason instead of failing on its first task.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
+from celery.app.backends import by_url
+from celery.exceptions import ImproperlyConfigured
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -32,6 +35,9 @@ ENV_PREFIX = "CELERY_"
 PROCESS_ENV_PREFIX = "WORKER_"
 BROKER_SCHEMES = ("redis", "rediss", "amqp", "amqps")
 REDIS_SCHEMES = ("redis", "rediss")
+# A bad CELERY_* or WORKER_* value stops the worker with this status (EX_USAGE in sysexits.h), from
+# worker.app and from image/bin/start-worker alike, so a supervisor can tell it from a crash (1).
+SETTINGS_EXIT_CODE = 64
 
 
 class SettingsError(ValueError):
@@ -41,7 +47,7 @@ class SettingsError(ValueError):
 class TaskAnnotation(BaseModel):
     """Per-task overrides, given as JSON in CELERY_TASK_ANNOTATIONS."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     rate_limit: str | None = Field(default=None, pattern=r"^\d+(\.\d+)?/[smh]$")
     time_limit: PositiveFloat | None = None
@@ -70,7 +76,9 @@ def _comma_list(value: Any) -> Any:
 class WorkerSettings(BaseSettings):
     """The worker's whole configuration. Field `x` is read from `CELERY_X`."""
 
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="ignore")
+    # allow_inf_nan=False: `inf` parses as a float, and an infinite shutdown window overflowed
+    # Celery's timer at the first SIGTERM instead of being refused at start.
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="ignore", allow_inf_nan=False)
 
     broker_url: str
     result_backend: str | None = None
@@ -115,6 +123,26 @@ class WorkerSettings(BaseSettings):
             raise ValueError(f"must start with one of {allowed} (got scheme {scheme or 'none'!r})")
         if not urlsplit(value).hostname:
             raise ValueError("has no host")
+        _check_port(value)
+        return value
+
+    @field_validator("result_backend")
+    @classmethod
+    def _result_backend(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        scheme = urlsplit(value).scheme
+        try:
+            # Celery resolves the URL to a backend class (importing its module) when the worker starts;
+            # doing it here turns "No module named 'foo'" deep in the worker into one line.
+            by_url(value)
+        except (ImportError, ImproperlyConfigured, ValueError):
+            # Only the scheme is echoed: the URL may carry a password.
+            raise ValueError(
+                f"scheme {scheme or 'none'!r} is not a result backend this worker can load "
+                "(e.g. redis://, rediss://, rpc://; leave unset to use the broker)"
+            ) from None
+        _check_port(value)
         return value
 
     @field_validator("task_routes", mode="before")
@@ -131,6 +159,8 @@ class WorkerSettings(BaseSettings):
     def _journal_scheme(cls, value: str | None) -> str | None:
         if value is not None and urlsplit(value).scheme not in REDIS_SCHEMES:
             raise ValueError("must be a redis:// or rediss:// URL")
+        if value is not None:
+            _check_port(value)
         return value
 
     @field_validator("log_level", mode="before")
@@ -151,7 +181,35 @@ class WorkerSettings(BaseSettings):
                 f"must exceed CELERY_TASK_TIME_LIMIT ({self.task_time_limit} s), "
                 "or Redis redelivers tasks that are still running",
             )
+        if self.default_queue == self.dead_letter_queue:
+            raise _FieldError(
+                "default_queue",
+                f"must not be the dead-letter queue {self.dead_letter_queue!r} (CELERY_DEAD_LETTER_QUEUE)",
+            )
+        for pattern, queue in self.task_routes.items():
+            if queue == self.dead_letter_queue:
+                raise _FieldError(
+                    "task_routes",
+                    f"route {pattern!r} sends tasks to the dead-letter queue {queue!r}; no worker consumes it",
+                )
+        for task, annotation in self.task_annotations.items():
+            self._check_annotation(task, annotation)
         return self
+
+    def _check_annotation(self, task: str, annotation: TaskAnnotation) -> None:
+        hard = annotation.time_limit or self.task_time_limit
+        if annotation.soft_time_limit is not None and annotation.soft_time_limit >= hard:
+            source = "its time_limit" if annotation.time_limit else "CELERY_TASK_TIME_LIMIT"
+            raise _FieldError(
+                f"task_annotations [{task}]",
+                f"soft_time_limit ({annotation.soft_time_limit:g} s) must be below {source} ({hard:g} s)",
+            )
+        if self.is_redis and annotation.time_limit is not None and annotation.time_limit >= self.visibility_timeout:
+            raise _FieldError(
+                f"task_annotations [{task}]",
+                f"time_limit ({annotation.time_limit:g} s) must be below CELERY_VISIBILITY_TIMEOUT "
+                f"({self.visibility_timeout} s), or Redis redelivers the task while it still runs",
+            )
 
     @property
     def is_redis(self) -> bool:
@@ -180,7 +238,29 @@ class _FieldError(ValueError):
 
 
 def env_name(field: str, prefix: str = ENV_PREFIX) -> str:
-    return f"{prefix}{field.upper()}"
+    """`task_annotations [x]` -> `CELERY_TASK_ANNOTATIONS [x]`: the variable, then what in it."""
+    head, space, rest = field.partition(" ")
+    return f"{prefix}{head.upper()}{space}{rest}"
+
+
+def _check_port(url: str) -> None:
+    try:
+        urlsplit(url).port  # noqa: B018 - raises for a port that is not a number from 0 to 65535
+    except ValueError:
+        raise ValueError("has a port that is not a number from 1 to 65535") from None
+
+
+def check_imports(settings: WorkerSettings) -> None:
+    """Every CELERY_IMPORTS module can be found (the worker imports them only once it runs, and a
+    missing one was a traceback that did not name the variable). Not part of the model: the Pulumi
+    program validates a pool's settings on a machine that need not hold the application's packages."""
+    for module in settings.imports:
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            raise SettingsError(f"{env_name('imports')}: module {module!r} cannot be imported (is it installed?)")
 
 
 _Settings = TypeVar("_Settings", WorkerSettings, ProcessSettings)
@@ -200,6 +280,8 @@ def _validated(model: type[_Settings], prefix: str, overrides: Mapping[str, Any]
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "missing":
             message = "is required but not set"
+        elif error["type"] == "literal_error":  # a choice: no secret in it, and the typo is the clue
+            message = f"{message} (got {error['input']!r})"
         raise SettingsError(f"{name}: {message}") from None
     except _PydanticSettingsError as exc:  # e.g. a value that cannot be parsed at all
         raise SettingsError(str(exc).splitlines()[0]) from None

@@ -7,7 +7,7 @@ import os
 import pytest
 
 from worker.celeryconfig import build_config
-from worker.settings import SettingsError, load_settings
+from worker.settings import SettingsError, check_imports, load_process_settings, load_settings
 
 BROKER = "redis://127.0.0.1:6379/0"
 
@@ -35,6 +35,18 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
         ("CELERY_QUEUE_TYPE", "stream", "'classic' or 'quorum'"),
         ("CELERY_LOG_LEVEL", "LOUD", "'DEBUG'"),
         ("CELERY_JOURNAL_URL", "amqp://x", "must be a redis://"),
+        ("CELERY_JOURNAL_URL", "redis://h:70000/0", "port"),
+        ("CELERY_BROKER_URL", "amqp://h:notaport//", "has a port that is not a number"),
+        ("CELERY_RESULT_BACKEND", "foo://x", "'foo' is not a result backend"),
+        ("CELERY_RESULT_BACKEND", "db+postgresql://x/y", "'db+postgresql' is not a result backend"),
+        ("CELERY_SOFT_SHUTDOWN_TIMEOUT", "inf", "finite number"),
+        ("CELERY_SOFT_SHUTDOWN_TIMEOUT", "nan", "finite number"),
+        ("CELERY_DEFAULT_QUEUE", "dead_letter", "must not be the dead-letter queue"),
+        ("CELERY_TASK_ROUTES", '{"reports.*": "dead_letter"}', "route 'reports.*' sends tasks to the dead-letter"),
+        ("CELERY_TASK_ANNOTATIONS", '{"x": {"soft_time_limit": 9, "time_limit": 5}}', "[x]: soft_time_limit (9 s)"),
+        ("CELERY_TASK_ANNOTATIONS", '{"x": {"soft_time_limit": 1800}}', "below CELERY_TASK_TIME_LIMIT (1800 s)"),
+        ("CELERY_TASK_ANNOTATIONS", '{"x": {"time_limit": 3600}}', "below CELERY_VISIBILITY_TIMEOUT (3600 s)"),
+        ("CELERY_TASK_ANNOTATIONS", '{"x": {"time_limit": "inf"}}', "finite number"),
     ],
 )
 def test_bad_value_names_the_variable(
@@ -84,3 +96,43 @@ def test_routes_and_annotations_from_json(monkeypatch: pytest.MonkeyPatch) -> No
     assert config["task_annotations"] == {"webhooks.deliver": {"rate_limit": "10/s", "time_limit": 30.0}}
     assert sorted(q.name for q in config["task_queues"]) == ["default", "reports"]
     assert config["result_backend"] == "rpc://"
+
+
+def test_annotation_limits_that_fit_are_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CELERY_BROKER_URL", BROKER)
+    monkeypatch.setenv(
+        "CELERY_TASK_ANNOTATIONS", '{"x": {"soft_time_limit": 20, "time_limit": 30}, "y": {"time_limit": 60}}'
+    )
+    assert load_settings().task_annotations["x"].time_limit == 30
+    # On RabbitMQ there is no visibility timeout to outlast.
+    monkeypatch.setenv("CELERY_BROKER_URL", "amqp://h//")
+    monkeypatch.setenv("CELERY_TASK_ANNOTATIONS", '{"x": {"time_limit": 7200}}')
+    assert load_settings().task_annotations["x"].time_limit == 7200
+
+
+def test_imports_must_be_importable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CELERY_BROKER_URL", BROKER)
+    monkeypatch.setenv("CELERY_IMPORTS", "worker.tasks.reports, nonexistent.module")
+    with pytest.raises(SettingsError, match=r"^CELERY_IMPORTS: module 'nonexistent.module' cannot be imported"):
+        check_imports(load_settings())
+    monkeypatch.setenv("CELERY_IMPORTS", "worker.tasks.reports")
+    check_imports(load_settings())
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "fragment"),
+    [
+        ("WORKER_POOL", "gevent", "(got 'gevent')"),
+        ("WORKER_POOL", "thread", "(got 'thread')"),
+        ("WORKER_CONCURRENCY", "0", "greater than or equal to 1"),
+        ("WORKER_CONCURRENCY", "two", "valid integer"),
+    ],
+)
+def test_bad_process_value_names_the_variable(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, fragment: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SettingsError) as caught:
+        load_process_settings()
+    assert str(caught.value).startswith(f"{variable}: ")
+    assert fragment in str(caught.value)

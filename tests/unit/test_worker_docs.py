@@ -5,15 +5,19 @@ from __future__ import annotations
 import re
 
 from infra.local.workers import REPO_ROOT, START_WORKER
-from worker.settings import WorkerSettings, env_name
+from worker.settings import PROCESS_ENV_PREFIX, ProcessSettings, WorkerSettings, env_name
 
 DOC = (REPO_ROOT / "docs" / "worker.md").read_text()
 TABLE_NAMES = set(re.findall(r"^\| `((?:CELERY|WORKER)_[A-Z_]+)` \|", DOC, flags=re.MULTILINE))
 
 
+def _settings() -> set[str]:
+    names = {env_name(field) for field in WorkerSettings.model_fields}
+    return names | {env_name(field, PROCESS_ENV_PREFIX) for field in ProcessSettings.model_fields}
+
+
 def test_every_setting_is_in_the_table() -> None:
-    settings = {env_name(field) for field in WorkerSettings.model_fields}
-    assert settings - TABLE_NAMES == set()
+    assert _settings() - TABLE_NAMES == set()
 
 
 def test_every_start_script_variable_is_in_the_table() -> None:
@@ -24,6 +28,6 @@ def test_every_start_script_variable_is_in_the_table() -> None:
 
 
 def test_the_table_names_no_variable_that_does_not_exist() -> None:
-    known = {env_name(field) for field in WorkerSettings.model_fields}
+    known = _settings()
     known |= set(re.findall(r"\$\{(WORKER_[A-Z_]+)", START_WORKER.read_text()))
     assert TABLE_NAMES - known == set()
