@@ -1,6 +1,6 @@
 """A small IMDSv2 client: the instance metadata the drain agent polls.
 
-IMDSv2 only (the stack requires it, DESIGN.md security baseline): every read carries a session
+IMDSv2 only (the stack requires it, docs/architecture.md security baseline): every read carries a session
 token obtained with `PUT /latest/api/token`. Paths and semantics:
 https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/instancedata-data-retrieval.html
 https://docs.aws.amazon.com/autoscaling/ec2/userguide/retrieving-target-lifecycle-state-through-imds.html

@@ -1,7 +1,7 @@
 """The metrics publisher: samples every pool's queues and publishes the scale signals to CloudWatch.
 
 One publisher per stack, outside the pools, so a pool at zero instances still has a backlog metric
-to scale out on (DESIGN.md). On AWS it is a Lambda invoked once a minute (`handler`) that takes six
+to scale out on (docs/architecture.md). On AWS it is a Lambda invoked once a minute (`handler`) that takes six
 samples 10 s apart and publishes each at high resolution (StorageResolution=1), so target tracking
 and the latency alarm can read 10-second periods.
 

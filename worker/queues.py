@@ -109,7 +109,7 @@ class Snapshot:
 
 
 def backlog_per_instance(backlog: int, in_service: int) -> float:
-    """DESIGN.md's scale signal: (waiting + in-flight) / max(in-service instances, 1)."""
+    """docs/architecture.md's scale signal: (waiting + in-flight) / max(in-service instances, 1)."""
     return backlog / max(in_service, 1)
 
 

@@ -29,7 +29,7 @@ class ServerNotInstalledError(RuntimeError):
 
 @dataclass
 class RedisServer:
-    """redis-server as the stack runs it: noeviction (DESIGN.md), and AOF when asked, so a
+    """redis-server as the stack runs it: noeviction (docs/architecture.md), and AOF when asked, so a
     restart keeps every message. With `tls`, `port` serves TLS only (no plain listener), as
     ElastiCache with transit encryption `required` does; with `password`, clients must AUTH."""
 

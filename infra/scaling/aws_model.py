@@ -135,7 +135,7 @@ MetricFunction = Callable[[PoolSample, GroupView], float | None]
 
 
 def _backlog_per_instance(s: PoolSample, g: GroupView) -> float:
-    # DESIGN.md: (waiting + in-flight) / max(in-service, 1); worker.publisher publishes exactly this.
+    # docs/architecture.md: (waiting + in-flight) / max(in-service, 1); worker.publisher publishes exactly this.
     return (s.waiting + s.in_flight) / max(g.in_service, 1)
 
 

@@ -5,7 +5,7 @@ Pure code, no Pulumi. Three consumers read the same objects:
 - the simulator (`infra.scaling.simulator`) runs them through `infra.scaling.aws_model` in virtual time;
 - the local cluster runs the same model in real time.
 
-The scale signal (DESIGN.md "Scaling model") is backlog per instance =
+The scale signal (docs/architecture.md "Scaling model") is backlog per instance =
 (waiting + reserved + running tasks on the pool's queues) / max(in-service instances, 1), and its
 target comes from an SLO rather than a magic number (`target_backlog_per_instance`).
 

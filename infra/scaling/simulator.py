@@ -6,7 +6,7 @@ worker process is free), on a heap of process free-times. A launched instance ad
 processes that become free when it is in service; a terminated one gives up its soonest-free
 processes and is billed until its running tasks finish (soft shutdown: no task is lost).
 
-What it does not model: prefetch beyond one task per process (DESIGN.md: prefetch 1), broker
+What it does not model: prefetch beyond one task per process (docs/architecture.md: prefetch 1), broker
 latency, task failures and retries, instance launch failures, Spot interruptions, and which instance
 a busy process sits on (busy processes are spread over in-service instances in proportion, for the
 CPU metric of the reference policy).

@@ -1,4 +1,4 @@
-"""Diagnostic tasks, always registered (DESIGN.md contract): ping, sleep, canary."""
+"""Diagnostic tasks, always registered (docs/architecture.md contract): ping, sleep, canary."""
 
 from __future__ import annotations
 

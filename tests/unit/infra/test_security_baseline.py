@@ -1,4 +1,4 @@
-"""DESIGN.md's security baseline, one test per item, on every stack's render."""
+"""docs/architecture.md's security baseline, one test per item, on every stack's render."""
 
 from __future__ import annotations
 
