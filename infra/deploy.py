@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from infra.config.messages import PROJECT
 from infra.stack_outputs import POOL_ASG_NAMES, StackOutputsError, stack_outputs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,9 +38,14 @@ def plan(stack: str, *, smoke_count: int = 20) -> list[Step]:
     ]
 
 
-def rollback_help(stack: str, outputs: dict[str, Any] | None) -> str:
+def rollback_help(stack: str, outputs: dict[str, Any] | None, *, smoke_failed: bool = False) -> str:
+    """How to roll `stack` back, with its own ASG names when its outputs could be read. The config
+    keys named here are checked against the stack config by tests/unit/test_docs_commands.py."""
+    head = (
+        f"The smoke test failed on stack {stack!r}. To roll back:" if smoke_failed else f"To roll back stack {stack!r}:"
+    )
     lines = [
-        f"The smoke test failed on stack {stack!r}. To roll back:",
+        head,
         "  1. If an instance refresh is still running, roll it back (instances return to the previous",
         "     launch template version, draining through the same lifecycle hook):",
     ]
@@ -49,8 +55,11 @@ def rollback_help(stack: str, outputs: dict[str, Any] | None) -> str:
     lines += [
         "  2. Or deploy the previous image: revert the merge (git revert <sha>) and run",
         f"       scripts/deploy {stack}",
-        "     or pin the last good AMI with `pulumi config set image:amiId <ami-...>` and `image:mode ami`.",
-        "  3. Find the failing pool in the smoke table above and its logs in CloudWatch Logs Insights.",
+        "     or pin the last good AMI (it must hold the worker, e.g. an earlier bake) and deploy:",
+        f"       pulumi config set --stack {stack} {PROJECT}:imageMode ami",
+        f"       pulumi config set --stack {stack} {PROJECT}:imageAmiId <ami-...>",
+        f"       scripts/deploy {stack}",
+        "  3. Find the failing pool in the smoke table and its logs in CloudWatch Logs Insights.",
     ]
     return "\n".join(lines)
 
@@ -78,7 +87,7 @@ def run(
                     outputs: dict[str, Any] | None = stack_outputs(stack)
                 except StackOutputsError:
                     outputs = None
-                echo(rollback_help(stack, outputs))
+                echo(rollback_help(stack, outputs, smoke_failed=True))
             return code
     echo(f"{stack}: deployed and smoke-tested.")
     return 0

@@ -15,6 +15,8 @@ Exit codes:
   0  deployed and the smoke test passed
   1  a step failed (preview, up or the smoke test)
   2  the deploy could not start (no Pulumi CLI, no stack)
+
+--rollback-help prints the advice and exits 0 (with the stack's ASG names when its outputs can be read).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ def main(
     yes: bool = typer.Option(False, "--yes", help="do not ask before `pulumi up`"),
     smoke_count: int = typer.Option(20, min=1, help="canaries per pool in the smoke test"),
     rollback_help_only: bool = typer.Option(
-        False, "--rollback-help", help="only print how to roll this stack back, and fail"
+        False, "--rollback-help", help="only print how to roll this stack back (exit 0)"
     ),
 ) -> None:
     if rollback_help_only:
@@ -43,7 +45,7 @@ def main(
         except StackOutputsError:
             outputs = None
         typer.echo(rollback_help(stack, outputs))
-        raise typer.Exit(1)
+        raise typer.Exit(0)
     try:
         code = run(stack, confirm=lambda q: yes or typer.confirm(q), echo=typer.echo, smoke_count=smoke_count)
     except DeployError as exc:
