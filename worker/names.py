@@ -24,6 +24,10 @@ METRIC_OLDEST_AGE: Final = "QueueOldestMessageAge"
 METRIC_BACKLOG: Final = "PoolBacklog"
 METRIC_BACKLOG_PER_INSTANCE: Final = "PoolBacklogPerInstance"
 METRIC_PUBLISHER_HEARTBEAT: Final = "PublisherHeartbeat"
+# Per queue: waiting messages without a publish stamp among those the publisher reads (worker.unstamped).
+METRIC_UNSTAMPED: Final = "QueueUnstampedWaiting"
+# Per pool: queues with waiting messages whose age the publisher could not tell (no age datum).
+METRIC_QUEUES_WITHOUT_AGE: Final = "PoolQueuesWithoutAge"
 
 # Written by the publisher (from what the workers record in the broker) at 10-second resolution:
 # the pool's measured mean task run time (seconds) over its recent window, absent until a task ends.

@@ -16,7 +16,11 @@ Configuration, from the environment:
 Metrics (names in `worker.names`): per queue (dimensions Pool, Queue) QueueWaiting, QueueInFlight,
 QueueOldestMessageAge; per pool (dimension Pool) PoolBacklog, PoolBacklogPerInstance,
 QueueOldestMessageAge (worst of the pool's queues) and PublisherHeartbeat; and the pool's service
-measurements PoolTaskSeconds, PoolBusyProcesses and PoolInServiceInstances (`worker.service_metrics`).
+measurements PoolTaskSeconds, PoolBusyProcesses and PoolInServiceInstances (`worker.service_metrics`);
+per queue QueueUnstampedWaiting and per pool PoolQueuesWithoutAge (`worker.unstamped`).
+
+`python -m worker.publisher --once --broker-url URL --queues a,b` prints one sample's metrics as
+JSON without publishing them (`worker.publisher_cli`).
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ from worker.names import (
 from worker.queues import QueueInspector, Snapshot, backlog_per_instance, inspector_for
 from worker.service_metrics import ServiceReader, pool_values, reader_for
 from worker.task_stats import QueueService
+from worker.unstamped import unstamped_data
 
 logger = logging.getLogger(__name__)
 
@@ -212,6 +217,7 @@ class Publisher:
         data = metric_data(self.config.pools, snapshot, in_service)
         service = None if self.service is None else self.service.read(queues, snapshot.taken_at)
         data += service_data(self.config.pools, snapshot, in_service, service)
+        data += unstamped_data(self.config.pools, snapshot)
         for start in range(0, len(data), PUT_BATCH):
             self.cloudwatch.put_metric_data(Namespace=self.config.namespace, MetricData=data[start : start + PUT_BATCH])
         return data
@@ -265,3 +271,9 @@ def handler(event: Mapping[str, Any], context: Any) -> dict[str, int]:
         return float(context.get_remaining_time_in_millis()) / 1000 if context is not None else float("inf")
 
     return {"samples": _cached.run(remaining_seconds=remaining)}
+
+
+if __name__ == "__main__":
+    from worker.publisher_cli import main
+
+    raise SystemExit(main())

@@ -21,16 +21,19 @@ RabbitMQ (management HTTP API, `GET /api/queues/<vhost>?columns=...`, one reques
 from `head_message_timestamp`: the AMQP `timestamp` property of the message at the head, which
 `worker.stamping` sets from the same publish time (whole seconds). The API reports it only from
 its statistics, so these counts lag by up to `collect_statistics_interval` (5 s by default; the
-statistics-free listing is fresher but has no timestamp). A queue whose head has no timestamp
-(an unstamped producer; RabbitMQ reports none for quorum queues) has an age of None, and no
-latency datum is published for it.
+statistics-free listing is fresher but has no timestamp). A head with no timestamp (an unstamped
+producer; RabbitMQ reports none for quorum queues) is dated from first sight by the queue's publish
+counter (`worker.unstamped`); without statistics its age is None and no latency datum is published.
+
+On Redis, a list's oldest message without `published_at` is dated from first sight too
+(`worker.unstamped`: the newest message of every list is recorded at each sample).
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 from urllib.parse import quote, unquote, urlsplit
@@ -39,6 +42,7 @@ import httpx
 import redis
 
 from worker.names import PUBLISHED_AT_HEADER
+from worker.unstamped import UNSTAMPED_WINDOW, CounterSightings, ListSightings
 
 # kombu.transport.redis.Channel.sep / PRIORITY_STEPS / unacked_key (kombu 5.7); restated here
 # rather than imported from a private module, and pinned by the tests against the real transport.
@@ -61,7 +65,10 @@ class QueueStats:
     in_flight: int
     """Messages delivered to a worker and not yet acked: prefetched (reserved) or running."""
     oldest_published_at: float | None
-    """`published_at` of the oldest waiting message (epoch seconds), None when none waits or it is unknown."""
+    """`published_at` of the oldest waiting message (epoch seconds), None when none waits or it is unknown;
+    for a message without a stamp, when the inspector first saw it (worker.unstamped)."""
+    unstamped: int = 0
+    """Waiting messages without a stamp among those the inspector read (worker.unstamped)."""
 
     @property
     def backlog(self) -> int:
@@ -131,11 +138,13 @@ def _published_at(raw: bytes | str | None) -> float | None:
 
 
 class RedisInspector:
-    """Reads kombu's Redis layout; one pipelined round trip per `inspect`."""
+    """Reads kombu's Redis layout; one pipelined round trip per `inspect` (and an LPOS per list whose
+    oldest message has no stamp, to date it from first sight: worker.unstamped)."""
 
     def __init__(self, url: str, client: redis.Redis | None = None) -> None:
         self._client = client if client is not None else redis.Redis.from_url(url, socket_timeout=5)
         self._url = url
+        self._sightings = ListSightings()
 
     @staticmethod
     def sub_queues(queue: str) -> list[str]:
@@ -146,7 +155,8 @@ class RedisInspector:
         for queue in queues:
             for key in self.sub_queues(queue):
                 pipe.llen(key)
-                pipe.lindex(key, -1)
+                pipe.lrange(key, -UNSTAMPED_WINDOW, -1)  # the oldest messages, oldest last
+                pipe.lindex(key, 0)  # the newest
         pipe.hvals(REDIS_UNACKED_KEY)
         try:
             replies: list[Any] = pipe.execute()
@@ -155,15 +165,37 @@ class RedisInspector:
         taken_at = time.time()
         in_flight = _unacked_by_queue(replies.pop())
         stats = []
-        per_queue = 2 * len(REDIS_PRIORITY_STEPS)
+        per_key = 3
+        per_queue = per_key * len(REDIS_PRIORITY_STEPS)
         for index, queue in enumerate(queues):
             chunk = replies[index * per_queue : (index + 1) * per_queue]
-            lengths, tails = chunk[0::2], chunk[1::2]
-            stamps = [_published_at(tail) for length, tail in zip(lengths, tails, strict=True) if length]
-            known = [s for s in stamps if s is not None]
-            oldest = min(known) if known and len(known) == len(stamps) else None
-            stats.append(QueueStats(queue, int(sum(lengths)), in_flight.get(queue, 0), oldest))
+            oldest: list[float | None] = []
+            unstamped = 0
+            for step, key in enumerate(self.sub_queues(queue)):
+                length, window, newest = chunk[step * per_key : (step + 1) * per_key]
+                if not length:
+                    self._sightings.observe(key, taken_at, 0, None, None)
+                    continue
+                stamps = [_published_at(message) for message in window]
+                unstamped += sum(1 for stamp in stamps if stamp is None)
+                tail, tail_stamp = (window[-1], stamps[-1]) if window else (None, None)
+                self._sightings.observe(key, taken_at, int(length), newest, tail_stamp)
+                if tail_stamp is None and tail is not None:
+                    tail_stamp = self._sightings.first_seen(key, tail, self._present(key))
+                oldest.append(tail_stamp)
+            known = [s for s in oldest if s is not None]
+            first = min(known) if known and len(known) == len(oldest) else None
+            stats.append(
+                QueueStats(queue, sum(int(n) for n in chunk[0::per_key]), in_flight.get(queue, 0), first, unstamped)
+            )
         return Snapshot(taken_at, tuple(stats))
+
+    def _present(self, key: str) -> Callable[[bytes], bool]:
+        def present(message: bytes) -> bool:
+            # From the oldest end: recorded messages that still wait are near it.
+            return self._client.lpos(key, message, rank=-1) is not None  # type: ignore[arg-type]  # bytes work
+
+        return present
 
     def close(self) -> None:
         self._client.close()
@@ -183,8 +215,9 @@ def _unacked_by_queue(values: list[bytes]) -> dict[str, int]:
 class RabbitMQInspector:
     """Reads the RabbitMQ management API: one GET for every queue of the virtual host."""
 
-    COLUMNS: Final = "name,messages_ready,messages_unacknowledged,head_message_timestamp"
-    """Only what the inspector reads: the listing stays small with hundreds of queues."""
+    COLUMNS: Final = "name,messages_ready,messages_unacknowledged,head_message_timestamp,message_stats.publish"
+    """Only what the inspector reads: the listing stays small with hundreds of queues. The publish
+    counter dates a head without a timestamp from first sight (worker.unstamped)."""
 
     def __init__(self, management_url: str, vhost: str = "/", client: httpx.Client | None = None) -> None:
         parts = urlsplit(management_url)
@@ -192,6 +225,7 @@ class RabbitMQInspector:
         auth = (unquote(parts.username or "guest"), unquote(parts.password or "guest"))
         self._client = client if client is not None else httpx.Client(auth=auth, timeout=5.0)
         self._vhost = vhost
+        self._sightings = CounterSightings()
 
     def inspect(self, queues: Sequence[str]) -> Snapshot:
         url = f"{self._base}/api/queues/{quote(self._vhost, safe='')}"
@@ -207,12 +241,19 @@ class RabbitMQInspector:
         for queue in queues:
             row = rows.get(queue, {})  # a queue no one has declared yet holds nothing
             head = row.get("head_message_timestamp")
+            ready = int(row.get("messages_ready") or 0)
+            published = (row.get("message_stats") or {}).get("publish")
+            first = self._sightings.first_seen(
+                queue, taken_at, published if isinstance(published, int) else None, ready
+            )
+            stamped = isinstance(head, int | float)
             stats.append(
                 QueueStats(
                     queue,
-                    int(row.get("messages_ready") or 0),
+                    ready,
                     int(row.get("messages_unacknowledged") or 0),
-                    float(head) if isinstance(head, int | float) else None,
+                    float(head) if stamped else first,
+                    1 if ready and not stamped else 0,
                 )
             )
         return Snapshot(taken_at, tuple(stats))
