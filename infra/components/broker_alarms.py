@@ -31,6 +31,9 @@ def _sustained(
         threshold=threshold,
         evaluation_periods=5,
         datapoints_to_alarm=5,
+        # AWS publishes these every minute while the broker runs; a gap (maintenance, a node being
+        # replaced) is neither healthy nor overloaded, so it is left out of the evaluation, and a
+        # broker with no data at all shows INSUFFICIENT_DATA rather than OK or ALARM.
         treat_missing_data="missing",
     )
 
@@ -72,6 +75,7 @@ def cache_alarms(config: StackConfig, node: str, cluster_id: pulumi.Input[str]) 
                 comparison_operator="GreaterThanThreshold",
                 threshold=0,
                 evaluation_periods=1,
+                # Only a counted eviction is evidence of one; no datum is no eviction.
                 treat_missing_data="notBreaching",
             ),
         )
@@ -113,6 +117,7 @@ def mq_alarms(config: StackConfig, broker_name: pulumi.Input[str]) -> list[tuple
                 threshold=config.broker_memory_alarm_percent,
                 evaluation_periods=5,
                 datapoints_to_alarm=5,
+                # As the other broker alarms: a gap in AWS's broker metrics is not evidence either way.
                 treat_missing_data="missing",
                 metric_queries=[
                     metric("used", "RabbitMQMemUsed", "Maximum"),

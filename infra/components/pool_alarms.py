@@ -1,5 +1,14 @@
 """A pool's alarms: latency over the alarm threshold, backlog at max size, backlog with no instance,
-publisher stale. Pure functions of the config: each returns `(suffix, args)` for the component to create."""
+a waiting queue with no age, publisher stale. Pure functions of the config: each returns
+`(suffix, args)` for the component to create.
+
+Missing data is chosen per alarm (`treat_missing_data`, each with its reason). The publisher sends
+every pool's metrics every sample, an empty queue included (age 0), so a gap means one of two
+failures, and each has its own alarm that treats it as breaching: the publisher is down
+(publisher-stale: no heartbeat), or a queue holds messages whose age cannot be told
+(age-unknown: PoolQueuesWithoutAge, which the publisher sends as a number). The other alarms
+therefore judge only the data they get. Semantics:
+https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/AlarmThatSendsEmail.html#alarms-and-missing-data"""
 
 from __future__ import annotations
 
@@ -10,7 +19,13 @@ import pulumi_aws as aws
 
 from infra.components.metrics import ASG_DIMENSION, ASG_IN_SERVICE, ASG_NAMESPACE, DIMENSION_POOL
 from infra.config import PoolConfig
-from worker.names import METRIC_BACKLOG, METRIC_BACKLOG_PER_INSTANCE, METRIC_OLDEST_AGE, METRIC_PUBLISHER_HEARTBEAT
+from worker.names import (
+    METRIC_BACKLOG,
+    METRIC_BACKLOG_PER_INSTANCE,
+    METRIC_OLDEST_AGE,
+    METRIC_PUBLISHER_HEARTBEAT,
+    METRIC_QUEUES_WITHOUT_AGE,
+)
 
 MINUTE = 60
 
@@ -55,7 +70,7 @@ def _in_service(asg_name: pulumi.Input[str]) -> Query:
 
 
 def pool_alarms(namespace: str, name: str, pool: MonitoredPool) -> list[tuple[str, AlarmArgs]]:
-    """The four alarms of one pool, as `(suffix, args)`."""
+    """The five alarms of one pool, as `(suffix, args)`."""
     alarms: list[tuple[str, AlarmArgs]] = []
     slo = pool.config.latency_slo_seconds
     alarms.append(
@@ -73,6 +88,9 @@ def pool_alarms(namespace: str, name: str, pool: MonitoredPool) -> list[tuple[st
                 threshold=slo,
                 evaluation_periods=5,
                 datapoints_to_alarm=5,
+                # No age datum is no evidence of latency: the publisher being down and a queue without
+                # an age each have their own breaching alarm (module docstring), so this one judges
+                # only ages it has (unstamped messages get one from first sight: worker.unstamped).
                 treat_missing_data="notBreaching",
             ),
         )
@@ -89,6 +107,8 @@ def pool_alarms(namespace: str, name: str, pool: MonitoredPool) -> list[tuple[st
                 threshold=1,
                 evaluation_periods=10,
                 datapoints_to_alarm=10,
+                # The expression has no value only when its inputs have none (publisher down: its own
+                # alarm); a full pool always yields 1, so a gap is not a full pool.
                 treat_missing_data="notBreaching",
                 metric_queries=[
                     _in_service(pool.asg_name),
@@ -113,6 +133,8 @@ def pool_alarms(namespace: str, name: str, pool: MonitoredPool) -> list[tuple[st
                 threshold=1,
                 evaluation_periods=10,
                 datapoints_to_alarm=10,
+                # Without a backlog datum there is no evidence of waiting work (publisher down: its own
+                # alarm); zero in service is filled in (FILL), so an empty group still evaluates.
                 treat_missing_data="notBreaching",
                 metric_queries=[
                     _in_service(pool.asg_name),
@@ -124,6 +146,27 @@ def pool_alarms(namespace: str, name: str, pool: MonitoredPool) -> list[tuple[st
                         expression="IF(backlog > 0 AND FILL(ins, 0) == 0, 1, 0)",
                     ),
                 ],
+            ),
+        )
+    )
+    alarms.append(
+        (
+            f"{name}-age-unknown",
+            AlarmArgs(
+                alarm_description=f"Pool {name}: a queue has waiting tasks but no age for 5 minutes, so the "
+                "latency alarm and the latency safety net cannot see it (RabbitMQ statistics off?)",
+                namespace=namespace,
+                metric_name=METRIC_QUEUES_WITHOUT_AGE,
+                dimensions={DIMENSION_POOL: name},
+                statistic="Maximum",
+                period=MINUTE,
+                comparison_operator="GreaterThanOrEqualToThreshold",
+                threshold=1,
+                evaluation_periods=5,
+                datapoints_to_alarm=5,
+                # The publisher sends this count every sample (0 when every waiting queue has an age);
+                # no datum means the publisher is down, which publisher-stale reports.
+                treat_missing_data="notBreaching",
             ),
         )
     )
