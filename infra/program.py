@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Literal
 
 import pulumi
 
@@ -18,9 +18,13 @@ from infra.components.metrics_publisher import MetricsPublisher, MetricsPublishe
 from infra.components.monitoring import MonitoredPool, Monitoring, MonitoringArgs
 from infra.components.network import Network, NetworkArgs
 from infra.components.producer_access import ProducerAccess, ProducerAccessArgs
+from infra.components.scheduler import Scheduler, SchedulerArgs, lease_table_name, scheduler_log_group
 from infra.components.worker_pool import DRAIN_HOOK, WorkerPool, WorkerPoolArgs, log_group_name
 from infra.config import ROOT, PoolConfig, StackConfig
+from infra.scaling.periodic_capacity import check_tasks
+from infra.vm.scheduler_data import SchedulerRuntime, render_scheduler_user_data
 from infra.vm.user_data import PoolRuntime, render_user_data
+from worker.schedule import ENTRIES as SCHEDULE
 
 
 class BundleMissingError(FileNotFoundError):
@@ -88,6 +92,64 @@ def _user_data(config: StackConfig, name: str, pool: PoolConfig) -> Callable[[li
     return render
 
 
+def scheduler_arch(config: StackConfig) -> set[Literal["x86_64", "arm64"]]:
+    return {config.scheduler_architecture} if config.scheduler_enabled else set()
+
+
+def build_scheduler(
+    config: StackConfig,
+    network: Network,
+    broker: Broker,
+    image: WorkerImage | None,
+    alarm_topic_arn: pulumi.Output[str],
+) -> Scheduler:
+    """The periodic task scheduler (infra.components.scheduler): the pools' image, its own unit."""
+    check_tasks(config.stack, SCHEDULE)
+    arch = config.scheduler_architecture
+    runtime_of = scheduler_runtime(config)
+    inputs: list[pulumi.Input[Any]] = [broker.secret_arn]
+    if image is not None and config.image_mode == "boot":
+        inputs.append(image.boot_artefacts[arch])
+    user_data = pulumi.Output.all(*inputs).apply(
+        lambda v: render_scheduler_user_data(config.image_mode, runtime_of(v[0]), v[1] if len(v) > 1 else None)
+    )
+    return Scheduler(
+        "scheduler",
+        SchedulerArgs(
+            config=config,
+            entries=[e for e in SCHEDULE if e.runs_on(config.stack)],
+            subnet_ids=network.private_subnet_ids,
+            security_group_id=network.worker_security_group_id,
+            image_id=image.image_ids[arch] if image is not None else own_scheduler_ami_id(config),
+            user_data=user_data,
+            broker_secret_arn=broker.secret_arn,
+            alarm_topic_arn=alarm_topic_arn,
+            artefact_bucket_arn=image.bucket_arn if image is not None and config.image_mode == "boot" else None,
+        ),
+    )
+
+
+def scheduler_runtime(config: StackConfig) -> Callable[[str], SchedulerRuntime]:
+    def runtime(secret_arn: str) -> SchedulerRuntime:
+        return SchedulerRuntime(
+            stack=config.stack,
+            region=config.region,
+            secret_id=secret_arn,
+            log_group=scheduler_log_group(config.stack),
+            metrics_namespace=config.metric_namespace,
+            lease_seconds=config.scheduler_lease_seconds,
+            queues=tuple(sorted({q for pool in config.pools.values() for q in pool.queues})),
+            lease_url=None if config.is_redis else f"dynamodb://{lease_table_name(config.stack)}",
+            task_routes=config.task_routes,
+        )
+
+    return runtime
+
+
+def own_scheduler_ami_id(config: StackConfig) -> pulumi.Input[str]:
+    return config.image_ami_id or base_image_id(config, config.scheduler_architecture)
+
+
 def build(
     config: StackConfig, code: pulumi.Archive, artefacts: BuildArtefacts | None = None
 ) -> dict[str, pulumi.Output[object]]:
@@ -115,7 +177,7 @@ def build(
             WorkerImageArgs(
                 config=config,
                 artefacts=artefacts,
-                architectures=sorted({pool.architecture for pool in config.pools.values()}),
+                architectures=sorted({pool.architecture for pool in config.pools.values()} | scheduler_arch(config)),
                 subnet_id=network.private_subnet_ids.apply(lambda ids: ids[0]),
                 security_group_id=network.worker_security_group_id,
             ),
@@ -175,6 +237,8 @@ def build(
             mq_broker_name=broker.mq_broker_name,
         ),
     )
+    if config.scheduler_enabled:
+        build_scheduler(config, network, broker, image, monitoring.topic_arn)
     asg_names: Mapping[str, pulumi.Output[str]] = {name: p.asg_name for name, p in pools.items()}
     return {
         outputs.BROKER_ENDPOINT: pulumi.Output.secret(broker.endpoint),

@@ -28,7 +28,7 @@ CatchUp = Literal["once", "skip"]
 CATCH_UP: Final[tuple[CatchUp, ...]] = ("once", "skip")
 # Celery's beat cannot usefully tick faster; an interval under a second is a typo for minutes.
 MIN_INTERVAL_S: Final = 1.0
-_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,49}$")
 # A crontab's next run is searched this many days ahead (a 29 February entry needs four years).
 _CRON_HORIZON_DAYS: Final = 4 * 366 + 1
 
@@ -203,7 +203,7 @@ def check_entries(
     for entry in checked:
         where = f"periodic entry {entry.name!r}"
         if not _NAME.match(entry.name):
-            raise ScheduleError(f"{where}: name must be lowercase letters, digits and '-' (at most 63)")
+            raise ScheduleError(f"{where}: name must be lowercase letters, digits and '-' (at most 50)")
         if entry.name in seen:
             raise ScheduleError(f"{where}: declared twice (entry names must be unique)")
         seen.add(entry.name)
@@ -256,3 +256,18 @@ def _check_capacity(entry: Periodic, where: str) -> None:
             raise ScheduleError(
                 f"{where}: lead_seconds {entry.lead_seconds} is not shorter than the gap between runs ({gap:g} s)"
             )
+
+
+def main() -> None:
+    """`python -m worker.periodic`: the task names worker.app registers, as JSON (the render's check)."""
+    import json  # noqa: PLC0415 - only this entry point needs them
+    import sys  # noqa: PLC0415
+
+    from worker.app import app  # noqa: PLC0415 - reads the environment; never at import of this module
+
+    app.loader.import_default_modules()
+    json.dump(sorted(name for name in app.tasks if not name.startswith("celery.")), sys.stdout)
+
+
+if __name__ == "__main__":
+    main()

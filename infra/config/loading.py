@@ -20,6 +20,8 @@ from infra.config.errors import ConfigError
 from infra.config.files import load_yaml, stack_file_config
 from infra.config.messages import PROJECT, aliases, closest, format_error
 from infra.config.stack import REGION_KEY, StackConfig
+from infra.scaling.periodic_capacity import apply_periodic
+from worker.schedule import ENTRIES
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 PROJECT_FILE = ROOT / "Pulumi.yaml"
@@ -64,7 +66,8 @@ def _validate(stack: str, raw: Mapping[str, Any], lines: list[str]) -> StackConf
         raise _problems(stack, lines) from None
     if lines:
         raise _problems(stack, lines)
-    return config
+    # Periodic entries that start known work scale their pool ahead of each run (pools.<name>.schedules).
+    return apply_periodic(config, ENTRIES) if config.scheduler_enabled else config
 
 
 def parse_config(stack: str, raw: Mapping[str, Any]) -> StackConfig:

@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from infra.config.aws_types import ENGINE_VERSION, availability_zone_pattern, cache_node_types
+from infra.config.aws_types import ENGINE_VERSION, architecture_of, availability_zone_pattern, cache_node_types
 from infra.config.base import ConfigModel
 from infra.config.errors import KeyRuleError
 from infra.config.pool import PoolConfig
@@ -77,6 +77,9 @@ class StackConfig(ConfigModel):
     _client_groups = field_validator("broker_client_security_group_ids")(check_security_group_ids)
     _client_cidrs = field_validator("broker_client_cidrs")(check_cidrs)
     _routes = field_validator("task_routes")(check_routes)
+    scheduler_enabled: bool
+    scheduler_instance_type: str = Field(pattern=r"^[a-z][a-z0-9-]*[0-9][a-z0-9-]*\.[a-z0-9]+$")
+    scheduler_lease_seconds: int = Field(ge=5, le=300)
 
     @field_validator("vpc_cidr")
     @classmethod
@@ -206,6 +209,10 @@ class StackConfig(ConfigModel):
         if uses_parameter and "{arch}" not in self.image_ssm_parameter:
             raise KeyRuleError("imageSsmParameter", "must contain {arch} (pools choose x86_64 or arm64)")
         return self
+
+    @property
+    def scheduler_architecture(self) -> Literal["x86_64", "arm64"]:
+        return "arm64" if architecture_of(self.scheduler_instance_type) == "arm64" else "x86_64"
 
     @property
     def is_redis(self) -> bool:

@@ -31,8 +31,10 @@ def test_existing_vpc_is_used_not_created() -> None:
     assert not types & {"aws:ec2/vpc:Vpc", "aws:ec2/subnet:Subnet", "aws:ec2/natGateway:NatGateway"}
     for group in _inputs(render, "aws:ec2/securityGroup:SecurityGroup"):
         assert group["vpcId"] == "vpc-0123abcd"
-    (asg,) = _inputs(render, "aws:autoscaling/group:Group")
-    assert asg["vpcZoneIdentifiers"] == subnets
+    groups = _inputs(render, "aws:autoscaling/group:Group")
+    assert len(groups) == 2  # the pool's and the scheduler's
+    for asg in groups:
+        assert asg["vpcZoneIdentifiers"] == subnets
     (cache_subnets,) = _inputs(render, "aws:elasticache/subnetGroup:SubnetGroup")
     assert cache_subnets["subnetIds"] == subnets
     assert render.outputs["vpcId"] == "vpc-0123abcd"

@@ -1,0 +1,243 @@
+"""The periodic task scheduler: an Auto Scaling group of exactly one instance, booted from the
+pools' image, running `celery beat` with a lease (`worker.scheduler`) under systemd.
+
+Exactly one sends, by two independent means:
+- the lease: in the broker's Redis, or on RabbitMQ stacks in a DynamoDB table this component
+  creates (Amazon MQ offers no lease primitive), so two schedulers alive at once (a replacement
+  booting while the old one is still up, a partition) never both send;
+- the group: min = max = 1, and its instance refresh keeps 0 % healthy, which terminates the old
+  instance before launching the new one ("MinHealthyPercentage ... 0 ... replaces all instances at
+  once", https://docs.aws.amazon.com/autoscaling/ec2/userguide/understand-instance-refresh-default-values.html),
+  so a redeploy is stop-before-start. A clean stop releases the lease, the successor sends at once.
+A lost instance is replaced by the group's health check; until then nobody sends, the
+no-holder alarm fires after two lease periods, and missed runs follow each entry's `catch_up`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from infra.components import iam
+from infra.components.image import read_artefacts_policy
+from infra.components.scheduler_alarms import scheduler_alarms
+from infra.components.worker_pool import ROOT_DEVICE, SSM_CORE_POLICY
+from infra.config import StackConfig
+from infra.vm.user_data import encode
+from worker.periodic import Periodic
+
+TYPE = "celery-cluster:scheduler:Scheduler"
+# The scheduler sends a few messages a minute and holds no tasks: the smallest volume AL2023 boots.
+VOLUME_GB = 8
+# Boot plus `celery beat` start: the group's health check waits this long before judging.
+WARMUP_SECONDS = 120
+
+
+def scheduler_log_group(stack: str) -> str:
+    return f"/celery-cluster/{stack}/scheduler"
+
+
+def lease_table_name(stack: str) -> str:
+    return f"celery-cluster-{stack}-scheduler"
+
+
+def lease_table_policy(table_arn: str) -> iam.Document:
+    """The scheduler's lease and state items in its own table, nothing else."""
+    return iam.document(
+        {
+            "Sid": "SchedulerLease",
+            "Effect": "Allow",
+            "Action": [
+                "dynamodb:GetItem",
+                "dynamodb:UpdateItem",
+                "dynamodb:DeleteItem",
+                "dynamodb:PutItem",
+                "dynamodb:ConditionCheckItem",
+                "dynamodb:Scan",
+            ],
+            "Resource": table_arn,
+        }
+    )
+
+
+@dataclass(frozen=True)
+class SchedulerArgs:
+    config: StackConfig
+    entries: Sequence[Periodic]
+    """The entries this stack runs (worker.schedule, filtered by stack): one lateness alarm each."""
+    subnet_ids: pulumi.Input[Sequence[str]]
+    security_group_id: pulumi.Input[str]
+    """The workers' group: the broker admits it."""
+    image_id: pulumi.Input[str]
+    user_data: pulumi.Input[str]
+    broker_secret_arn: pulumi.Input[str]
+    alarm_topic_arn: pulumi.Input[str]
+    artefact_bucket_arn: pulumi.Input[str] | None = None
+
+
+class Scheduler(pulumi.ComponentResource):
+    asg_name: pulumi.Output[str]
+    lease_table_name: pulumi.Output[str] | None
+
+    def __init__(self, name: str, args: SchedulerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__(TYPE, name, None, opts)
+        self._name = name
+        self._child = pulumi.ResourceOptions(parent=self)
+        config = args.config
+        table = self._create_lease_table(config) if not config.is_redis else None
+        self.lease_table_name = table.name if table is not None else None
+        profile = self._create_identity(args, table)
+        template = self._create_launch_template(args, profile)
+        group = self._create_group(args, template)
+        self.asg_name = group.name
+        for suffix, alarm in scheduler_alarms(config.metric_namespace, config.scheduler_lease_seconds, args.entries):
+            alarm.alarm_actions = [args.alarm_topic_arn]
+            alarm.ok_actions = [args.alarm_topic_arn]
+            aws.cloudwatch.MetricAlarm(f"{name}-{suffix}", alarm, opts=self._child)
+        self.register_outputs({"asgName": self.asg_name, "leaseTable": self.lease_table_name or ""})
+
+    def _create_lease_table(self, config: StackConfig) -> aws.dynamodb.Table:
+        return aws.dynamodb.Table(
+            f"{self._name}-lease",
+            aws.dynamodb.TableArgs(
+                name=lease_table_name(config.stack),
+                billing_mode="PAY_PER_REQUEST",  # a few requests a minute
+                hash_key="pk",
+                attributes=[aws.dynamodb.TableAttributeArgs(name="pk", type="S")],
+                server_side_encryption=aws.dynamodb.TableServerSideEncryptionArgs(enabled=True),
+                point_in_time_recovery=aws.dynamodb.TablePointInTimeRecoveryArgs(enabled=True),
+            ),
+            opts=self._child,
+        )
+
+    def _create_identity(self, args: SchedulerArgs, table: aws.dynamodb.Table | None) -> aws.iam.InstanceProfile:
+        config = args.config
+        logs = aws.cloudwatch.LogGroup(
+            f"{self._name}-logs",
+            aws.cloudwatch.LogGroupArgs(
+                name=scheduler_log_group(config.stack), retention_in_days=config.log_retention_days
+            ),
+            opts=self._child,
+        )
+        role = aws.iam.Role(
+            f"{self._name}-role",
+            aws.iam.RoleArgs(
+                assume_role_policy=json.dumps(iam.assume_role("ec2.amazonaws.com")),
+                description=f"celery-cluster {config.stack} periodic task scheduler",
+            ),
+            opts=self._child,
+        )
+        aws.iam.RolePolicyAttachment(
+            f"{self._name}-ssm",
+            aws.iam.RolePolicyAttachmentArgs(role=role.name, policy_arn=SSM_CORE_POLICY),
+            opts=self._child,
+        )
+        aws.iam.RolePolicy(
+            f"{self._name}-runtime",
+            aws.iam.RolePolicyArgs(
+                role=role.id,
+                policy=pulumi.Output.all(args.broker_secret_arn, logs.arn).apply(
+                    lambda v: json.dumps(iam.worker_instance_policy(v[0], v[1], config.metric_namespace))
+                ),
+            ),
+            opts=self._child,
+        )
+        if table is not None:
+            aws.iam.RolePolicy(
+                f"{self._name}-lease",
+                aws.iam.RolePolicyArgs(
+                    role=role.id, policy=table.arn.apply(lambda arn: json.dumps(lease_table_policy(arn)))
+                ),
+                opts=self._child,
+            )
+        if args.artefact_bucket_arn is not None:
+            aws.iam.RolePolicy(
+                f"{self._name}-artefacts",
+                aws.iam.RolePolicyArgs(
+                    role=role.id,
+                    policy=pulumi.Output.from_input(args.artefact_bucket_arn).apply(
+                        lambda arn: json.dumps(read_artefacts_policy(arn))
+                    ),
+                ),
+                opts=self._child,
+            )
+        return aws.iam.InstanceProfile(
+            f"{self._name}-profile", aws.iam.InstanceProfileArgs(role=role.name), opts=self._child
+        )
+
+    def _create_launch_template(self, args: SchedulerArgs, profile: aws.iam.InstanceProfile) -> aws.ec2.LaunchTemplate:
+        config = args.config
+        tags = {"celery-cluster:stack": config.stack, "celery-cluster:role": "scheduler"}
+        return aws.ec2.LaunchTemplate(
+            f"{self._name}-lt",
+            aws.ec2.LaunchTemplateArgs(
+                description=f"celery-cluster {config.stack} periodic task scheduler",
+                image_id=args.image_id,
+                instance_type=config.scheduler_instance_type,
+                iam_instance_profile=aws.ec2.LaunchTemplateIamInstanceProfileArgs(arn=profile.arn),
+                user_data=pulumi.Output.from_input(args.user_data).apply(encode),
+                update_default_version=True,
+                metadata_options=aws.ec2.LaunchTemplateMetadataOptionsArgs(
+                    http_endpoint="enabled", http_tokens="required", http_put_response_hop_limit=1
+                ),
+                block_device_mappings=[
+                    aws.ec2.LaunchTemplateBlockDeviceMappingArgs(
+                        device_name=ROOT_DEVICE,
+                        ebs=aws.ec2.LaunchTemplateBlockDeviceMappingEbsArgs(
+                            encrypted="true", volume_size=VOLUME_GB, volume_type="gp3", delete_on_termination="true"
+                        ),
+                    )
+                ],
+                network_interfaces=[
+                    aws.ec2.LaunchTemplateNetworkInterfaceArgs(
+                        device_index=0,
+                        associate_public_ip_address="false",
+                        security_groups=[args.security_group_id],
+                        delete_on_termination="true",
+                    )
+                ],
+                tag_specifications=[
+                    aws.ec2.LaunchTemplateTagSpecificationArgs(resource_type=kind, tags=tags)
+                    for kind in ("instance", "volume")
+                ],
+                tags=tags,
+            ),
+            opts=self._child,
+        )
+
+    def _create_group(self, args: SchedulerArgs, template: aws.ec2.LaunchTemplate) -> aws.autoscaling.Group:
+        config = args.config
+        return aws.autoscaling.Group(
+            f"{self._name}-asg",
+            aws.autoscaling.GroupArgs(
+                min_size=1,
+                max_size=1,
+                desired_capacity=1,
+                vpc_zone_identifiers=args.subnet_ids,
+                launch_template=aws.autoscaling.GroupLaunchTemplateArgs(
+                    id=template.id, version=template.latest_version.apply(str)
+                ),
+                health_check_type="EC2",
+                health_check_grace_period=WARMUP_SECONDS,
+                # Stop before start: the old scheduler goes (releasing its lease) before the new one boots.
+                instance_refresh=aws.autoscaling.GroupInstanceRefreshArgs(
+                    strategy="Rolling",
+                    preferences=aws.autoscaling.GroupInstanceRefreshPreferencesArgs(
+                        min_healthy_percentage=0, instance_warmup=str(WARMUP_SECONDS)
+                    ),
+                ),
+                tags=[
+                    aws.autoscaling.GroupTagArgs(
+                        key="Name", value=f"celery-{config.stack}-scheduler", propagate_at_launch=True
+                    ),
+                    aws.autoscaling.GroupTagArgs(
+                        key="celery-cluster:role", value="scheduler", propagate_at_launch=True
+                    ),
+                ],
+            ),
+            opts=self._child,
+        )

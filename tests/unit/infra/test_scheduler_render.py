@@ -1,0 +1,98 @@
+"""The scheduler in the rendered stacks: one instance, its alarms, its lease, and the pools scaled
+ahead of the periodic entries that declare their work."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import pytest
+import yaml
+
+from infra.components.scheduler import TYPE, lease_table_name
+from infra.config import ConfigError, merged_raw, parse_config, read_stack_file
+from infra.render import Render, render_config
+from infra.scaling.periodic_capacity import capacity_for, derived_schedules
+from infra.vm.scheduler_data import SCHEDULER_ENV, SCHEDULER_UNIT
+from tests.unit.infra.conftest import Rendered
+from tests.unit.test_fetchenv import systemd_unquote
+from worker.names import METRIC_ENTRY_LATENESS, METRIC_SCHEDULER_HEARTBEAT
+from worker.periodic import Periodic
+from worker.schedule import ENTRIES
+
+ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
+SCHEDULE = "aws:autoscaling/schedule:Schedule"
+
+
+def _user_data(template: dict[str, Any]) -> dict[str, Any]:
+    document: dict[str, Any] = yaml.safe_load(base64.b64decode(template["userData"]).decode())
+    return document
+
+
+def test_prod_has_one_scheduler_instance_with_its_alarms(prod: Rendered) -> None:
+    assert [r["name"] for r in prod.document["resources"] if r["type"] == TYPE] == ["scheduler"]
+    group = prod.one("aws:autoscaling/group:Group", "scheduler-asg")
+    assert (group["minSize"], group["maxSize"], group["desiredCapacity"]) == (1, 1, 1)
+    assert group["instanceRefresh"]["preferences"]["minHealthyPercentage"] == 0  # stop before start
+    alarms = prod.named(ALARM)
+    holder = alarms["scheduler-no-holder"]
+    assert holder["metricName"] == METRIC_SCHEDULER_HEARTBEAT
+    assert holder["period"] == 2 * prod.config.scheduler_lease_seconds
+    assert holder["treatMissingData"] == "breaching"
+    prod_entries = [e for e in ENTRIES if e.runs_on("prod")]
+    for entry in prod_entries:
+        late = alarms[f"scheduler-periodic-{entry.name}-late"]
+        assert late["metricName"] == METRIC_ENTRY_LATENESS
+        assert late["dimensions"] == {"Entry": entry.name}
+        assert late["alarmActions"], "an alarm nobody hears"
+
+
+def test_the_scheduler_instance_runs_the_scheduler_unit_not_the_worker(prod: Rendered) -> None:
+    document = _user_data(prod.one("aws:ec2/launchTemplate:LaunchTemplate", "scheduler-lt"))
+    assert ["systemctl", "enable", "--now", SCHEDULER_UNIT] in document["runcmd"]
+    (content,) = [f["content"] for f in document["write_files"] if f["path"] == SCHEDULER_ENV]
+    env = dict(systemd_unquote(line) for line in content.splitlines() if line and not line.startswith("#"))
+    assert env["SCHEDULER_QUEUES"] == "default,reports"
+    assert env["SCHEDULER_LEASE_SECONDS"] == str(prod.config.scheduler_lease_seconds)
+    assert "SCHEDULER_LEASE_URL" not in env  # Valkey: the lease lives in the broker
+    assert "CELERY_BROKER_URL" not in json.dumps(document)
+
+
+def test_prod_scales_the_default_pool_ahead_of_the_fan_out(prod: Rendered) -> None:
+    (entry,) = [e for e in ENTRIES if e.name == "fan-out"]
+    pool = prod.config.pools["default"]
+    instances, hold = capacity_for(entry, pool)
+    # 1,000 two-second tasks within a 30 s SLO on 4 processes an instance: 17 instances.
+    assert instances == 17
+    actions = prod.named(SCHEDULE)
+    start, end = actions["pool-default-periodic-fan-out-start"], actions["pool-default-periodic-fan-out-end"]
+    assert start["recurrence"] == "10,25,40,55 * * * *"  # five minutes before */15
+    assert start["minSize"] == instances
+    assert end["minSize"] == pool.min_size
+    assert hold == 360
+
+
+def test_rabbitmq_stacks_keep_the_lease_in_dynamodb() -> None:
+    values = {**read_stack_file("dev"), "brokerEngine": "rabbitmq"}
+    render: Render = render_config(parse_config("dev", merged_raw(values)), values)
+    (table,) = [r.inputs for r in render.of_type("aws:dynamodb/table:Table")]
+    assert table["name"] == lease_table_name("dev")
+    (template,) = [
+        r.inputs for r in render.of_type("aws:ec2/launchTemplate:LaunchTemplate") if r.name == "scheduler-lt"
+    ]
+    assert f"SCHEDULER_LEASE_URL=dynamodb://{lease_table_name('dev')}" in json.dumps(_user_data(template))
+
+
+def test_no_scheduler_when_disabled() -> None:
+    values = {**read_stack_file("dev"), "schedulerEnabled": False}
+    render = render_config(parse_config("dev", merged_raw(values)), values)
+    assert not [r for r in render.resources if r.type == TYPE]
+
+
+def test_an_entry_routed_to_a_queue_no_pool_consumes_stops_the_config() -> None:
+    config = parse_config("dev", merged_raw(read_stack_file("dev")))
+    with pytest.raises(ConfigError, match="periodic entry 'stray': its runs go to queue 'reports', which no pool"):
+        derived_schedules(config, [Periodic("stray", "reports.build", 3600, queue="reports")])
+    with pytest.raises(ConfigError, match="periodic entry 'early': lead_seconds 900 is not shorter"):
+        derived_schedules(config, [Periodic("early", "cluster.ping", 900, expect_tasks=10, lead_seconds=900)])
