@@ -83,7 +83,7 @@ def derived_schedules(config: StackConfig, entries: Iterable[Periodic]) -> dict[
     try:
         checked = check_entries(entries, consumed_queues=owner, routes=routes, default_queue=DEFAULT_QUEUE)
     except EntryError as exc:
-        raise ConfigError(f"invalid config for stack {config.stack!r}:\n  {exc}") from None
+        raise ConfigError(f"invalid config for stack {config.stack!r}: {exc}") from None
     found: dict[str, list[ScheduleConfig]] = {}
     for entry in checked:
         if not entry.runs_on(config.stack) or entry.lead_seconds is None:
@@ -99,7 +99,7 @@ def derived_schedules(config: StackConfig, entries: Iterable[Periodic]) -> dict[
         except (ScheduleError, ValueError) as exc:
             message = str(exc).splitlines()[0]
             raise ConfigError(
-                f"invalid config for stack {config.stack!r}:\n  periodic entry {entry.name!r}: "
+                f"invalid config for stack {config.stack!r}: periodic entry {entry.name!r}: "
                 f"cannot scale pool {pool_name!r} ahead of it: {message}"
             ) from None
         found.setdefault(pool_name, []).append(schedule)
@@ -128,7 +128,7 @@ def check_tasks(stack: str, entries: Iterable[Periodic]) -> None:
     try:
         check_entries(entries, tasks=registered_task_names())
     except EntryError as exc:
-        raise ConfigError(f"invalid config for stack {stack!r}:\n  {exc}") from None
+        raise ConfigError(f"invalid config for stack {stack!r}: {exc}") from None
 
 
 def apply_periodic(config: StackConfig, entries: Iterable[Periodic]) -> StackConfig:
