@@ -23,7 +23,7 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.components import iam
-from infra.components.image import read_artefacts_policy
+from infra.components.artefact_bucket import read_artefacts_policy
 from infra.components.scheduler_alarms import scheduler_alarms
 from infra.components.worker_pool import ROOT_DEVICE, SSM_CORE_POLICY
 from infra.config import StackConfig
@@ -90,9 +90,9 @@ class Scheduler(pulumi.ComponentResource):
         config = args.config
         table = self._create_lease_table(config) if not config.is_redis else None
         self.lease_table_name = table.name if table is not None else None
-        profile = self._create_identity(args, table)
+        profile, grants = self._create_identity(args, table)
         template = self._create_launch_template(args, profile)
-        group = self._create_group(args, template)
+        group = self._create_group(args, template, grants)
         self.asg_name = group.name
         for suffix, alarm in scheduler_alarms(config.metric_namespace, config.scheduler_lease_seconds, args.entries):
             alarm.alarm_actions = [args.alarm_topic_arn]
@@ -114,7 +114,9 @@ class Scheduler(pulumi.ComponentResource):
             opts=self._child,
         )
 
-    def _create_identity(self, args: SchedulerArgs, table: aws.dynamodb.Table | None) -> aws.iam.InstanceProfile:
+    def _create_identity(
+        self, args: SchedulerArgs, table: aws.dynamodb.Table | None
+    ) -> tuple[aws.iam.InstanceProfile, list[pulumi.Resource]]:
         config = args.config
         logs = aws.cloudwatch.LogGroup(
             f"{self._name}-logs",
@@ -126,48 +128,59 @@ class Scheduler(pulumi.ComponentResource):
         role = aws.iam.Role(
             f"{self._name}-role",
             aws.iam.RoleArgs(
+                path=iam.IAM_PATH,
                 assume_role_policy=json.dumps(iam.assume_role("ec2.amazonaws.com")),
                 description=f"celery-cluster {config.stack} periodic task scheduler",
             ),
             opts=self._child,
         )
-        aws.iam.RolePolicyAttachment(
-            f"{self._name}-ssm",
-            aws.iam.RolePolicyAttachmentArgs(role=role.name, policy_arn=SSM_CORE_POLICY),
-            opts=self._child,
-        )
-        aws.iam.RolePolicy(
-            f"{self._name}-runtime",
-            aws.iam.RolePolicyArgs(
-                role=role.id,
-                policy=pulumi.Output.all(args.broker_secret_arn, logs.arn).apply(
-                    lambda v: json.dumps(iam.worker_instance_policy(v[0], v[1], config.metric_namespace))
-                ),
-            ),
-            opts=self._child,
-        )
-        if table is not None:
-            aws.iam.RolePolicy(
-                f"{self._name}-lease",
-                aws.iam.RolePolicyArgs(
-                    role=role.id, policy=table.arn.apply(lambda arn: json.dumps(lease_table_policy(arn)))
-                ),
+        grants: list[pulumi.Resource] = []
+        grants.append(
+            aws.iam.RolePolicyAttachment(
+                f"{self._name}-ssm",
+                aws.iam.RolePolicyAttachmentArgs(role=role.name, policy_arn=SSM_CORE_POLICY),
                 opts=self._child,
             )
-        if args.artefact_bucket_arn is not None:
+        )
+        grants.append(
             aws.iam.RolePolicy(
-                f"{self._name}-artefacts",
+                f"{self._name}-runtime",
                 aws.iam.RolePolicyArgs(
                     role=role.id,
-                    policy=pulumi.Output.from_input(args.artefact_bucket_arn).apply(
-                        lambda arn: json.dumps(read_artefacts_policy(arn))
+                    policy=pulumi.Output.all(args.broker_secret_arn, logs.arn).apply(
+                        lambda v: json.dumps(iam.worker_instance_policy(v[0], v[1], config.metric_namespace))
                     ),
                 ),
                 opts=self._child,
             )
-        return aws.iam.InstanceProfile(
-            f"{self._name}-profile", aws.iam.InstanceProfileArgs(role=role.name), opts=self._child
         )
+        if table is not None:
+            grants.append(
+                aws.iam.RolePolicy(
+                    f"{self._name}-lease",
+                    aws.iam.RolePolicyArgs(
+                        role=role.id, policy=table.arn.apply(lambda arn: json.dumps(lease_table_policy(arn)))
+                    ),
+                    opts=self._child,
+                )
+            )
+        if args.artefact_bucket_arn is not None:
+            grants.append(
+                aws.iam.RolePolicy(
+                    f"{self._name}-artefacts",
+                    aws.iam.RolePolicyArgs(
+                        role=role.id,
+                        policy=pulumi.Output.from_input(args.artefact_bucket_arn).apply(
+                            lambda arn: json.dumps(read_artefacts_policy(arn))
+                        ),
+                    ),
+                    opts=self._child,
+                )
+            )
+        profile = aws.iam.InstanceProfile(
+            f"{self._name}-profile", aws.iam.InstanceProfileArgs(path=iam.IAM_PATH, role=role.name), opts=self._child
+        )
+        return profile, grants
 
     def _create_launch_template(self, args: SchedulerArgs, profile: aws.iam.InstanceProfile) -> aws.ec2.LaunchTemplate:
         config = args.config
@@ -209,7 +222,9 @@ class Scheduler(pulumi.ComponentResource):
             opts=self._child,
         )
 
-    def _create_group(self, args: SchedulerArgs, template: aws.ec2.LaunchTemplate) -> aws.autoscaling.Group:
+    def _create_group(
+        self, args: SchedulerArgs, template: aws.ec2.LaunchTemplate, grants: Sequence[pulumi.Resource]
+    ) -> aws.autoscaling.Group:
         config = args.config
         return aws.autoscaling.Group(
             f"{self._name}-asg",
@@ -239,5 +254,6 @@ class Scheduler(pulumi.ComponentResource):
                     ),
                 ],
             ),
-            opts=self._child,
+            # An instance must not boot before its role can read the secret (as the pools' groups).
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(grants)),
         )
