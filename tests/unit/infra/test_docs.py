@@ -47,7 +47,8 @@ def test_the_step_policies_in_docs_infra_are_the_deployed_ones() -> None:
     text = (ROOT / "docs" / "infra.md").read_text()
     scaling = rendered("prod").config.pools["default"].scaling("default")
     fast, scale_in = scaling.fast_scale_out, scaling.scale_in
-    assert fast is not None and scale_in is not None
+    assert fast is not None
+    assert scale_in is not None
     first, beyond = (step.scaling_adjustment for step in fast.steps)
     assert f"adds +{first} %\n  (at least {fast.min_adjustment_magnitude} instances), +{beyond} % past" in text
     removes = " / ".join(str(-step.scaling_adjustment) for step in reversed(scale_in.steps))
