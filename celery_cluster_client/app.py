@@ -42,6 +42,19 @@ def default_result_backend(broker_url: str) -> str:
     return broker_url if urlsplit(broker_url).scheme in ("redis", "rediss") else "rpc://"
 
 
+def broker_use_ssl(broker_url: str) -> dict[str, Any] | bool:
+    """TLS options for the broker connection (CONF#broker-use-ssl): on amqps://, check the server's
+    name as well as its certificate chain.
+
+    An amqps:// URL alone gives py-amqp `ssl=True`, which verifies the chain against the system
+    store but not the host name: it checks the name only when given a server_hostname
+    (amqp/transport.py, `SSLTransport._wrap_socket_sni`). `{"server_hostname": None}` makes kombu
+    pass the URL's host (kombu/transport/pyamqp.py, "Using TLS"). The URL cannot carry it: kombu
+    hands `ssl_*` query keys to py-amqp under names it does not take. A rediss:// URL needs nothing
+    here: its `ssl_cert_reqs=required` makes redis-py check the chain and the name."""
+    return {"server_hostname": None} if urlsplit(broker_url).scheme == "amqps" else False
+
+
 def _check_url(url: str, source: str) -> str:
     scheme = urlsplit(url).scheme
     if scheme not in BROKER_SCHEMES:
@@ -72,6 +85,7 @@ def client_config(
     names = routing.queues_for(default_queue, routes, queues)
     return {
         "broker_url": broker_url,
+        "broker_use_ssl": broker_use_ssl(broker_url),
         "result_backend": default_result_backend(broker_url),
         # JSON only: the workers refuse anything else (pickle would let a publisher run code). CONF#accept-content
         "accept_content": ["json"],

@@ -11,7 +11,7 @@ from typing import Any
 from kombu.entity import Queue
 
 from celery_cluster_client import routing
-from celery_cluster_client.app import default_result_backend
+from celery_cluster_client.app import broker_use_ssl, default_result_backend
 from worker.settings import WorkerSettings
 
 CONF = "https://docs.celeryq.dev/en/stable/userguide/configuration.html"
@@ -40,6 +40,8 @@ def build_config(settings: WorkerSettings) -> dict[str, Any]:
     queue_names = routing.queues_for(settings.default_queue, settings.task_routes)
     return {
         "broker_url": settings.broker_url,
+        # amqps: check the server's name too (broker_use_ssl says why). CONF#broker-use-ssl
+        "broker_use_ssl": broker_use_ssl(settings.broker_url),
         "result_backend": result_backend_for(settings),
         # JSON only: pickle lets whoever can publish run code on the workers. CONF#accept-content
         "accept_content": ["json"],

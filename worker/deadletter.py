@@ -32,6 +32,7 @@ from kombu.entity import Exchange, Queue
 from kombu.exceptions import ContentDisallowed
 from kombu.message import Message
 
+from celery_cluster_client.app import broker_use_ssl
 from worker.names import DEAD_LETTER_REASON_HEADER
 from worker.settings import SettingsError, load_settings
 
@@ -161,7 +162,7 @@ def read(broker_url: str, queue_name: str, *, limit: int = 100, remove: bool = F
     """Up to `limit` dead letters, oldest first. With `remove=False` they stay in the queue
     (taken without an ack, then handed back when the channel closes), so reading is safe."""
     records: list[dict[str, Any]] = []
-    with Connection(broker_url, connect_timeout=10) as connection:
+    with Connection(broker_url, connect_timeout=10, ssl=broker_use_ssl(broker_url)) as connection:
         channel = connection.channel()
         try:
             bound = dead_letter_queue(queue_name)(channel)

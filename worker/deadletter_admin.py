@@ -23,6 +23,7 @@ from kombu.connection import Connection
 from kombu.entity import Exchange, Queue
 from kombu.message import Message
 
+from celery_cluster_client.app import broker_use_ssl
 from worker.deadletter import dead_letter_queue
 
 # Checked on each letter; a queue this long is read in one pass at most.
@@ -44,7 +45,7 @@ def letter_id(record: dict[str, Any]) -> str:
 @contextmanager
 def _letters(broker_url: str, queue_name: str) -> Iterator[Iterator[tuple[dict[str, Any], Message]]]:
     """Every dead letter as (record, message), taken without an ack; unacked ones go back on exit."""
-    with Connection(broker_url, connect_timeout=10) as connection:
+    with Connection(broker_url, connect_timeout=10, ssl=broker_use_ssl(broker_url)) as connection:
         channel = connection.channel()
         try:
             bound = dead_letter_queue(queue_name)(channel)

@@ -197,7 +197,9 @@ def test_broker_restart_over_tls(tls_broker: Broker, cluster_factory: ClusterFac
     faults.test_broker_restart_under_load_loses_nothing(tls_broker, cluster_factory)
 
 
-def _bad_url(case: str, broker: Broker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+def _bad_url(
+    case: str, broker: Broker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> str:
     """The broker's URL gone wrong in one way (`case`, a key of FAILURES)."""
     assert broker.server is not None
     if case == "wrong-password":
@@ -207,6 +209,9 @@ def _bad_url(case: str, broker: Broker, tmp_path: Path, monkeypatch: pytest.Monk
         # The system store holds another CA: the server's certificate chains to nothing trusted.
         monkeypatch.setenv("SSL_CERT_FILE", str(make_tls_files(tmp_path / "other-ca").ca))
         return broker.url
+    if case == "name-mismatch":
+        # The same kind of server with a certificate from the trusted CA for another name.
+        return tls_url(request.getfixturevalue(f"misnamed_{broker.kind}_server"))
     # redis:// or amqp:// to the TLS-only port, without the TLS query parameters.
     parts = urlsplit(broker.url)
     return urlunsplit(parts._replace(scheme=parts.scheme.removesuffix("s"), query=""))
@@ -216,6 +221,7 @@ def _bad_url(case: str, broker: Broker, tmp_path: Path, monkeypatch: pytest.Monk
 FAILURES = {
     "wrong-password": ("invalid username-password pair", "refused the credentials in CELERY_BROKER_URL"),
     "untrusted-certificate": ("CERTIFICATE_VERIFY_FAILED", "CERTIFICATE_VERIFY_FAILED"),
+    "name-mismatch": ("mismatch, certificate is not valid for", "mismatch, certificate is not valid for"),
     "plain-to-tls-port": ("Connection reset by peer", "Connection reset by peer"),
 }
 # Celery's consumer retries a failed connection after 2, 4, 6 ... s (CONF#broker-connection-retry);
@@ -238,8 +244,9 @@ def test_a_bad_credential_or_certificate_is_one_clear_line_and_no_spin(
     cluster_factory: ClusterFactory,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
 ) -> None:
-    url = _bad_url(case, tls_broker, tmp_path, monkeypatch)
+    url = _bad_url(case, tls_broker, tmp_path, monkeypatch, request)
     expected = FAILURES[case][0 if tls_broker.is_redis else 1]
     cluster = cluster_factory(Broker(tls_broker.kind, url, tls_broker.server))
     worker = cluster.start_worker(concurrency=1, wait=False)
@@ -270,11 +277,11 @@ def test_a_bad_credential_or_certificate_is_one_clear_line_and_no_spin(
 
 
 def test_smoke_says_in_one_line_why_it_cannot_use_the_broker(
-    tls_broker: Broker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tls_broker: Broker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
 ) -> None:
     for case, fragments in sorted(FAILURES.items()):
         with monkeypatch.context() as scoped:
-            url = _bad_url(case, tls_broker, tmp_path / case, scoped)
+            url = _bad_url(case, tls_broker, tmp_path / case, scoped, request)
             done = subprocess.run(
                 [str(REPO_ROOT / "scripts" / "smoke"), "--broker-url", url, "--pool", "p=q", "--count", "1"],
                 capture_output=True,

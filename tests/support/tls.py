@@ -1,21 +1,24 @@
-"""A throwaway CA and a server certificate for `localhost` / 127.0.0.1, written as PEM files."""
+"""A throwaway CA and server certificates, written as PEM files."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import trustme
 
 from infra.local.tls import TlsFiles
 
+# kombu connects to `localhost` as 127.0.0.1 and then checks that name (kombu/transport/pyamqp.py),
+# redis-py checks `localhost`: the test brokers' certificates name both.
 SERVER_NAMES = ("localhost", "127.0.0.1")
 
 
-def make_tls_files(directory: Path, ca: trustme.CA | None = None) -> TlsFiles:
-    """A server certificate signed by `ca` (a new CA when None); the CA bundle is `ca.pem`."""
+def make_tls_files(directory: Path, ca: trustme.CA | None = None, names: Sequence[str] = SERVER_NAMES) -> TlsFiles:
+    """A server certificate for `names` signed by `ca` (a new CA when None); the CA bundle is `ca.pem`."""
     directory.mkdir(parents=True, exist_ok=True)
     authority = ca if ca is not None else trustme.CA()
-    issued = authority.issue_cert(*SERVER_NAMES)
+    issued = authority.issue_cert(*names)
     files = TlsFiles(ca=directory / "ca.pem", cert=directory / "server.pem", key=directory / "server.key")
     authority.cert_pem.write_to_path(str(files.ca))
     # The whole chain (leaf first): servers send it, clients verify it up to the CA.
