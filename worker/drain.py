@@ -4,10 +4,11 @@ It polls IMDSv2 for two notices:
 
 - `autoscaling/target-lifecycle-state` turning `Terminated` (scale-in, instance refresh): the
   Auto Scaling group holds the instance in `Terminating:Wait` on the pool's termination
-  lifecycle hook. The agent stops the worker (SIGTERM, which `image/bin/start-worker` maps to
-  Celery's soft shutdown), sends `RecordLifecycleActionHeartbeat` while tasks drain, and sends
-  `CompleteLifecycleAction` (CONTINUE) once the worker has stopped or the drain window
-  (`DRAIN_TIMEOUT`) has run out, never earlier.
+  lifecycle hook. The agent stops the worker (SIGTERM: Celery's warm shutdown, which ends as soon
+  as the running tasks end, `worker.shutdown`), sends `RecordLifecycleActionHeartbeat` while tasks
+  drain, and sends `CompleteLifecycleAction` (CONTINUE) once the worker has stopped or the drain
+  window (`DRAIN_TIMEOUT`) has run out, never earlier. `REQUEUE_LEAD_S` before that deadline it
+  requeues whatever still runs (SIGQUIT, Celery's cold shutdown).
 - `spot/instance-action` (a Spot interruption, two minutes ahead): the same, but the deadline is
   the interruption time less `DRAIN_SPOT_MARGIN`. A Spot notice that arrives during a scale-in
   drain shortens that drain's deadline.
@@ -49,6 +50,11 @@ ENV_PREFIX: Final = "DRAIN_"
 TERMINATED: Final = "Terminated"
 SPOT_NOTICE_S: Final = 120.0
 LIFECYCLE_CONTINUE: Final = "CONTINUE"
+# Named assumption: a worker's cold shutdown (cancel, requeue, exit) takes well under this; measured
+# 2.0-2.5 s on this project's test machine (docs/worker.md). The agent asks for it this long before
+# its deadline, so tasks go back to the queue at once instead of when the instance disappears
+# (Redis would redeliver them only after the visibility timeout).
+REQUEUE_LEAD_S: Final = 5.0
 DEFAULT_WORKER_UNIT: Final = "celery-worker.service"
 
 log = structlog.get_logger("worker.drain")
@@ -117,7 +123,10 @@ class WorkerControl(Protocol):
     """How the agent stops the worker. On a VM: the systemd unit; in tests: a real process."""
 
     def stop(self) -> None:
-        """Begin a graceful stop (Celery soft shutdown) and return at once."""
+        """Begin a graceful stop (Celery warm shutdown, bounded by worker.shutdown) and return at once."""
+
+    def requeue(self) -> None:
+        """Cancel the tasks still running so they go back to the queue now (Celery cold shutdown)."""
 
     def stopped(self) -> bool:
         """True once the worker has exited."""
@@ -132,6 +141,10 @@ class SystemdUnit:
     def stop(self) -> None:
         # --no-block: the agent keeps heartbeating while systemd waits for the worker.
         subprocess.run(["systemctl", "stop", "--no-block", self.unit], check=True)
+
+    def requeue(self) -> None:
+        # SIGQUIT to the main process: Celery's cold shutdown, which requeues late-acked running tasks.
+        subprocess.run(["systemctl", "kill", "--kill-whom=main", "--signal=SIGQUIT", self.unit], check=True)
 
     def stopped(self) -> bool:
         state = subprocess.run(
@@ -247,12 +260,18 @@ class DrainAgent:
         outcome.events.append("stop")
         next_heartbeat = started
         next_poll = started + self.settings.poll_interval
+        requeued = False
         while True:
             now = self.clock()
             if self.worker.stopped():
                 outcome.worker_stopped = True
                 outcome.events.append("stopped")
                 break
+            if not requeued and now >= deadline - REQUEUE_LEAD_S:
+                log.warning("drain.requeue", reason=notice.reason)
+                self._requeue()
+                outcome.events.append("requeue")
+                requeued = True
             if now >= deadline:
                 log.error("drain.window_ran_out", reason=notice.reason)
                 outcome.events.append("deadline")
@@ -278,6 +297,12 @@ class DrainAgent:
             seconds=outcome.seconds,
         )
         return outcome
+
+    def _requeue(self) -> None:
+        try:
+            self.worker.requeue()
+        except (OSError, subprocess.CalledProcessError) as exc:
+            log.error("drain.requeue_failed", error=str(exc))
 
     def _shorten_for_spot(self, deadline: float) -> float:
         try:

@@ -8,6 +8,7 @@ boto3 client. Every task is counted through the execution journal: none is lost.
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import threading
@@ -50,6 +51,11 @@ class ProcessControl:
 
     def stop(self) -> None:
         self.worker.terminate()
+
+    def requeue(self) -> None:
+        if self.worker.running():
+            assert self.worker.process is not None
+            self.worker.process.send_signal(signal.SIGQUIT)
 
     def stopped(self) -> bool:
         return not self.worker.running()
@@ -211,7 +217,13 @@ def test_spot_notice_drains_worker_before_the_interruption(server: RedisServer, 
 def test_window_running_out_completes_at_the_deadline_not_before(tmp_path: Path) -> None:
     """A worker that ignores SIGTERM: the agent heartbeats until the window ends, then completes."""
     stubborn = subprocess.Popen(
-        [sys.executable, "-c", "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"]
+        [
+            sys.executable,
+            "-c",
+            "import signal, time\n"
+            "for s in (signal.SIGTERM, signal.SIGQUIT): signal.signal(s, signal.SIG_IGN)\n"
+            "time.sleep(60)",
+        ]
     )
     worker = WorkerProcess("stubborn", [], "redis://unused", tmp_path / "unused.log", process=stubborn)
     stub = LifecycleStub(HOOK, ASG, INSTANCE, worker_running=worker.running)
@@ -230,6 +242,7 @@ def test_window_running_out_completes_at_the_deadline_not_before(tmp_path: Path)
     assert outcome is not None
     assert not outcome.worker_stopped
     assert outcome.events[-2:] == ["deadline", "complete"]
+    assert "requeue" in outcome.events, "the running tasks were not sent back before the deadline"
     completes = stub.of(COMPLETE)
     assert len(completes) == 1
     assert completes[0].at - started >= 2.0, "completed before the window ran out"
@@ -276,6 +289,47 @@ def test_drain_ends_as_soon_as_the_worker_is_idle(server: RedisServer, tmp_path:
             f"drain completed {complete.at - last_task_ended:.2f} s after the last task ended "
             f"({complete.at - noticed_at:.2f} s after the notice; window {window} s)"
         )
+    finally:
+        worker.stop(timeout=30)
+        app.close()
+        client.close()
+
+
+def test_tasks_still_running_at_a_spot_deadline_go_back_to_the_queue_at_once(
+    server: RedisServer, tmp_path: Path
+) -> None:
+    """Tasks longer than the Spot notice: the agent requeues them just before its deadline (Celery cold
+    shutdown), so when the instance disappears they are already back in the queue. Without that they
+    would sit unacknowledged until the Redis visibility timeout (here the default, an hour)."""
+    long_task_s = 30.0
+    worker = start_worker(server, "spot-long", tmp_path, soft_shutdown=120)
+    app = client_app(server.url)
+    client = redis.Redis.from_url(journal_url(server))
+    try:
+        wait_for_workers(app, 1, timeout=60)
+        ids = [app.send_task("cluster.sleep", args=[long_task_s]).id for _ in range(2)]
+        wait_for_active(app, 2)
+        stub = LifecycleStub(HOOK, ASG, INSTANCE, worker_running=worker.running)
+        interruption = datetime.now(UTC) + timedelta(seconds=15)
+        action = {"action": "terminate", "time": interruption.strftime("%Y-%m-%dT%H:%M:%SZ")}
+        with fake_imds(instance_id=INSTANCE, asg_name=ASG) as (endpoint, state):
+            state.set(SPOT_ACTION_PATH, json.dumps(action))
+            outcome = agent_for(endpoint, worker, stub).run()
+        assert outcome is not None
+        assert "requeue" in outcome.events
+        # The instance goes away: nothing it held is released gracefully any more.
+        worker.kill()
+        worker.wait(10)
+        assert all(e["state"] != "SUCCESS" for e in journal.read(client) if e["task_id"] in ids)
+        survivor = start_worker(server, "spot-survivor", tmp_path, soft_shutdown=0)
+        try:
+            deadline = time.monotonic() + long_task_s + 60
+            while time.monotonic() < deadline and tally(ids, journal.read(client)).lost:
+                time.sleep(0.5)
+        finally:
+            survivor.stop(timeout=30)
+        counted = tally(ids, journal.read(client))
+        assert counted.lost == 0, f"{counted}: the running tasks were not requeued before the deadline"
     finally:
         worker.stop(timeout=30)
         app.close()

@@ -139,9 +139,16 @@ def test_scale_in_drains_a_worker_on_rabbitmq(
 
 
 def test_a_spot_notice_during_a_scale_in_drain_brings_its_deadline_forward(tmp_path: Path) -> None:
-    """A worker that ignores SIGTERM; the scale-in window (60 s) would hold it, the Spot notice must not."""
+    """A worker that ignores SIGTERM (and the SIGQUIT that requeues before the deadline); the scale-in
+    window (60 s) would hold it, the Spot notice must not."""
     stubborn = subprocess.Popen(
-        [sys.executable, "-c", "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(90)"]
+        [
+            sys.executable,
+            "-c",
+            "import signal, time\n"
+            "for s in (signal.SIGTERM, signal.SIGQUIT): signal.signal(s, signal.SIG_IGN)\n"
+            "time.sleep(90)",
+        ]
     )
     worker = WorkerProcess("stubborn", [], "redis://unused", tmp_path / "unused.log", process=stubborn)
     stub = LifecycleStub(HOOK, ASG, INSTANCE, worker_running=worker.running)
