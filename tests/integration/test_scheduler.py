@@ -7,7 +7,6 @@ as one id journalled twice, and a run never sent as a hole in the slots.
 
 from __future__ import annotations
 
-import itertools
 import os
 import signal
 import time
@@ -21,36 +20,13 @@ from infra.local.scheduler import SchedulerProcess
 from tests.support.brokers import Broker
 from tests.support.cluster import Cluster, unique
 from tests.support.fixtures import ClusterFactory
+from tests.support.periodic import check_runs, runs, wait_runs
 from worker.lease import RedisLeaseStore, RunState
-from worker.periodic import run_id
 
 LEASE_S = 3.0
-ENTRY = "every-second"
-RUN_PREFIX = run_id(ENTRY, 0.0).split("@")[0] + "@"
 OBSERVE_S = 30.0
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
-
-
-def _runs(cluster: Cluster) -> list[tuple[float, float]]:
-    """(slot, published_at) of every journalled run of the entry, in slot order, duplicates kept."""
-    found = []
-    for item in cluster.journal():
-        if item["task_id"].startswith(RUN_PREFIX):
-            found.append((float(item["task_id"].removeprefix(RUN_PREFIX)), float(item["published_at"])))
-    return sorted(found)
-
-
-def _wait_runs(cluster: Cluster, until: float, schedulers: list[SchedulerProcess], timeout: float) -> None:
-    """Until a run of a slot at or after `until` is journalled."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        runs = _runs(cluster)
-        if runs and runs[-1][0] >= until:
-            return
-        time.sleep(0.25)
-    tails = "\n".join(s.log_tail() for s in schedulers)
-    raise AssertionError(f"no run of slot >= {until:.0f} within {timeout:.0f} s\n{tails}\n{cluster.log_tail()}")
 
 
 def _start(cluster: Cluster, name: str, prefix: str, tmp_path: Path, schedule: str) -> SchedulerProcess:
@@ -76,10 +52,14 @@ def test_two_schedulers_send_each_run_once_and_survive_losing_the_holder(
     prefix = unique("scheduler")
     schedulers = [_start(cluster, name, prefix, tmp_path, "EVERY_SECOND") for name in ("a", "b")]
     store = redis.Redis.from_url(redis_server.url)
+
+    def tails() -> str:
+        return "\n".join(s.log_tail() for s in schedulers)
+
     try:
         started = time.time()
         # Both run side by side for at least 30 s of one-second slots.
-        _wait_runs(cluster, started + OBSERVE_S, schedulers, timeout=OBSERVE_S + 10 * LEASE_S)
+        wait_runs(cluster, started + OBSERVE_S, timeout=OBSERVE_S + 10 * LEASE_S, describe=tails)
         assert all(s.running() for s in schedulers), "\n".join(s.log_tail() for s in schedulers)
 
         raw = store.get(f"{prefix}:lease")
@@ -89,32 +69,18 @@ def test_two_schedulers_send_each_run_once_and_survive_losing_the_holder(
         survivor = next(s for s in schedulers if s is not victim)
         os.killpg(victim.pid, signal.SIGKILL)  # instance loss: no clean release, the lease must lapse
         killed_at = time.time()
-        before = {slot for slot, _ in _runs(cluster)}
 
         # The survivor takes over and keeps going: wait for a few slots past the takeover window.
-        _wait_runs(cluster, killed_at + 2 * LEASE_S + 3, [survivor], timeout=10 * LEASE_S)
-        runs = _runs(cluster)
+        wait_runs(cluster, killed_at + 2 * LEASE_S + 3, timeout=10 * LEASE_S, describe=survivor.log_tail)
+        found = runs(cluster)
     finally:
         for scheduler in schedulers:
             scheduler.stop()
         store.close()
 
-    slots = [slot for slot, _ in runs]
-    assert len(slots) == len(set(slots)), f"a run was sent twice: {sorted(s for s in slots if slots.count(s) > 1)}"
-    assert slots[-1] - slots[0] >= OBSERVE_S
-    # Every slot from the first on ran, except slots that fell due while nobody held the lease
-    # (older than a lease period when the survivor took over), which catch_up "once" folds into
-    # one run: so there is at most one hole, and it is where the holder died.
-    holes = [(a, b) for a, b in itertools.pairwise(slots) if b - a > 1]
-    assert len(holes) <= 1, f"slots missing away from the takeover: {holes}"
-    for a, b in holes:
-        assert a in before, f"hole {a}..{b} is not at the takeover"
-        assert b not in before, f"hole {a}..{b} is not at the takeover"
-    first_after = min(published for slot, published in runs if slot not in before and published > killed_at)
-    print(f"takeover: first run sent {first_after - killed_at:.2f} s after the holder was killed (lease {LEASE_S} s)")
-    assert first_after - killed_at <= 2 * LEASE_S, (
-        f"the survivor sent {first_after - killed_at:.1f} s after the holder died, over two lease periods"
-    )
+    assert found[-1][0] - found[0][0] >= OBSERVE_S
+    takeover = check_runs(found, killed_at, LEASE_S)
+    print(f"takeover: first run sent {takeover:.2f} s after the holder was killed (lease {LEASE_S} s)")
 
 
 def test_scheduler_refuses_a_bad_schedule_in_one_line(

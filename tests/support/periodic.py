@@ -1,0 +1,56 @@
+"""Counting a periodic entry's runs in the execution journal (the scheduler tests, both brokers).
+
+Each run's task id names its entry and slot (`worker.periodic.run_id`), so a run sent twice shows
+as one slot journalled twice, and a run never sent as a hole in the slots.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable
+
+from tests.support.cluster import Cluster
+from worker.periodic import run_id
+
+ENTRY = "every-second"
+RUN_PREFIX = run_id(ENTRY, 0.0).split("@")[0] + "@"
+
+
+def runs(cluster: Cluster) -> list[tuple[float, float]]:
+    """(slot, published_at) of every journalled run of the entry, in slot order, duplicates kept."""
+    found = []
+    for item in cluster.journal():
+        if item["task_id"].startswith(RUN_PREFIX):
+            found.append((float(item["task_id"].removeprefix(RUN_PREFIX)), float(item["published_at"])))
+    return sorted(found)
+
+
+def wait_runs(cluster: Cluster, until: float, timeout: float, describe: Callable[[], str]) -> None:
+    """Until a run of a slot at or after `until` is journalled."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = runs(cluster)
+        if found and found[-1][0] >= until:
+            return
+        time.sleep(0.25)
+    raise AssertionError(f"no run of slot >= {until:.0f} within {timeout:.0f} s\n{describe()}\n{cluster.log_tail()}")
+
+
+def check_runs(found: list[tuple[float, float]], killed_at: float, lease: float) -> float:
+    """Each slot once, every slot but the ones folded at the takeover, the takeover within two lease
+    periods of the holder's death; returns the seconds from the kill to the successor's first send."""
+    slots = [slot for slot, _ in found]
+    before = {slot for slot, published in found if published <= killed_at}
+    assert len(slots) == len(set(slots)), f"a run was sent twice: {sorted(s for s in slots if slots.count(s) > 1)}"
+    # Slots that fell due while nobody held the lease (older than a lease period when the successor
+    # took over) are folded into one run by catch_up "once": at most one hole, where the holder died.
+    holes = [(a, b) for a, b in itertools.pairwise(slots) if b - a > 1]
+    assert len(holes) <= 1, f"slots missing away from the takeover: {holes}"
+    for a, b in holes:
+        assert a in before, f"hole {a}..{b} is not at the takeover"
+        assert b not in before, f"hole {a}..{b} is not at the takeover"
+    first_after = min(published for slot, published in found if published > killed_at)
+    takeover = first_after - killed_at
+    assert takeover <= 2 * lease, f"the successor sent {takeover:.1f} s after the holder died, over two lease periods"
+    return takeover
