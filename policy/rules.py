@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -34,6 +35,9 @@ ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
 SNS_TOPIC = "aws:sns/topic:Topic"
 
 _OPEN_CIDRS = {"0.0.0.0/0", "::/0"}
+# The widest public IPv4 range an ingress rule may admit (producers reached over peering, Transit
+# Gateway or VPN have private ranges; a wider public one is someone else's addresses).
+WIDEST_PUBLIC_INGRESS_PREFIX = 16
 # scheme://user:password@ — a credential written into text that ends up on an instance or in state.
 _URL_WITH_PASSWORD = re.compile(r"\b(?:rediss?|amqps?)://[^\s:/@]*:[^\s@/]+@")
 
@@ -91,6 +95,14 @@ def no_open_ingress(props: Props) -> Iterable[str]:
             yield f"ingress on port {rule.get('fromPort')} is open to the internet"
     if props.get("cidrIpv4") in _OPEN_CIDRS or props.get("cidrIpv6") in _OPEN_CIDRS:
         yield "ingress rule is open to the internet"
+    elif isinstance(props.get("cidrIpv4"), str):
+        try:
+            network = ipaddress.IPv4Network(props["cidrIpv4"], strict=False)
+        except ValueError:
+            yield f"ingress rule CIDR {props['cidrIpv4']!r} is not an IPv4 network"
+        else:
+            if not network.is_private and network.prefixlen < WIDEST_PUBLIC_INGRESS_PREFIX:
+                yield f"ingress rule admits {network}, a public range wider than /{WIDEST_PUBLIC_INGRESS_PREFIX}"
     if props.get("type") == "ingress" and _OPEN_CIDRS & set(props.get("cidrBlocks") or []):
         yield "ingress rule is open to the internet"
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from infra.config.base import ConfigModel
 from worker.settings import ENV_PREFIX, PROCESS_ENV_PREFIX, ProcessSettings, WorkerSettings, env_name
@@ -44,6 +44,14 @@ class PoolWorkerConfig(ConfigModel):
         "annotations": (WorkerSettings, ENV_PREFIX, "task_annotations"),
     }
     """Field -> (the worker's settings model, its variable prefix, its field)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _concurrency_is_the_pools(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "concurrency" in data:
+            # One key: the scaling math counts the same processes (target backlog per instance).
+            raise ValueError("concurrency is set on the pool (pools.<name>.concurrency), not in worker")
+        return data
 
     @classmethod
     def variable(cls, field: str) -> str:

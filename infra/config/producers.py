@@ -17,11 +17,12 @@ from collections.abc import Iterable, Mapping
 
 from celery_cluster_client.routing import RouteError, parse_routes
 from infra.config.errors import KeyRuleError
+from policy.rules import WIDEST_PUBLIC_INGRESS_PREFIX
 
 SECURITY_GROUP_ID = re.compile(r"^sg-(?:[0-9a-f]{8}|[0-9a-f]{17})$")
-# The widest public range a producer CIDR may be: wider is most likely a typo (a /8 of someone
-# else's addresses) and admits far more than one organisation's producers.
-WIDEST_PUBLIC_PREFIX = 16
+# The widest public range a producer CIDR may be (the policy pack's own bound): wider is most likely a
+# typo (a /8 of someone else's addresses) and admits far more than one organisation's producers.
+WIDEST_PUBLIC_PREFIX = WIDEST_PUBLIC_INGRESS_PREFIX
 TASK_ROUTES_KEY = "taskRoutes"
 
 

@@ -69,6 +69,10 @@ def test_public_subnet_and_open_ingress_are_refused() -> None:
     assert _rules(SECURITY_GROUP, open_sg) == {"no-open-ingress"}
     assert _rules(INGRESS_RULE, {"cidrIpv4": "0.0.0.0/0", "fromPort": 6379}) == {"no-open-ingress"}
     assert _rules(INGRESS_RULE, {"referencedSecurityGroupId": "sg-workers", "fromPort": 6379}) == set()
+    # Producers' ranges: private of any size, public at most a /16.
+    assert _rules(INGRESS_RULE, {"cidrIpv4": "10.0.0.0/8", "fromPort": 6379}) == set()
+    assert _rules(INGRESS_RULE, {"cidrIpv4": "52.1.0.0/16", "fromPort": 6379}) == set()
+    assert _rules(INGRESS_RULE, {"cidrIpv4": "52.0.0.0/8", "fromPort": 6379}) == {"no-open-ingress"}
 
 
 def test_broker_rules() -> None:
