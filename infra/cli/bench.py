@@ -2,8 +2,8 @@
 
 Sections: worker (our worker vs bare Celery on Redis and RabbitMQ), policies (ours vs the reference
 policies on every trace), simulator-speed, queue-inspection, task-stats (what recording task run
-time adds per task), twin-agreement (the local twin's counts
-against the simulator's).
+time adds per task), drain (how long a draining worker stays after its last task), twin-agreement
+(the local twin's counts against the simulator's).
 
 Examples:
 
@@ -28,7 +28,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from infra.bench import agreement, inspection, policies, task_stats, worker_throughput
+from infra.bench import agreement, drain, inspection, policies, task_stats, worker_throughput
 from infra.cli.entry import run_script
 
 SECTIONS: dict[str, Callable[[], Table]] = {
@@ -37,6 +37,7 @@ SECTIONS: dict[str, Callable[[], Table]] = {
     "simulator-speed": policies.speed,
     "queue-inspection": inspection.run,
     "task-stats": task_stats.run,
+    "drain": drain.run,
     "twin-agreement": agreement.run,
 }
 
