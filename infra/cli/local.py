@@ -74,6 +74,9 @@ def main(
     headless: bool = typer.Option(False, help="plain lines instead of the live view (automatic off a terminal)"),
     drain_timeout: float = typer.Option(120, min=1, help="wall seconds to wait for the last tasks"),
     log_dir: Path = typer.Option(ROOT / "build" / "local", help="where worker logs go"),
+    scheduler: bool = typer.Option(
+        False, help="also run two periodic task schedulers (one lease) beside the pool; the summary counts their runs"
+    ),
     out: Path | None = typer.Option(None, help="PNG path (default build/local/<stack>-<pool>-<trace>.png)"),
 ) -> None:
     console = Console()
@@ -84,7 +87,7 @@ def main(
     try:
         plan = TwinPlan(
             stack, pool, trace, speed, parse_window(window) if window else None, seed, boot_seconds,
-            concurrency, max_processes, drain_timeout, log_dir,
+            concurrency, max_processes, drain_timeout, log_dir, scheduler,
         )  # fmt: skip
         fitted = local_pool(plan)
         traffic = local_trace(plan, fitted.spec)
@@ -197,6 +200,11 @@ def summary_table(result: TwinResult) -> Table:
         ("lost", str(t.lost)),
         ("duplicates", str(t.duplicates)),
         ("canaries returned", f"{result.canaries_returned}/{result.canaries_sent}"),
+        *(
+            [("periodic runs (2 schedulers)", f"{result.periodic[0]}, {result.periodic[1]} ran twice")]
+            if result.periodic is not None
+            else []
+        ),
         ("p50 queue wait", seconds(t.p50_wait, result.speed)),
         ("p95 queue wait", seconds(t.p95_wait, result.speed)),
         ("scale-outs / scale-ins", f"{result.local.scale_outs} / {result.local.scale_ins}"),

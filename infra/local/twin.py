@@ -29,6 +29,7 @@ from infra.config import ROOT, load_stack_config
 from infra.local.accounting import Tally, tally
 from infra.local.fleet import Fleet
 from infra.local.redis_server import RedisServer
+from infra.local.scheduler import SchedulerProcess
 from infra.local.timescale import DEFAULT_WINDOWS, ModelClock, window
 from infra.scaling.aws_model import BOOT_SECONDS, GroupModel, ModelAssumptions, PoolSample, ScalingEvent
 from infra.scaling.simulator import SAMPLE_SECONDS, PoolSpec, SimulationResult, ours, simulate, summarise_run
@@ -42,6 +43,9 @@ from worker.queues import RedisInspector
 # tasks hold a process but hardly any CPU, so the limit is the worker processes' memory and start-up.
 LOCAL_CONCURRENCY = 2
 LOCAL_MAX_PROCESSES = 16
+# What `make local --scheduler` runs: a periodic canary every 10 wall seconds, so a short run shows it.
+LOCAL_SCHEDULE = "worker.schedule:LOCAL_ENTRIES"
+PERIODIC_PREFIX = "periodic:"
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,8 @@ class TwinPlan:
     drain_timeout: float = 120.0
     """Wall seconds to wait, after the last arrival, for every task to complete."""
     log_dir: Path = Path("build/local")
+    scheduler: bool = False
+    """Also run two periodic task schedulers beside the pool (LOCAL_SCHEDULE, one lease between them)."""
 
 
 @dataclass(frozen=True)
@@ -206,6 +212,8 @@ class TwinResult:
     """Model instance ids whose worker process the fleet drained (SIGTERM) on a scale-in."""
     worst_sample_lag: float = 0.0
     """Most wall seconds a sample was read after its 10 s boundary (the queue as it was that much later)."""
+    periodic: tuple[int, int] | None = None
+    """With the schedulers (`--scheduler`): periodic runs journalled, and how many of them ran twice."""
 
     @property
     def ok(self) -> bool:
@@ -213,6 +221,7 @@ class TwinResult:
             self.tally.lost == 0
             and self.tally.sent == self.local.tasks
             and self.canaries_returned == self.canaries_sent
+            and (self.periodic is None or self.periodic[1] == 0)
         )
 
 
@@ -267,6 +276,9 @@ def run_twin(
         stack.callback(inspector.close)
         tracker = JournalTracker(redis.Redis.from_url(journal_url))
         stack.callback(tracker.client.close)
+
+        if plan.scheduler:
+            _start_schedulers(stack, server.url, journal_url, queue, plan.log_dir, run_id)
 
         # Instances present at the start (min size) are in service from model time 0.
         for instance in model.live():
@@ -369,7 +381,33 @@ def run_twin(
         tuple(fleet.instances),
         tuple(drained),
         worst_sample_lag,
+        _periodic_runs(tracker.entries) if plan.scheduler else None,
     )
+
+
+def _start_schedulers(stack: ExitStack, broker_url: str, journal_url: str, queue: str, log_dir: Path, run: str) -> None:
+    """Two schedulers exactly as the scheduler instance starts them, sharing one lease in the twin's Redis."""
+    for index in (1, 2):
+        scheduler = SchedulerProcess(
+            name=f"scheduler-{index}",
+            broker_url=broker_url,
+            log_path=log_dir / f"scheduler-{run}-{index}.log",
+            env={
+                "CELERY_DEFAULT_QUEUE": queue,
+                "CELERY_JOURNAL_URL": journal_url,
+                "CELERY_LOG_FORMAT": "console",
+                "SCHEDULER_SCHEDULE": LOCAL_SCHEDULE,
+                "SCHEDULER_LEASE_SECONDS": "5",
+                "SCHEDULER_KEY_PREFIX": f"local-{run}:scheduler",
+            },
+        ).start()
+        stack.callback(scheduler.stop)
+
+
+def _periodic_runs(entries: list[dict[str, str]]) -> tuple[int, int]:
+    """Periodic runs in the journal (task ids from worker.periodic.run_id), and how many ran twice."""
+    ids = [e["task_id"] for e in entries if e["task_id"].startswith(PERIODIC_PREFIX)]
+    return len(set(ids)), len(ids) - len(set(ids))
 
 
 def _wait_in_service(fleet: Fleet, timeout: float) -> None:
