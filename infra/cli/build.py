@@ -27,6 +27,7 @@ from rich.table import Table
 from infra.artefacts.closure import ClosureError
 from infra.artefacts.pipeline import REPO_ROOT, BuildError, BuildPlan, build
 from infra.cli.entry import run_script
+from infra.cli.errors import report as report_error
 
 
 def main(
@@ -44,7 +45,7 @@ def main(
     try:
         result = build(BuildPlan(out=out.resolve(), epoch=epoch), report)
     except (BuildError, ClosureError) as exc:
-        console.print(f"[red]build failed:[/] {exc}")
+        report_error("build failed", exc)
         raise typer.Exit(1) from None
     table = Table("artefact", "bytes", "sha256", title=f"{result.out} (manifest.json)")
     for name, info in result.manifest["artefacts"].items():

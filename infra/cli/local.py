@@ -160,7 +160,7 @@ def main(
 
             result = run_twin(plan, fitted, traffic, console, on_tick)
     except ServerNotInstalledError as exc:
-        console.print(f"[red]{exc}[/]")
+        report("local", exc)
         raise typer.Exit(2) from None
     except KeyboardInterrupt:
         # The workers were drained on the way out (soft shutdown); the private broker and what it held are gone.

@@ -27,6 +27,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from infra.cli.entry import script_app
+from infra.cli.errors import report as report_error
 from infra.smoke import PoolSmoke, broker_problem, run_smoke
 from worker.client import client_app
 
@@ -75,7 +76,7 @@ def main(
         try:
             settings, target_pools = smoke_target(stack)
         except StackOutputsError as exc:
-            console.print(f"[red]smoke: {exc}[/]")
+            report_error("smoke", exc)
             raise typer.Exit(2) from None
         broker_url = broker_url or settings["CELERY_BROKER_URL"]
         queue_type = settings.get("CELERY_QUEUE_TYPE", queue_type)
@@ -86,7 +87,7 @@ def main(
     celery_app = client_app(broker_url, result_backend=os.environ.get("CELERY_RESULT_BACKEND"), queue_type=queue_type)
     problem = broker_problem(celery_app)
     if problem is not None:
-        console.print(f"[red]smoke: {problem}[/]", soft_wrap=True)
+        report_error("smoke", ValueError(problem))
         raise typer.Exit(2)
     total = count * len(pools)
     console.print(f"sending {count} cluster.canary tasks to each of {len(pools)} pool(s)")
