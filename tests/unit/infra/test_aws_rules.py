@@ -338,6 +338,11 @@ def _unit(name: str) -> dict[str, list[str]]:
     return settings
 
 
+def _pool_groups(stack: Rendered) -> list[Resource]:
+    """The worker pools' groups (`pool-<name>-...`); the scheduler's group of one runs no tasks."""
+    return [g for g in _resources(stack, GROUP) if g.name.startswith("pool-")]
+
+
 def _group_policies(stack: Rendered, group: Resource) -> list[dict[str, Any]]:
     """Role policies that name this group as their resource (the pool's instance role)."""
     found = []
@@ -360,7 +365,7 @@ def test_a_worker_that_cannot_run_gets_its_instance_replaced(stack: Rendered) ->
     assert worker["Restart"] == ["on-failure"], "only a worker that cannot restart is given up on"
     marking = _unit("celery-worker-failed.service")
     assert marking["ExecStart"] == ["/opt/celery-cluster/venv/bin/celery-cluster-drain --mark-unhealthy"]
-    for group in _resources(stack, GROUP):
+    for group in _pool_groups(stack):
         assert group.inputs["healthCheckType"] == "EC2", "with ELB checks this rule would need revisiting"
         (policy,) = _group_policies(stack, group)
         (arn,) = {s["Resource"] for s in policy["Statement"]}
@@ -376,7 +381,7 @@ def test_warm_pool_instances_start_no_worker(stack: Rendered) -> None:
     waits for autoscaling/target-lifecycle-state = InService
     (https://docs.aws.amazon.com/autoscaling/ec2/userguide/retrieving-target-lifecycle-state-through-imds.html),
     and user data starts the units without blocking on that wait."""
-    if not any("warmPool" in g.inputs for g in _resources(stack, GROUP)):
+    if not any("warmPool" in g.inputs for g in _pool_groups(stack)):
         pytest.skip(f"{stack.config.stack} has no warm pool")
     worker = _unit("celery-worker.service")
     assert "celery-in-service.service" in " ".join(worker["Requires"])
@@ -386,8 +391,10 @@ def test_warm_pool_instances_start_no_worker(stack: Rendered) -> None:
     assert waiting["Type"] == ["oneshot"]
     assert waiting["RemainAfterExit"] == ["yes"]
     assert waiting["TimeoutStartSec"] == ["infinity"], "an instance may wait in the warm pool for hours"
-    for launch in stack.inputs("aws:ec2/launchTemplate:LaunchTemplate"):
-        user_data = base64.b64decode(launch["userData"]).decode()
+    for launch in _resources(stack, "aws:ec2/launchTemplate:LaunchTemplate"):
+        if not launch.name.startswith("pool-"):
+            continue  # the scheduler has no warm pool
+        user_data = base64.b64decode(launch.inputs["userData"]).decode()
         assert "[systemctl, enable, --now, --no-block," in user_data
 
 
@@ -410,7 +417,7 @@ def test_instance_refresh_replaces_instances_that_protect_themselves(stack: Rend
     default waits one hour for that protection to go and then fails; Refresh replaces them, through
     the drain hook that waits for their tasks
     (https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_RefreshPreferences.html)."""
-    for group in _resources(stack, GROUP):
+    for group in _pool_groups(stack):
         preferences = group.inputs["instanceRefresh"]["preferences"]
         assert preferences["scaleInProtectedInstances"] == "Refresh", group.name
         (policy,) = _group_policies(stack, group)
