@@ -1,7 +1,9 @@
-"""A producer-side Celery app: sends tasks by name to a broker with the worker's settings.
+"""The repository's own producer-side Celery app: sends tasks by name with the worker's settings.
 
 Scripts, the local cluster and tests use it instead of importing `worker.app`, which reads its
 broker from the environment at import time. It stamps the publish time like any producer must.
+Applications outside the repository use `celery_cluster_client.client_app` (installable alone);
+both declare queues and stamp through the same code (`celery_cluster_client.routing`, `.stamping`).
 """
 
 from __future__ import annotations

@@ -117,14 +117,26 @@ def _journal_entry(journal_url: str, task_id: str, timeout: float) -> dict[str, 
     raise AssertionError(f"task {task_id} is not in the journal")
 
 
+@pytest.mark.parametrize("queue_type", ["classic", "quorum"])
 def test_the_readme_example_runs_on_the_pool_its_route_names(
-    producer_python: Path, broker: Broker, journal_url: str, tmp_path: Path
+    producer_python: Path, broker: Broker, journal_url: str, tmp_path: Path, queue_type: str
 ) -> None:
+    if queue_type == "quorum" and broker.is_redis:
+        pytest.skip("quorum queues are RabbitMQ's (an HA Amazon MQ stack declares them)")
     # Two pools on one broker: `default` takes unrouted tasks, `ops` takes what the route sends it.
+    # Producer and workers declare the queues the same way (RabbitMQ refuses a mismatched redeclare).
     ops_queue = unique("ops")
     routes = json.dumps({"cluster.p*": ops_queue})
-    shared: dict[str, Any] = {"CELERY_TASK_ROUTES": routes, "CELERY_JOURNAL_URL": journal_url}
-    default_pool = _start(unique("default"), ["default"], broker, shared, tmp_path)
+    shared: dict[str, Any] = {
+        "CELERY_TASK_ROUTES": routes,
+        "CELERY_JOURNAL_URL": journal_url,
+        "CELERY_QUEUE_TYPE": queue_type,
+    }
+    # Quorum: a default queue of the test's own, since `default` may already exist as a classic queue.
+    default_queue = "default" if queue_type == "classic" else unique("default")
+    if default_queue != "default":
+        shared["CELERY_DEFAULT_QUEUE"] = default_queue
+    default_pool = _start(unique("default"), [default_queue], broker, shared, tmp_path)
     ops_pool = _start(unique("ops"), [ops_queue], broker, shared, tmp_path)
     try:
         _wait_ready(broker, [default_pool, ops_pool])
@@ -132,7 +144,7 @@ def test_the_readme_example_runs_on_the_pool_its_route_names(
         done = _run(
             producer_python,
             readme_example(),
-            {"CELERY_BROKER_URL": broker.url, "CELERY_TASK_ROUTES": routes},
+            {"CELERY_BROKER_URL": broker.url, "CELERY_TASK_ROUTES": routes, "CELERY_QUEUE_TYPE": queue_type},
             tmp_path,
         )
         assert done.returncode == 0, done.stderr[-3000:]
