@@ -7,7 +7,13 @@ from typing import Any
 
 from infra.components.metrics import ASG_DIMENSION, ASG_IN_SERVICE, ASG_NAMESPACE, DIMENSION_POOL, DIMENSION_QUEUE
 from infra.config import PoolConfig, StackConfig
-from worker.names import METRIC_BACKLOG_PER_INSTANCE, METRIC_IN_FLIGHT, METRIC_OLDEST_AGE, METRIC_WAITING
+from worker.names import (
+    METRIC_BACKLOG_PER_INSTANCE,
+    METRIC_IN_FLIGHT,
+    METRIC_OLDEST_AGE,
+    METRIC_UNSTAMPED,
+    METRIC_WAITING,
+)
 
 
 def dashboard_name(stack: str) -> str:
@@ -51,8 +57,16 @@ def dashboard_body(
             queue_metrics.append([namespace, METRIC_WAITING, DIMENSION_POOL, name, DIMENSION_QUEUE, queue])
             queue_metrics.append([namespace, METRIC_IN_FLIGHT, DIMENSION_POOL, name, DIMENSION_QUEUE, queue])
         widget(f"{name}: queues (waiting, in flight)", queue_metrics, y, 0)
-        latency = [[namespace, METRIC_OLDEST_AGE, DIMENSION_POOL, name, DIMENSION_QUEUE, q] for q in pool.queues]
-        widget(f"{name}: oldest message age (s), SLO {pool.latency_slo_seconds:g}", latency, y, 8, stat="Maximum")
+        latency: list[list[Any]] = [
+            [namespace, METRIC_OLDEST_AGE, DIMENSION_POOL, name, DIMENSION_QUEUE, q] for q in pool.queues
+        ]
+        # Unstamped messages (a producer without the client) next to the age they are dated by.
+        latency += [
+            [namespace, METRIC_UNSTAMPED, DIMENSION_POOL, name, DIMENSION_QUEUE, q, {"yAxis": "right"}]
+            for q in pool.queues
+        ]
+        title = f"{name}: oldest message age (s), SLO {pool.latency_slo_seconds:g}; unstamped (right)"
+        widget(title, latency, y, 8, stat="Maximum")
         widget(
             f"{name}: instances in service, backlog per instance",
             [
