@@ -3,7 +3,8 @@
 As far as this machine allows: a real RabbitMQ node, a real worker and the execution journal, two
 `LeasedScheduler`s with their own broker connections and lease clients, and DynamoDB on moto. moto
 mocks AWS inside one process, so the two schedulers are threads of this test rather than two
-processes; "killing" the holder stops its thread without the clean stop that releases the lease,
+processes (their DynamoDB calls are serialised, as DynamoDB's own conditional writes are atomic and
+moto's are not across threads); "killing" the holder stops its thread without the clean stop that releases the lease,
 so the successor must wait for the lease to lapse, as after an instance loss.
 """
 
@@ -22,6 +23,7 @@ from infra.local.rabbitmq_server import RabbitMQServer
 from tests.support.brokers import Broker
 from tests.support.fixtures import ClusterFactory
 from tests.support.periodic import check_runs, runs, wait_runs
+from worker.lease import DynamoLeaseStore
 from worker.scheduler import LeasedScheduler
 
 LEASE_S = 3.0
@@ -29,6 +31,26 @@ OBSERVE_S = 30.0
 TABLE = "celery-cluster-test-scheduler"
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.slow]
+
+
+class Linearized:
+    """A DynamoDB client whose calls run one at a time, as DynamoDB applies conditional writes to an
+    item atomically. moto does not: two threads' conditional updates could both pass their check."""
+
+    _lock = threading.Lock()
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self.exceptions = client.exceptions
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._client, name)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with self._lock:
+                return method(*args, **kwargs)
+
+        return call
 
 
 class Ticking:
@@ -98,6 +120,7 @@ def test_two_schedulers_on_rabbitmq_send_each_run_once_and_survive_losing_the_ho
     for holder in ("a", "b"):
         scheduler = LeasedScheduler(app=app)
         scheduler.holder_id = holder
+        scheduler.store = DynamoLeaseStore(TABLE, client=Linearized(boto3.client("dynamodb", region_name="eu-west-1")))
         schedulers.append(Ticking(scheduler))
 
     def describe() -> str:
