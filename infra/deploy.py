@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from infra.config.messages import PROJECT
+from infra.components.smoke_function import WAIT_SECONDS
 from infra.stack_outputs import POOL_ASG_NAMES, StackOutputsError, stack_outputs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,7 +35,19 @@ def plan(stack: str, *, smoke_count: int = 20) -> list[Step]:
         Step("build", ("make", "build")),
         Step("preview", ("pulumi", "preview", "--stack", stack, "--policy-pack", "policy", "--diff")),
         Step("up", ("pulumi", "up", "--stack", stack, "--policy-pack", "policy", "--yes", "--skip-preview")),
-        Step("smoke", (str(ROOT / "scripts" / "smoke"), "--stack", stack, "--count", str(smoke_count))),
+        # Inside the VPC (the stack's smoke function), long enough for a pool at zero to scale out.
+        Step(
+            "smoke",
+            (
+                str(ROOT / "scripts" / "smoke"),
+                "--stack",
+                stack,
+                "--count",
+                str(smoke_count),
+                "--timeout",
+                str(WAIT_SECONDS),
+            ),
+        ),
     ]
 
 

@@ -14,6 +14,8 @@ ALARM_TOPIC_ARN: Final = "alarmTopicArn"
 METRIC_NAMESPACE: Final = "metricNamespace"
 VPC_ID: Final = "vpcId"
 PUBLISHER_FUNCTION_NAME: Final = "publisherFunctionName"
+SMOKE_FUNCTION_NAME: Final = "smokeFunctionName"
+"""The Lambda that runs the smoke test inside the VPC (`scripts/smoke --stack` invokes it)."""
 WORKER_IMAGE_IDS: Final = "workerImageIds"
 """{pool: AMI id its launch template uses} (the baked image in imageMode bake)."""
 PRODUCER_SECRET_ARN: Final = "producerSecretArn"  # noqa: S105 - an output name, not a password
@@ -33,6 +35,7 @@ ALL: Final = (
     METRIC_NAMESPACE,
     VPC_ID,
     PUBLISHER_FUNCTION_NAME,
+    SMOKE_FUNCTION_NAME,
     WORKER_IMAGE_IDS,
     PRODUCER_SECRET_ARN,
     PRODUCER_POLICY_ARN,

@@ -219,6 +219,7 @@ def build(
             security_group_id=network.publisher_security_group_id,
             broker_secret_arn=broker.publisher_secret_arn,
             pools={name: (config.pools[name].queues, p.asg_name) for name, p in pools.items()},
+            queue_type=broker.queue_type,
         ),
     )
     monitoring = Monitoring(
@@ -250,6 +251,7 @@ def build(
         outputs.METRIC_NAMESPACE: pulumi.Output.from_input(config.metric_namespace),
         outputs.VPC_ID: network.vpc_id,
         outputs.PUBLISHER_FUNCTION_NAME: publisher.function_name,
+        outputs.SMOKE_FUNCTION_NAME: publisher.smoke_function_name,
         outputs.WORKER_IMAGE_IDS: pulumi.Output.from_input(image_ids),
         outputs.PRODUCER_SECRET_ARN: producers.secret_arn,
         outputs.PRODUCER_POLICY_ARN: producers.policy_arn,

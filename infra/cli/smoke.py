@@ -1,25 +1,29 @@
-"""Send N `cluster.canary` tasks to each pool's queues and fail unless all N come back.
+"""Send a ping to each queue and N `cluster.canary` tasks to each pool; fail unless all come back.
 
-Against a deployed stack it reads the stack's outputs and its broker secret; against any broker it
-takes --broker-url and --pool.
+With --stack the test runs inside the stack's VPC: this invokes the stack's smoke function, which
+reaches the broker in the private subnets, waits for pools at zero to scale out, and reports per
+pool (in-service instances before and after). --direct runs it from this machine instead (a host
+inside the VPC). Against any broker it takes --broker-url and --pool.
 
 Examples:
 
 \b
   scripts/smoke --broker-url redis://127.0.0.1:6379/0 --pool default=default
-  scripts/smoke --stack dev --count 50
+  scripts/smoke --stack dev --count 50 --timeout 600
 
 Exit codes:
 
 \b
-  0  every canary came back
-  1  not every canary came back within --timeout
-  2  the stack's outputs or secret could not be read, or the broker refused the connection
+  0  every ping and canary came back
+  1  not every ping and canary came back within --timeout
+  2  the stack's outputs, secret or smoke function could not be used, or the broker refused the connection
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -28,8 +32,8 @@ from rich.table import Table
 
 from infra.cli.entry import script_app
 from infra.cli.errors import report as report_error
-from infra.smoke import PoolSmoke, broker_problem, run_smoke
 from worker.client import client_app
+from worker.smoke import broker_problem, run_smoke
 
 app = script_app("smoke", __doc__)
 
@@ -44,31 +48,78 @@ def _parse_pools(values: list[str]) -> dict[str, list[str]]:
     return pools
 
 
-def _table(report: dict[str, PoolSmoke]) -> Table:
+def _table(rows: Sequence[Mapping[str, Any]]) -> Table:
+    """One row per pool, from the report rows (`worker.smoke.PoolSmoke.as_dict`, here or from the function)."""
+
     def ms(value: float | None) -> str:
         return "-" if value is None else f"{value * 1000:.0f} ms"
 
+    def count(value: int | None) -> str:
+        return "-" if value is None else str(value)
+
     table = Table(title="smoke test")
-    for column in ("pool", "sent", "returned", "p50 round trip", "p95 round trip", "result"):
+    columns = ("pool", "sent", "returned", "pings", "p50 round trip", "p95 round trip", "in service", "result")
+    for column in columns:
         table.add_column(column)
-    for entry in report.values():
-        verdict = "[green]ok[/]" if entry.ok else "[red]FAILED[/]"
-        table.add_row(entry.pool, str(entry.sent), str(entry.returned), ms(entry.p50), ms(entry.p95), verdict)
+    for row in rows:
+        verdict = "[green]ok[/]" if row["ok"] else "[red]FAILED[/]"
+        pings = f"{len(row['answered_by'])}/{row['pings_sent']}" if row["pings_sent"] else "-"
+        in_service = f"{count(row['in_service_before'])} -> {count(row['in_service_after'])}"
+        table.add_row(
+            row["pool"],
+            str(row["sent"]),
+            str(row["returned"]),
+            pings,
+            ms(row["p50_seconds"]),
+            ms(row["p95_seconds"]),
+            in_service,
+            verdict,
+        )
     return table
+
+
+def _in_vpc(console: Console, stack: str, count: int, timeout: float) -> dict[str, Any]:
+    """Invoke the stack's smoke function (inside the VPC) and return its report."""
+    import boto3  # noqa: PLC0415 - only this path talks to AWS
+
+    from infra.outputs import SMOKE_FUNCTION_NAME  # noqa: PLC0415
+    from infra.remote_smoke import RemoteSmokeError, client_config, invoke_smoke  # noqa: PLC0415
+    from infra.stack_outputs import StackOutputsError, stack_outputs  # noqa: PLC0415 - needs the Pulumi CLI
+
+    try:
+        outputs = stack_outputs(stack)
+        if SMOKE_FUNCTION_NAME not in outputs:
+            raise StackOutputsError(f"stack {stack} has no output {SMOKE_FUNCTION_NAME}; was it deployed?")
+        function = str(outputs[SMOKE_FUNCTION_NAME])
+        console.print(f"invoking {function} (inside the VPC): up to {timeout:.0f} s")
+        return invoke_smoke(boto3.client("lambda", config=client_config(timeout)), function, count, timeout)
+    except (StackOutputsError, RemoteSmokeError) as exc:
+        report_error("smoke", exc)
+        raise typer.Exit(2) from None
 
 
 @app.command(help=__doc__)
 def main(
-    stack: str | None = typer.Option(None, help="stack whose broker and pools to test (reads its outputs)"),
+    stack: str | None = typer.Option(None, help="stack whose broker and pools to test (runs in its VPC)"),
+    direct: bool = typer.Option(
+        False, "--direct", help="with --stack: connect to the broker from this machine (a host in the VPC)"
+    ),
     broker_url: str | None = typer.Option(
         None, envvar="CELERY_BROKER_URL", help="test this broker directly (e.g. the local cluster's)"
     ),
     pool: list[str] = typer.Option([], help="NAME=QUEUE[,QUEUE] (repeatable); default: the stack's pools"),
     count: int = typer.Option(20, min=1, help="canaries per pool"),
-    timeout: float = typer.Option(120.0, min=1, help="seconds to wait for every canary"),
+    timeout: float = typer.Option(120.0, min=1, max=880, help="seconds to wait for every ping and canary"),
 ) -> None:
     console = Console()
     pools = _parse_pools(pool)
+    if stack is not None and not direct and broker_url is None and not pools:
+        report = _in_vpc(console, stack, count, timeout)
+        if report.get("error"):
+            report_error("smoke", ValueError(report["error"]))
+            raise typer.Exit(2)
+        _verdict(console, report["pools"], timeout)
+        return
     queue_type = os.environ.get("CELERY_QUEUE_TYPE", "classic")
     if stack is not None and (broker_url is None or not pools):
         from infra.stack_outputs import StackOutputsError, smoke_target  # noqa: PLC0415 - needs the Pulumi CLI
@@ -89,18 +140,24 @@ def main(
     if problem is not None:
         report_error("smoke", ValueError(problem))
         raise typer.Exit(2)
-    total = count * len(pools)
-    console.print(f"sending {count} cluster.canary tasks to each of {len(pools)} pool(s)")
+    total = count * len(pools) + sum(len(queues) for queues in pools.values())
+    console.print(
+        f"sending a cluster.ping to each queue and {count} cluster.canary tasks to each of {len(pools)} pool(s)"
+    )
     if console.is_terminal:
-        columns = (TextColumn("canaries"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        columns = (TextColumn("tasks"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         with Progress(*columns, console=console, transient=True) as progress:
-            bar = progress.add_task("canaries", total=total)
+            bar = progress.add_task("tasks", total=total)
             report = run_smoke(celery_app, pools, count, timeout, lambda done, _: progress.update(bar, completed=done))
     else:
         report = run_smoke(celery_app, pools, count, timeout)
-    console.print(_table(report))
-    if not all(entry.ok for entry in report.values()):
-        console.print(f"[red]smoke test failed: not every canary came back within {timeout:.0f} s[/]")
+    _verdict(console, [entry.as_dict() for entry in report.values()], timeout)
+
+
+def _verdict(console: Console, rows: Sequence[Mapping[str, Any]], timeout: float) -> None:
+    console.print(_table(rows))
+    if not rows or not all(row["ok"] for row in rows):
+        console.print(f"[red]smoke test failed: not every ping and canary came back within {timeout:.0f} s[/]")
         raise typer.Exit(1)
 
 

@@ -22,6 +22,7 @@ import pulumi_aws as aws
 
 from infra.artefacts.targets import LAMBDA_ARCH, LAMBDA_HANDLER, LAMBDA_RUNTIME
 from infra.components import iam
+from infra.components.smoke_function import SmokeFunctionArgs, create_smoke_function
 from infra.config import StackConfig
 
 TYPE = "celery-cluster:publisher:MetricsPublisher"
@@ -48,6 +49,8 @@ class MetricsPublisherArgs:
     broker_secret_arn: pulumi.Input[str]
     pools: Mapping[str, tuple[tuple[str, ...], pulumi.Input[str]]]
     """pool -> (queues, Auto Scaling group name)."""
+    queue_type: str = "classic"
+    """The workers' CELERY_QUEUE_TYPE (the smoke function declares the pools' queues as they do)."""
 
 
 def function_name(stack: str) -> str:
@@ -64,6 +67,7 @@ def pools_document(pools: Mapping[str, tuple[tuple[str, ...], str]]) -> str:
 class MetricsPublisher(pulumi.ComponentResource):
     function_name: pulumi.Output[str]
     log_group_name: pulumi.Output[str]
+    smoke_function_name: pulumi.Output[str]
 
     def __init__(self, name: str, args: MetricsPublisherArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(TYPE, name, None, opts)
@@ -172,6 +176,29 @@ class MetricsPublisher(pulumi.ComponentResource):
             ),
             opts=child,
         )
+        smoke = create_smoke_function(
+            name,
+            SmokeFunctionArgs(
+                stack=config.stack,
+                code=args.code,
+                role_arn=role.arn,
+                subnet_ids=args.subnet_ids,
+                security_group_id=args.security_group_id,
+                broker_secret_arn=args.broker_secret_arn,
+                pools_json=pools_json,
+                queue_type=args.queue_type,
+                log_group_name=logs.name,
+                grants=[vpc_access, runtime],
+            ),
+            parent=self,
+        )
         self.function_name = function.name
         self.log_group_name = logs.name
-        self.register_outputs({"functionName": self.function_name, "logGroupName": self.log_group_name})
+        self.smoke_function_name = smoke.name
+        self.register_outputs(
+            {
+                "functionName": self.function_name,
+                "logGroupName": self.log_group_name,
+                "smokeFunctionName": self.smoke_function_name,
+            }
+        )

@@ -57,7 +57,7 @@ def test_smoke_fails_when_no_worker_consumes_a_pool(cluster: str) -> None:
     result = _smoke("--broker-url", cluster, "--pool", "orphan=nobody-consumes-this", "--count", "3", "--timeout", "3")
     assert result.returncode == 1
     assert "FAILED" in result.stdout
-    assert "not every canary came back" in result.stdout
+    assert "not every ping and canary came back" in result.stdout
 
 
 def test_smoke_rejects_a_malformed_pool_argument() -> None:

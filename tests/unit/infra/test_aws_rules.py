@@ -26,7 +26,11 @@ from infra.components import iam
 from infra.components.artefact_bucket import BUCKET_PREFIX_MAX, bucket_prefix
 from infra.components.image_builder import IMAGE_CREATE_TIMEOUT_MINUTES, content_digest
 from infra.components.image_retention import IMAGES_KEPT
+from infra.components.smoke_function import HANDLER as SMOKE_HANDLER
+from infra.components.smoke_function import TIMEOUT_SECONDS as SMOKE_TIMEOUT
+from infra.components.smoke_function import WAIT_SECONDS as SMOKE_WAIT
 from infra.config import ROOT, merged_raw, parse_config, read_stack_file
+from infra.outputs import SMOKE_FUNCTION_NAME
 from infra.render import Render, Resource, render_config
 from infra.vm import files
 from infra.vm.component import download_folder_problems
@@ -187,10 +191,14 @@ def test_publisher_concurrency_reservation_is_a_setting() -> None:
     concurrency value that is shown, minus 100", https://docs.aws.amazon.com/lambda/latest/dg/configuration-concurrency.html):
     on a new account (quota 10) any reservation is refused, so it must be possible to leave it out."""
     for stack in STACKS:
-        (function,) = rendered(stack).inputs(FUNCTION)
+        function = rendered(stack).one(FUNCTION, "publisher-fn")
         reserve = rendered(stack).config.publisher_reserve_concurrency
         assert function.get("reservedConcurrentExecutions") == (1 if reserve else None)
-    (function,) = [r.inputs for r in _variant("dev", {"publisherReserveConcurrency": False}).of_type(FUNCTION)]
+    (function,) = [
+        r.inputs
+        for r in _variant("dev", {"publisherReserveConcurrency": False}).of_type(FUNCTION)
+        if r.name == "publisher-fn"
+    ]
     assert "reservedConcurrentExecutions" not in function
 
 
@@ -294,7 +302,7 @@ def test_rendered_requests_are_valid_for_botocore(stack_name: str) -> None:
 
 def test_the_request_check_catches_a_bad_value() -> None:
     """The validator is not vacuous: a runtime outside Lambda's enum and an over-long name are errors."""
-    (function,) = [r for r in rendered("dev").document["resources"] if r["type"] == FUNCTION]
+    (function,) = [r for r in rendered("dev").document["resources"] if r["name"] == "publisher-fn"]
     bad = {**function, "inputs": {**function["inputs"], "runtime": "python2.6", "name": "x" * 200}}
     (request, *_) = requests_of([bad])
     errors = " ".join(validate(request))
@@ -423,3 +431,37 @@ def test_instance_refresh_replaces_instances_that_protect_themselves(stack: Rend
         (policy,) = _group_policies(stack, group)
         (arn,) = {s["Resource"] for s in policy["Statement"]}
         assert _allowed(policy, "autoscaling:SetInstanceProtection", arn), group.name
+
+
+# --- The smoke test runs where the broker is ------------------------------------------------------
+
+
+def test_the_smoke_test_runs_inside_the_vpc(stack: Rendered) -> None:
+    """A broker in private subnets is out of reach of a GitHub-hosted runner: the deploy workflow's
+    smoke test invokes the stack's smoke function, which runs in the private subnets with the
+    publisher's security group (the one the broker admits). Lambda's timeout is at most 900 s
+    (https://docs.aws.amazon.com/lambda/latest/dg/configuration-timeout.html)."""
+    functions = stack.named(FUNCTION)
+    smoke = functions["publisher-smoke"]
+    publisher = functions["publisher-fn"]
+    assert smoke["name"] == stack.document["outputs"][SMOKE_FUNCTION_NAME]
+    assert smoke["handler"] == SMOKE_HANDLER
+    assert smoke["vpcConfig"] == publisher["vpcConfig"]
+    assert smoke["role"] == publisher["role"]
+    assert smoke["loggingConfig"] == publisher["loggingConfig"]
+    assert smoke["environment"]["variables"]["POOLS_JSON"] == publisher["environment"]["variables"]["POOLS_JSON"]
+    assert smoke["timeout"] == SMOKE_TIMEOUT <= 900
+    (group,) = smoke["vpcConfig"]["securityGroupIds"]
+    broker_port_sources = {
+        rule.get("referencedSecurityGroupId")
+        for rule in stack.inputs("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+        if rule["securityGroupId"] == "broker-sg-id"
+    }
+    assert group in broker_port_sources
+    workflow = yaml.safe_load((ROOT / ".github/workflows/deploy-stack.yml").read_text())
+    (step,) = [s for s in workflow["jobs"]["deploy"]["steps"] if "scripts/smoke" in s.get("run", "")]
+    command = step["run"].split("||")[0].split()
+    assert command[:3] == ["scripts/smoke", "--stack", '"${STACK}"']
+    assert "--direct" not in command
+    assert "--broker-url" not in command
+    assert float(command[command.index("--timeout") + 1]) == SMOKE_WAIT < SMOKE_TIMEOUT

@@ -35,7 +35,7 @@ def test_entry_point_builds_the_stack(tmp_path: Path) -> None:
     _run_main()
     types = {r.type for r in render.resources}
     assert {"aws:autoscaling/group:Group", "aws:lambda/function:Function"} <= types
-    (function,) = render.of_type("aws:lambda/function:Function")
+    (function,) = [f for f in render.of_type("aws:lambda/function:Function") if f.name == "publisher-fn"]
     assert function.inputs["code"] == {"archive": str(bundle)}
 
 

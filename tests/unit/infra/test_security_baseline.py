@@ -176,6 +176,8 @@ def test_log_groups_have_retention(stack: Rendered) -> None:
     assert len(groups) >= len(stack.config.pools) + 1
     for group in groups:
         assert group["retentionInDays"] == stack.config.log_retention_days
-    # The publisher logs to its own (retained) group, not an auto-created one that keeps logs forever.
-    (function,) = stack.inputs("aws:lambda/function:Function")
-    assert function["loggingConfig"]["logGroup"] == f"/aws/lambda/{function['name']}"
+    # The publisher logs to its own (retained) group, not an auto-created one that keeps logs forever;
+    # the smoke function logs to the publisher's.
+    publisher = stack.one("aws:lambda/function:Function", "publisher-fn")
+    for function in stack.inputs("aws:lambda/function:Function"):
+        assert function["loggingConfig"]["logGroup"] == f"/aws/lambda/{publisher['name']}"

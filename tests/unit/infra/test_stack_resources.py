@@ -75,7 +75,7 @@ def test_redis_broker_never_evicts_and_logs_slow_queries(stack: Rendered) -> Non
 
 
 def test_publisher_runs_every_minute_in_the_vpc(stack: Rendered) -> None:
-    (function,) = stack.inputs("aws:lambda/function:Function")
+    function = stack.one("aws:lambda/function:Function", "publisher-fn")
     assert function["handler"] == HANDLER
     assert function["vpcConfig"]["securityGroupIds"] == ["network-publisher-id"]
     assert function["reservedConcurrentExecutions"] == 1
@@ -98,7 +98,7 @@ class _Secrets:
 
 
 def test_publisher_reads_the_environment_the_stack_gives_it(stack: Rendered) -> None:
-    (function,) = stack.inputs("aws:lambda/function:Function")
+    function = stack.one("aws:lambda/function:Function", "publisher-fn")
     environment = function["environment"]["variables"]
     url = redis_url("token", "primary.example", 6379)
     secrets = _Secrets(url)  # the publisher's secret holds the bare URL
