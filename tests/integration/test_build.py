@@ -36,6 +36,8 @@ def test_two_builds_are_byte_identical(builds: tuple[Path, Path]) -> None:
     for name in names:
         assert sha256(first / name) == sha256(second / name), f"{name} differs between two builds"
     manifest = json.loads((first / MANIFEST).read_text())
+    assert manifest["client_wheel"].startswith("celery_cluster_client-")
+    assert manifest["client_wheel"] in names
     for name, info in manifest["artefacts"].items():
         assert sha256(first / name) == info["sha256"]
     assert not first.with_name("dist.partial").exists()
