@@ -13,9 +13,10 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
-from kombu.entity import Exchange, Queue
+if TYPE_CHECKING:
+    from kombu.entity import Queue
 
 QueueType = Literal["classic", "quorum"]
 QUEUE_TYPES: Final[tuple[QueueType, ...]] = ("classic", "quorum")
@@ -58,6 +59,9 @@ def celery_routes(routes: Mapping[str, str]) -> dict[str, dict[str, str]]:
 
 def declare(name: str, queue_type: QueueType, *, is_redis: bool) -> Queue:
     """A queue as every process of the cluster declares it. Durable: it survives a RabbitMQ restart."""
+    # kombu on use only: the worker's settings check route tables with this module at start.
+    from kombu.entity import Exchange, Queue  # noqa: PLC0415
+
     arguments = {"x-queue-type": "quorum"} if queue_type == "quorum" and not is_redis else None
     return Queue(
         name,
