@@ -721,6 +721,130 @@ def _managed_policy(name: str, i: Mapping[str, Any]) -> Iterator[tuple[str, str,
 
 Builder = Callable[[str, Mapping[str, Any]], Iterator[tuple[str, str, dict[str, Any]]]]
 
+
+# --- Logs, secrets, keys, topics, schedules, tables, network rules ------------------------------
+
+
+def _log_group(name: str, i: Mapping[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    group = _name(i, name)
+    yield ("logs", "CreateLogGroup", {"logGroupName": group, "kmsKeyId": i.get("kmsKeyId"), "tags": i.get("tags")})
+    if i.get("retentionInDays"):
+        yield ("logs", "PutRetentionPolicy", {"logGroupName": group, "retentionInDays": i["retentionInDays"]})
+
+
+def _secret(name: str, i: Mapping[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    yield (
+        "secretsmanager",
+        "CreateSecret",
+        {"Name": _name(i, name), "Description": i.get("description"), "KmsKeyId": i.get("kmsKeyId")},
+    )
+
+
+def _kms_key(name: str, i: Mapping[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    yield ("kms", "CreateKey", {"Description": i.get("description"), "Policy": i.get("policy")})
+
+
+def _topic(name: str, i: Mapping[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    attributes = {"DisplayName": i.get("displayName"), "KmsMasterKeyId": i.get("kmsMasterKeyId")}
+    yield ("sns", "CreateTopic", {"Name": _name(i, name), "Attributes": _drop_none(attributes)})
+
+
+def _event_rule(name: str, i: Mapping[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    yield (
+        "events",
+        "PutRule",
+        {
+            "Name": _name(i, name),
+            "ScheduleExpression": i.get("scheduleExpression"),
+            "EventPattern": i.get("eventPattern"),
+            "Description": i.get("description"),
+        },
+    )
+
+
+def _event_target(name: str, i: Mapping[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    target = i.get("targetId") or f"{name}{AUTONAME_SUFFIX}"
+    yield ("events", "PutTargets", {"Rule": i["rule"], "Targets": [{"Id": target, "Arn": i["arn"]}]})
+
+
+def _scheduled_action(name: str, i: Mapping[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    # The provider's -1 means "leave unchanged" and is not sent (aws_autoscaling_schedule docs).
+    def sized(key: str) -> Any:
+        value = i.get(key)
+        return None if value is None or value < 0 else value
+
+    yield (
+        "autoscaling",
+        "PutScheduledUpdateGroupAction",
+        {
+            "AutoScalingGroupName": i["autoscalingGroupName"],
+            "ScheduledActionName": i["scheduledActionName"],
+            "Recurrence": i.get("recurrence"),
+            "TimeZone": i.get("timeZone"),
+            "MinSize": sized("minSize"),
+            "MaxSize": sized("maxSize"),
+            "DesiredCapacity": sized("desiredCapacity"),
+        },
+    )
+
+
+def _table(name: str, i: Mapping[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    table = _name(i, name)
+    keys = [{"AttributeName": i["hashKey"], "KeyType": "HASH"}]
+    if i.get("rangeKey"):
+        keys.append({"AttributeName": i["rangeKey"], "KeyType": "RANGE"})
+    yield (
+        "dynamodb",
+        "CreateTable",
+        {
+            "TableName": table,
+            "AttributeDefinitions": [{"AttributeName": a["name"], "AttributeType": a["type"]} for a in i["attributes"]],
+            "KeySchema": keys,
+            "BillingMode": i.get("billingMode"),
+            "SSESpecification": {"Enabled": i["serverSideEncryption"]["enabled"]}
+            if i.get("serverSideEncryption")
+            else None,
+        },
+    )
+    if i.get("pointInTimeRecovery"):
+        yield (
+            "dynamodb",
+            "UpdateContinuousBackups",
+            {
+                "TableName": table,
+                "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": i["pointInTimeRecovery"]["enabled"]},
+            },
+        )
+
+
+def _dashboard(name: str, i: Mapping[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    yield (
+        "cloudwatch",
+        "PutDashboard",
+        {"DashboardName": _name(i, name, "dashboardName"), "DashboardBody": i["dashboardBody"]},
+    )
+
+
+def _sg_rule(direction: str) -> Builder:
+    def build(name: str, i: Mapping[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+        permission = {
+            "IpProtocol": i["ipProtocol"],
+            "FromPort": i.get("fromPort"),
+            "ToPort": i.get("toPort"),
+            "IpRanges": [{"CidrIp": i["cidrIpv4"], "Description": i.get("description")}] if i.get("cidrIpv4") else None,
+            "UserIdGroupPairs": [{"GroupId": i["referencedSecurityGroupId"], "Description": i.get("description")}]
+            if i.get("referencedSecurityGroupId")
+            else None,
+        }
+        yield (
+            "ec2",
+            f"AuthorizeSecurityGroup{direction}",
+            {"GroupId": i["securityGroupId"], "IpPermissions": [permission]},
+        )
+
+    return build
+
+
 BUILDERS: dict[str, Builder] = {
     "aws:autoscaling/group:Group": _asg,
     "aws:autoscaling/policy:Policy": _scaling_policy,
@@ -745,6 +869,17 @@ BUILDERS: dict[str, Builder] = {
     "aws:iam/rolePolicyAttachment:RolePolicyAttachment": _attachment,
     "aws:iam/instanceProfile:InstanceProfile": _instance_profile,
     "aws:iam/policy:Policy": _managed_policy,
+    "aws:cloudwatch/logGroup:LogGroup": _log_group,
+    "aws:secretsmanager/secret:Secret": _secret,
+    "aws:kms/key:Key": _kms_key,
+    "aws:sns/topic:Topic": _topic,
+    "aws:cloudwatch/eventRule:EventRule": _event_rule,
+    "aws:cloudwatch/eventTarget:EventTarget": _event_target,
+    "aws:autoscaling/schedule:Schedule": _scheduled_action,
+    "aws:dynamodb/table:Table": _table,
+    "aws:cloudwatch/dashboard:Dashboard": _dashboard,
+    "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule": _sg_rule("Ingress"),
+    "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule": _sg_rule("Egress"),
 }
 
 
