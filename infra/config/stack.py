@@ -10,7 +10,13 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from infra.config.aws_types import ENGINE_VERSION, architecture_of, availability_zone_pattern, cache_node_types
+from infra.config.aws_types import (
+    ENGINE_VERSION,
+    architecture_of,
+    availability_zone_pattern,
+    cache_node_types,
+    ec2_instance_types,
+)
 from infra.config.base import ConfigModel
 from infra.config.errors import KeyRuleError
 from infra.config.pool import PoolConfig
@@ -78,7 +84,7 @@ class StackConfig(ConfigModel):
     _client_cidrs = field_validator("broker_client_cidrs")(check_cidrs)
     _routes = field_validator("task_routes")(check_routes)
     scheduler_enabled: bool
-    scheduler_instance_type: str = Field(pattern=r"^[a-z][a-z0-9-]*[0-9][a-z0-9-]*\.[a-z0-9]+$")
+    scheduler_instance_type: str
     scheduler_lease_seconds: int = Field(ge=5, le=300)
 
     @field_validator("vpc_cidr")
@@ -93,6 +99,13 @@ class StackConfig(ConfigModel):
         if str(network) != value:
             # EC2's CreateVpc would take the network address; the subnets are carved from the text.
             raise ValueError(f"{value!r} has host bits set; the network is {network}")
+        return value
+
+    @field_validator("scheduler_instance_type")
+    @classmethod
+    def _scheduler_instance_type(cls, value: str) -> str:
+        if value not in ec2_instance_types():
+            raise ValueError(f"{value!r} is not an EC2 instance type (family.size, e.g. t4g.small)")
         return value
 
     @field_validator("cache_node_type")

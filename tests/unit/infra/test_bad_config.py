@@ -62,6 +62,7 @@ BAD: list[tuple[str, Values, str, str]] = [
         "pools.default.instanceTypes",
         "'t4g.huge' is not an EC2",
     ),
+    ("scheduler type", {**_dev(), "schedulerInstanceType": "t4g.huge"}, "schedulerInstanceType", "not an EC2"),
     ("cache node type", {**_dev(), "cacheNodeType": "cache.t4g.gigantic"}, "cacheNodeType", "not an ElastiCache node"),
     ("engine version", {**_dev(), "brokerEngineVersion": "latest"}, "brokerEngineVersion", "a version number"),
     ("AZ is a region", {**_dev(), "availabilityZones": ["us-east-1"]}, "availabilityZones", "'us-east-1' is not an AZ"),
