@@ -118,5 +118,6 @@ def test_a_good_copy_renders(tmp_path: Path) -> None:
     out = tmp_path / "out"
     done = _render(tmp_path, text, "scripts/render", "--stack", "bad", "--root", str(tmp_path), "--out", str(out))
     assert done.returncode == 0, done.stderr
-    (function,) = [r for r in json.loads((out / "bad.json").read_text())["resources"] if r["type"] == LAMBDA]
+    resources = json.loads((out / "bad.json").read_text())["resources"]
+    (function,) = [r for r in resources if r["type"] == LAMBDA and r["name"] == "publisher-fn"]
     assert function["inputs"]["environment"]["variables"][ENV_SAMPLES] == "12"
