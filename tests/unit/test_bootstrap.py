@@ -9,7 +9,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from infra.bootstrap import bootstrap
+from infra.bootstrap import DEPLOY_SESSION_SECONDS, bootstrap
 
 ENVS = ["dev", "staging", "prod"]
 
@@ -87,3 +87,19 @@ def test_no_inline_policy_allows_a_wildcard_action(session: boto3.Session) -> No
 def test_bad_repo_is_named(session: boto3.Session, repo: str) -> None:
     with pytest.raises(ValueError, match="ORG/REPO"):
         bootstrap(session, repo=repo, environments=ENVS)
+
+
+def test_deploy_roles_allow_a_session_as_long_as_the_deploy_job(session: boto3.Session) -> None:
+    """The workflow asks for DEPLOY_SESSION_SECONDS; a role whose MaxSessionDuration is shorter refuses
+    the AssumeRoleWithWebIdentity (https://docs.aws.amazon.com/IAM/latest/APIReference/API_CreateRole.html).
+    A role created by an earlier bootstrap (one hour) is raised on the next run."""
+    iam = session.client("iam")
+    iam.create_role(RoleName="celery-cluster-github-deploy-dev", AssumeRolePolicyDocument="{}", MaxSessionDuration=3600)
+    bootstrap(session, repo="acme/celery-cluster", environments=["dev", "prod"])
+    for env in ("dev", "prod"):
+        role = iam.get_role(RoleName=f"celery-cluster-github-deploy-{env}")["Role"]
+        assert role["MaxSessionDuration"] == DEPLOY_SESSION_SECONDS
+    policy = iam.get_role_policy(RoleName="celery-cluster-github-deploy-prod", PolicyName="stack-iam")["PolicyDocument"]
+    policy = json.loads(policy) if isinstance(policy, str) else policy
+    (statement,) = policy["Statement"]
+    assert all("/celery-cluster/" in arn or "aws-service-role" in arn for arn in statement["Resource"])
