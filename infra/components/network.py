@@ -131,6 +131,20 @@ class Network(pulumi.ComponentResource):
             ),
             opts=self._child,
         )
+        if config.scheduler_enabled and not config.is_redis:
+            # The scheduler's lease table on RabbitMQ stacks (infra/components/scheduler.py): DynamoDB is
+            # the other free gateway endpoint, so the lease works with egress: endpoints and stays off
+            # the NAT (https://docs.aws.amazon.com/vpc/latest/privatelink/gateway-endpoints.html).
+            aws.ec2.VpcEndpoint(
+                f"{self._name}-dynamodb",
+                aws.ec2.VpcEndpointArgs(
+                    vpc_id=vpc.id,
+                    service_name=f"com.amazonaws.{config.region}.dynamodb",
+                    vpc_endpoint_type="Gateway",
+                    route_table_ids=[t.id for t in route_tables],
+                ),
+                opts=self._child,
+            )
 
     def _create_nat(self, config: StackConfig, vpc: aws.ec2.Vpc, cidrs: list[str]) -> list[pulumi.Output[str]]:
         gateway = aws.ec2.InternetGateway(

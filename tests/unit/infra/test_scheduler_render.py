@@ -82,6 +82,9 @@ def test_rabbitmq_stacks_keep_the_lease_in_dynamodb() -> None:
         r.inputs for r in render.of_type("aws:ec2/launchTemplate:LaunchTemplate") if r.name == "scheduler-lt"
     ]
     assert f"SCHEDULER_LEASE_URL=dynamodb://{lease_table_name('dev')}" in json.dumps(_user_data(template))
+    # Reachable from the private subnets without the NAT (and with egress: endpoints).
+    endpoints = [r.inputs for r in render.of_type("aws:ec2/vpcEndpoint:VpcEndpoint")]
+    assert [e["vpcEndpointType"] for e in endpoints if e["serviceName"].endswith(".dynamodb")] == ["Gateway"]
 
 
 def test_no_scheduler_when_disabled() -> None:
