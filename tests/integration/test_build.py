@@ -60,6 +60,7 @@ def test_artefacts_hold_what_instances_and_lambda_need(builds: tuple[Path, Path]
     with zipfile.ZipFile(dist / PUBLISHER_BUNDLE) as bundle:
         files = set(bundle.namelist())
         assert {"worker/__init__.py", "worker/drain.py", "pydantic/__init__.py", "celery/__init__.py"} <= files
+        assert "celery_cluster_client/contract.py" in files, "worker.names imports the client's contract"
         # Built for the Lambda runtime's CPython, not the pools' (infra.artefacts.targets.LAMBDA_PYTHON).
         abi = f"cpython-{LAMBDA_PYTHON.replace('.', '')}-aarch64-linux-gnu.so"
         assert any(n.startswith("pydantic_core/") and n.endswith(abi) for n in files)
