@@ -7,6 +7,7 @@ as one id journalled twice, and a run never sent as a hole in the slots.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -29,7 +30,9 @@ OBSERVE_S = 30.0
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
 
-def _start(cluster: Cluster, name: str, prefix: str, tmp_path: Path, schedule: str) -> SchedulerProcess:
+def _start(
+    cluster: Cluster, name: str, prefix: str, tmp_path: Path, schedule: str, log_format: str = "console"
+) -> SchedulerProcess:
     return SchedulerProcess(
         name=name,
         broker_url=cluster.broker.url,
@@ -39,7 +42,7 @@ def _start(cluster: Cluster, name: str, prefix: str, tmp_path: Path, schedule: s
             "SCHEDULER_SCHEDULE": f"tests.support.periodic_entries:{schedule}",
             "SCHEDULER_LEASE_SECONDS": str(LEASE_S),
             "SCHEDULER_KEY_PREFIX": prefix,
-            "CELERY_LOG_FORMAT": "console",
+            "CELERY_LOG_FORMAT": log_format,
         },
     ).start()
 
@@ -118,3 +121,58 @@ def test_the_redis_lease_is_fenced(redis_server: RedisServer) -> None:
     finally:
         first.close()
         second.close()
+
+
+def _events(scheduler: SchedulerProcess, event: str) -> list[dict[str, object]]:
+    found = []
+    for line in scheduler.log_path.read_text().splitlines():
+        if line.startswith("{") and f'"event": "{event}"' in line:
+            found.append(json.loads(line))
+    return found
+
+
+@pytest.mark.parametrize("schedule", ["EVERY_SECOND", "EVERY_SECOND_SKIP"])
+def test_a_replacement_reads_the_last_run_and_catches_up_once_or_skips(
+    schedule: str, redis_server: RedisServer, cluster_factory: ClusterFactory, tmp_path: Path
+) -> None:
+    """The first scheduler stops; slots fall due with nobody alive; a new one starts from the state in
+    Redis: no slot is sent again, and the missed ones are sent once (catch_up "once") or not at all."""
+    cluster = cluster_factory(Broker("redis", redis_server.url, redis_server))
+    cluster.start_worker(concurrency=2)
+    prefix = unique("scheduler")
+    first = _start(cluster, "first", prefix, tmp_path, schedule, log_format="json")
+    try:
+        wait_runs(cluster, time.time() + 3, timeout=20 * LEASE_S, describe=first.log_tail)
+    finally:
+        first.stop()  # a clean stop releases the lease; its last slot stays in Redis
+    store = RedisLeaseStore(redis_server.url, prefix)
+    last_before = store.load()["every-second"].slot
+    store.close()
+    # An outage: slots fall due while no scheduler is alive, more than a lease period of them.
+    time.sleep(3 * LEASE_S)
+    second = _start(cluster, "second", prefix, tmp_path, schedule, log_format="json")
+    try:
+        wait_runs(cluster, time.time() + 3, timeout=20 * LEASE_S, describe=second.log_tail)
+    finally:
+        second.stop()
+    slots = [slot for slot, _ in runs(cluster)]
+    assert len(slots) == len(set(slots)), "a slot was sent twice across the replacement"
+    after = [slot for slot in slots if slot > last_before]
+    catch_ups = [e for e in _events(second, "scheduler.sent") if e["catch_up_since"] is not None]
+    skipped = _events(second, "scheduler.skipped")
+    if schedule == "EVERY_SECOND":
+        # One run for the whole outage, for its latest stale slot; it knew where the first one stopped.
+        assert len(catch_ups) == 1, second.log_tail()
+        assert catch_ups[0]["catch_up_since"] == last_before
+        assert not skipped
+        caught = float(str(catch_ups[0]["task_id"]).rsplit("@", 1)[1])
+        assert after[0] == caught
+        assert caught - last_before >= LEASE_S, "the catch-up run is not for a slot of the outage"
+    else:
+        assert not catch_ups, second.log_tail()
+        assert len(skipped) == 1
+        assert skipped[0]["since"] == last_before
+        through = float(str(skipped[0]["through"]))
+        assert after[0] == through + 1, "the first run after the outage is not the slot after the skipped ones"
+    # From its first run on, the new scheduler sent every slot.
+    assert after == [after[0] + i for i in range(len(after))]
