@@ -176,3 +176,39 @@ def test_a_replacement_reads_the_last_run_and_catches_up_once_or_skips(
         assert after[0] == through + 1, "the first run after the outage is not the slot after the skipped ones"
     # From its first run on, the new scheduler sent every slot.
     assert after == [after[0] + i for i in range(len(after))]
+
+
+def test_a_holder_cut_off_from_its_lease_stops_sending_within_a_lease_period(
+    redis_server: RedisServer, cluster_factory: ClusterFactory, tmp_path: Path
+) -> None:
+    """The lease lives in a Redis of its own here; stopping it cuts the holder off (as a partition
+    would) while the broker stays up: the holder must stop sending before its lease could lapse."""
+    cluster = cluster_factory(Broker("redis", redis_server.url, redis_server))
+    cluster.start_worker(concurrency=2)
+    with RedisServer(appendonly=False) as lease_server:
+        scheduler = SchedulerProcess(
+            name="cut-off",
+            broker_url=cluster.broker.url,
+            log_path=tmp_path / "cut-off.log",
+            env={
+                **cluster.env,
+                "SCHEDULER_SCHEDULE": "tests.support.periodic_entries:EVERY_SECOND",
+                "SCHEDULER_LEASE_SECONDS": str(LEASE_S),
+                "SCHEDULER_LEASE_URL": lease_server.url,
+                "CELERY_LOG_FORMAT": "json",
+            },
+        ).start()
+        try:
+            wait_runs(cluster, time.time() + 3, timeout=20 * LEASE_S, describe=scheduler.log_tail)
+            lease_server.stop()
+            cut_at = time.time()
+            # Watch for two lease periods: anything sent after the first would break the promise.
+            deadline = cut_at + 2 * LEASE_S
+            while time.time() < deadline:
+                time.sleep(0.25)
+            assert scheduler.running(), scheduler.log_tail()
+        finally:
+            scheduler.stop()
+    last_sent = max(published for _, published in runs(cluster))
+    assert last_sent - cut_at <= LEASE_S, f"sent {last_sent - cut_at:.1f} s after losing its lease store"
+    assert _events(scheduler, "scheduler.lease_unreachable"), scheduler.log_tail()
