@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
@@ -25,6 +26,7 @@ from infra.scaling.periodic_capacity import check_tasks
 from infra.vm.scheduler_data import SchedulerRuntime, render_scheduler_user_data
 from infra.vm.user_data import PoolRuntime, render_user_data
 from worker.schedule import ENTRIES as SCHEDULE
+from worker.settings import check_environment
 
 
 class BundleMissingError(FileNotFoundError):
@@ -81,7 +83,16 @@ def pool_runtime(config: StackConfig, name: str, pool: PoolConfig, secret_arn: s
         metrics_namespace=config.metric_namespace,
         spot=pool.spot.enabled,
         extra_env=config.worker_environment(name),
+        longest_task=longest_task_seconds(config.worker_environment(name)),
     )
+
+
+def longest_task_seconds(environment: Mapping[str, str]) -> int:
+    """The longest a task may run on workers with this environment: CELERY_TASK_TIME_LIMIT, or a
+    longer per-task time_limit in CELERY_TASK_ANNOTATIONS."""
+    settings, _ = check_environment({**environment, "CELERY_BROKER_URL": "redis://placeholder"})
+    limits = [a.time_limit for a in settings.task_annotations.values() if a.time_limit is not None]
+    return math.ceil(max([settings.task_time_limit, *limits]))
 
 
 def _user_data(config: StackConfig, name: str, pool: PoolConfig) -> Callable[[list[Any]], str]:

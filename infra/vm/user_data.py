@@ -44,8 +44,8 @@ class PoolRuntime:
     region: str
     queues: tuple[str, ...]
     concurrency: int
-    soft_shutdown_timeout: int  # CELERY_SOFT_SHUTDOWN_TIMEOUT
-    drain_window: int  # lifecycle hook window = the worker unit's TimeoutStopSec = DRAIN_TIMEOUT
+    soft_shutdown_timeout: int  # the stack's soft shutdown: the drain window less its margin
+    drain_window: int  # the lifecycle hook's heartbeat timeout
     lifecycle_hook_name: str
     secret_id: str
     log_group: str
@@ -54,6 +54,20 @@ class PoolRuntime:
     asg_name: str | None = None  # else the drain agent reads the aws:autoscaling:groupName tag
     ssm_path: str | None = None  # SSM parameters under this path join the worker's environment
     extra_env: Mapping[str, str] = field(default_factory=dict)
+    longest_task: int | None = None
+    """The longest a task of this pool may run (its time limit); None: the drain window alone decides."""
+
+    @property
+    def drain_soft_seconds(self) -> int:
+        """CELERY_SOFT_SHUTDOWN_TIMEOUT: running tasks get this long to end. Never shorter than the longest
+        task may run, so a scale-in never cuts a task off: the drain agent heartbeats the hook for as long
+        (docs/image.md), and the worker leaves as soon as its tasks end (worker.shutdown)."""
+        return max(self.soft_shutdown_timeout, self.longest_task or 0)
+
+    @property
+    def drain_timeout(self) -> int:
+        """DRAIN_TIMEOUT and the unit's TimeoutStopSec: the soft window plus the stop margin."""
+        return max(self.drain_window, self.drain_soft_seconds + STOP_MARGIN_S)
 
     def warnings(self) -> list[str]:
         """Settings that work but lose something; the program shows them at `pulumi up`."""
@@ -77,6 +91,19 @@ class PoolRuntime:
                 f"{name}: drain window {self.drain_window} s must exceed the soft shutdown timeout "
                 f"({self.soft_shutdown_timeout} s) by {STOP_MARGIN_S} s, or the worker is killed mid-drain"
             )
+        if self.drain_timeout > max_wait(self.drain_window):
+            raise UserDataError(
+                f"{name}: its tasks may run {self.drain_soft_seconds} s, but a lifecycle hook with a "
+                f"{self.drain_window} s heartbeat timeout holds an instance at most {max_wait(self.drain_window)} s: "
+                "raise drainWindowSeconds or lower the task time limit"
+            )
+
+
+def max_wait(heartbeat_timeout: int) -> int:
+    """Longest an instance stays in a lifecycle wait state, heartbeats included: "48 hours or 100 times
+    the heartbeat timeout, whichever is smaller"
+    (https://docs.aws.amazon.com/autoscaling/ec2/userguide/lifecycle-hooks-overview.html)."""
+    return min(48 * 3600, 100 * heartbeat_timeout)
 
 
 @dataclass(frozen=True)
@@ -104,9 +131,9 @@ def pool_env(pool: PoolRuntime) -> str:
         "WORKER_NAME": pool.pool,
         "WORKER_POOL_NAME": pool.pool,
         "WORKER_SECRET_ID": pool.secret_id,
-        "CELERY_SOFT_SHUTDOWN_TIMEOUT": str(pool.soft_shutdown_timeout),
+        "CELERY_SOFT_SHUTDOWN_TIMEOUT": str(pool.drain_soft_seconds),
         "DRAIN_LIFECYCLE_HOOK_NAME": pool.lifecycle_hook_name,
-        "DRAIN_TIMEOUT": str(pool.drain_window),
+        "DRAIN_TIMEOUT": str(pool.drain_timeout),
         "DRAIN_WORKER_UNIT": files.WORKER_UNIT,
         "DRAIN_REGION": pool.region,
         "CELERY_BUSY_DIR": files.BUSY_DIR,
@@ -121,7 +148,7 @@ def pool_env(pool: PoolRuntime) -> str:
 
 
 def worker_dropin(pool: PoolRuntime) -> str:
-    return f"[Service]\n# The pool's drain window (its lifecycle hook timeout).\nTimeoutStopSec={pool.drain_window}\n"
+    return f"[Service]\n# The pool's drain timeout (DRAIN_TIMEOUT).\nTimeoutStopSec={pool.drain_timeout}\n"
 
 
 def cloudwatch_config(pool: PoolRuntime) -> str:

@@ -159,3 +159,14 @@ def test_component_check_catches_broken_documents(old: str, new: str, fragment: 
     text = component.component_text()
     assert old in text
     assert any(fragment in problem for problem in component.problems(text.replace(old, new, 1)))
+
+
+def test_a_drain_waits_as_long_as_a_task_may_run() -> None:
+    config = cloud_config(render_user_data("bake", replace(POOL, longest_task=1800)))
+    env = dict(systemd_unquote(line) for line in written(config, files.POOL_ENV).splitlines() if "=" in line)
+    assert env["CELERY_SOFT_SHUTDOWN_TIMEOUT"] == "1800"
+    assert env["DRAIN_TIMEOUT"] == "1815"
+    assert "TimeoutStopSec=1815" in written(config, files.WORKER_DROPIN)
+    # A hook with a 120 s heartbeat timeout holds an instance at most 100 x 120 s, heartbeats included.
+    with pytest.raises(UserDataError, match="holds an instance at most 12000 s"):
+        render_user_data("bake", replace(POOL, longest_task=20000))

@@ -31,9 +31,11 @@ from infra.components.smoke_function import TIMEOUT_SECONDS as SMOKE_TIMEOUT
 from infra.components.smoke_function import WAIT_SECONDS as SMOKE_WAIT
 from infra.config import ROOT, merged_raw, parse_config, read_stack_file
 from infra.outputs import SMOKE_FUNCTION_NAME
+from infra.program import longest_task_seconds
 from infra.render import Render, Resource, render_config
 from infra.vm import files
 from infra.vm.component import download_folder_problems
+from infra.vm.user_data import max_wait
 from tests.support.aws_requests import AUTONAME_SUFFIX, requests_of, validate
 from tests.unit.infra.conftest import STACKS, Rendered, rendered
 
@@ -411,7 +413,7 @@ def test_warm_pool_has_the_configured_size(stack: Rendered) -> None:
     MaxGroupPreparedCapacity and MinSize are set to the same value does the warm pool have an absolute
     size." (https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_PutWarmPool.html)"""
     pools = {f"pool-{name}-asg": pool for name, pool in stack.config.pools.items()}
-    for group in _resources(stack, GROUP):
+    for group in _pool_groups(stack):
         warm = group.inputs.get("warmPool")
         if warm is None:
             continue
@@ -465,3 +467,19 @@ def test_the_smoke_test_runs_inside_the_vpc(stack: Rendered) -> None:
     assert "--direct" not in command
     assert "--broker-url" not in command
     assert float(command[command.index("--timeout") + 1]) == SMOKE_WAIT < SMOKE_TIMEOUT
+
+
+def test_a_drain_can_wait_as_long_as_a_task_may_run(stack: Rendered) -> None:
+    """Scale-in never cuts a task off: the drain (DRAIN_TIMEOUT, the worker's soft window) lasts at least
+    the pool's longest task time limit, while the agent heartbeats the hook; AWS holds an instance in a
+    wait state at most "48 hours or 100 times the heartbeat timeout, whichever is smaller"
+    (https://docs.aws.amazon.com/autoscaling/ec2/userguide/lifecycle-hooks-overview.html)."""
+    hooks = stack.inputs(HOOK)
+    for name in stack.config.pools:
+        launch = stack.one("aws:ec2/launchTemplate:LaunchTemplate", f"pool-{name}-lt")
+        user_data = yaml.safe_load(base64.b64decode(launch["userData"]).decode())
+        (pool_env,) = [f["content"] for f in user_data["write_files"] if f["path"] == files.POOL_ENV]
+        env = dict(line.split("=", 1) for line in pool_env.splitlines() if "=" in line and not line.startswith("#"))
+        (hook,) = [h for h in hooks if h["autoscalingGroupName"].startswith(f"pool-{name}-asg")]
+        assert int(env["CELERY_SOFT_SHUTDOWN_TIMEOUT"]) >= longest_task_seconds(stack.config.worker_environment(name))
+        assert int(env["DRAIN_TIMEOUT"]) <= max_wait(hook["heartbeatTimeout"])

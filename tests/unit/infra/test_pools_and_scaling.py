@@ -12,7 +12,9 @@ import yaml
 from infra.components.metrics import backlog_per_instance_expression
 from infra.components.pool_scaling import bound
 from infra.config import DRAIN_MARGIN_SECONDS
+from infra.program import longest_task_seconds
 from infra.vm.files import POOL_ENV
+from infra.vm.user_data import STOP_MARGIN_S
 from tests.unit.infra.conftest import Rendered
 from tests.unit.test_fetchenv import systemd_unquote
 from worker.names import METRIC_BACKLOG_PER_INSTANCE, METRIC_OLDEST_AGE
@@ -63,8 +65,12 @@ def test_lifecycle_hook_timeout_is_the_drain_window(stack: Rendered) -> None:
         assert hook["lifecycleTransition"] == "autoscaling:EC2_INSTANCE_TERMINATING"
         assert hook["heartbeatTimeout"] == config.drain_window_seconds
         env = _env(stack.one(LT, f"pool-{name}-lt"))
-        # The worker stops taking work and requeues before the hook times out.
-        assert int(env["CELERY_SOFT_SHUTDOWN_TIMEOUT"]) + DRAIN_MARGIN_SECONDS == hook["heartbeatTimeout"]
+        # Running tasks get at least the stack's window and at least as long as a task may run; the
+        # agent heartbeats the hook meanwhile, so the drain may outlast its heartbeat timeout.
+        soft = int(env["CELERY_SOFT_SHUTDOWN_TIMEOUT"])
+        assert soft >= hook["heartbeatTimeout"] - DRAIN_MARGIN_SECONDS
+        assert soft >= longest_task_seconds(config.worker_environment(name))
+        assert int(env["DRAIN_TIMEOUT"]) == soft + STOP_MARGIN_S
 
 
 def test_user_data_carries_the_pool_shape(stack: Rendered) -> None:
