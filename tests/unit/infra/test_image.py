@@ -105,7 +105,8 @@ def test_a_new_template_version_rolls_the_group_with_instance_refresh(stack: Ren
         hook = stack.one("aws:autoscaling/lifecycleHook:LifecycleHook", f"pool-{name}-drain")
         env = written_env(user_data(stack, name))
         assert env["DRAIN_LIFECYCLE_HOOK_NAME"] == hook["name"]
-        assert int(env["DRAIN_TIMEOUT"]) == hook["heartbeatTimeout"]
+        # The agent heartbeats the hook, so its drain may outlast the heartbeat timeout, never the reverse.
+        assert int(env["DRAIN_TIMEOUT"]) >= hook["heartbeatTimeout"]
 
 
 def written_env(config: dict[str, Any]) -> dict[str, str]:
