@@ -31,7 +31,13 @@ pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
 
 def _start(
-    cluster: Cluster, name: str, prefix: str, tmp_path: Path, schedule: str, log_format: str = "console"
+    cluster: Cluster,
+    name: str,
+    prefix: str,
+    tmp_path: Path,
+    schedule: str,
+    log_format: str = "console",
+    extra: dict[str, str] | None = None,
 ) -> SchedulerProcess:
     return SchedulerProcess(
         name=name,
@@ -43,6 +49,7 @@ def _start(
             "SCHEDULER_LEASE_SECONDS": str(LEASE_S),
             "SCHEDULER_KEY_PREFIX": prefix,
             "CELERY_LOG_FORMAT": log_format,
+            **(extra or {}),
         },
     ).start()
 
@@ -86,19 +93,49 @@ def test_two_schedulers_send_each_run_once_and_survive_losing_the_holder(
     print(f"takeover: first run sent {takeover:.2f} s after the holder was killed (lease {LEASE_S} s)")
 
 
-def test_scheduler_refuses_a_bad_schedule_in_one_line(
-    redis_server: RedisServer, cluster_factory: ClusterFactory, tmp_path: Path
+@pytest.mark.parametrize(
+    ("schedule", "env", "expected"),
+    [
+        (
+            "UNKNOWN_TASK",
+            {},
+            "celery-cluster scheduler: periodic entry 'typo': task 'cluster.pnig' is not registered by worker.app",
+        ),
+        (
+            "EVERY_SECOND",
+            {"SCHEDULER_QUEUES": "reports"},
+            "celery-cluster scheduler: periodic entry 'every-second': its runs go to queue",
+        ),
+        (
+            "EVERY_SECOND",
+            {"SCHEDULER_LEASE_SECONDS": "0"},
+            "celery-cluster scheduler: SCHEDULER_LEASE_SECONDS: Input should be greater than or equal to 1",
+        ),
+        (
+            "EVERY_SECOND",
+            {"SCHEDULER_LEASE_URL": "http://lease.example"},
+            "celery-cluster scheduler: SCHEDULER_LEASE_URL: lease store must be redis://",
+        ),
+    ],
+)
+def test_scheduler_refuses_bad_input_in_one_line(
+    schedule: str,
+    env: dict[str, str],
+    expected: str,
+    redis_server: RedisServer,
+    cluster_factory: ClusterFactory,
+    tmp_path: Path,
 ) -> None:
     cluster = cluster_factory(Broker("redis", redis_server.url, redis_server))
-    scheduler = _start(cluster, "bad", unique("scheduler"), tmp_path, "UNKNOWN_TASK")
+    scheduler = _start(cluster, "bad", unique("scheduler"), tmp_path, schedule, extra=env)
     assert scheduler.process is not None
     code = scheduler.process.wait(60)
     scheduler.stop()
     assert code != 0
-    lines = [line for line in scheduler.log_path.read_text().splitlines() if "periodic entry" in line]
-    assert lines == [
-        "celery-cluster scheduler: periodic entry 'typo': task 'cluster.pnig' is not registered by worker.app"
-    ]
+    lines = [line for line in scheduler.log_path.read_text().splitlines() if "celery-cluster scheduler:" in line]
+    assert len(lines) == 1, scheduler.log_tail()
+    assert lines[0].startswith(expected)
+    assert "Traceback" not in scheduler.log_path.read_text()
 
 
 def test_the_redis_lease_is_fenced(redis_server: RedisServer) -> None:

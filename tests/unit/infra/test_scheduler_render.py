@@ -13,7 +13,7 @@ import yaml
 from infra.components.scheduler import TYPE, lease_table_name
 from infra.config import ConfigError, merged_raw, parse_config, read_stack_file
 from infra.render import Render, render_config
-from infra.scaling.periodic_capacity import capacity_for, derived_schedules
+from infra.scaling.periodic_capacity import capacity_for, check_tasks, derived_schedules
 from infra.vm.scheduler_data import SCHEDULER_ENV, SCHEDULER_UNIT
 from tests.unit.infra.conftest import Rendered
 from tests.unit.test_fetchenv import systemd_unquote
@@ -99,3 +99,12 @@ def test_an_entry_routed_to_a_queue_no_pool_consumes_stops_the_config() -> None:
         derived_schedules(config, [Periodic("stray", "reports.build", 3600, queue="reports")])
     with pytest.raises(ConfigError, match="periodic entry 'early': lead_seconds 900 is not shorter"):
         derived_schedules(config, [Periodic("early", "cluster.ping", 900, expect_tasks=10, lead_seconds=900)])
+
+
+def test_an_entry_for_a_task_worker_app_does_not_register_stops_the_render() -> None:
+    check_tasks("dev", ENTRIES)  # the project's own entries pass
+    with pytest.raises(ConfigError) as raised:
+        check_tasks("dev", [Periodic("typo", "cluster.canry", 60)])
+    assert str(raised.value) == (
+        "invalid config for stack 'dev': periodic entry 'typo': task 'cluster.canry' is not registered by worker.app"
+    )
