@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pulumi
@@ -33,11 +34,12 @@ def test_bad_config_registers_no_resource_and_names_each_bad_key_on_its_own_line
 
 def test_make_render_writes_nothing_for_a_bad_stack(tmp_path: Path) -> None:
     # A copy of this working tree (the program as it is now) with a stack file of our own, so the
-    # repository's own stacks are never edited; `scripts/render` runs from the copy with our venv.
+    # repository's own stacks are never edited. It runs what `scripts/render` execs, with our venv's
+    # Python from the copy's root (so the copy's code and stack files are the ones read); no `.venv`
+    # link in the copy, so nothing there can reinstall our venv to point at a temporary directory.
     repo = tmp_path / "repo"
     ignore = shutil.ignore_patterns(".venv", ".git", "build", "mutants", "__pycache__", ".*_cache")
     shutil.copytree(ROOT, repo, ignore=ignore, symlinks=True)
-    (repo / ".venv").symlink_to(ROOT / ".venv")
     lines = (ROOT / "Pulumi.dev.yaml").read_text().splitlines()
     for key, value in TWO_BAD_KEYS.items():
         # Replace the key where the stack sets it (a key set twice is itself an error), else add it.
@@ -51,7 +53,7 @@ def test_make_render_writes_nothing_for_a_bad_stack(tmp_path: Path) -> None:
     (repo / "Pulumi.bad.yaml").write_text(stack)
     out = tmp_path / "render"
     done = subprocess.run(
-        [str(repo / "scripts" / "render"), "--stack", "bad", "--out", str(out)],
+        [sys.executable, "-m", "infra.cli.render", "--stack", "bad", "--out", str(out)],
         cwd=repo,
         capture_output=True,
         text=True,
