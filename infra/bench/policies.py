@@ -1,9 +1,11 @@
-"""Policy benchmark: our default policy against the reference policies on every built-in trace.
+"""Policy benchmark: our default policy against every reference policy and the perfect-foresight bound
+on every built-in trace, under the model's default assumptions; a sensitivity table for the two
+assumptions that matter most; and the simulator's speed.
 
-For each trace: p95 queue wait, instance-hours and their ratio to the perfect-foresight bound.
-Targets (issue 5): ours meets the SLO on every trace at no more than 1.25x the bound's instance-hours,
-and a burst reaches its first scale-out decision within 30 s with 10-second metrics.
-Also the simulator's speed on a 24-hour trace (target: at least 10,000x real time).
+The SLO is acceptableLatencySeconds: a policy meets it when p95 queue wait is at or under it.
+Target (issue "Scaling that holds its SLO on traffic nobody tuned it for"): on every trace, ours meets
+the SLO wherever any reference meets it, at fewer instance-hours than each reference that meets it,
+with 0 interrupted tasks; where none meets it, the table says so and shows the bound.
 """
 
 from __future__ import annotations
@@ -14,8 +16,14 @@ from dataclasses import dataclass
 
 from rich.table import Table
 
-from infra.scaling.aws_model import BOOT_SECONDS, ModelAssumptions
-from infra.scaling.policy import Slo, default_pool_scaling
+from infra.scaling.assumptions import (
+    BOOT_SECONDS,
+    SENSITIVITY_BOOT_SECONDS,
+    SENSITIVITY_DELAY_SECONDS,
+    ModelAssumptions,
+    ProtectionRule,
+)
+from infra.scaling.references import cpu_target_tracking
 from infra.scaling.simulator import (
     PoolSpec,
     SimulationResult,
@@ -25,13 +33,12 @@ from infra.scaling.simulator import (
     simulate,
 )
 from infra.scaling.stack import load_pool_spec
-from infra.scaling.traces import BUILT_IN, TraceShape, built_in
+from infra.scaling.traces import BUILT_IN, built_in
 
 STACK = "prod"
 POOL = "default"
-RATIO_TARGET = 1.25
-BURST_TARGET_SECONDS = 30.0
 SPEED_TARGET = 10_000.0
+SENSITIVITY_TRACES = ("burst", "long-tasks")
 
 
 @dataclass(frozen=True)
@@ -42,109 +49,199 @@ class PolicyRow:
     slo_seconds: float
     instance_hours: float
     bound_hours: float
+    interrupted: int
+    work_lost_seconds: float
     first_scale_out: float | None
 
     @property
     def ratio(self) -> float:
-        return self.instance_hours / self.bound_hours
+        return self.instance_hours / self.bound_hours if self.bound_hours > 0 else float("inf")
 
     @property
     def meets_slo(self) -> bool:
         return self.p95_wait <= self.slo_seconds
 
 
-def untuned(spec: PoolSpec) -> PoolSpec:
-    """Plain target tracking from the same SLO (AWS's proportional scale-in, no burst step): the
-    policy before tuning, kept in the table to show what the tuning buys."""
-    scaling = spec.scaling
-    slo_scaling = default_pool_scaling(
-        spec.name,
-        _slo(spec),
-        spec.min_size,
-        spec.max_size,
-        warmup_seconds=scaling.target_tracking.estimated_instance_warmup_seconds,
-        step_scale_in=False,
-        fast_scale_out=False,
+def row(result: SimulationResult, bound: float) -> PolicyRow:
+    return PolicyRow(
+        result.trace,
+        result.policy,
+        result.p95_wait,
+        result.slo_seconds,
+        result.instance_hours,
+        bound,
+        result.interrupted_tasks,
+        result.work_lost_seconds,
+        result.first_scale_out_after_burst,
     )
-    return dataclasses.replace(spec, scaling=slo_scaling)
 
 
-def _slo(spec: PoolSpec) -> Slo:
-    return Slo(spec.acceptable_latency_seconds, spec.average_task_seconds, spec.concurrency, spec.slo_seconds)
+def verdict(rows: Sequence[PolicyRow]) -> str:
+    """For one trace: does ours meet the target against the references?"""
+    mine = next(r for r in rows if r.policy == "ours")
+    references = [r for r in rows if r.policy != "ours"]
+    meeting = [r for r in references if r.meets_slo]
+    if mine.interrupted:
+        return f"NO: ours interrupted {mine.interrupted} tasks"
+    if not meeting:
+        if mine.meets_slo:
+            return "yes: only ours meets the SLO"
+        return f"no policy meets the SLO (bound {mine.bound_hours:.2f} inst-h)"
+    if not mine.meets_slo:
+        return f"NO: {', '.join(r.policy for r in meeting)} meet the SLO and ours does not"
+    costlier = [r.policy for r in meeting if r.instance_hours <= mine.instance_hours]
+    if costlier:
+        return f"NO: {', '.join(costlier)} meet the SLO at fewer instance-hours"
+    return "yes: ours meets it at fewer instance-hours than every reference that does"
 
 
-def measure(stack: str = STACK, pool: str = POOL, traces: Sequence[str] = tuple(BUILT_IN)) -> list[PolicyRow]:
+def measure(
+    stack: str = STACK,
+    pool: str = POOL,
+    traces: Sequence[str] = tuple(BUILT_IN),
+    assumptions: ModelAssumptions | None = None,
+) -> list[PolicyRow]:
     spec = load_pool_spec(stack, pool)
-    assumptions = ModelAssumptions(boot_seconds=BOOT_SECONDS[spec.image_mode])
-    shape = TraceShape(spec.capacity_per_second, spec.average_task_seconds)
+    if assumptions is None:
+        assumptions = ModelAssumptions(boot_seconds=BOOT_SECONDS[spec.image_mode])
+    shape = spec.trace_shape()
     rows: list[PolicyRow] = []
     for name in traces:
         trace = built_in(name, shape)
         bound = perfect_foresight_instance_hours(spec, trace)
-        runs: list[SimulationResult] = [simulate(spec, trace, ours("ours"), assumptions)]
-        # Robustness: the same policy if CloudWatch takes 10 s to make a datapoint available to alarms.
-        delayed = dataclasses.replace(assumptions, alarm_delay_seconds=10.0)
-        runs.append(simulate(spec, trace, ours("ours+10s-delay"), delayed))
-        runs.append(simulate(untuned(spec), trace, ours("ours-tt-only"), assumptions))
-        runs.extend(simulate(spec, trace, contender, assumptions) for contender in reference_contenders())
-        for result in runs:
-            rows.append(
-                PolicyRow(
-                    name,
-                    result.policy,
-                    result.p95_wait,
-                    spec.slo_seconds,
-                    result.instance_hours,
-                    bound,
-                    result.first_scale_out_after_burst,
-                )
-            )
+        for contender in [ours("ours"), *reference_contenders()]:
+            rows.append(row(simulate(spec, trace, contender, assumptions), bound))
     return rows
 
 
 def table(rows: Sequence[PolicyRow], title: str) -> Table:
     out = Table(title=title, title_justify="left")
-    for header in ("trace", "policy", "p95 wait s", "SLO", "instance-h", "bound h", "x bound", "burst->out s"):
+    headers = (
+        "trace",
+        "policy",
+        "p95 wait s",
+        "SLO",
+        "inst-h",
+        "x bound",
+        "interrupted",
+        "work lost s",
+        "burst->out s",
+    )
+    for header in headers:
         out.add_column(header, justify="left" if header in ("trace", "policy") else "right")
-    for row in rows:
-        ours_row = row.policy.startswith("ours") and row.policy != "ours-tt-only"
-        ratio = f"{row.ratio:.2f}"
-        if ours_row:
-            ratio = f"[green]{ratio}[/]" if row.ratio <= RATIO_TARGET else f"[red]{ratio}[/]"
-        out.add_row(
-            row.trace,
-            f"[bold]{row.policy}[/]" if ours_row else row.policy,
-            f"{row.p95_wait:.1f}",
-            "[green]met[/]" if row.meets_slo else "[red]missed[/]",
-            f"{row.instance_hours:.2f}",
-            f"{row.bound_hours:.2f}",
-            ratio,
-            "-" if row.first_scale_out is None else f"{row.first_scale_out:.0f}",
-        )
+    by_trace: dict[str, list[PolicyRow]] = {}
+    for r in rows:
+        by_trace.setdefault(r.trace, []).append(r)
+    for trace, group in by_trace.items():
+        for r in group:
+            mine = r.policy == "ours"
+            out.add_row(
+                trace,
+                f"[bold]{r.policy}[/]" if mine else r.policy,
+                f"{r.p95_wait:.1f}",
+                "[green]met[/]" if r.meets_slo else "[red]missed[/]",
+                f"{r.instance_hours:.2f}",
+                f"{r.ratio:.2f}",
+                str(r.interrupted),
+                f"{r.work_lost_seconds:.0f}",
+                "-" if r.first_scale_out is None else f"{r.first_scale_out:.0f}",
+            )
+        bound = group[0].bound_hours
+        out.add_row(trace, "bound", "", "", f"{bound:.2f}", "1.00", "", "", "", end_section=True)
+    lines = []
+    for trace, group in by_trace.items():
+        ok = verdict(group)
+        colour = "green" if ok.startswith("yes") else ("yellow" if ok.startswith("no policy") else "red")
+        lines.append(f"{trace}: [{colour}]{ok}[/]")
+    out.caption = "\n".join(lines)
+    out.caption_justify = "left"
     return out
+
+
+def title(rows: Sequence[PolicyRow], spec: PoolSpec, assumptions: ModelAssumptions) -> str:
+    by_trace: dict[str, list[PolicyRow]] = {}
+    for r in rows:
+        by_trace.setdefault(r.trace, []).append(r)
+    verdicts = [verdict(group) for group in by_trace.values()]
+    holds = all(v.startswith(("yes", "no policy")) for v in verdicts)
+    return (
+        f"Scaling policies, {STACK}/{POOL} (SLO: p95 wait <= {spec.acceptable_latency_seconds:.0f} s; "
+        f"launch-to-ready {assumptions.boot_seconds:.0f} s, CloudWatch delay {assumptions.alarm_delay_seconds:.0f} s). "
+        f"Ours meets the SLO wherever a reference does, at fewer instance-hours, 0 interrupted: "
+        f"{'yes' if holds else 'NO'}"
+    )
 
 
 def run() -> Table:
     """The policy table for `make bench`."""
-    rows = measure()
-    ours_rows = [r for r in rows if r.policy in ("ours", "ours+10s-delay")]
-    met = all(r.meets_slo and r.ratio <= RATIO_TARGET for r in ours_rows)
-    # The target is about a step in traffic: the burst trace. spike-to-zero climbs over 2 minutes, so
-    # its first decision comes when the climb has built a backlog; it is shown, not judged.
-    bursts = [r.first_scale_out for r in ours_rows if r.trace == "burst" and r.first_scale_out is not None]
-    burst_ok = bool(bursts) and max(bursts) <= BURST_TARGET_SECONDS
-    title = (
-        f"Scaling policies, {STACK}/{POOL} (SLO: p95 wait <= {ours_rows[0].slo_seconds:.0f} s). "
-        f"Ours meets the SLO at <= {RATIO_TARGET}x bound on every trace: {'yes' if met else 'NO'}; "
-        f"burst -> first scale-out <= {BURST_TARGET_SECONDS:.0f} s: {'yes' if burst_ok else 'NO'}"
+    spec = load_pool_spec(STACK, POOL)
+    assumptions = ModelAssumptions(boot_seconds=BOOT_SECONDS[spec.image_mode])
+    rows = measure(assumptions=assumptions)
+    return table(rows, title(rows, spec, assumptions))
+
+
+def sensitivity() -> Table:
+    """Ours under each launch-to-ready and CloudWatch delay the model could be wrong about, on the burst
+    (a step in traffic) and on long tasks (where headroom, not speed, holds the SLO)."""
+    spec = load_pool_spec(STACK, POOL)
+    shape = spec.trace_shape()
+    out = Table(
+        title=f"Sensitivity of ours ({STACK}/{POOL}, SLO {spec.acceptable_latency_seconds:.0f} s): "
+        "p95 wait s / x bound, by launch-to-ready and CloudWatch delay",
+        title_justify="left",
     )
-    return table(rows, title)
+    out.add_column("trace")
+    out.add_column("launch-to-ready s", justify="right")
+    for delay in SENSITIVITY_DELAY_SECONDS:
+        out.add_column(f"delay {delay:.0f} s", justify="right")
+    for name in SENSITIVITY_TRACES:
+        trace = built_in(name, shape)
+        bound = perfect_foresight_instance_hours(spec, trace)
+        for boot in SENSITIVITY_BOOT_SECONDS:
+            cells = []
+            for delay in SENSITIVITY_DELAY_SECONDS:
+                assumptions = dataclasses.replace(ModelAssumptions(), boot_seconds=boot, alarm_delay_seconds=delay)
+                result = simulate(spec, trace, ours(), assumptions)
+                colour = "green" if result.meets_slo else "red"
+                cells.append(f"[{colour}]{result.p95_wait:.1f}[/] / {result.instance_hours / bound:.2f}")
+            out.add_row(name, f"{boot:.0f}", *cells, end_section=boot == SENSITIVITY_BOOT_SECONDS[-1])
+    return out
+
+
+PROTECTION_TRACES = ("steady", "long-tasks")
+
+
+def protection() -> Table:
+    """Instance-hours under the two scale-in protection rules: the one asked for, and worker.protection
+    as built (protected while busy, cleared after 60 s idle)."""
+    spec = load_pool_spec(STACK, POOL)
+    shape = spec.trace_shape()
+    out = Table(
+        title=f"Scale-in protection rule ({STACK}/{POOL}): p95 wait s / x bound / interrupted",
+        title_justify="left",
+    )
+    for header in ("trace", "policy", "while an idle one exists", "while busy (as built)"):
+        out.add_column(header, justify="left" if header in ("trace", "policy") else "right")
+    rules: tuple[ProtectionRule, ...] = ("while-an-idle-one-exists", "while-busy")
+    for name in PROTECTION_TRACES:
+        trace = built_in(name, shape)
+        bound = perfect_foresight_instance_hours(spec, trace)
+        for contender in (ours(), cpu_target_tracking()):
+            cells = []
+            for rule in rules:
+                assumptions = dataclasses.replace(ModelAssumptions(), protection=rule)
+                result = simulate(spec, trace, contender, assumptions)
+                cells.append(
+                    f"{result.p95_wait:.1f} / {result.instance_hours / bound:.2f} / {result.interrupted_tasks}"
+                )
+            out.add_row(name, contender.name, *cells)
+    return out
 
 
 def speed() -> Table:
     """Simulated seconds per wall-clock second, our policy on the 24-hour diurnal trace."""
     spec = load_pool_spec(STACK, POOL)
-    trace = built_in("diurnal", TraceShape(spec.capacity_per_second, spec.average_task_seconds))
+    trace = built_in("diurnal", spec.trace_shape())
     results = [simulate(spec, trace, ours()) for _ in range(3)]
     best = min(results, key=lambda r: r.wall_seconds)
     out = Table(title=f"Simulator speed (target >= {SPEED_TARGET:,.0f}x)", title_justify="left")

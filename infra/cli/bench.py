@@ -1,7 +1,8 @@
 """`make bench`: benchmarks, printed as tables side by side with ratios.
 
 Sections: worker (our worker vs bare Celery on Redis and RabbitMQ), policies (ours vs the reference
-policies on every trace), simulator-speed, queue-inspection, task-stats (what recording task run
+policies on every trace), sensitivity (launch-to-ready x CloudWatch delay), protection (the two
+scale-in protection rules), simulator-speed, queue-inspection, task-stats (what recording task run
 time adds per task), drain (how long a draining worker stays after its last task), twin-agreement
 (the local twin's counts against the simulator's).
 
@@ -34,6 +35,8 @@ from infra.cli.entry import run_script
 SECTIONS: dict[str, Callable[[], Table]] = {
     "worker": worker_throughput.section,
     "policies": policies.run,
+    "sensitivity": policies.sensitivity,
+    "protection": policies.protection,
     "simulator-speed": policies.speed,
     "queue-inspection": inspection.run,
     "task-stats": task_stats.run,

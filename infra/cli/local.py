@@ -51,6 +51,7 @@ from infra.local.twin import (
 )
 from infra.local.view import Status, clock, event_line, line, render
 from infra.scaling.aws_model import GroupModel
+from infra.scaling.default_policy import target_backlog_per_instance
 from infra.scaling.plot import write_plot
 from infra.scaling.report import bound_for, results_table
 from infra.scaling.stack import PoolNotFoundError
@@ -121,7 +122,11 @@ def main(
             in_flight=snapshot.in_flight,
             oldest_age=snapshot.oldest_age,
             slo_seconds=spec.slo_seconds,
-            target_backlog=spec.scaling.target_tracking.target_value,
+            # Backlog per instance that the SLO allows at the configured task time (a reference figure:
+            # the policy itself follows the measured task time).
+            target_backlog=target_backlog_per_instance(
+                spec.acceptable_latency_seconds, spec.average_task_seconds, spec.concurrency
+            ),
             desired=model.desired,
             sent=snapshot.sent,
             total=traffic.count,

@@ -11,17 +11,19 @@ Examples:
   scripts/simulate --stack prod --trace diurnal --compare-ref main
   scripts/simulate --stack prod --trace my-traffic.csv --compare-config other/Pulumi.prod.yaml
   scripts/simulate --stack dev --trace burst --out burst.png
+  scripts/simulate --stack prod --trace long-tasks --json
 
 Exit codes:
 
 \b
-  0  our policy meets the SLO on this trace
+  0  our policy meets the SLO on this trace (p95 queue wait <= acceptableLatencySeconds)
   1  it misses the SLO
   2  bad input (stack, pool, trace or compare target), named in the message
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import typer
@@ -37,6 +39,7 @@ from infra.scaling.report import (
     CompareError,
     Entry,
     bound_for,
+    results_rows,
     results_table,
     run_entries,
     spec_from_file,
@@ -44,7 +47,7 @@ from infra.scaling.report import (
 )
 from infra.scaling.simulator import ours, reference_contenders
 from infra.scaling.stack import PoolNotFoundError, load_pool_spec
-from infra.scaling.traces import BUILT_IN, TraceError, TraceShape, built_in, read_csv
+from infra.scaling.traces import BUILT_IN, TraceError, built_in, read_csv
 
 
 def main(
@@ -57,10 +60,13 @@ def main(
     seed: int = typer.Option(7, help="seed of the built-in traces"),
     boot_seconds: float | None = typer.Option(None, min=0, help="override launch-to-consuming seconds"),
     out: Path | None = typer.Option(None, help="PNG path (default build/simulate/<stack>-<pool>-<trace>.png)"),
+    as_json: bool = typer.Option(False, "--json", help="print the table as JSON on stdout (and nothing else)"),
 ) -> None:
     console = Console()
     if not console.is_terminal:  # a pipe or CI log: wide enough for the table
-        console = Console(width=150)
+        console = Console(width=170)
+    if as_json:  # everything but the JSON goes to stderr
+        console = Console(stderr=True, quiet=True)
     try:
         spec = load_pool_spec(stack, pool)
         entries = [Entry(spec, ours("ours"))]
@@ -71,7 +77,7 @@ def main(
         highlighted = len(entries)
         if references:
             entries.extend(Entry(spec, contender) for contender in reference_contenders())
-        shape = TraceShape(spec.capacity_per_second, spec.average_task_seconds, seed=seed)
+        shape = spec.trace_shape(seed)
         path = Path(trace)
         traffic = read_csv(path) if path.suffix == ".csv" or path.is_file() else built_in(trace, shape)
     except (ConfigError, PoolNotFoundError, CompareError, TraceError) as exc:
@@ -82,8 +88,10 @@ def main(
     assumptions = ModelAssumptions(boot_seconds=boot)
     console.print(
         f"[bold]{stack}/{pool}[/]: {spec.concurrency} processes x {spec.min_size}..{spec.max_size} instances, "
-        f"target {spec.scaling.target_tracking.target_value:.3g} backlog/instance, SLO {spec.slo_seconds:.0f} s; "
-        f"image {spec.image_mode} (boot {boot:.0f} s, assumed)"
+        f"SLO p95 wait <= {spec.slo_seconds:.0f} s (alarm threshold {spec.alarm_threshold_seconds:.0f} s); "
+        f"task time starts at {spec.average_task_seconds:g} s, then measured; "
+        f"image {spec.image_mode} (launch-to-ready {boot:.0f} s, "
+        f"CloudWatch delay {assumptions.alarm_delay_seconds:.0f} s: assumed)"
     )
     console.print(f"[bold]trace {traffic.name}[/]: {traffic.description}; {traffic.count} tasks")
 
@@ -101,6 +109,19 @@ def main(
 
     bound = bound_for(spec, traffic)
     title = f"{stack}/{pool} on {traffic.name}"
+    if as_json:
+        document = {
+            "stack": stack,
+            "pool": pool,
+            "trace": traffic.name,
+            "slo_seconds": spec.slo_seconds,
+            "alarm_threshold_seconds": spec.alarm_threshold_seconds,
+            "launch_to_ready_seconds": boot,
+            "cloudwatch_delay_seconds": assumptions.alarm_delay_seconds,
+            "bound_instance_hours": round(bound, 2),
+            "rows": results_rows(results, bound, spec.slo_seconds),
+        }
+        typer.echo(json.dumps(document, indent=2))
     console.print(results_table(results, bound, title, spec.slo_seconds))
     ours_result = results[0]
     if ours_result.first_scale_out_after_burst is not None:

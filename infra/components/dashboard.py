@@ -65,7 +65,7 @@ def dashboard_body(
             [namespace, METRIC_UNSTAMPED, DIMENSION_POOL, name, DIMENSION_QUEUE, q, {"yAxis": "right"}]
             for q in pool.queues
         ]
-        title = f"{name}: oldest message age (s), SLO {pool.latency_slo_seconds:g}; unstamped (right)"
+        title = f"{name}: oldest message age (s), alarm threshold {pool.alarm_threshold_seconds:g}; unstamped (right)"
         widget(title, latency, y, 8, stat="Maximum")
         widget(
             f"{name}: instances in service, backlog per instance",

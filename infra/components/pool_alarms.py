@@ -72,12 +72,13 @@ def _in_service(asg_name: pulumi.Input[str]) -> Query:
 def pool_alarms(namespace: str, name: str, pool: MonitoredPool) -> list[tuple[str, AlarmArgs]]:
     """The five alarms of one pool, as `(suffix, args)`."""
     alarms: list[tuple[str, AlarmArgs]] = []
-    slo = pool.config.latency_slo_seconds
+    threshold = pool.config.alarm_threshold_seconds
     alarms.append(
         (
             f"{name}-latency-slo",
             AlarmArgs(
-                alarm_description=f"Pool {name}: oldest waiting task older than the {slo:g} s SLO for 5 minutes "
+                alarm_description=f"Pool {name}: oldest waiting task older than the {threshold:g} s alarm threshold "
+                f"(SLO: p95 wait <= {pool.config.acceptable_latency_seconds:g} s) for 5 minutes "
                 "(scaling is not keeping up)",
                 namespace=namespace,
                 metric_name=METRIC_OLDEST_AGE,
@@ -85,7 +86,7 @@ def pool_alarms(namespace: str, name: str, pool: MonitoredPool) -> list[tuple[st
                 statistic="Maximum",
                 period=MINUTE,
                 comparison_operator="GreaterThanOrEqualToThreshold",
-                threshold=slo,
+                threshold=threshold,
                 evaluation_periods=5,
                 datapoints_to_alarm=5,
                 # No age datum is no evidence of latency: the publisher being down and a queue without

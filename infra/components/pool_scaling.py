@@ -1,24 +1,16 @@
-"""A pool's scaling policies as Auto Scaling resources: target tracking on backlog per instance, and
-step policies with the CloudWatch alarms that drive them. The policy objects come from
-`infra.scaling.policy` (the same objects the simulator runs)."""
+"""A pool's scaling as Auto Scaling resources: target tracking on our metric-math signal, step policies
+with the CloudWatch alarms that drive them, and scheduled actions. The policy objects come from
+`infra.scaling.default_policy` (the same objects the simulator runs)."""
 
 from __future__ import annotations
 
 import pulumi
 import pulumi_aws as aws
 
-from infra.components.metrics import (
-    ASG_DIMENSION,
-    ASG_IN_SERVICE,
-    ASG_NAMESPACE,
-    DIMENSION_POOL,
-    DIMENSION_QUEUE,
-    backlog_per_instance_expression,
-    queue_ids,
-)
+from infra.components.metrics import DIMENSION_POOL
+from infra.components.scaling_math import MATH_SIGNALS, Query, signal_queries
 from infra.config import PoolConfig, StackConfig
-from infra.scaling.policy import StepScalingPolicy, TargetTrackingPolicy
-from worker.names import METRIC_IN_FLIGHT, METRIC_WAITING
+from infra.scaling.policy import PoolScaling, StepScalingPolicy
 
 _TT = aws.autoscaling.PolicyTargetTrackingConfigurationCustomizedMetricSpecificationMetricArgs
 _TT_STAT = aws.autoscaling.PolicyTargetTrackingConfigurationCustomizedMetricSpecificationMetricMetricStatArgs
@@ -34,63 +26,63 @@ def bound(value: float) -> str:
     return "0" if text in ("-0", "") else text
 
 
+def _tt_query(query: Query) -> _TT:
+    if query.stat is None:
+        return _TT(id=query.id, expression=query.expression, label=query.label, return_data=query.return_data)
+    stat = query.stat
+    return _TT(
+        id=query.id,
+        return_data=False,
+        metric_stat=_TT_STAT(
+            stat=stat.stat,
+            period=stat.period,
+            metric=_TT_METRIC(
+                namespace=stat.namespace,
+                metric_name=stat.metric_name,
+                dimensions=[_TT_DIM(name=k, value=v) for k, v in stat.dimensions],
+            ),
+        ),
+    )
+
+
+def _alarm_query(query: Query) -> aws.cloudwatch.MetricAlarmMetricQueryArgs:
+    if query.stat is None:
+        return aws.cloudwatch.MetricAlarmMetricQueryArgs(
+            id=query.id, expression=query.expression, label=query.label, return_data=query.return_data
+        )
+    stat = query.stat
+    return aws.cloudwatch.MetricAlarmMetricQueryArgs(
+        id=query.id,
+        return_data=False,
+        metric=aws.cloudwatch.MetricAlarmMetricQueryMetricArgs(
+            namespace=stat.namespace,
+            metric_name=stat.metric_name,
+            dimensions=dict(stat.dimensions),
+            stat=stat.stat,
+            period=stat.period,
+        ),
+    )
+
+
 def create_target_tracking(
     name: str,
     pool_name: str,
     config: StackConfig,
     pool: PoolConfig,
     group: aws.autoscaling.Group,
-    policy: TargetTrackingPolicy,
+    scaling: PoolScaling,
     opts: pulumi.ResourceOptions,
 ) -> aws.autoscaling.Policy:
-    """The pool's target-tracking policy on backlog per instance (metric math over the published queues)."""
-    period = policy.metric_period_seconds
-    namespace = config.metric_namespace
-
-    def queue_metric(metric_id: str, metric_name: str, queue: str) -> _TT:
-        return _TT(
-            id=metric_id,
-            return_data=False,
-            metric_stat=_TT_STAT(
-                stat=policy.statistic,
-                period=period,
-                metric=_TT_METRIC(
-                    namespace=namespace,
-                    metric_name=metric_name,
-                    dimensions=[
-                        _TT_DIM(name=DIMENSION_POOL, value=pool_name),
-                        _TT_DIM(name=DIMENSION_QUEUE, value=queue),
-                    ],
-                ),
-            ),
-        )
-
-    waiting = queue_ids("w", pool.queues)
-    in_flight = queue_ids("f", pool.queues)
-    metrics = [queue_metric(i, METRIC_WAITING, q) for i, q in waiting]
-    metrics += [queue_metric(i, METRIC_IN_FLIGHT, q) for i, q in in_flight]
-    metrics.append(
-        _TT(
-            id="ins",
-            return_data=False,
-            metric_stat=_TT_STAT(
-                stat="Average",
-                period=period,
-                metric=_TT_METRIC(
-                    namespace=ASG_NAMESPACE,
-                    metric_name=ASG_IN_SERVICE,
-                    dimensions=[_TT_DIM(name=ASG_DIMENSION, value=group.name)],
-                ),
-            ),
-        )
-    )
-    metrics.append(
-        _TT(
-            id="backlog_per_instance",
-            label="Backlog per instance",
-            return_data=True,
-            expression=backlog_per_instance_expression([i for i, _ in waiting], [i for i, _ in in_flight], "ins"),
-        )
+    """The pool's target-tracking policy on its metric-math signal (infra.components.scaling_math)."""
+    policy = scaling.target_tracking
+    queries = signal_queries(
+        policy.metric_name,
+        config.metric_namespace,
+        pool_name,
+        pool.queues,
+        scaling.signal,
+        policy.statistic,
+        policy.metric_period_seconds,
     )
     return aws.autoscaling.Policy(
         f"{name}-backlog",
@@ -102,7 +94,7 @@ def create_target_tracking(
                 target_value=policy.target_value,
                 disable_scale_in=policy.disable_scale_in,
                 customized_metric_specification=aws.autoscaling.PolicyTargetTrackingConfigurationCustomizedMetricSpecificationArgs(
-                    metrics=metrics
+                    metrics=[_tt_query(q) for q in queries]
                 ),
             ),
         ),
@@ -114,13 +106,16 @@ def create_step_policy(
     name: str,
     pool_name: str,
     config: StackConfig,
+    pool: PoolConfig,
     group: aws.autoscaling.Group,
+    scaling: PoolScaling,
     suffix: str,
     policy: StepScalingPolicy,
     why: str,
     opts: pulumi.ResourceOptions,
 ) -> aws.cloudwatch.MetricAlarm:
-    """A step policy and the alarm that drives it, on the pool's published metric (dimension Pool)."""
+    """A step policy and the alarm that drives it: on a published metric (dimension Pool), or on one of
+    our metric-math signals."""
     step = aws.autoscaling.Policy(
         f"{name}-{suffix}",
         aws.autoscaling.PolicyArgs(
@@ -141,22 +136,41 @@ def create_step_policy(
         ),
         opts=opts,
     )
+    description = f"Pool {pool_name}: {policy.metric_name} {policy.comparison} {policy.threshold:g}; {why}"
+    common = {
+        "alarm_description": description,
+        "comparison_operator": policy.comparison,
+        "threshold": policy.threshold,
+        "evaluation_periods": policy.evaluation_periods,
+        "datapoints_to_alarm": policy.datapoints_to_alarm,
+        # No datapoints (publisher down, or an idle queue) never moves capacity.
+        "treat_missing_data": "notBreaching",
+        "alarm_actions": [step.arn],
+    }
+    if policy.metric_name in MATH_SIGNALS:
+        queries = signal_queries(
+            policy.metric_name,
+            config.metric_namespace,
+            pool_name,
+            pool.queues,
+            scaling.signal,
+            policy.statistic,
+            policy.metric_period_seconds,
+        )
+        return aws.cloudwatch.MetricAlarm(
+            f"{name}-{suffix}",
+            aws.cloudwatch.MetricAlarmArgs(metric_queries=[_alarm_query(q) for q in queries], **common),  # type: ignore[arg-type]
+            opts=opts,
+        )
     return aws.cloudwatch.MetricAlarm(
         f"{name}-{suffix}",
         aws.cloudwatch.MetricAlarmArgs(
-            alarm_description=f"Pool {pool_name}: {policy.metric_name} {policy.comparison} {policy.threshold:g}; {why}",
             namespace=config.metric_namespace,
             metric_name=policy.metric_name,
             dimensions={DIMENSION_POOL: pool_name},
             statistic=policy.statistic,
             period=policy.metric_period_seconds,
-            comparison_operator=policy.comparison,
-            threshold=policy.threshold,
-            evaluation_periods=policy.evaluation_periods,
-            datapoints_to_alarm=policy.datapoints_to_alarm,
-            # No datapoints (publisher down, or an idle queue) never moves capacity.
-            treat_missing_data="notBreaching",
-            alarm_actions=[step.arn],
+            **common,  # type: ignore[arg-type]
         ),
         opts=opts,
     )

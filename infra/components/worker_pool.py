@@ -33,7 +33,8 @@ ROOT_DEVICE = "/dev/xvda"  # Amazon Linux 2023's root device name
 STEP_PURPOSE = {
     "latency": "adds instances (latency safety net)",
     "fast-out": "adds instances at the start of a burst",
-    "scale-in": "removes instances",
+    "scale-in": "removes instances (never the last one)",
+    "to-zero": "removes the last instance of an idle pool",
 }
 
 
@@ -85,15 +86,17 @@ class WorkerPool(pulumi.ComponentResource):
             ),
             opts=self._child,
         )
-        create_target_tracking(name, self._pool_name, config, pool, group, self.scaling.target_tracking, self._child)
+        create_target_tracking(name, self._pool_name, config, pool, group, self.scaling, self._child)
         # Target tracking only scales out (disable_scale_in); step policies add a one-datapoint burst
-        # response, the latency safety net and the scale-in (infra.scaling.policy.default_pool_scaling).
+        # response, the latency safety net and the scale-in (infra.scaling.default_policy).
         for short, policy in self.scaling.step_policies:
             create_step_policy(
                 name,
                 self._pool_name,
                 config,
+                pool,
                 group,
+                self.scaling,
                 short,
                 policy,
                 STEP_PURPOSE.get(short, "scaling step"),

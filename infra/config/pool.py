@@ -12,7 +12,8 @@ from infra.config.aws_types import architecture_of, ec2_instance_types
 from infra.config.base import ConfigModel
 from infra.config.errors import KeyRuleError
 from infra.config.pool_worker import PoolWorkerConfig
-from infra.scaling.policy import PoolScaling, Slo, default_pool_scaling
+from infra.scaling.default_policy import Slo, default_pool_scaling
+from infra.scaling.policy import PoolScaling
 from infra.scaling.schedules import Cron, Schedule, ScheduleError, end_cron, rate_to_cron
 from worker.names import DEAD_LETTER_QUEUE
 
@@ -101,12 +102,17 @@ class PoolConfig(ConfigModel):
     min_size: int = Field(default=0, ge=0, description="Fewest instances; 0 lets an idle pool cost nothing.")
     max_size: int = Field(default=4, ge=1, le=1000, description="Most instances.")
     desired_size: int | None = Field(default=None, ge=0, description="Instances at creation (default minSize).")
-    acceptable_latency_seconds: float = Field(default=60.0, description="SLO: queue wait a task may see; must be > 0.")
-    average_task_seconds: float = Field(default=5.0, description="Mean task run time in seconds; must be > 0.")
+    acceptable_latency_seconds: float = Field(
+        default=60.0, description="The SLO: p95 queue wait at or under this many seconds; must be > 0."
+    )
+    average_task_seconds: float = Field(
+        default=5.0,
+        description="Starting value of the task time in seconds, until the workers have measured it; must be > 0.",
+    )
     latency_alarm_seconds: float | None = Field(
         default=None,
-        description="Oldest-message age that breaches the SLO: step scaling and the SLO alarm fire. "
-        "Default 2 x acceptableLatencySeconds (target tracking holds about 1x).",
+        description="The alarm threshold: oldest-message age at which the latency alarm pages (not the SLO). "
+        "Default 2 x acceptableLatencySeconds.",
     )
     instance_warmup_seconds: int = Field(
         default=120, ge=0, le=3600, description="Boot plus worker start: new instances are excluded from metrics."
@@ -192,8 +198,8 @@ class PoolConfig(ConfigModel):
         return self.min_size if self.desired_size is None else self.desired_size
 
     @property
-    def latency_slo_seconds(self) -> float:
-        """Where the latency alarm and the step-scaling safety net fire."""
+    def alarm_threshold_seconds(self) -> float:
+        """Where the latency alarm fires (the SLO itself is acceptable_latency_seconds)."""
         if self.latency_alarm_seconds is not None:
             return self.latency_alarm_seconds
         return 2 * self.acceptable_latency_seconds
@@ -204,13 +210,18 @@ class PoolConfig(ConfigModel):
             acceptable_latency_seconds=self.acceptable_latency_seconds,
             average_task_seconds=self.average_task_seconds,
             concurrency_per_instance=self.concurrency,
-            latency_alarm_seconds=self.latency_slo_seconds,
+            latency_alarm_seconds=self.alarm_threshold_seconds,
         )
 
     def scaling(self, name: str) -> PoolScaling:
         """The pool's scaling policies (what the program renders and the simulator runs)."""
         return default_pool_scaling(
-            name, self.slo, self.min_size, self.max_size, warmup_seconds=self.instance_warmup_seconds
+            name,
+            self.slo,
+            self.min_size,
+            self.max_size,
+            warmup_seconds=self.instance_warmup_seconds,
+            schedules=tuple(item.schedule for item in self.schedules),
         )
 
     @property

@@ -32,9 +32,17 @@ from infra.local.redis_server import RedisServer
 from infra.local.scheduler import SchedulerProcess
 from infra.local.timescale import DEFAULT_WINDOWS, ModelClock, window
 from infra.scaling.aws_model import BOOT_SECONDS, GroupModel, ModelAssumptions, PoolSample, ScalingEvent
-from infra.scaling.simulator import SAMPLE_SECONDS, PoolSpec, SimulationResult, ours, simulate, summarise_run
+from infra.scaling.simulator import (
+    SAMPLE_SECONDS,
+    PoolSpec,
+    SimulationResult,
+    ours,
+    simulate,
+    spec_for_trace,
+    summarise_run,
+)
 from infra.scaling.stack import pool_spec
-from infra.scaling.traces import Trace, TraceShape, built_in, read_csv
+from infra.scaling.traces import Trace, built_in, read_csv
 from worker import journal
 from worker.client import client_app
 from worker.queues import RedisInspector
@@ -98,8 +106,8 @@ def local_pool(plan: TwinPlan, root: Path = ROOT) -> LocalPool:
     mapping = f"{plan.stack}/{plan.pool}: {pool.concurrency} processes x {pool.min_size}..{pool.max_size} instances" + (
         " (as configured)"
         if same
-        else f", run here as {concurrency} x {min_size}..{max_size} (target backlog/instance "
-        f"{original.scaling.target_tracking.target_value:.3g} -> {spec.scaling.target_tracking.target_value:.3g})"
+        else f", run here as {concurrency} x {min_size}..{max_size} (processes per instance in the scaling math "
+        f"{original.scaling.signal.concurrency} -> {spec.scaling.signal.concurrency})"
     )
     return LocalPool(spec, mapping, pool.queues[0], config.soft_shutdown_seconds)
 
@@ -109,7 +117,7 @@ def local_trace(plan: TwinPlan, spec: PoolSpec) -> Trace:
     if path.suffix == ".csv" or path.is_file():
         trace = read_csv(path)
         return trace if plan.window is None else window(trace, *plan.window)
-    trace = built_in(plan.trace, TraceShape(spec.capacity_per_second, spec.average_task_seconds, seed=plan.seed))
+    trace = built_in(plan.trace, spec.trace_shape(plan.seed))
     chosen = plan.window or DEFAULT_WINDOWS.get(plan.trace)
     return trace if chosen is None else window(trace, *chosen)
 
@@ -249,7 +257,8 @@ def run_twin(
     spec = pool.spec
     assumptions = assumptions_for(plan, spec)
     clock = ModelClock(plan.speed)
-    model = ours("local twin").build(spec, assumptions)
+    # The simulator's controller, on the pool as the trace runs it (its minSize and scheduled capacity).
+    model = ours("local twin").build(spec_for_trace(spec, trace), assumptions)
     queue = pool.queue
     run_id = uuid.uuid4().hex[:6]
     started_wall = time.monotonic()

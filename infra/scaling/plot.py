@@ -30,6 +30,11 @@ def _smooth(values: np.ndarray, window: int) -> np.ndarray:
     return result
 
 
+def never_left_zero(result: SimulationResult) -> bool:
+    """A policy that had no instance in service at any sample while tasks arrived."""
+    return result.tasks > 0 and result.timeline.in_service.size > 0 and float(result.timeline.in_service.max()) == 0
+
+
 def write_plot(
     results: Sequence[SimulationResult],
     path: Path,
@@ -56,21 +61,32 @@ def write_plot(
 
     for index, result in enumerate(results):
         timeline = result.timeline
-        x = timeline.t / scale
+        keep = timeline.t <= span
+        x = timeline.t[keep] / scale
         if index < highlighted:
             style = {"color": _STRONG[index % len(_STRONG)], "linewidth": 2.0, "zorder": 3}
         else:
             style = {"color": _MUTED[(index - highlighted) % len(_MUTED)], "linewidth": 1.1, "alpha": 0.9}
+        if never_left_zero(result):
+            # Its queue only grows: drawn, it would flatten every other line. The legend says so instead.
+            label = (
+                f"{result.policy}  never left 0 instances: backlog and latency not drawn (p95 {result.p95_wait:.0f} s)"
+            )
+            axes[1].plot([], [], label=label, linestyle="--", **style)
+            axes[3].step(x, timeline.in_service[keep], where="post", linestyle="--", **style)
+            continue
         label = f"{result.policy}  (p95 {result.p95_wait:.0f} s, {result.instance_hours:.1f} inst-h)"
-        axes[1].plot(x, timeline.backlog, label=label, **style)
-        axes[2].plot(x, timeline.oldest_age, **style)
-        axes[3].step(x, timeline.in_service, where="post", **style)
+        if timeline.t.size and timeline.t[-1] > span:
+            label += f", tasks left waiting until {timeline.t[-1] / scale:.0f} {unit}: cut off"
+        axes[1].plot(x, timeline.backlog[keep], label=label, **style)
+        axes[2].plot(x, timeline.oldest_age[keep], **style)
+        axes[3].step(x, timeline.in_service[keep], where="post", **style)
 
     axes[1].set_ylabel("backlog\n(waiting + in flight)")
     axes[1].legend(loc="upper right", fontsize=9, framealpha=0.9)
     axes[2].axhline(slo_seconds, color="#222222", linestyle="--", linewidth=1.2)
     axes[2].annotate(
-        f"SLO {slo_seconds:.0f} s",
+        f"SLO: p95 wait <= {slo_seconds:.0f} s",
         xy=(0.005, slo_seconds),
         xycoords=("axes fraction", "data"),
         color="#222222",
@@ -85,6 +101,8 @@ def write_plot(
         axis.grid(True, alpha=0.3)
         axis.set_ylim(bottom=0)
         axis.margins(x=0)
+        # The first (our) run sets the time axis: a reference that strands tasks does not stretch it.
+        axis.set_xlim(0, span / scale)
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path

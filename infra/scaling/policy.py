@@ -1,21 +1,12 @@
 """Scaling policy objects: what a pool's Auto Scaling policies are, as plain frozen data.
 
 Pure code, no Pulumi. Three consumers read the same objects:
-- the Pulumi program renders them into `aws.autoscaling.Policy` resources (branch `infra`);
+- the Pulumi program renders them into `aws.autoscaling.Policy` resources and their alarms
+  (`infra.components.pool_scaling`);
 - the simulator (`infra.scaling.simulator`) runs them through `infra.scaling.aws_model` in virtual time;
-- the local cluster runs the same model in real time.
+- the local twin runs the same model in real time.
 
-The scale signal (docs/architecture.md "Scaling model") is backlog per instance =
-(waiting + reserved + running tasks on the pool's queues) / max(in-service instances, 1), and its
-target comes from an SLO rather than a magic number (`target_backlog_per_instance`).
-
-Our default (`default_pool_scaling`, tuned on the simulator; numbers in docs/scaling.md):
-- target tracking on backlog per instance, scale-out only;
-- a one-datapoint step scale-out on the same metric, for the start of a burst;
-- a step scale-in while instances run under 85% busy with nothing queued;
-- a step policy on queue latency (the age of the oldest waiting message), the safety net for what
-  the backlog misses: tasks far slower than the stated average.
-`PoolScaling.step_policies` lists the step policies with stable short names for renderers.
+Our default policy, built from a pool's SLO, is in `infra.scaling.default_policy`.
 """
 
 from __future__ import annotations
@@ -25,6 +16,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
+from infra.scaling.schedules import Schedule
 from worker.names import METRIC_BACKLOG_PER_INSTANCE, METRIC_OLDEST_AGE
 
 AdjustmentType = Literal["ChangeInCapacity", "PercentChangeInCapacity", "ExactCapacity"]
@@ -69,37 +61,13 @@ def _period(policy: str, value: int) -> None:
     _require(value in METRIC_PERIODS, f"{policy}.metric_period_seconds must be one of {METRIC_PERIODS}, got {value!r}")
 
 
-def target_backlog_per_instance(
-    acceptable_latency_seconds: float,
-    average_task_seconds: float,
-    concurrency_per_instance: int,
-) -> float:
-    """Backlog per instance that one instance clears within the acceptable latency.
-
-    An instance running `concurrency_per_instance` tasks at once finishes
-    concurrency / average_task_seconds tasks a second, so in `acceptable_latency_seconds` it clears
-    acceptable_latency / average_task_seconds x concurrency tasks: hold the backlog per instance at
-    that and a newly queued task waits about the acceptable latency (the AWS "backlog per instance"
-    method for SQS, https://docs.aws.amazon.com/autoscaling/ec2/userguide/as-using-sqs-queue.html,
-    and Copilot's `queue_delay`). Every input must be > 0; a bad one raises PolicyError naming it.
-    """
-    _finite_positive("acceptable_latency_seconds", acceptable_latency_seconds)
-    _finite_positive("average_task_seconds", average_task_seconds)
-    _require(
-        isinstance(concurrency_per_instance, int) and not isinstance(concurrency_per_instance, bool),
-        f"concurrency_per_instance must be an integer, got {concurrency_per_instance!r}",
-    )
-    _require(concurrency_per_instance >= 1, f"concurrency_per_instance must be >= 1, got {concurrency_per_instance}")
-    return acceptable_latency_seconds / average_task_seconds * concurrency_per_instance
-
-
 @dataclass(frozen=True)
 class TargetTrackingPolicy:
-    """Target tracking on the pool's backlog per instance (an `aws.autoscaling.Policy` with
-    `policy_type="TargetTrackingScaling"` and a customized metric)."""
+    """Target tracking on one metric (an `aws.autoscaling.Policy` with `policy_type="TargetTrackingScaling"`
+    and a customized metric)."""
 
     target_value: float
-    """Backlog per instance to hold, from `target_backlog_per_instance` (TargetTrackingConfiguration.TargetValue)."""
+    """The value to hold the metric at (TargetTrackingConfiguration.TargetValue)."""
 
     metric_name: str = METRIC_BACKLOG_PER_INSTANCE
     """CloudWatch metric the publisher writes under the stack's namespace, dimension `Pool`."""
@@ -162,11 +130,11 @@ class StepAdjustment:
 
 @dataclass(frozen=True)
 class StepScalingPolicy:
-    """Step scaling on queue latency over the SLO: the safety net (an `aws.autoscaling.Policy` with
-    `policy_type="StepScaling"`, plus the CloudWatch alarm that invokes it)."""
+    """Step scaling on one metric (an `aws.autoscaling.Policy` with `policy_type="StepScaling"`, plus the
+    CloudWatch alarm that invokes it)."""
 
     threshold: float
-    """Alarm threshold in the metric's unit; for queue latency, the SLO in seconds."""
+    """Alarm threshold in the metric's unit."""
 
     steps: tuple[StepAdjustment, ...]
     """Step adjustments, sorted, contiguous and non-overlapping, as the API requires."""
@@ -292,37 +260,29 @@ def _check_steps(steps: tuple[StepAdjustment, ...]) -> None:
 
 
 @dataclass(frozen=True)
-class Slo:
-    """What an operator states about a pool; the policies are derived from it."""
+class PoolSignal:
+    """What our metric math needs to know about the pool (constants in the rendered expressions)."""
 
-    acceptable_latency_seconds: float
-    """Queue wait a task may see at steady state (target tracking aims here)."""
+    concurrency: int = 1
+    """Worker processes per instance: processes in service = in-service instances x this."""
 
-    average_task_seconds: float
-    """Mean run time of the pool's tasks, from production measurements or a guess to revisit."""
+    average_task_seconds: float = 1.0
+    """averageTaskSeconds: the FILL value of the measured task time until a task has ended."""
 
-    concurrency_per_instance: int
-    """Worker processes per instance (`--concurrency`): tasks an instance runs at once."""
+    acceptable_latency_seconds: float = 60.0
+    """The SLO; with work queued and no instance in service, the estimated wait is at least this."""
 
-    latency_alarm_seconds: float
-    """Oldest-message age that breaches the SLO: fires the step-scaling safety net and the SLO alarm."""
+    target_wait_seconds: float = 30.0
+    """The estimated queue wait that CapacityNeeded = 1 stands for."""
 
-    def __post_init__(self) -> None:
-        target_backlog_per_instance(
-            self.acceptable_latency_seconds, self.average_task_seconds, self.concurrency_per_instance
-        )
-        _finite_positive("latency_alarm_seconds", self.latency_alarm_seconds)
-
-    @property
-    def target_backlog_per_instance(self) -> float:
-        return target_backlog_per_instance(
-            self.acceptable_latency_seconds, self.average_task_seconds, self.concurrency_per_instance
-        )
+    headroom_seconds: float = 120.0
+    """For long tasks (measured time over the target wait), the processes kept free for the arrivals of
+    this many seconds: about the time a new instance takes to help (the pool's instance warm-up)."""
 
 
 @dataclass(frozen=True)
 class PoolScaling:
-    """Everything the model needs to scale one pool: size bounds and its policies."""
+    """Everything the model needs to scale one pool: size bounds, its policies and its schedules."""
 
     pool: str
     """Pool name (the CloudWatch `Pool` dimension)."""
@@ -334,154 +294,34 @@ class PoolScaling:
     """Auto Scaling group MaxSize: no policy goes over it."""
 
     target_tracking: TargetTrackingPolicy
-    """Main policy: backlog per instance held at the SLO-derived target."""
+    """Main policy."""
 
-    step_scaling: StepScalingPolicy | None = None
-    """Safety net on queue latency, or None for none."""
-
-    scale_in: StepScalingPolicy | None = None
-    """Step scale-in on backlog per instance (a LessThan alarm), used with `target_tracking.disable_scale_in`;
-    None leaves scale-in to target tracking. The renderer must create it with its own low alarm."""
-
-    fast_scale_out: StepScalingPolicy | None = None
-    """Step scale-out on backlog per instance from a single datapoint, for the start of a burst (target
-    tracking needs three); None for none."""
+    steps: tuple[tuple[str, StepScalingPolicy], ...] = ()
+    """Step policies with stable short names (the renderer's resource names), each with its own alarm."""
 
     extra_target_tracking: tuple[TargetTrackingPolicy, ...] = field(default_factory=tuple)
     """Further target-tracking policies (on other metrics); AWS scales out if any wants to and in only if all do."""
 
+    signal: PoolSignal = field(default_factory=PoolSignal)
+    """The constants of our metric math."""
+
+    schedules: tuple[Schedule, ...] = ()
+    """Scheduled capacity (`pools.<name>.schedules`): MinSize raised for each window."""
+
     @property
     def step_policies(self) -> tuple[tuple[str, StepScalingPolicy], ...]:
-        """Every step policy with a stable short name, for renderers and the model to iterate."""
-        named = (("latency", self.step_scaling), ("fast-out", self.fast_scale_out), ("scale-in", self.scale_in))
-        return tuple((name, policy) for name, policy in named if policy is not None)
+        """Every step policy with its stable short name, for renderers and the model to iterate."""
+        return self.steps
+
+    def step(self, name: str) -> StepScalingPolicy | None:
+        return dict(self.steps).get(name)
 
     def __post_init__(self) -> None:
         _require(bool(self.pool), "pool must not be empty")
         _require(self.min_size >= 0, f"pool {self.pool}: min_size must be >= 0, got {self.min_size}")
-        if self.scale_in is not None:
-            _require(self.scale_in.scales_in, f"pool {self.pool}: scale_in must use a LessThan comparison")
-            _require(
-                self.scale_in.threshold < self.target_tracking.target_value * SCALE_IN_RATIO,
-                f"pool {self.pool}: scale_in.threshold ({self.scale_in.threshold:.3g}) must be below 90% of the "
-                f"target ({self.target_tracking.target_value:.3g}), or the pool flaps between the two policies",
-            )
+        names = [name for name, _ in self.steps]
+        _require(len(set(names)) == len(names), f"pool {self.pool}: step policy names must be unique, got {names}")
         _require(
             self.max_size >= max(self.min_size, 1),
             f"pool {self.pool}: max_size ({self.max_size}) must be >= min_size ({self.min_size}) and >= 1",
         )
-
-
-def default_step_scaling(slo: Slo, warmup_seconds: int) -> StepScalingPolicy:
-    """The safety net: over the latency SLO, add instances by how far over it the oldest message is.
-
-    +1 while under 1.5x the SLO, +2 up to 3x, +4 beyond. Three 10-second datapoints (30 s) must
-    breach, so a single slow message does not scale the pool.
-    """
-    alarm = slo.latency_alarm_seconds
-    return StepScalingPolicy(
-        threshold=alarm,
-        steps=(
-            StepAdjustment(scaling_adjustment=1, lower_bound=0.0, upper_bound=0.5 * alarm),
-            StepAdjustment(scaling_adjustment=2, lower_bound=0.5 * alarm, upper_bound=2.0 * alarm),
-            StepAdjustment(scaling_adjustment=4, lower_bound=2.0 * alarm, upper_bound=None),
-        ),
-        estimated_instance_warmup_seconds=warmup_seconds,
-    )
-
-
-# A healthy pool with no queue has backlog per instance = busy processes per instance, at most the
-# concurrency: far under a target derived from a latency of several task lengths. AWS target tracking
-# scales in proportionally (new = ceil(current x metric / target)), so it would cut such a pool to its
-# minimum as soon as its queue drains, and the queue would build again (measured: `make bench`, row
-# "ours-tt-in"). So target tracking only scales out, and this step policy scales in while the pool
-# runs below SCALE_IN_UTILISATION with nothing queued: it stops where the pool is busy, not at zero.
-SCALE_IN_UTILISATION: Final = 0.85
-
-
-def default_scale_in(slo: Slo, warmup_seconds: int) -> StepScalingPolicy:
-    """Remove capacity when backlog per instance stays under 85% of an instance's processes.
-
-    Steps by how far under: -10% just under, -25% further under, -50% when nearly idle; at least one
-    instance each time. 6 datapoints of 10 s (one minute) must breach: `make bench` measured 15 (target
-    tracking's own count) to cost 10-15% more instance-hours for no latency gain.
-    """
-    full = float(slo.concurrency_per_instance)
-    target = slo.target_backlog_per_instance
-    threshold = min(SCALE_IN_UTILISATION * full, 0.8 * target)
-    return StepScalingPolicy(
-        threshold=threshold,
-        steps=(
-            StepAdjustment(scaling_adjustment=-50, lower_bound=None, upper_bound=-0.75 * threshold),
-            StepAdjustment(scaling_adjustment=-25, lower_bound=-0.75 * threshold, upper_bound=-0.4 * threshold),
-            StepAdjustment(scaling_adjustment=-10, lower_bound=-0.4 * threshold, upper_bound=0.0),
-        ),
-        adjustment_type="PercentChangeInCapacity",
-        min_adjustment_magnitude=1,
-        metric_name=METRIC_BACKLOG_PER_INSTANCE,
-        statistic="Average",
-        evaluation_periods=6,
-        datapoints_to_alarm=6,
-        comparison="LessThanThreshold",
-        estimated_instance_warmup_seconds=warmup_seconds,
-    )
-
-
-FAST_SCALE_OUT_TARGETS: Final = 1.5
-
-
-def default_fast_scale_out(slo: Slo, warmup_seconds: int) -> StepScalingPolicy:
-    """At the start of a burst, add capacity from one 10 s datapoint instead of target tracking's three.
-
-    Fires when backlog per instance reaches 1.5x the target: +500% of the capacity (at least 2
-    instances), +1000% past 3x; MaxSize caps it, and the scale-in step gives back what is not needed.
-    Target tracking then sets the size from its proportional rule. Measured (`make bench`): it cuts
-    burst-start-to-first-scale-out from 30 s to 10 s and keeps the burst and spike traces within the
-    SLO even with a 10 s CloudWatch delay (+300% did not: burst p95 62-64 s).
-    """
-    threshold = FAST_SCALE_OUT_TARGETS * slo.target_backlog_per_instance
-    return StepScalingPolicy(
-        threshold=threshold,
-        steps=(
-            StepAdjustment(scaling_adjustment=500, lower_bound=0.0, upper_bound=threshold),
-            StepAdjustment(scaling_adjustment=1000, lower_bound=threshold, upper_bound=None),
-        ),
-        adjustment_type="PercentChangeInCapacity",
-        min_adjustment_magnitude=2,
-        metric_name=METRIC_BACKLOG_PER_INSTANCE,
-        statistic="Average",
-        evaluation_periods=1,
-        datapoints_to_alarm=1,
-        estimated_instance_warmup_seconds=warmup_seconds,
-    )
-
-
-def default_pool_scaling(
-    pool: str,
-    slo: Slo,
-    min_size: int,
-    max_size: int,
-    warmup_seconds: int = 120,
-    with_safety_net: bool = True,
-    step_scale_in: bool = True,
-    fast_scale_out: bool = True,
-) -> PoolScaling:
-    """Our default policy for a pool, from its SLO: target tracking out (plus a one-datapoint burst
-    step), step scaling in, and the latency safety net.
-
-    `step_scale_in=False, fast_scale_out=False` gives plain target tracking (scale-in by AWS's
-    proportional rule), kept for the benchmark row that shows why it is not the default.
-    """
-    return PoolScaling(
-        pool=pool,
-        min_size=min_size,
-        max_size=max_size,
-        target_tracking=TargetTrackingPolicy(
-            target_value=slo.target_backlog_per_instance,
-            estimated_instance_warmup_seconds=warmup_seconds,
-            disable_scale_in=step_scale_in,
-        ),
-        step_scaling=default_step_scaling(slo, warmup_seconds) if with_safety_net else None,
-        scale_in=default_scale_in(slo, warmup_seconds) if step_scale_in else None,
-        fast_scale_out=default_fast_scale_out(slo, warmup_seconds) if fast_scale_out else None,
-    )

@@ -50,47 +50,77 @@ def run_entries(
     return results
 
 
-def _seconds(value: float) -> str:
-    return f"{value:.1f}"
+COLUMNS = (
+    "policy",
+    "p50 s",
+    "p95 s",
+    "p99 s",
+    "backlog",
+    "min>SLO",
+    "out/in",
+    "peak",
+    "inst-h",
+    "x bound",
+    "$",
+    "interrupted",
+    "work lost s",
+    "SLO",
+)
+"""The columns of the table, and the keys of each row of `results_rows` (scripts/simulate --json)."""
+
+
+def results_rows(
+    results: Sequence[SimulationResult], bound_hours: float, slo_seconds: float
+) -> list[dict[str, str | float | int | None]]:
+    """The table's rows as plain values: one per policy, then the perfect-foresight bound."""
+    rows: list[dict[str, str | float | int | None]] = []
+    for result in results:
+        values: tuple[str | float | int | None, ...] = (
+            result.policy,
+            round(result.p50_wait, 1),
+            round(result.p95_wait, 1),
+            round(result.p99_wait, 1),
+            result.max_backlog,
+            round(result.minutes_over_slo, 1),
+            f"{result.scale_outs}/{result.scale_ins}",
+            result.peak_instances,
+            round(result.instance_hours, 2),
+            round(result.instance_hours / bound_hours, 2) if bound_hours > 0 else None,
+            round(result.cost_usd, 2),
+            result.interrupted_tasks,
+            round(result.work_lost_seconds),
+            "met" if result.p95_wait <= slo_seconds else "missed",
+        )
+        rows.append(dict(zip(COLUMNS, values, strict=True)))
+    bound: dict[str, str | float | int | None] = dict.fromkeys(COLUMNS)
+    bound.update({"policy": "perfect foresight", "inst-h": round(bound_hours, 2), "x bound": 1.0})
+    rows.append(bound)
+    return rows
 
 
 def results_table(results: Sequence[SimulationResult], bound_hours: float, title: str, slo_seconds: float) -> Table:
-    table = Table(title=title, title_justify="left", caption="waits in seconds; backlog = max waiting + in flight")
-    for header in (
-        "policy",
-        "p50 s",
-        "p95 s",
-        "p99 s",
-        "backlog",
-        "min>SLO",
-        "out/in",
-        "peak",
-        "inst-h",
-        "x bound",
-        "$",
-        "SLO",
-    ):
+    table = Table(
+        title=title,
+        title_justify="left",
+        caption=f"waits in seconds; SLO: p95 wait <= {slo_seconds:g} s; backlog = max waiting + in flight; "
+        "interrupted = tasks killed when a drain ended (requeued)",
+    )
+    for header in COLUMNS:
         table.add_column(header, justify="left" if header == "policy" else "right")
-    for result in results:
-        table.add_row(
-            result.policy,
-            _seconds(result.p50_wait),
-            _seconds(result.p95_wait),
-            _seconds(result.p99_wait),
-            str(result.max_backlog),
-            f"{result.minutes_over_slo:.1f}",
-            f"{result.scale_outs}/{result.scale_ins}",
-            str(result.peak_instances),
-            f"{result.instance_hours:.2f}",
-            f"{result.instance_hours / bound_hours:.2f}" if bound_hours > 0 else "-",
-            f"{result.cost_usd:.2f}",
-            "[green]met[/]" if result.p95_wait <= slo_seconds else "[red]missed[/]",
-        )
-    table.add_row("perfect foresight", *[""] * 7, f"{bound_hours:.2f}", "1.00", "", "")
+    for row in results_rows(results, bound_hours, slo_seconds):
+        cells = ["" if row[c] is None else str(row[c]) for c in COLUMNS]
+        if row["SLO"] is not None:
+            cells[-1] = "[green]met[/]" if row["SLO"] == "met" else "[red]missed[/]"
+        if isinstance(row["x bound"], float):
+            cells[COLUMNS.index("x bound")] = f"{row['x bound']:.2f}"
+        if isinstance(row["inst-h"], float):
+            cells[COLUMNS.index("inst-h")] = f"{row['inst-h']:.2f}"
+        table.add_row(*cells)
     return table
 
 
 def bound_for(spec: PoolSpec, trace: Trace) -> float:
+    """The perfect-foresight bound (with the trace's minSize where it sets one)."""
     return perfect_foresight_instance_hours(spec, trace)
 
 

@@ -23,6 +23,7 @@ which must not move a start past midnight when the day fields restrict the day.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from dataclasses import dataclass
@@ -162,17 +163,16 @@ class Schedule:
         """(start, end) seconds of each firing within [0, horizon), the run starting at 00:00 UTC on
         `start_weekday` (0 = Sunday, as cron counts) of a month whose day 1 is that day, in January."""
         windows: list[tuple[float, float]] = []
-        days = math.ceil(horizon / 86400) + 1
-        for day in range(days):
-            weekday = (start_weekday + day) % 7
-            day_of_month = day % 31 + 1
-            if not self._fires_on(weekday, day_of_month):
-                continue
-            for minute in self.cron.times_of_day():
-                at = day * 86400 + minute * 60.0
-                if at < horizon:
-                    windows.append((at, at + self.duration_seconds))
+        for day in range(math.ceil(horizon / 86400) + 1):
+            windows.extend(w for w in _day_windows(self, day, start_weekday) if w[0] < horizon)
         return windows
+
+    def active(self, now: float, start_weekday: int) -> bool:
+        """Whether a window of this schedule holds `now` (a window is shorter than a day)."""
+        day = int(now // 86400)
+        return any(
+            start <= now < end for d in (day - 1, day) if d >= 0 for start, end in _day_windows(self, d, start_weekday)
+        )
 
     def _fires_on(self, weekday: int, day_of_month: int) -> bool:
         fields = self.cron.text.split()
@@ -186,11 +186,25 @@ class Schedule:
         return dom or dow  # cron: with both restricted, either matches
 
 
-def min_size_at(schedules: tuple[Schedule, ...], base_min: int, now: float, start_weekday: int = 1) -> int:
+@functools.cache
+def _day_windows(schedule: Schedule, day: int, start_weekday: int) -> tuple[tuple[float, float], ...]:
+    weekday = (start_weekday + day) % 7
+    if not schedule._fires_on(weekday, day % 31 + 1):
+        return ()
+    return tuple(
+        (day * 86400 + m * 60.0, day * 86400 + m * 60.0 + schedule.duration_seconds)
+        for m in schedule.cron.times_of_day()
+    )
+
+
+START_WEEKDAY: Final = 1
+"""ASSUMPTION of the simulator and the local twin: a trace starts at 00:00 UTC on a Monday (cron weekday 1)."""
+
+
+def min_size_at(schedules: tuple[Schedule, ...], base_min: int, now: float, start_weekday: int = START_WEEKDAY) -> int:
     """The group's MinSize at `now`: the pool's own, raised by every schedule whose window holds `now`."""
     size = base_min
     for schedule in schedules:
-        for start, end in schedule.windows(start_weekday, now + 1):
-            if start <= now < end:
-                size = max(size, schedule.capacity)
+        if schedule.active(now, start_weekday):
+            size = max(size, schedule.capacity)
     return size

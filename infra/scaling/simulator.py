@@ -1,15 +1,19 @@
 """The simulator: a trace through a pool of worker instances scaled by `GroupModel`, in virtual time.
 
 Time advances in fixed steps of the publisher's sample interval (10 s). Within a step, tasks start
-exactly, by the multi-server FIFO recursion: each task starts at max(its arrival, the earliest time a
-worker process is free), on a heap of process free-times. A launched instance adds `concurrency`
-processes that become free when it is in service; a terminated one gives up its soonest-free
-processes and is billed until its running tasks finish (soft shutdown: no task is lost).
+exactly, FIFO: each task starts at max(its arrival, the earliest time a worker process is free), on a
+heap of (free time, instance) per process; among free processes the one idle longest takes it (Redis
+serves the client blocked longest first). A launched instance adds `concurrency` processes, free when
+it is InService. An instance chosen for scale-in takes no new task; it drains: it is billed and runs
+its tasks until they finish or the drain window ends, when a task still running is interrupted
+(counted, with the work lost) and requeued at the head of the queue.
 
-What it does not model: prefetch beyond one task per process (docs/architecture.md: prefetch 1), broker
-latency, task failures and retries, instance launch failures, Spot interruptions, and which instance
-a busy process sits on (busy processes are spread over in-service instances in proportion, for the
-CPU metric of the reference policy).
+The publisher's sample holds waiting, in-flight (running, on any instance), oldest age, busy processes
+and the measured task time: the mean run time of the tasks that finished in the last
+TASK_SECONDS_WINDOW, as the workers record it (none until a task has ended), never the configured one.
+
+Not modelled: prefetch beyond one task per process, broker latency, task failures and retries,
+instance launch failures, Spot interruptions.
 """
 
 from __future__ import annotations
@@ -17,171 +21,38 @@ from __future__ import annotations
 import heapq
 import math
 import time
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Final
 
 import numpy as np
 
-from infra.scaling.aws_model import (
-    BOOT_SECONDS,
-    METRIC_CPU,
-    METRIC_VISIBLE,
-    METRIC_WAITING_PER_INSTANCE,
-    GroupModel,
-    ImageMode,
-    ModelAssumptions,
-    NamedPolicies,
-    PoolSample,
-    ScalingEvent,
-)
-from infra.scaling.policy import PoolScaling, StepAdjustment, StepScalingPolicy, TargetTrackingPolicy
+from infra.scaling.aws_model import BOOT_SECONDS, GroupModel, ModelAssumptions, PoolSample, ScalingEvent
+from infra.scaling.pool_spec import PoolSpec
+from infra.scaling.references import Contender, ours, reference_contenders
 from infra.scaling.traces import FloatArray, Trace
+from worker.task_stats import WINDOW_MINUTES
+
+__all__ = [
+    "SAMPLE_SECONDS",
+    "Contender",
+    "PoolSpec",
+    "SimulationResult",
+    "Timeline",
+    "ours",
+    "perfect_foresight_instance_hours",
+    "reference_contenders",
+    "simulate",
+    "spec_for_trace",
+    "summarise_run",
+]
 
 SAMPLE_SECONDS: Final = 10.0
 # After the trace ends, keep going until every task has started, for at most this long.
 DRAIN_LIMIT_SECONDS: Final = 4 * 3600.0
-
-
-@dataclass(frozen=True)
-class PoolSpec:
-    """What the simulator needs to know about one pool (built from the stack config by `infra.scaling.stack`)."""
-
-    name: str
-    concurrency: int
-    min_size: int
-    max_size: int
-    acceptable_latency_seconds: float
-    average_task_seconds: float
-    slo_seconds: float
-    """Queue wait that breaches the SLO (the latency alarm threshold)."""
-    hourly_usd: float
-    """Blended price of one instance-hour."""
-    image_mode: ImageMode
-    scaling: PoolScaling
-    """Our policy for this pool, as the Pulumi program renders it."""
-
-    @property
-    def capacity_per_second(self) -> float:
-        return self.max_size * self.concurrency / self.average_task_seconds
-
-
-# ----------------------------------------------------------------------------------------- policies
-
-
-@dataclass(frozen=True)
-class Contender:
-    """A policy to run: ours from the config, or a reference policy built from the same pool."""
-
-    name: str
-    description: str
-    build: Callable[[PoolSpec, ModelAssumptions], GroupModel]
-
-
-def ours(label: str = "ours") -> Contender:
-    def build(spec: PoolSpec, assumptions: ModelAssumptions) -> GroupModel:
-        return GroupModel(spec.scaling, spec.concurrency, assumptions)
-
-    return Contender(label, "target tracking on backlog per instance (10 s) + step scaling on queue latency", build)
-
-
-def _warmup(spec: PoolSpec) -> int:
-    return spec.scaling.target_tracking.estimated_instance_warmup_seconds
-
-
-def _reference_model(spec: PoolSpec, assumptions: ModelAssumptions, policies: NamedPolicies) -> GroupModel:
-    """A group that runs only a reference policy (none of the pool's own) under the same model."""
-    return GroupModel(spec.scaling, spec.concurrency, assumptions, extra=policies, include_pool_policies=False)
-
-
-def cpu_target_tracking(target_percent: float = 50.0) -> Contender:
-    """CPU-utilisation target tracking, where most teams start (ASGAverageCPUUtilization, 1-minute
-    detailed monitoring). Tasks are taken as CPU-bound: a busy process is a busy core."""
-
-    def build(spec: PoolSpec, assumptions: ModelAssumptions) -> GroupModel:
-        policy = TargetTrackingPolicy(
-            target_value=target_percent,
-            metric_name=METRIC_CPU,
-            metric_period_seconds=60,
-            estimated_instance_warmup_seconds=_warmup(spec),
-        )
-        return _reference_model(spec, assumptions, NamedPolicies(target_tracking=(("cpu", policy),)))
-
-    return Contender("cpu-50", f"target tracking on average CPU at {target_percent:.0f}% (60 s)", build)
-
-
-# CDK aws-ecs-patterns QueueProcessingServiceBase: defaultScalingSteps =
-# [{upper: 0, change: -1}, {lower: 100, change: +1}, {lower: 500, change: +5}] on the queue's
-# ApproximateNumberOfMessagesVisible (CDK's SQS metric default: Maximum over 5 minutes), plus CPU
-# target tracking at cpuTargetUtilizationPercent = 50. Adapted: one ECS task = one instance here.
-# The scale-out and scale-in alarms are the two that CDK's scaleOnMetric creates (1 evaluation period).
-# Cooldown: Application Auto Scaling's step-scaling default, 300 s (an assumption for ECS services).
-CDK_COOLDOWN_SECONDS: Final = 300
-
-
-def cdk_queue_processing() -> Contender:
-    def build(spec: PoolSpec, assumptions: ModelAssumptions) -> GroupModel:
-        warmup = _warmup(spec)
-        upper = StepScalingPolicy(
-            threshold=100,
-            steps=(StepAdjustment(1, 0.0, 400.0), StepAdjustment(5, 400.0, None)),
-            metric_name=METRIC_VISIBLE,
-            statistic="Maximum",
-            metric_period_seconds=300,
-            evaluation_periods=1,
-            datapoints_to_alarm=1,
-            estimated_instance_warmup_seconds=warmup,
-            cooldown_seconds=CDK_COOLDOWN_SECONDS,
-        )
-        lower = StepScalingPolicy(
-            threshold=0,
-            steps=(StepAdjustment(-1, None, 0.0),),
-            metric_name=METRIC_VISIBLE,
-            statistic="Maximum",
-            metric_period_seconds=300,
-            evaluation_periods=1,
-            datapoints_to_alarm=1,
-            comparison="LessThanOrEqualToThreshold",
-            estimated_instance_warmup_seconds=warmup,
-            cooldown_seconds=CDK_COOLDOWN_SECONDS,
-        )
-        cpu = TargetTrackingPolicy(
-            target_value=50, metric_name=METRIC_CPU, metric_period_seconds=60, estimated_instance_warmup_seconds=warmup
-        )
-        return _reference_model(
-            spec,
-            assumptions,
-            NamedPolicies(
-                target_tracking=(("cdk-cpu", cpu),),
-                step_scaling=(("cdk-steps-out", upper), ("cdk-steps-in", lower)),
-            ),
-        )
-
-    return Contender("cdk-steps", "CDK QueueProcessingService defaults: visible-message steps (5 min) + CPU 50%", build)
-
-
-def copilot_backlog_per_task() -> Contender:
-    """Copilot's worker-service method: target tracking on visible messages per running task, computed
-    once a minute, target = acceptable latency / message processing time (x concurrency: one of our
-    instances runs `concurrency` tasks at once)."""
-
-    def build(spec: PoolSpec, assumptions: ModelAssumptions) -> GroupModel:
-        policy = TargetTrackingPolicy(
-            target_value=spec.scaling.target_tracking.target_value,
-            metric_name=METRIC_WAITING_PER_INSTANCE,
-            metric_period_seconds=60,
-            estimated_instance_warmup_seconds=_warmup(spec),
-        )
-        return _reference_model(spec, assumptions, NamedPolicies(target_tracking=(("copilot", policy),)))
-
-    return Contender("copilot-1m", "Copilot backlog per task: visible messages / instances, 60 s periods", build)
-
-
-def reference_contenders() -> list[Contender]:
-    return [cpu_target_tracking(), cdk_queue_processing(), copilot_backlog_per_task()]
-
-
-# ----------------------------------------------------------------------------------------- results
+TASK_SECONDS_WINDOW: Final = WINDOW_MINUTES * 60.0
+"""The publisher's measured task time is the mean over the tasks that ended in this window."""
 
 
 @dataclass(frozen=True)
@@ -219,6 +90,11 @@ class SimulationResult:
     events: tuple[ScalingEvent, ...]
     timeline: Timeline = field(repr=False)
     slo_seconds: float = 0.0
+    """The SLO (acceptable latency): met when p95 wait is at or under it."""
+    interrupted_tasks: int = 0
+    """Tasks killed when a drain window ended (and requeued)."""
+    work_lost_seconds: float = 0.0
+    """Run time those tasks had done before they were killed."""
 
     @property
     def meets_slo(self) -> bool:
@@ -237,11 +113,141 @@ def perfect_foresight_instance_hours(spec: PoolSpec, trace: Trace, bucket_second
     buckets = math.ceil(trace.duration / bucket_seconds)
     index = np.minimum((trace.arrivals // bucket_seconds).astype(np.int64), buckets - 1)
     work = np.bincount(index, weights=trace.task_seconds, minlength=buckets)
-    instances = np.maximum(work / (spec.concurrency * bucket_seconds), spec.min_size)
+    min_size = spec.min_size if trace.min_size is None else trace.min_size
+    instances = np.maximum(work / (spec.concurrency * bucket_seconds), min_size)
     return float(instances.sum() * bucket_seconds / 3600)
 
 
-# ----------------------------------------------------------------------------------------- the loop
+def spec_for_trace(spec: PoolSpec, trace: Trace) -> PoolSpec:
+    """The pool as a trace runs it: with the trace's minSize and its own scheduled capacity, if it says."""
+    if trace.min_size is not None:
+        spec = spec.with_min_size(trace.min_size)
+    if trace.schedules is not None:
+        spec = replace(spec, scaling=replace(spec.scaling, schedules=trace.schedules))
+    return spec
+
+
+class _Pool:
+    """The worker processes of the group's instances, the queue, and what finished."""
+
+    def __init__(self, trace: Trace, model: GroupModel, concurrency: int, drain_seconds: float) -> None:
+        self.arrivals: list[float] = trace.arrivals.tolist()
+        self.service: list[float] = trace.task_seconds.tolist()
+        self.n = len(self.arrivals)
+        self.waits = np.zeros(self.n, dtype=np.float64)
+        self.started = np.zeros(self.n, dtype=bool)
+        self.run_start = [-1.0] * self.n
+        self.model = model
+        self.concurrency = concurrency
+        self.drain_seconds = drain_seconds
+        self.by_id = {i.id: i for i in model.instances}
+        # Instances present at the start are in service: their processes are free now.
+        self.free: list[tuple[float, int]] = [(0.0, i.id) for i in model.live() for _ in range(concurrency)]
+        heapq.heapify(self.free)
+        self.draining: set[int] = set()
+        self.running: dict[int, list[tuple[float, int, float]]] = {i.id: [] for i in model.live()}
+        """Per instance, its tasks (end, task, start); finished ones are pruned when read."""
+        self.head = 0
+        self.requeued: deque[tuple[float, int]] = deque()
+        """(ready time, task) of interrupted tasks: they go back to the head of the queue."""
+        self.interruptions: list[tuple[float, int, float]] = []
+        """Heap of (when, task, run start) of tasks a drain window will kill."""
+        self.ends: list[tuple[float, int, float]] = []
+        """Heap of (end, task, run start) of running tasks, for the measured task time."""
+        self.recent: deque[tuple[float, float]] = deque()
+        self.recent_sum = 0.0
+        self.interrupted = 0
+        self.work_lost = 0.0
+        self.billed_from: dict[int, float] = {i.id: 0.0 for i in model.live()}
+        self.billed_until: dict[int, float] = {}
+
+    def start_tasks(self, t_end: float) -> None:
+        """Start every task that can start before t_end, requeued ones first, then FIFO."""
+        free, heappop, heapreplace = self.free, heapq.heappop, heapq.heapreplace
+        arrivals, service, draining = self.arrivals, self.service, self.draining
+        while free:
+            slot, instance = free[0]
+            if instance in draining:
+                heappop(free)
+                continue
+            if self.requeued:
+                ready, task = self.requeued[0]
+            elif self.head < self.n:
+                task = self.head
+                ready = arrivals[task]
+            else:
+                return
+            start = ready if ready > slot else slot
+            if start >= t_end:
+                return
+            if self.requeued:
+                self.requeued.popleft()
+            else:
+                self.head += 1
+            end = start + service[task]
+            heapreplace(free, (end, instance))
+            self.running[instance].append((end, task, start))
+            record = self.by_id[instance]
+            record.busy_until = max(record.busy_until, end)
+            self.waits[task] = start - arrivals[task]
+            self.started[task] = True
+            self.run_start[task] = start
+            heapq.heappush(self.ends, (end, task, start))
+
+    def requeue_interrupted(self, t_end: float) -> None:
+        while self.interruptions and self.interruptions[0][0] < t_end:
+            at, task, start = heapq.heappop(self.interruptions)
+            self.interrupted += 1
+            self.work_lost += at - start
+            self.run_start[task] = -1.0
+            self.started[task] = False
+            self.requeued.append((at, task))
+
+    def task_seconds(self, now: float) -> float | None:
+        """Mean run time of the tasks that ended in the last TASK_SECONDS_WINDOW (what the workers record)."""
+        while self.ends and self.ends[0][0] <= now:
+            end, task, start = heapq.heappop(self.ends)
+            if self.run_start[task] == start:  # not interrupted
+                self.recent.append((end, end - start))
+                self.recent_sum += end - start
+        while self.recent and self.recent[0][0] <= now - TASK_SECONDS_WINDOW:
+            self.recent_sum -= self.recent.popleft()[1]
+        return self.recent_sum / len(self.recent) if self.recent else None
+
+    def busy(self, now: float) -> tuple[int, int]:
+        """(tasks running now on any instance, those on instances past warm-up: CPU sees only those)."""
+        total = ready = 0
+        for instance, tasks in self.running.items():
+            live = [entry for entry in tasks if entry[0] > now]
+            self.running[instance] = live
+            total += len(live)
+            record = self.by_id[instance]
+            if live and record.terminated_at is None and not record.warming(now) and record.in_service_at <= now:
+                ready += len(live)
+        return total, ready
+
+    def launch(self, instance_id: int, at: float) -> None:
+        instance = next(i for i in reversed(self.model.instances) if i.id == instance_id)
+        self.by_id[instance_id] = instance
+        self.billed_from[instance_id] = at
+        self.running[instance_id] = []
+        for _ in range(self.concurrency):
+            heapq.heappush(self.free, (instance.in_service_at, instance_id))
+
+    def drain(self, instance_id: int, at: float) -> None:
+        """Terminating:Wait: no new tasks; billed until its tasks end or the drain window does."""
+        self.draining.add(instance_id)
+        deadline = at + self.drain_seconds
+        drained_at = at
+        for end, task, start in self.running.get(instance_id, []):
+            if end <= at:
+                continue
+            if end > deadline:
+                heapq.heappush(self.interruptions, (deadline, task, start))
+                drained_at = deadline
+            else:
+                drained_at = max(drained_at, end)
+        self.billed_until[instance_id] = drained_at
 
 
 def simulate(
@@ -253,73 +259,57 @@ def simulate(
 ) -> SimulationResult:
     """Run one policy over one trace. `progress`, if given, is called with the fraction done."""
     started_wall = time.perf_counter()
+    spec = spec_for_trace(spec, trace)
     if assumptions is None:
         assumptions = ModelAssumptions(boot_seconds=BOOT_SECONDS[spec.image_mode])
     model = contender.build(spec, assumptions)
-    concurrency = spec.concurrency
+    pool = _Pool(trace, model, spec.concurrency, spec.drain_seconds)
+    arrivals, n = pool.arrivals, pool.n
 
-    arrivals = trace.arrivals.tolist()
-    service = trace.task_seconds.tolist()
-    n = len(arrivals)
-    waits = np.empty(n, dtype=np.float64)
-
-    # Process free-times. Instances at the start are in service: their processes are free now.
-    free_at: list[float] = [0.0] * (model.desired * concurrency)
-    heapq.heapify(free_at)
-    billed_from: dict[int, float] = {i.id: 0.0 for i in model.live()}
-    billed_until: dict[int, float] = {}
-
-    head = 0  # next task to start (FIFO): tasks head..arrived-1 are waiting
     arrived = 0
     step = SAMPLE_SECONDS
     end_limit = trace.duration + DRAIN_LIMIT_SECONDS
     rows: list[tuple[float, float, float, float, float, float]] = []
     t = 0.0
     peak = model.desired
-    heappush, heapreplace, heappop = heapq.heappush, heapq.heapreplace, heapq.heappop
     next_progress = 0.0
 
-    while t < trace.duration or (head < n and t < end_limit):
+    def work_left() -> bool:
+        return pool.head < n or bool(pool.requeued) or bool(pool.interruptions)
+
+    while t < trace.duration or (work_left() and t < end_limit):
         t_end = t + step
-        # Start every task that can start before t_end, in FIFO order.
-        while head < n and free_at:
-            arrival = arrivals[head]
-            if arrival >= t_end:
-                break
-            slot = free_at[0]
-            start = arrival if arrival > slot else slot
-            if start >= t_end:
-                break
-            heapreplace(free_at, start + service[head])
-            waits[head] = start - arrival
-            head += 1
+        pool.requeue_interrupted(t_end)
+        pool.start_tasks(t_end)
         step_arrivals = arrived
         while arrived < n and arrivals[arrived] < t_end:
             arrived += 1
         step_arrivals = arrived - step_arrivals
 
         # What the publisher sees at t_end.
-        waiting = arrived - head
-        in_flight = 0
-        for value in free_at:
-            if value > t_end:
-                in_flight += 1
-        oldest = t_end - arrivals[head] if waiting > 0 else 0.0
+        waiting = arrived - pool.head + len(pool.requeued)
+        in_flight, busy_ready = pool.busy(t_end)
+        oldest = 0.0
+        if pool.requeued:
+            oldest = t_end - arrivals[pool.requeued[0][1]]
+        elif arrived > pool.head:
+            oldest = t_end - arrivals[pool.head]
         group = model.view(t_end)
-        busy_ready = round(in_flight * group.ready / group.in_service) if group.in_service else 0
-        model.observe(PoolSample(t_end, waiting, in_flight, oldest, busy_ready))
+        sample = PoolSample(
+            t_end,
+            waiting,
+            in_flight,
+            oldest,
+            busy_ready,
+            busy_processes=in_flight,
+            task_seconds=pool.task_seconds(t_end),
+        )
+        model.observe(sample)
         for event in model.decide(t_end):
             for instance_id in event.launched:
-                instance = next(i for i in model.instances if i.id == instance_id)
-                billed_from[instance_id] = t_end
-                for _ in range(concurrency):
-                    heappush(free_at, instance.in_service_at)
+                pool.launch(instance_id, t_end)
             for instance_id in event.terminated:
-                # Soft shutdown: the instance stops taking tasks, finishes what it runs, then goes.
-                drained_at = t_end
-                for _ in range(min(concurrency, len(free_at))):
-                    drained_at = max(drained_at, heappop(free_at))
-                billed_until[instance_id] = drained_at + assumptions.scale_in_drain_seconds
+                pool.drain(instance_id, t_end)
 
         backlog = waiting + in_flight
         peak = max(peak, len(model.live()))
@@ -332,24 +322,31 @@ def simulate(
     sim_end = t
     instance_hours = 0.0
     for instance in model.instances:
-        start = billed_from.get(instance.id, instance.launched_at)
-        stop = billed_until.get(instance.id, sim_end)
-        instance_hours += max(0.0, min(stop, sim_end) - max(start, 0.0)) / 3600
-    started_waits = waits[:head]
-    if head < n:  # tasks that never started within the drain limit: their waits are at least this long
-        started_waits = np.concatenate([started_waits, sim_end - np.asarray(arrivals[head:])])
-    return summarise_run(
+        start = pool.billed_from.get(instance.id, instance.launched_at)
+        # A drained instance is billed until its drain ends, even past the end of the run.
+        stop = pool.billed_until.get(instance.id, sim_end)
+        instance_hours += max(0.0, stop - max(start, 0.0)) / 3600
+    waits = pool.waits[pool.started]
+    never = np.flatnonzero(~pool.started)
+    if never.size:  # tasks that never started within the drain limit: their waits are at least this long
+        waits = np.concatenate([waits, sim_end - np.asarray(arrivals)[never]])
+    result = summarise_run(
         policy=contender.name,
         spec=spec,
         trace=trace,
         model=model,
-        waits=started_waits,
+        waits=waits,
         rows=rows,
         instance_hours=instance_hours,
         peak=peak,
         simulated_seconds=sim_end,
         wall_seconds=time.perf_counter() - started_wall,
     )
+    return _with_interruptions(result, pool.interrupted, pool.work_lost)
+
+
+def _with_interruptions(result: SimulationResult, count: int, lost: float) -> SimulationResult:
+    return replace(result, interrupted_tasks=count, work_lost_seconds=lost)
 
 
 def summarise_run(

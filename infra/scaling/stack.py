@@ -5,7 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from infra.config import ROOT, StackConfig, load_stack_config
-from infra.scaling.simulator import PoolSpec
+from infra.scaling.pool_spec import PoolSpec
+from worker.settings import WorkerSettings
+
+# The drain heartbeats the lifecycle hook while tasks run, up to the worker's task time limit.
+TASK_TIME_LIMIT = WorkerSettings.model_fields["task_time_limit"].default
 
 
 class PoolNotFoundError(KeyError):
@@ -39,10 +43,11 @@ def pool_spec(config: StackConfig, pool_name: str) -> PoolSpec:
         max_size=pool.max_size,
         acceptable_latency_seconds=pool.acceptable_latency_seconds,
         average_task_seconds=pool.average_task_seconds,
-        slo_seconds=pool.latency_slo_seconds,
+        alarm_threshold_seconds=pool.alarm_threshold_seconds,
         hourly_usd=blended_hourly_usd(config, pool_name),
         image_mode=config.image_mode,
         scaling=pool.scaling(pool_name),
+        drain_seconds=float(TASK_TIME_LIMIT),
     )
 
 

@@ -17,6 +17,8 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
+from infra.scaling.schedules import Cron, Schedule
+
 FloatArray = npt.NDArray[np.float64]
 
 
@@ -36,6 +38,12 @@ class Trace:
     burst_start: float | None = None
     """When the trace's burst begins, for the burst-to-scale-out benchmark; None when it has none."""
     description: str = ""
+    min_size: int | None = None
+    """The pool's minSize for this trace (the flash crowd hits an idle minSize 0 pool); None = the pool's own."""
+    schedules: tuple[Schedule, ...] | None = ()
+    """Scheduled capacity for the known load in this trace. Built-in traces replace the pool's schedules
+    (theirs are for the stack's own periodic load, which the trace does not hold): () for none, or
+    the trace's own; None keeps the pool's (a CSV of real traffic)."""
 
     @property
     def count(self) -> int:
@@ -54,6 +62,8 @@ class TraceShape:
     """Tasks per second the pool finishes at max_size."""
     average_task_seconds: float
     seed: int = 7
+    max_size: int = 1
+    """The pool's maxSize (the capacity a trace's own schedule asks for)."""
 
 
 def _poisson_arrivals(
@@ -179,12 +189,168 @@ def heavy_tailed(shape: TraceShape) -> Trace:
     )
 
 
+def misestimated(shape: TraceShape) -> Trace:
+    """The burst, with every task 3x longer than the pool's config says (rates sized to the real time)."""
+    rng = np.random.default_rng(shape.seed)
+    duration = 90 * 60.0
+    start, end = 20 * 60.0, 35 * 60.0
+    real = shape.capacity_per_second / 3
+    base, high = 0.1 * real, 0.6 * real
+
+    def rate(t: FloatArray) -> FloatArray:
+        result: FloatArray = np.where((t >= start) & (t < end), high, base)
+        return result
+
+    arrivals = _poisson_arrivals(rate, duration, rng)
+    return Trace(
+        "misestimated-3x",
+        arrivals,
+        _exponential_tasks(arrivals.size, 3 * shape.average_task_seconds, rng),
+        duration,
+        burst_start=start,
+        description="tasks 3x the configured time; 10% of the real capacity, 15 min at 60% from minute 20",
+    )
+
+
+def bimodal(shape: TraceShape) -> Trace:
+    """Many short tasks and a few 20x long ones, with the pool's mean overall."""
+    rng = np.random.default_rng(shape.seed)
+    duration = 2 * 3600.0
+    arrivals = _poisson_arrivals(_ramped(0.4 * shape.capacity_per_second), duration, rng)
+    long_share, factor = 0.05, 20.0
+    short = shape.average_task_seconds / (1 - long_share + long_share * factor)
+    is_long = rng.random(arrivals.size) < long_share
+    tasks = np.where(is_long, factor * short, short) * rng.uniform(0.8, 1.2, arrivals.size)
+    return Trace(
+        "bimodal",
+        arrivals,
+        tasks,
+        duration,
+        description="2 h at 40% of full capacity; 95% short tasks, 5% 20x as long (the pool's mean overall)",
+    )
+
+
+FAN_OUT_EVERY: Final = 15 * 60.0
+FAN_OUT_OFFSET: Final = 5 * 60.0
+FAN_OUT_LEAD: Final = 120.0
+
+
+def periodic_fan_out(shape: TraceShape) -> Trace:
+    """Thousands of tasks every 15 minutes (a scheduler's fan-out, at :05, :20, :35, :50) over a light
+    background, with the scheduled capacity that known load gets (`pools.<name>.schedules`): the pool at
+    maxSize from 2 minutes before each fan-out for 4 minutes."""
+    rng = np.random.default_rng(shape.seed)
+    duration = 2 * 3600.0
+    spread = 60.0
+    background = 0.05 * shape.capacity_per_second
+    # Each fan-out is 1.5 minutes of the pool's full capacity, arriving within one minute.
+    fan_out = 0.6 * shape.capacity_per_second * 150.0 / spread
+
+    def rate(t: FloatArray) -> FloatArray:
+        result: FloatArray = background + np.where(((t - FAN_OUT_OFFSET) % FAN_OUT_EVERY) < spread, fan_out, 0.0)
+        return result
+
+    arrivals = _poisson_arrivals(rate, duration, rng)
+    starts = sorted({int((FAN_OUT_OFFSET - FAN_OUT_LEAD) // 60 + k * FAN_OUT_EVERY // 60) % 60 for k in range(4)})
+    schedule = Schedule("fan-out", Cron.parse(f"{','.join(map(str, starts))} * * * *"), shape.max_size, 4 * 60.0)
+    return Trace(
+        "periodic-fan-out",
+        arrivals,
+        _exponential_tasks(arrivals.size, shape.average_task_seconds, rng),
+        duration,
+        burst_start=FAN_OUT_OFFSET,
+        description="every 15 min, 90 s of full capacity's work arriving within 1 min; 5% background; "
+        "scheduled capacity: maxSize from 2 min before each fan-out, for 4 min",
+        schedules=(schedule,),
+    )
+
+
+def ramp_cliff(shape: TraceShape) -> Trace:
+    """A long ramp to 80% of full capacity, then nothing at all."""
+    rng = np.random.default_rng(shape.seed)
+    duration = 2 * 3600.0
+    ramp_end = 90 * 60.0
+
+    def rate(t: FloatArray) -> FloatArray:
+        result: FloatArray = np.where(t < ramp_end, shape.capacity_per_second * (0.05 + 0.75 * t / ramp_end), 0.0)
+        return result
+
+    arrivals = _poisson_arrivals(rate, duration, rng)
+    return Trace(
+        "ramp-cliff",
+        arrivals,
+        _exponential_tasks(arrivals.size, shape.average_task_seconds, rng),
+        duration,
+        description="90 min ramp from 5% to 80% of full capacity, then zero for 30 min",
+    )
+
+
+LONG_TASK_SECONDS: Final = 600.0
+
+
+def long_tasks(shape: TraceShape) -> Trace:
+    """10-minute tasks whatever the pool's config says, with arrivals that swing between 15% and 75% of
+    the processes every 40 minutes."""
+    rng = np.random.default_rng(shape.seed)
+    duration = 4 * 3600.0
+    processes = shape.capacity_per_second * shape.average_task_seconds
+    mean_rate = processes / LONG_TASK_SECONDS
+
+    def rate(t: FloatArray) -> FloatArray:
+        result: FloatArray = mean_rate * (0.45 + 0.3 * np.sin(2 * np.pi * t / 2400.0))
+        return result
+
+    arrivals = _poisson_arrivals(rate, duration, rng)
+    return Trace(
+        "long-tasks",
+        arrivals,
+        LONG_TASK_SECONDS * rng.uniform(0.9, 1.1, arrivals.size),
+        duration,
+        description="10 min tasks (+-10%); arrivals swing between 15% and 75% of the pool's processes every 40 min",
+    )
+
+
+def flash_crowd(shape: TraceShape) -> Trace:
+    """An idle minSize 0 pool: nothing for 20 minutes, a flash crowd, then a trickle that must not send it
+    back to zero, then nothing."""
+    rng = np.random.default_rng(shape.seed)
+    duration = 90 * 60.0
+    start, crowd_end, trickle_end = 20 * 60.0, 25 * 60.0, 60 * 60.0
+    crowd = 0.7 * shape.capacity_per_second
+    trickle = 1 / 30.0
+
+    def rate(t: FloatArray) -> FloatArray:
+        result: FloatArray = np.select(
+            [t < start, t < crowd_end, t < trickle_end],
+            [np.zeros_like(t), np.full_like(t, crowd), np.full_like(t, trickle)],
+            0.0,
+        )
+        return result
+
+    arrivals = _poisson_arrivals(rate, duration, rng)
+    return Trace(
+        "flash-crowd",
+        arrivals,
+        _exponential_tasks(arrivals.size, shape.average_task_seconds, rng),
+        duration,
+        burst_start=start,
+        description="minSize 0 pool idle 20 min; 5 min at 70% of full capacity; a task every 30 s for 35 min",
+        min_size=0,
+    )
+
+
 BUILT_IN: Final[dict[str, Callable[[TraceShape], Trace]]] = {
     "steady": steady,
     "diurnal": diurnal,
     "burst": burst,
     "spike-to-zero": spike_to_zero,
     "heavy-tailed": heavy_tailed,
+    "misestimated-3x": misestimated,
+    "bimodal": bimodal,
+    "periodic-fan-out": periodic_fan_out,
+    "ramp-cliff": ramp_cliff,
+    "long-tasks": long_tasks,
+    "flash-crowd": flash_crowd,
 }
 
 
@@ -227,7 +393,14 @@ def read_csv(path: Path) -> Trace:
     arrival_array = np.asarray(arrivals, dtype=np.float64)[order]
     task_array = np.asarray(tasks, dtype=np.float64)[order]
     duration = float(math.ceil(arrival_array[-1] + 1))
-    return Trace(path.stem, arrival_array, task_array, duration, description=f"{arrival_array.size} tasks from {path}")
+    return Trace(
+        path.stem,
+        arrival_array,
+        task_array,
+        duration,
+        description=f"{arrival_array.size} tasks from {path}",
+        schedules=None,  # real traffic: the pool's own schedules apply
+    )
 
 
 def write_csv(trace: Trace, path: Path) -> None:

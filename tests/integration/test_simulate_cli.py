@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from infra.config import ROOT
+from infra.scaling.report import COLUMNS
 from infra.scaling.traces import Trace, write_csv
 
 SIMULATE = ROOT / "scripts" / "simulate"
@@ -60,7 +62,7 @@ def test_csv_trace_with_compare_config_writes_table_and_plot(tmp_path: Path) -> 
     out = result.stdout
     for row in ("ours ", "ours@Pulumi.prod.yaml", "cpu-50", "cdk-steps", "copilot-1m", "perfect foresight"):
         assert row in out, out
-    assert "target 60 backlog/instance" in out
+    assert "SLO p95 wait <= 30 s (alarm threshold 60 s)" in out
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert plot.stat().st_size > 20_000
 
@@ -100,6 +102,25 @@ def test_exit_status_is_1_when_the_slo_is_missed_and_0_when_met(tmp_path: Path) 
 
     assert (met.returncode, _verdict(met.stdout)) == (0, "met"), met.stdout + met.stderr
     assert (missed.returncode, _verdict(missed.stdout)) == (1, "missed"), missed.stdout + missed.stderr
+
+
+def test_json_is_the_same_table(tmp_path: Path) -> None:
+    trace = _small_trace(tmp_path / "small.csv")
+    args = ("--stack", "prod", "--trace", str(trace), "--out", str(tmp_path / "p.png"))
+    table, as_json = _run(*args), _run(*args, "--json")
+    assert as_json.returncode == table.returncode, as_json.stderr
+    document = json.loads(as_json.stdout)  # stdout holds the JSON and nothing else
+    assert (document["stack"], document["pool"], document["slo_seconds"]) == ("prod", "default", 30.0)
+    rows = {row["policy"]: row for row in document["rows"]}
+    assert list(rows) == ["ours", "cpu-50", "cdk-steps", "copilot-1m", "perfect foresight"]
+    assert set(rows["ours"]) == set(COLUMNS)
+    for policy in ("ours", "cpu-50", "cdk-steps", "copilot-1m"):
+        assert rows[policy]["SLO"] == _verdict(table.stdout, policy)
+        (line,) = [line for line in table.stdout.splitlines() if line.startswith(f"│ {policy} ")]
+        cells = [cell.strip() for cell in line.strip("│ ").split("│")]
+        assert cells[COLUMNS.index("p95 s")] == f"{rows[policy]['p95 s']}"
+        assert cells[COLUMNS.index("interrupted")] == str(rows[policy]["interrupted"])
+    assert rows["perfect foresight"]["inst-h"] == document["bound_instance_hours"]
 
 
 def test_unknown_pool_is_named() -> None:

@@ -1,17 +1,24 @@
-"""The EC2 Auto Scaling model: each documented rule, driven sample by sample with a supplied clock."""
+"""The EC2 Auto Scaling model: each documented rule, driven sample by sample with a supplied clock.
+The sources are cited in infra/scaling/ (abbreviations in infra.scaling.assumptions)."""
 
 from __future__ import annotations
 
 import math
+import random
+from dataclasses import replace
 
 import pytest
 
 from infra.scaling.aws_model import GroupModel, ModelAssumptions, NamedPolicies, PoolSample, ScalingEvent
+from infra.scaling.group_state import Instance, choose_for_termination
 from infra.scaling.policy import PoolScaling, StepAdjustment, StepScalingPolicy, TargetTrackingPolicy
+from infra.scaling.schedules import Cron, Schedule
+from worker.drain import DrainSettings
 from worker.names import METRIC_BACKLOG_PER_INSTANCE, METRIC_OLDEST_AGE
 
 TARGET = 10.0
-NO_BOOT = ModelAssumptions(boot_seconds=0.0)
+# No boot, no CloudWatch delay, no publisher lag: each rule seen on its own.
+NO_BOOT = ModelAssumptions(boot_seconds=0.0, alarm_delay_seconds=0.0, publisher_lag_seconds=0.0)
 
 
 def tt(warmup: int = 0, disable_scale_in: bool = False, period: int = 10) -> TargetTrackingPolicy:
@@ -31,7 +38,7 @@ def group(
     max_size: int = 50,
     assumptions: ModelAssumptions = NO_BOOT,
 ) -> GroupModel:
-    scaling = PoolScaling("p", min_size, max_size, policy or tt(), step_scaling=step)
+    scaling = PoolScaling("p", min_size, max_size, policy or tt(), steps=(("latency", step),) if step else ())
     return GroupModel(scaling, concurrency=1, assumptions=assumptions, initial=initial)
 
 
@@ -78,20 +85,88 @@ def test_disable_scale_in() -> None:
     assert run(model, 0, 30, per_instance=0.0) == []
 
 
-def test_warming_instances_count_as_added_and_block_scale_in() -> None:
+def test_action_repeats_once_a_minute_while_the_alarm_stays_in_alarm() -> None:
+    model = group(tt(warmup=0, disable_scale_in=True), initial=1, max_size=1000)
+    events = run(model, 0, 15, per_instance=11)
+    # In ALARM from 30 s on, evaluated every 10 s, but the action runs at 30, 90, 150 s only.
+    assert [e.at for e in events] == [30, 90, 150]
+
+
+def test_warming_instances_count_as_current_capacity_and_block_scale_in() -> None:
     model = group(tt(warmup=300), initial=2)
     first = run(model, 0, 3, per_instance=20)
     assert [(e.old_desired, e.new_desired) for e in first] == [(2, 4)]
-    # The same metric again while 2 warm up: base 2 -> 4 again, which the group already has.
-    assert run(model, 30, 5, per_instance=20) == []
-    # Higher metric: only the difference is added (ceil(2 x 30 / 10) = 6 -> 2 more).
-    more = run(model, 80, 1, per_instance=30)
-    assert [(e.old_desired, e.new_desired) for e in more] == [(4, 6)]
+    # The next action, a minute later, is proportional to the whole capacity, warming instances included.
+    assert run(model, 30, 5, per_instance=12) == []
+    more = run(model, 80, 1, per_instance=12)
+    assert [(e.at, e.old_desired, e.new_desired) for e in more] == [(90, 4, 5)]  # ceil(4 x 12 / 10)
     # Idle during warm-up: no scale-in until the new instances are warm.
     assert run(model, 90, 20, per_instance=0.0) == []
     later = run(model, 400, 15, per_instance=0.0)
     assert later
     assert later[0].direction == "in"
+
+
+def test_warm_up_counts_from_in_service() -> None:
+    assumptions = ModelAssumptions(boot_seconds=60, alarm_delay_seconds=0, publisher_lag_seconds=0)
+    model = group(tt(warmup=120), initial=1, assumptions=assumptions)
+    (event,) = run(model, 0, 3, per_instance=20)
+    (new,) = [i for i in model.instances if i.id in event.launched]
+    assert (new.in_service_at, new.warm_until) == (event.at + 60, event.at + 60 + 120)
+
+
+def test_in_service_counts_lag_as_published() -> None:
+    assumptions = ModelAssumptions(boot_seconds=60, alarm_delay_seconds=0, publisher_lag_seconds=10)
+    model = group(tt(), initial=1, assumptions=assumptions)
+    run(model, 0, 3, per_instance=20)  # launches one at 30 s: in service at 90 s
+    assert [model.view(t).in_service for t in (89, 95, 100)] == [1, 1, 2]
+    # AWS/AutoScaling GroupInServiceInstances: one-minute datapoints, so the new one shows at 120 s.
+    assert [model.view(t).group_metric_in_service for t in (100, 119, 120)] == [1, 1, 2]
+
+
+def _instance(id: int, zone: int, launched: float, busy_until: float = -math.inf) -> Instance:
+    return Instance(id, launched, launched, launched, zone, busy_until=busy_until)
+
+
+def test_termination_balances_zones_then_picks_closest_to_the_billing_hour() -> None:
+    # Zone 0 holds three instances, zones 1 and 2 one each: AWS takes from zone 0 first.
+    group_ = [_instance(0, 0, 0), _instance(1, 0, 100), _instance(2, 0, 3000), _instance(3, 1, 0), _instance(4, 2, 0)]
+    (first,) = choose_for_termination(group_, 1, 3500, random.Random(1))
+    # In zone 0, the one closest to its next billing hour: launched at 0 (3500 s into its hour).
+    assert first.id == 0
+    two = choose_for_termination(group_, 2, 3500, random.Random(1))
+    assert [i.id for i in two] == [0, 1]
+    # A protected instance is never chosen.
+    group_[0].protected = True
+    assert [i.id for i in choose_for_termination(group_, 1, 3500, random.Random(1))] == [1]
+
+
+def test_a_busy_instance_is_not_chosen_while_an_idle_one_exists() -> None:
+    model = group(tt(disable_scale_in=False), initial=4, min_size=1)
+    # Zones 0, 1, 2, 0: by AZ balance alone AWS would take one of zone 0's two, and both are busy.
+    busy = [i for i in model.live() if i.zone == 0]
+    assert len(busy) == 2
+    for instance in busy:
+        instance.busy_until = 10_000.0
+    events = run(model, 0, 15, per_instance=6)  # 15 datapoints under 90% of the target: 4 -> 3
+    (event,) = events
+    assert len(event.terminated) == 1
+    assert all(i.id not in event.terminated for i in busy)
+
+
+def test_a_schedule_raises_min_size_at_its_start_and_releases_it_at_its_end() -> None:
+    schedule = Schedule("fan-out", Cron.parse("*/15 * * * *"), capacity=4, duration_seconds=300)
+    scaling = PoolScaling("p", 1, 10, tt(disable_scale_in=False), schedules=(schedule,))
+    model = GroupModel(scaling, concurrency=1, assumptions=NO_BOOT, now=400.0, initial=1)
+    assert model.decide(890.0) == []
+    events = model.decide(900.0)
+    assert [(e.policy, e.old_desired, e.new_desired) for e in events] == [("min-size", 1, 4)]
+    assert model.min_size(1199) == 4
+    assert model.min_size(1200) == 1
+    # After the window, MinSize is back to 1: target tracking may scale in again.
+    later = run(model, 1200, 16, per_instance=0.0)
+    assert later
+    assert later[-1].new_desired == 1
 
 
 def test_min_and_max_bound_every_policy() -> None:
@@ -127,11 +202,11 @@ def test_step_scaling_picks_the_step_by_breach_size_and_respects_warm_up() -> No
     assert run(model, 0, 2, age=70) == []
     first = run(model, 20, 1, age=70)
     assert [(e.policy, e.old_desired, e.new_desired) for e in first] == [("step-latency", 2, 3)]
-    # Same step again while the first instance warms up: nothing more.
-    assert run(model, 30, 3, age=75) == []
-    # A higher step: +3 over the 2 instances not warming = 5, so 2 more than the 3 there are.
-    higher = run(model, 60, 1, age=100)
-    assert [(e.old_desired, e.new_desired) for e in higher] == [(3, 5)]
+    # Same step again a minute later, while the first instance warms up: nothing more.
+    assert run(model, 30, 6, age=75) == []
+    # A higher step at the next repeat: +3 over the 2 instances not warming = 5, so 2 more than the 3.
+    higher = run(model, 90, 6, age=100)
+    assert [(e.at, e.old_desired, e.new_desired) for e in higher] == [(150, 3, 5)]
 
 
 def test_step_cooldown_blocks_repeats() -> None:
@@ -185,7 +260,9 @@ def test_scale_in_only_when_every_target_tracking_policy_agrees() -> None:
 
 
 def test_boot_time_delays_in_service() -> None:
-    model = group(initial=1, assumptions=ModelAssumptions(boot_seconds=60))
+    model = group(
+        initial=1, assumptions=ModelAssumptions(boot_seconds=60, alarm_delay_seconds=0, publisher_lag_seconds=0)
+    )
     events = run(model, 0, 3, per_instance=30)
     launched = events[0].launched
     assert len(launched) == 2
@@ -195,7 +272,28 @@ def test_boot_time_delays_in_service() -> None:
 
 
 def test_alarm_delay_postpones_decisions_by_that_much() -> None:
-    model = group(initial=2, assumptions=ModelAssumptions(boot_seconds=0, alarm_delay_seconds=10))
+    model = group(
+        initial=2, assumptions=ModelAssumptions(boot_seconds=0, alarm_delay_seconds=10, publisher_lag_seconds=0)
+    )
     events = run(model, 0, 4, per_instance=25)
     # The third breaching period closes at 30 s; its alarm evaluates 10 s later, with the same data.
     assert [(e.at, e.new_desired) for e in events] == [(40, 5)]
+
+
+def test_the_protection_hold_is_the_drain_agents() -> None:
+    assert ModelAssumptions().protection_hold_seconds == DrainSettings.model_fields["protect_idle_seconds"].default
+
+
+def test_protected_while_busy_holds_the_excess_until_an_instance_is_idle() -> None:
+    assumptions = replace(NO_BOOT, protection="while-busy")
+    model = group(tt(disable_scale_in=False), initial=2, min_size=1, assumptions=assumptions)
+    for instance in model.live():
+        instance.busy_until = 200.0
+    (event,) = run(model, 0, 15, per_instance=4)  # 2 -> 1, but both are busy: nothing terminates
+    assert (event.new_desired, event.terminated) == (1, ())
+    assert len(model.live()) == 2
+    model.live()[0].busy_until = 150.0  # idle from 150 s; protection lifts 60 s later
+    assert model.decide(200.0) == []
+    (freed,) = model.decide(220.0)
+    assert freed.policy == "protection"
+    assert len(freed.terminated) == 1

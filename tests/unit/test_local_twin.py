@@ -55,9 +55,9 @@ def test_dev_pool_runs_as_configured_and_prod_is_cut_to_fit_with_its_target_rebu
     assert "as configured" in dev.mapping
     prod = local_pool(TwinPlan(stack="prod"))
     assert (prod.spec.concurrency, prod.spec.min_size, prod.spec.max_size) == (2, 2, 8)
-    # Same SLO, half the processes per instance: half the backlog an instance may hold.
-    assert prod.spec.scaling.target_tracking.target_value == 30
-    assert "60 -> 30" in prod.mapping
+    # Same SLO, half the processes per instance: the scaling math counts 2 processes an instance.
+    assert prod.spec.scaling.signal.concurrency == 2
+    assert "4 -> 2" in prod.mapping
 
 
 def test_comparison_reports_each_difference_beyond_the_tolerance() -> None:

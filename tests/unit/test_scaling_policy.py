@@ -7,18 +7,24 @@ import math
 
 import pytest
 
-from infra.scaling.policy import (
-    SCALE_IN_RATIO,
-    PolicyError,
-    PoolScaling,
+from infra.scaling.default_policy import (
+    SCALE_IN_LOAD,
+    SCALE_IN_SECONDS,
+    TARGET_WAIT_SHARE,
+    TO_ZERO_MINUTES,
     Slo,
-    StepAdjustment,
-    StepScalingPolicy,
-    TargetTrackingPolicy,
     default_pool_scaling,
     target_backlog_per_instance,
 )
-from worker.names import METRIC_BACKLOG_PER_INSTANCE, METRIC_OLDEST_AGE
+from infra.scaling.policy import (
+    PolicyError,
+    PoolScaling,
+    StepAdjustment,
+    StepScalingPolicy,
+    TargetTrackingPolicy,
+)
+from infra.scaling.signals import SIGNAL_ACTIVITY, SIGNAL_CAPACITY_NEEDED, SIGNAL_LOAD_WITH_ONE_FEWER
+from worker.names import METRIC_OLDEST_AGE
 
 
 @pytest.mark.parametrize(
@@ -58,33 +64,43 @@ def test_default_policy_follows_the_slo() -> None:
     )
     scaling = default_pool_scaling("default", slo, min_size=0, max_size=20, warmup_seconds=90)
     tt = scaling.target_tracking
-    assert tt.metric_name == METRIC_BACKLOG_PER_INSTANCE
-    assert tt.target_value == pytest.approx(60.0)
-    assert tt.scale_in_below == pytest.approx(60.0 * SCALE_IN_RATIO)
+    # Target tracking holds CapacityNeeded at 1 and only scales out; the steps scale in.
+    assert (tt.metric_name, tt.target_value, tt.disable_scale_in) == (SIGNAL_CAPACITY_NEEDED, 1.0, True)
     assert tt.estimated_instance_warmup_seconds == 90
     assert tt.metric_period_seconds == 10
-    # Target tracking only scales out; the step policy below scales in (see SCALE_IN_UTILISATION).
-    assert tt.disable_scale_in
-    scale_in = scaling.scale_in
+    # The signal's constants: the starting task time, the SLO, the target wait, the long-task headroom.
+    signal = scaling.signal
+    assert (signal.concurrency, signal.average_task_seconds, signal.acceptable_latency_seconds) == (4, 2, 30)
+    assert signal.target_wait_seconds == pytest.approx(TARGET_WAIT_SHARE * 30)
+    assert signal.headroom_seconds == 90
+    assert [name for name, _ in scaling.step_policies] == ["latency", "fast-out", "scale-in", "to-zero"]
+    fast = scaling.step("fast-out")
+    assert fast is not None
+    assert (fast.datapoints_to_alarm, fast.metric_name) == (1, SIGNAL_CAPACITY_NEEDED)
+    scale_in = scaling.step("scale-in")
     assert scale_in is not None
     assert scale_in.scales_in
-    assert scale_in.metric_name == METRIC_BACKLOG_PER_INSTANCE
-    assert scale_in.threshold == pytest.approx(0.85 * 4)  # 85% of an instance's 4 processes busy
-    fast = scaling.fast_scale_out
-    assert fast is not None
-    assert fast.threshold == pytest.approx(90.0)
-    assert fast.datapoints_to_alarm == 1
-    assert [name for name, _ in scaling.step_policies] == ["latency", "fast-out", "scale-in"]
-    plain = default_pool_scaling("default", slo, 0, 20, step_scale_in=False, fast_scale_out=False)
-    assert not plain.target_tracking.disable_scale_in
-    assert plain.scale_in is None
-    step = scaling.step_scaling
+    assert (scale_in.metric_name, scale_in.threshold) == (SIGNAL_LOAD_WITH_ONE_FEWER, SCALE_IN_LOAD)
+    # Hysteresis: the load must stay low for SCALE_IN_SECONDS of 10 s datapoints.
+    assert scale_in.datapoints_to_alarm == scale_in.evaluation_periods == SCALE_IN_SECONDS // 10
+    to_zero = scaling.step("to-zero")
+    assert to_zero is not None
+    assert to_zero.metric_name == SIGNAL_ACTIVITY
+    assert (to_zero.adjustment_type, to_zero.metric_period_seconds, to_zero.evaluation_periods) == (
+        "ExactCapacity",
+        60,
+        TO_ZERO_MINUTES,
+    )
+    # A pool with minSize >= 1 has no policy that empties it.
+    assert default_pool_scaling("default", slo, 1, 20).step("to-zero") is None
+    step = scaling.step("latency")
     assert step is not None
     assert step.metric_name == METRIC_OLDEST_AGE
-    assert step.threshold == 60
+    assert step.threshold == 30  # the SLO, not the alarm threshold
     # Under the threshold no step applies; each step covers its own interval of the excess.
-    assert step.step_for(59.9) is None
-    assert [step.step_for(age).scaling_adjustment for age in (60, 89.9, 90, 179.9, 180, 10_000)] == [1, 1, 2, 2, 4, 4]  # type: ignore[union-attr]
+    assert step.step_for(29.9) is None
+    adjustments = [step.step_for(age) for age in (30, 44.9, 45, 89.9, 90, 10_000)]
+    assert [a.scaling_adjustment for a in adjustments if a is not None] == [50, 50, 100, 100, 200, 200]
 
 
 def test_policies_are_frozen() -> None:
@@ -136,11 +152,9 @@ def test_policies_are_frozen() -> None:
                 0,
                 2,
                 TargetTrackingPolicy(10),
-                scale_in=StepScalingPolicy(
-                    threshold=9.5, steps=(StepAdjustment(-1, None, 0.0),), comparison="LessThanThreshold"
-                ),
+                steps=(("a", StepScalingPolicy(10, (StepAdjustment(1),))),) * 2,
             ),
-            "flaps",
+            "unique",
         ),
         (
             lambda: StepScalingPolicy(

@@ -1,24 +1,28 @@
-"""The simulator's queue arithmetic, the perfect-foresight bound, and traces from CSV."""
+"""The simulator's queue arithmetic, drains and interrupted tasks, the measured task time, the
+perfect-foresight bound, and traces from CSV."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from infra.scaling.aws_model import ModelAssumptions
-from infra.scaling.policy import PoolScaling, Slo, TargetTrackingPolicy, default_pool_scaling
-from infra.scaling.simulator import PoolSpec, ours, perfect_foresight_instance_hours, simulate
+from infra.scaling.aws_model import GroupModel, ModelAssumptions, PoolSample
+from infra.scaling.default_policy import Slo, default_pool_scaling
+from infra.scaling.policy import PoolScaling, TargetTrackingPolicy
+from infra.scaling.simulator import Contender, PoolSpec, ours, perfect_foresight_instance_hours, simulate
 from infra.scaling.traces import BUILT_IN, Trace, TraceError, TraceShape, built_in, read_csv, write_csv
 
-FIXED = ModelAssumptions(boot_seconds=0)
+FIXED = ModelAssumptions(boot_seconds=0, alarm_delay_seconds=0)
 
 
-def fixed_pool(instances: int, concurrency: int = 1) -> PoolSpec:
+def fixed_pool(instances: int, concurrency: int = 1, min_size: int | None = None) -> PoolSpec:
     # A target no backlog reaches and scale-in disabled: the pool stays at `instances`.
-    scaling = PoolScaling("p", instances, instances, TargetTrackingPolicy(target_value=1e9, disable_scale_in=True))
-    return PoolSpec("p", concurrency, instances, instances, 10, 5, 20, 0.5, "bake", scaling)
+    low = instances if min_size is None else min_size
+    scaling = PoolScaling("p", low, instances, TargetTrackingPolicy(target_value=1e9, disable_scale_in=True))
+    return PoolSpec("p", concurrency, low, instances, 10, 5, 20, 0.5, "bake", scaling)
 
 
 def trace(arrivals: list[float], seconds: list[float], duration: float) -> Trace:
@@ -72,6 +76,83 @@ def test_default_policy_scales_a_burst_out_and_back_in() -> None:
     assert result.meets_slo
 
 
+class _Recording(GroupModel):
+    """Our model, keeping every sample it is fed; it scales in to `shrink_to` at `shrink_at`."""
+
+    samples: list[PoolSample]
+    shrink_at: float = -1.0
+    shrink_to: int = 0
+
+    def observe(self, sample: PoolSample) -> None:
+        self.samples.append(sample)
+        super().observe(sample)
+
+    def decide(self, now: float):  # type: ignore[no-untyped-def]
+        if now == self.shrink_at:
+            event = self._set_desired(now, self.shrink_to, "test", 0.0, "forced scale-in")
+            self.events.append(event)
+            return [event]
+        return super().decide(now)
+
+
+def recording(shrink_at: float = -1.0, shrink_to: int = 0) -> tuple[Contender, list[_Recording]]:
+    built: list[_Recording] = []
+
+    def build(spec: PoolSpec, assumptions: ModelAssumptions) -> GroupModel:
+        model = _Recording(spec.scaling, spec.concurrency, assumptions, initial=spec.max_size)
+        model.samples, model.shrink_at, model.shrink_to = [], shrink_at, shrink_to
+        built.append(model)
+        return model
+
+    return Contender("recording", "our model, recorded", build), built
+
+
+def test_the_measured_task_time_comes_from_finished_tasks_not_the_config() -> None:
+    spec = fixed_pool(2)  # configured: 5 s tasks
+    contender, built = recording()
+    simulate(spec, trace([0, 0, 25, 25], [40, 40, 40, 40], 120), contender, FIXED)
+    by_time = {s.at: s.task_seconds for s in built[0].samples}
+    assert by_time[30] is None  # no task has ended yet: the policy uses its starting value
+    assert by_time[40] == pytest.approx(40)  # two ended at 40 s, each after 40 s
+    assert by_time[70] == pytest.approx(40)
+    assert all(s.busy_processes == s.in_flight for s in built[0].samples)
+
+
+def test_a_drain_waits_for_running_tasks_and_interrupts_what_outlasts_it() -> None:
+    spec = replace(fixed_pool(2, min_size=1), drain_seconds=50.0)
+    # Two 200 s tasks on two instances; at 20 s one instance is scaled in.
+    contender, _ = recording(shrink_at=20.0, shrink_to=1)
+    result = simulate(spec, trace([0, 0], [200, 200], 30), contender, FIXED)
+    # Its task runs until the drain ends at 70 s, is killed and requeued: 70 s of work lost, then it
+    # runs again on the remaining instance once that one is free at 200 s.
+    assert result.interrupted_tasks == 1
+    assert result.work_lost_seconds == pytest.approx(70)
+    assert result.max_wait == pytest.approx(200)
+    # The drained instance is billed until the drain ends (70 s), the other to the end.
+    assert result.instance_hours == pytest.approx((70 + result.simulated_seconds) / 3600)
+
+
+def test_a_drain_ends_when_the_tasks_do() -> None:
+    spec = replace(fixed_pool(2, min_size=1), drain_seconds=1800.0)
+    contender, _ = recording(shrink_at=20.0, shrink_to=1)
+    result = simulate(spec, trace([0, 0], [100, 100], 30), contender, FIXED)
+    assert result.interrupted_tasks == 0
+    assert result.instance_hours == pytest.approx((100 + result.simulated_seconds) / 3600)
+
+
+def test_a_trace_can_set_the_pools_min_size() -> None:
+    slo = Slo(30, 2, 4, 60)
+    spec = PoolSpec("p", 4, 2, 20, 30, 2, 60, 0.1, "bake", default_pool_scaling("p", slo, 2, 20))
+    crowd = built_in("flash-crowd", TraceShape(spec.capacity_per_second, 2.0))
+    assert crowd.min_size == 0
+    result = simulate(spec, crowd, ours(), FIXED)
+    # Idle for 20 min at zero (no instance-hours), then out; the trickle does not send it back to zero.
+    assert result.timeline.in_service[: 20 * 6 - 1].max() == 0
+    trickle = (result.timeline.t > 30 * 60) & (result.timeline.t < 60 * 60)
+    assert result.timeline.in_service[trickle].min() >= 1
+    assert result.timeline.in_service[-1] == 0  # idle for TO_ZERO_MINUTES after the trickle: back to zero
+
+
 @pytest.mark.parametrize("name", list(BUILT_IN))
 def test_built_in_traces_are_seeded_and_sized_to_the_pool(name: str) -> None:
     shape = TraceShape(capacity_per_second=10.0, average_task_seconds=2.0)
@@ -80,9 +161,11 @@ def test_built_in_traces_are_seeded_and_sized_to_the_pool(name: str) -> None:
     assert first.count > 100
     assert np.all(np.diff(first.arrivals) >= 0)
     assert first.arrivals[-1] < first.duration
-    assert 1.0 < float(first.task_seconds.mean()) < 3.0
+    # Task times have the pool's mean, but where the trace is about a different time (3x, 10 minutes).
+    mean = {"misestimated-3x": 6.0, "long-tasks": 600.0}.get(name, 2.0)
+    assert 0.5 * mean < float(first.task_seconds.mean()) < 1.5 * mean
     # No built-in trace asks for more than the pool can do at max_size, averaged over the trace.
-    assert first.work_seconds / first.duration < 2.0 * 10.0
+    assert first.work_seconds / first.duration < 2.0 * 10.0 * (1 if name != "long-tasks" else 300)
 
 
 def test_unknown_trace_lists_the_built_ins() -> None:

@@ -38,6 +38,17 @@ from infra.vm.component import download_folder_problems
 from infra.vm.user_data import max_wait
 from tests.support.aws_requests import AUTONAME_SUFFIX, requests_of, validate
 from tests.unit.infra.conftest import STACKS, Rendered, rendered
+from worker.names import (
+    METRIC_BACKLOG,
+    METRIC_BACKLOG_PER_INSTANCE,
+    METRIC_BUSY_PROCESSES,
+    METRIC_IN_FLIGHT,
+    METRIC_IN_SERVICE,
+    METRIC_OLDEST_AGE,
+    METRIC_PUBLISHER_HEARTBEAT,
+    METRIC_TASK_SECONDS,
+    METRIC_WAITING,
+)
 
 ACCOUNT = "123456789012"
 ROLE = "aws:iam/role:Role"
@@ -483,3 +494,58 @@ def test_a_drain_can_wait_as_long_as_a_task_may_run(stack: Rendered) -> None:
         (hook,) = [h for h in hooks if h["autoscalingGroupName"].startswith(f"pool-{name}-asg")]
         assert int(env["CELERY_SOFT_SHUTDOWN_TIMEOUT"]) >= longest_task_seconds(stack.config.worker_environment(name))
         assert int(env["DRAIN_TIMEOUT"]) <= max_wait(hook["heartbeatTimeout"])
+
+
+# --- Deploys but does not work ----------------------------------------------------------------
+
+SCALING_POLICY = "aws:autoscaling/policy:Policy"
+ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
+
+# What worker.publisher writes with StorageResolution=1 (10 s samples) under the stack's namespace.
+HIGH_RESOLUTION = {
+    METRIC_WAITING,
+    METRIC_IN_FLIGHT,
+    METRIC_OLDEST_AGE,
+    METRIC_BACKLOG,
+    METRIC_BACKLOG_PER_INSTANCE,
+    METRIC_PUBLISHER_HEARTBEAT,
+    METRIC_TASK_SECONDS,
+    METRIC_BUSY_PROCESSES,
+    METRIC_IN_SERVICE,
+}
+
+
+def _metric_reads(stack: Rendered) -> Iterator[tuple[str, str, str, int]]:
+    """(resource, namespace, metric, period) of every metric an alarm or a target-tracking policy reads."""
+    for name, alarm in stack.named(ALARM).items():
+        if "metricName" in alarm:
+            yield name, alarm["namespace"], alarm["metricName"], alarm["period"]
+        for query in alarm.get("metricQueries", []):
+            metric: dict[str, Any] | None = query.get("metric")
+            if metric is not None:
+                yield name, metric["namespace"], metric["metricName"], metric["period"]
+    for name, policy in stack.named(SCALING_POLICY).items():
+        spec = (policy.get("targetTrackingConfiguration") or {}).get("customizedMetricSpecification") or {}
+        for query in spec.get("metrics", []):
+            stat = query.get("metricStat")
+            if stat is not None:
+                yield name, stat["metric"]["namespace"], stat["metric"]["metricName"], stat["period"]
+
+
+def test_no_period_under_60_s_on_a_metric_not_published_at_high_resolution(stack: Rendered) -> None:
+    """PutMetricAlarm, Period: "If you specify 10 or 30 for a metric that does not have sub-minute
+    resolution, the alarm still attempts to gather data at the period rate that you specify. In this
+    case, it does not receive data for the attempts that do not correspond to a one-minute data
+    resolution, and the alarm might often lapse into INSUFFICIENT_DATA."
+    https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_PutMetricAlarm.html
+    (target tracking's customized metrics accept 10, 30 and 60 s periods under the same rule:
+    https://docs.aws.amazon.com/autoscaling/ec2/userguide/policy-creating-high-resolution-metrics.html)."""
+    reads = list(_metric_reads(stack))
+    assert reads
+    namespace = stack.config.metric_namespace
+    short = [(r, ns, m, p) for r, ns, m, p in reads if p < 60]
+    assert short, "the pools' scaling reads the publisher's 10 s datapoints"
+    for resource, metric_namespace, metric, period in short:
+        assert (metric_namespace, metric in HIGH_RESOLUTION) == (namespace, True), (
+            f"{resource} reads {metric_namespace}/{metric} at {period} s, which is not published at high resolution"
+        )

@@ -194,8 +194,9 @@ def test_missing_stack_file_lists_the_stacks() -> None:
 def test_pool_defaults_and_derived_values() -> None:
     pool = PoolConfig.model_validate({"queues": ["q"], "instanceTypes": ["t3.small"]})
     assert (pool.min_size, pool.max_size, pool.concurrency) == (0, 4, 2)
-    assert pool.latency_slo_seconds == 2 * pool.acceptable_latency_seconds
+    assert pool.alarm_threshold_seconds == 2 * pool.acceptable_latency_seconds
     assert pool.on_demand_percentage_above_base == 100  # Spot off: all on-demand
     prod = load_stack_config("prod")
     assert prod.soft_shutdown_seconds == prod.drain_window_seconds - 30
-    assert prod.pools["default"].scaling("default").target_tracking.target_value == 30 / 2 * 4
+    signal = prod.pools["default"].scaling("default").signal
+    assert (signal.acceptable_latency_seconds, signal.average_task_seconds, signal.concurrency) == (30, 2, 4)

@@ -44,12 +44,15 @@ def test_outputs_in_the_readme_are_the_stack_outputs() -> None:
 
 
 def test_the_step_policies_in_docs_infra_are_the_deployed_ones() -> None:
-    text = (ROOT / "docs" / "infra.md").read_text()
+    text = " ".join((ROOT / "docs" / "infra.md").read_text().split())
     scaling = rendered("prod").config.pools["default"].scaling("default")
-    fast, scale_in = scaling.fast_scale_out, scaling.scale_in
+    fast, scale_in, latency = scaling.step("fast-out"), scaling.step("scale-in"), scaling.step("latency")
     assert fast is not None
     assert scale_in is not None
-    first, beyond = (step.scaling_adjustment for step in fast.steps)
-    assert f"adds +{first} %\n  (at least {fast.min_adjustment_magnitude} instances), +{beyond} % past" in text
+    assert latency is not None
+    adds = " / ".join(f"+{step.scaling_adjustment}" for step in fast.steps)
+    assert f"adds {adds} % (at least {fast.min_adjustment_magnitude} instances)" in text
     removes = " / ".join(str(-step.scaling_adjustment) for step in reversed(scale_in.steps))
-    assert f"removes {removes} %" in text
+    assert f"under {scale_in.threshold * 100:.0f} % for a minute removes {removes} %" in text
+    net = " / ".join(str(step.scaling_adjustment) for step in latency.steps)
+    assert f"adds {net} %" in text

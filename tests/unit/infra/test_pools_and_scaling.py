@@ -6,6 +6,7 @@ import base64
 import json
 from typing import Any
 
+import numpy as np
 import pytest
 import yaml
 
@@ -13,11 +14,21 @@ from infra.components.metrics import backlog_per_instance_expression
 from infra.components.pool_scaling import bound
 from infra.config import DRAIN_MARGIN_SECONDS
 from infra.program import longest_task_seconds
+from infra.scaling.default_policy import SCALE_IN_LOAD, SCALE_IN_SECONDS
+from infra.scaling.group_state import GroupView, PoolSample
+from infra.scaling.signals import SIGNAL_CAPACITY_NEEDED, SIGNAL_LOAD_WITH_ONE_FEWER, metric_functions
 from infra.vm.files import POOL_ENV
 from infra.vm.user_data import STOP_MARGIN_S
 from tests.unit.infra.conftest import Rendered
 from tests.unit.test_fetchenv import systemd_unquote
-from worker.names import METRIC_BACKLOG_PER_INSTANCE, METRIC_OLDEST_AGE
+from worker.names import (
+    METRIC_BUSY_PROCESSES,
+    METRIC_IN_FLIGHT,
+    METRIC_IN_SERVICE,
+    METRIC_OLDEST_AGE,
+    METRIC_TASK_SECONDS,
+    METRIC_WAITING,
+)
 
 ASG = "aws:autoscaling/group:Group"
 POLICY = "aws:autoscaling/policy:Policy"
@@ -99,55 +110,108 @@ def test_group_settings(stack: Rendered) -> None:
             assert distribution["onDemandPercentageAboveBaseCapacity"] == pool.on_demand_percentage_above_base
 
 
-def test_target_equals_latency_over_task_seconds_times_concurrency(stack: Rendered) -> None:
+def _evaluate(expression: str, values: dict[str, Any]) -> float:
+    """Evaluate the CloudWatch metric math we emit (arithmetic, comparisons, IF, FILL) on one point."""
+    python = expression.replace("REPEAT", "None")
+    namespace: dict[str, Any] = {
+        "IF": lambda condition, yes, no: yes if condition else no,
+        "FILL": lambda value, fill: fill if value is None else value,
+        **values,
+    }
+    with np.errstate(divide="ignore", invalid="ignore"):  # IF evaluates both branches here
+        result = eval(python, {"__builtins__": {}}, namespace)  # noqa: S307 - our own expression
+    return float(result)
+
+
+def _run_queries(queries: list[dict[str, Any]], metrics: dict[str, float | None]) -> float:
+    """Evaluate a rendered query list: metric reads from `metrics` (by metric name and queue), then each
+    expression in order; the value of the query that returns data."""
+    env: dict[str, Any] = {}
+    returned = None
+    for query in queries:
+        stat = query.get("metricStat", {}).get("metric") or query.get("metric")
+        if stat is not None:
+            dims = stat["dimensions"]
+            queue = (
+                dims.get("Queue")
+                if isinstance(dims, dict)
+                else next((d["value"] for d in dims if d["name"] == "Queue"), None)
+            )
+            value = metrics.get(f"{stat['metricName']}/{queue}" if queue else stat["metricName"])
+            env[query["id"]] = None if value is None else np.float64(value)
+        else:
+            env[query["id"]] = np.float64(_evaluate(query["expression"], env))
+        if query.get("returnData"):
+            returned = env[query["id"]]
+    assert returned is not None
+    return float(returned)
+
+
+POINTS = [
+    # waiting, in flight, busy (None: not published), measured task seconds (None: none ended), in service
+    (0, 0, 0, None, 0),
+    (12, 0, 0, None, 0),
+    (12, 0, 0, 600.0, 0),
+    (0, 7, 7, 2.0, 2),
+    (40, 8, 8, None, 2),
+    (40, 8, None, 6.0, 2),
+    (3, 16, 16, 600.0, 4),
+    (0, 3, 3, 600.0, 1),
+    (5, 20, 18, 1.5, 6),
+]
+
+
+def test_rendered_signals_are_the_models_signals(stack: Rendered) -> None:
+    """The metric math AWS evaluates is the formula the simulator runs (infra.scaling.signals)."""
     for name, pool in stack.config.pools.items():
-        config = stack.one(POLICY, f"pool-{name}-backlog")["targetTrackingConfiguration"]
-        expected = pool.acceptable_latency_seconds / pool.average_task_seconds * pool.concurrency
-        assert config["targetValue"] == pytest.approx(expected)
-
-
-def _evaluate(expression: str, values: dict[str, float]) -> float:
-    """Evaluate the CloudWatch metric math we emit (sums, division, IF, FILL with REPEAT) on one point."""
-    python = expression.replace("FILL(ins, REPEAT)", "ins")
-    namespace: dict[str, Any] = {"IF": lambda condition, yes, no: yes if condition else no, **values}
-    result: float = eval(python, {"__builtins__": {}}, namespace)  # noqa: S307 - our own expression
-    return result
-
-
-def test_backlog_per_instance_math_is_defined_at_zero_instances(stack: Rendered) -> None:
-    for name in stack.config.pools:
-        metrics = stack.one(POLICY, f"pool-{name}-backlog")["targetTrackingConfiguration"][
-            "customizedMetricSpecification"
-        ]["metrics"]
-        (expression,) = [m for m in metrics if m.get("returnData")]
-        ids = {m["id"] for m in metrics if "metricStat" in m}
-        assert {m["metricStat"]["period"] for m in metrics if "metricStat" in m} == {10}
-        values = {metric_id: 3.0 for metric_id in ids if metric_id != "ins"}
-        backlog = sum(values.values())
-        assert _evaluate(expression["expression"], {**values, "ins": 0.0}) == backlog
-        assert _evaluate(expression["expression"], {**values, "ins": 4.0}) == backlog / 4
+        scaling = pool.scaling(name)
+        functions = metric_functions(scaling.signal)
+        tracking = stack.one(POLICY, f"pool-{name}-backlog")["targetTrackingConfiguration"]
+        rendered = {scaling.target_tracking.metric_name: tracking["customizedMetricSpecification"]["metrics"]}
+        for short, policy in scaling.step_policies:
+            alarm = stack.one(ALARM, f"pool-{name}-{short}")
+            if "metricQueries" in alarm:
+                rendered[policy.metric_name] = alarm["metricQueries"]
+        assert set(rendered) >= {SIGNAL_CAPACITY_NEEDED, SIGNAL_LOAD_WITH_ONE_FEWER}
+        for waiting, in_flight, busy, seconds, in_service in POINTS:
+            # The publisher's numbers, spread over the pool's queues.
+            metrics: dict[str, float | None] = {METRIC_BUSY_PROCESSES: busy, METRIC_TASK_SECONDS: seconds}
+            metrics[METRIC_IN_SERVICE] = in_service
+            for index, queue in enumerate(pool.queues):
+                metrics[f"{METRIC_WAITING}/{queue}"] = waiting if index == 0 else 0
+                metrics[f"{METRIC_IN_FLIGHT}/{queue}"] = in_flight if index == 0 else 0
+            sample = PoolSample(0.0, waiting, in_flight, 0.0, busy_processes=busy, task_seconds=seconds)
+            view = GroupView(
+                in_service, in_service, pool.concurrency, configured_task_seconds=pool.average_task_seconds
+            )
+            for signal, queries in rendered.items():
+                expected = functions[signal](sample, view)
+                assert expected is not None
+                got = _run_queries(queries, metrics)
+                assert got == pytest.approx(expected), (name, signal, waiting, in_flight, busy, seconds, in_service)
 
 
 def test_backlog_expression_counts_waiting_and_in_flight() -> None:
     expression = backlog_per_instance_expression(["w0", "w1"], ["f0", "f1"], "ins")
-    assert _evaluate(expression, {"w0": 5, "w1": 1, "f0": 2, "f1": 0, "ins": 2}) == 4
+    values = {"w0": 5, "w1": 1, "f0": 2, "f1": 0, "ins": 2}
+    assert _evaluate(expression.replace("FILL(ins, REPEAT)", "ins"), values) == 4
 
 
-def test_step_scaling_fires_on_latency_over_the_slo(stack: Rendered) -> None:
+def test_latency_net_fires_on_the_oldest_message_at_the_slo(stack: Rendered) -> None:
     for name, pool in stack.config.pools.items():
         step = stack.one(POLICY, f"pool-{name}-latency")
-        assert step["adjustmentType"] == "ChangeInCapacity"
-        assert [s["scalingAdjustment"] for s in step["stepAdjustments"]] == [1, 2, 4]
+        assert step["adjustmentType"] == "PercentChangeInCapacity"
+        assert [s["scalingAdjustment"] for s in step["stepAdjustments"]] == [50, 100, 200]
         assert step["stepAdjustments"][0]["metricIntervalLowerBound"] == "0"
         alarm = stack.one(ALARM, f"pool-{name}-latency")
-        assert alarm["threshold"] == pool.latency_slo_seconds
+        assert alarm["threshold"] == pool.acceptable_latency_seconds  # the SLO; the alarm threshold pages
         assert alarm["comparisonOperator"] == "GreaterThanOrEqualToThreshold"
         assert (alarm["metricName"], alarm["dimensions"]) == (METRIC_OLDEST_AGE, {"Pool": name})
         assert alarm["period"] == 10  # the publisher's high-resolution datapoints
         assert alarm["alarmActions"] == [f"{ARN}/pool-{name}-latency"]
 
 
-def test_scale_in_is_a_step_policy_below_the_target(stack: Rendered) -> None:
+def test_scale_in_is_a_step_policy_with_hysteresis_that_never_empties_a_busy_pool(stack: Rendered) -> None:
     for name, pool in stack.config.pools.items():
         tracking = stack.one(POLICY, f"pool-{name}-backlog")["targetTrackingConfiguration"]
         assert tracking["disableScaleIn"] is True
@@ -156,12 +220,12 @@ def test_scale_in_is_a_step_policy_below_the_target(stack: Rendered) -> None:
         assert step["minAdjustmentMagnitude"] == 1
         assert all(s["scalingAdjustment"] < 0 for s in step["stepAdjustments"])
         alarm = stack.one(ALARM, f"pool-{name}-scale-in")
-        assert alarm["comparisonOperator"] == "LessThanThreshold"
-        assert (alarm["metricName"], alarm["dimensions"]) == (METRIC_BACKLOG_PER_INSTANCE, {"Pool": name})
-        # Scale-in starts well under the target, so the two policies never fight.
-        assert alarm["threshold"] < 0.9 * tracking["targetValue"]
-        assert alarm["threshold"] <= pool.concurrency
+        assert (alarm["comparisonOperator"], alarm["threshold"]) == ("LessThanThreshold", SCALE_IN_LOAD)
+        assert alarm["evaluationPeriods"] == alarm["datapointsToAlarm"] == SCALE_IN_SECONDS // 10
         assert alarm["alarmActions"] == [f"{ARN}/pool-{name}-scale-in"]
+        names = {r.name for r in stack.render.resources}
+        # Only a minSize 0 pool has the policy that takes the last instance away.
+        assert (f"pool-{name}-to-zero" in names) == (pool.min_size == 0)
 
 
 def test_instance_role_may_complete_only_its_own_lifecycle_hook(stack: Rendered) -> None:

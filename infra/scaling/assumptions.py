@@ -1,0 +1,89 @@
+"""What the model of AWS assumes where AWS publishes no number, and the documented constants it follows.
+
+Every field of `ModelAssumptions` is a named assumption with its default; `make bench` shows how the
+result moves with the two that matter most (launch-to-ready and the CloudWatch delay).
+
+Sources (cited by abbreviation here and in the modules of `infra.scaling`):
+- TT:   https://docs.aws.amazon.com/autoscaling/ec2/userguide/as-scaling-target-tracking.html
+- HR:   https://docs.aws.amazon.com/autoscaling/ec2/userguide/policy-creating-high-resolution-metrics.html
+- STEP: https://docs.aws.amazon.com/autoscaling/ec2/userguide/as-scaling-simple-step.html
+- WARM: https://docs.aws.amazon.com/autoscaling/ec2/userguide/ec2-auto-scaling-default-instance-warmup.html
+- API:  https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_PutScalingPolicy.html
+- CWA:  https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/alarm-actions.html
+- AAS:  https://docs.aws.amazon.com/autoscaling/application/userguide/step-scaling-policy-overview.html
+- TERM: https://docs.aws.amazon.com/autoscaling/ec2/userguide/ec2-auto-scaling-termination-policies.html
+- PROT: https://docs.aws.amazon.com/autoscaling/ec2/userguide/ec2-auto-scaling-instance-protection.html
+- HOOK: https://docs.aws.amazon.com/autoscaling/ec2/userguide/lifecycle-hooks-overview.html
+- LIFE: https://docs.aws.amazon.com/autoscaling/ec2/userguide/ec2-auto-scaling-lifecycle.html
+- ASGM: https://docs.aws.amazon.com/autoscaling/ec2/userguide/ec2-auto-scaling-metrics.html
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Final, Literal
+
+ImageMode = Literal["ami", "bake", "boot"]
+ProtectionRule = Literal["while-an-idle-one-exists", "while-busy"]
+
+# Seconds from launch until a new instance's worker consumes tasks, per image mode. ASSUMPTIONS, not
+# measurements (no AWS account here): a baked image (bake, or an AMI that already holds the worker)
+# boots Amazon Linux 2023 and starts the worker unit; `boot` also installs the worker package at boot.
+BOOT_SECONDS: Final[Mapping[ImageMode, float]] = {"bake": 60.0, "ami": 60.0, "boot": 180.0}
+
+ACTION_REPEAT_SECONDS: Final = 60.0
+"""CWA: "an alarm invokes an Auto Scaling action once each minute when the alarm remains in a new
+state, regardless of the configured time period". Documented, so a constant, not an assumption."""
+
+GROUP_METRIC_SECONDS: Final = 60.0
+"""ASGM: Auto Scaling group metrics (GroupInServiceInstances, ...) have one-minute granularity."""
+
+DEFAULT_ALARM_DELAY_SECONDS: Final = 20.0
+"""The default CloudWatch ingestion + evaluation delay. AWS's own figure for ECS with 20 s metrics
+is a scale-out trigger 86 s after the load (HR), which is 3 periods (60 s) plus about 26 s."""
+
+SENSITIVITY_BOOT_SECONDS: Final = (60.0, 90.0, 120.0, 180.0)
+SENSITIVITY_DELAY_SECONDS: Final = (0.0, 10.0, 20.0)
+
+
+@dataclass(frozen=True)
+class ModelAssumptions:
+    """What the model assumes where AWS documents no number. Every field is a stated assumption."""
+
+    boot_seconds: float = BOOT_SECONDS["bake"]
+    """Launch to ready (first task consumed: Pending, InService, worker start); BOOT_SECONDS per image
+    mode. Warm-up counts from InService (WARM: "how long after an instance reaches the InService state"),
+    which this model puts at the same instant as ready."""
+
+    alarm_delay_seconds: float = DEFAULT_ALARM_DELAY_SECONDS
+    """Seconds after a period closes before its alarm evaluates it (CloudWatch ingestion and evaluation)."""
+
+    scale_out_datapoints: int = 3
+    """Target tracking's high alarm: this many of as many datapoints at the policy's metric period.
+    AWS creates "3 datapoints within 3 minutes" for 1-minute metrics (TT, the alarms it manages);
+    for high-resolution periods (HR) we assume the same count at the shorter period, as AWS's
+    ECS figures imply (20 s metrics: scale-out trigger in 86 s, not 363 s)."""
+
+    scale_in_datapoints: int = 15
+    """Target tracking's low alarm: 15 of 15 datapoints ("15 datapoints within 15 minutes"), at the period."""
+
+    publisher_lag_seconds: float = 10.0
+    """Age of the in-service count in a published sample: the publisher reads the group once per
+    10 s sample, so the count it divides by is up to one sample old."""
+
+    protection: ProtectionRule = "while-an-idle-one-exists"
+    """How busy instances are protected from scale-in. "while-an-idle-one-exists" (the rule the issue
+    asks for): AWS picks among idle instances first, busy ones only when none is idle. "while-busy"
+    (worker.protection as built: protect while a task runs, clear after the hold): with none idle,
+    the desired capacity drops but nothing is terminated until an instance has been idle for the hold;
+    a short-task pool whose tasks reach every instance (Redis hands a task to the worker blocked
+    longest) then never scales in. `make bench` shows both."""
+
+    protection_hold_seconds: float = 60.0
+    """Scale-in protection's hysteresis: the drain agent protects its instance while a task runs and
+    clears it after this many idle seconds (DRAIN_PROTECT_IDLE_SECONDS, worker.drain; a test holds the
+    two equal)."""
+
+    termination_seed: int = 11
+    """TERM ends with "terminate one of these instances at random": the model's random choice is seeded."""

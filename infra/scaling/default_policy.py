@@ -1,0 +1,246 @@
+"""Our default scaling policy for a pool, derived from what its operator states (`Slo`).
+
+It needs no guess of the task time: every signal uses the task time the workers measure
+(METRIC_TASK_SECONDS), with `averageTaskSeconds` only as the value until a task has ended (FILL in
+the metric math). The signals are defined in `infra.scaling.signals`, rendered by
+`infra.components.scaling_math`. Numbers and why: docs/scaling.md; measured by `make bench`.
+
+- Target tracking (scale-out only) on CapacityNeeded = MIN(estimated queue wait / target wait,
+  process demand), target 1. The estimated queue wait (work queued ahead x measured task time /
+  processes) sizes the pool for short tasks; process demand ((busy + waiting) / processes) caps it for
+  long ones: a pool of 10-minute tasks scales out as soon as every process is busy and work waits, by
+  as many instances as the waiting tasks need, and not by what a 10-minute wait estimate would ask.
+- A one-datapoint step on the same signal for the start of a burst (target tracking needs three).
+- A safety net on queue latency (oldest message) at the SLO.
+- Scale-in, with hysteresis: while the pool would still run under SCALE_IN_LOAD with one instance
+  fewer, for SCALE_IN_SECONDS; never below one instance. Going from one to none takes a separate
+  policy: no waiting or in-flight task seen for TO_ZERO_MINUTES (pools with minSize 0).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Final
+
+from infra.scaling.policy import (
+    PoolScaling,
+    PoolSignal,
+    StepAdjustment,
+    StepScalingPolicy,
+    TargetTrackingPolicy,
+    _finite_positive,
+    _require,
+)
+from infra.scaling.schedules import Schedule
+from infra.scaling.signals import SIGNAL_ACTIVITY, SIGNAL_CAPACITY_NEEDED, SIGNAL_LOAD_WITH_ONE_FEWER
+
+TARGET_WAIT_SHARE: Final = 0.5
+"""The estimated queue wait that target tracking holds, as a share of the SLO: p95 must stay under
+the SLO, and a mean held at it would not."""
+
+FAST_SCALE_OUT_AT: Final = 1.5
+"""CapacityNeeded at which one datapoint scales out (target tracking waits for three)."""
+
+SCALE_IN_LOAD: Final = 0.7
+"""Scale in while (busy + waiting) would stay under this share of the processes of one instance fewer."""
+
+SCALE_IN_SECONDS: Final = 60
+"""How long that must hold, in 10 s datapoints. The hysteresis is mostly in the band: scale-in needs the
+load to fit one instance fewer under SCALE_IN_LOAD, scale-out needs CapacityNeeded over 1. Measured
+(`make bench`): 180 s cost 6-30% more instance-hours on steady, diurnal and the fan-out, for one
+in->out reversal within 5 minutes fewer on long tasks (2 instead of 3 in 4 h)."""
+
+TO_ZERO_MINUTES: Final = 15
+"""A minSize 0 pool goes from one instance to none after this many minutes with no task seen."""
+
+
+def target_backlog_per_instance(
+    acceptable_latency_seconds: float,
+    average_task_seconds: float,
+    concurrency_per_instance: int,
+) -> float:
+    """Backlog per instance that one instance clears within the acceptable latency.
+
+    An instance running `concurrency_per_instance` tasks at once finishes
+    concurrency / average_task_seconds tasks a second, so in `acceptable_latency_seconds` it clears
+    acceptable_latency / average_task_seconds x concurrency tasks (the AWS "backlog per instance"
+    method for SQS, https://docs.aws.amazon.com/autoscaling/ec2/userguide/as-using-sqs-queue.html,
+    and Copilot's `queue_delay`). Our estimated queue wait is the same idea in seconds, with the
+    measured task time. Every input must be > 0; a bad one raises PolicyError naming it.
+    """
+    _finite_positive("acceptable_latency_seconds", acceptable_latency_seconds)
+    _finite_positive("average_task_seconds", average_task_seconds)
+    _require(
+        isinstance(concurrency_per_instance, int) and not isinstance(concurrency_per_instance, bool),
+        f"concurrency_per_instance must be an integer, got {concurrency_per_instance!r}",
+    )
+    _require(concurrency_per_instance >= 1, f"concurrency_per_instance must be >= 1, got {concurrency_per_instance}")
+    return acceptable_latency_seconds / average_task_seconds * concurrency_per_instance
+
+
+@dataclass(frozen=True)
+class Slo:
+    """What an operator states about a pool; the policies are derived from it."""
+
+    acceptable_latency_seconds: float
+    """The SLO: p95 queue wait at or under this."""
+
+    average_task_seconds: float
+    """Starting value of the task time, until the workers have measured it."""
+
+    concurrency_per_instance: int
+    """Worker processes per instance (`--concurrency`): tasks an instance runs at once."""
+
+    latency_alarm_seconds: float
+    """The alarm threshold: oldest-message age at which the latency alarm pages (not the SLO)."""
+
+    def __post_init__(self) -> None:
+        target_backlog_per_instance(
+            self.acceptable_latency_seconds, self.average_task_seconds, self.concurrency_per_instance
+        )
+        _finite_positive("latency_alarm_seconds", self.latency_alarm_seconds)
+
+    @property
+    def target_backlog_per_instance(self) -> float:
+        return target_backlog_per_instance(
+            self.acceptable_latency_seconds, self.average_task_seconds, self.concurrency_per_instance
+        )
+
+    @property
+    def signal(self) -> PoolSignal:
+        return PoolSignal(
+            concurrency=self.concurrency_per_instance,
+            average_task_seconds=self.average_task_seconds,
+            acceptable_latency_seconds=self.acceptable_latency_seconds,
+            target_wait_seconds=TARGET_WAIT_SHARE * self.acceptable_latency_seconds,
+        )
+
+    def signal_with(self, warmup_seconds: int) -> PoolSignal:
+        return replace(self.signal, headroom_seconds=float(warmup_seconds))
+
+
+def default_latency_net(slo: Slo, warmup_seconds: int) -> StepScalingPolicy:
+    """The safety net: oldest message at or over the SLO on 3 of 3 datapoints adds 25% / 50% / 100% (at
+    least one instance) by how far over (under 1.5x, up to 3x, beyond), for what the other signals miss:
+    tasks whose time nobody has measured yet."""
+    slo_seconds = slo.acceptable_latency_seconds
+    return StepScalingPolicy(
+        threshold=slo_seconds,
+        steps=(
+            StepAdjustment(scaling_adjustment=50, lower_bound=0.0, upper_bound=0.5 * slo_seconds),
+            StepAdjustment(scaling_adjustment=100, lower_bound=0.5 * slo_seconds, upper_bound=2.0 * slo_seconds),
+            StepAdjustment(scaling_adjustment=200, lower_bound=2.0 * slo_seconds, upper_bound=None),
+        ),
+        adjustment_type="PercentChangeInCapacity",
+        min_adjustment_magnitude=1,
+        estimated_instance_warmup_seconds=warmup_seconds,
+    )
+
+
+def default_fast_scale_out(warmup_seconds: int) -> StepScalingPolicy:
+    """From one 10 s datapoint of CapacityNeeded >= 1.5, add about what it asks: +50% under 2, +100%
+    under 3, +200% under 5, +400% beyond; at least 2 instances (a pool at zero gets 2 at once)."""
+    at = FAST_SCALE_OUT_AT
+    return StepScalingPolicy(
+        threshold=at,
+        steps=(
+            StepAdjustment(scaling_adjustment=50, lower_bound=0.0, upper_bound=2.0 - at),
+            StepAdjustment(scaling_adjustment=100, lower_bound=2.0 - at, upper_bound=3.0 - at),
+            StepAdjustment(scaling_adjustment=200, lower_bound=3.0 - at, upper_bound=5.0 - at),
+            StepAdjustment(scaling_adjustment=400, lower_bound=5.0 - at, upper_bound=None),
+        ),
+        adjustment_type="PercentChangeInCapacity",
+        min_adjustment_magnitude=2,
+        metric_name=SIGNAL_CAPACITY_NEEDED,
+        statistic="Average",
+        evaluation_periods=1,
+        datapoints_to_alarm=1,
+        estimated_instance_warmup_seconds=warmup_seconds,
+    )
+
+
+def default_scale_in(warmup_seconds: int) -> StepScalingPolicy:
+    """Remove 10% / 25% / 50% / 75% (at least one instance) while the load with one instance fewer stays
+    under SCALE_IN_LOAD for SCALE_IN_SECONDS: the emptier the pool, the bigger the step. Never below one."""
+    threshold = SCALE_IN_LOAD
+    periods = SCALE_IN_SECONDS // 10
+    return StepScalingPolicy(
+        threshold=threshold,
+        steps=(
+            StepAdjustment(scaling_adjustment=-75, lower_bound=None, upper_bound=-0.85 * threshold),
+            StepAdjustment(scaling_adjustment=-50, lower_bound=-0.85 * threshold, upper_bound=-0.6 * threshold),
+            StepAdjustment(scaling_adjustment=-25, lower_bound=-0.6 * threshold, upper_bound=-0.3 * threshold),
+            StepAdjustment(scaling_adjustment=-10, lower_bound=-0.3 * threshold, upper_bound=0.0),
+        ),
+        adjustment_type="PercentChangeInCapacity",
+        min_adjustment_magnitude=1,
+        metric_name=SIGNAL_LOAD_WITH_ONE_FEWER,
+        statistic="Maximum",
+        evaluation_periods=periods,
+        datapoints_to_alarm=periods,
+        comparison="LessThanThreshold",
+        estimated_instance_warmup_seconds=warmup_seconds,
+    )
+
+
+def default_to_zero(warmup_seconds: int) -> StepScalingPolicy:
+    """A minSize 0 pool with no waiting and no in-flight task in any sample for TO_ZERO_MINUTES goes to
+    zero (ExactCapacity 0). One-minute periods of the Maximum: one task seen in a minute keeps it."""
+    return StepScalingPolicy(
+        threshold=0.0,
+        steps=(StepAdjustment(scaling_adjustment=0, lower_bound=None, upper_bound=0.0),),
+        adjustment_type="ExactCapacity",
+        metric_name=SIGNAL_ACTIVITY,
+        statistic="Maximum",
+        metric_period_seconds=60,
+        evaluation_periods=TO_ZERO_MINUTES,
+        datapoints_to_alarm=TO_ZERO_MINUTES,
+        comparison="LessThanOrEqualToThreshold",
+        estimated_instance_warmup_seconds=warmup_seconds,
+    )
+
+
+def default_pool_scaling(
+    pool: str,
+    slo: Slo,
+    min_size: int,
+    max_size: int,
+    warmup_seconds: int = 120,
+    schedules: tuple[Schedule, ...] = (),
+) -> PoolScaling:
+    """Our default policy for a pool, from its SLO (see the module docstring)."""
+    steps: list[tuple[str, StepScalingPolicy]] = [
+        ("latency", default_latency_net(slo, warmup_seconds)),
+        ("fast-out", default_fast_scale_out(warmup_seconds)),
+        ("scale-in", default_scale_in(warmup_seconds)),
+    ]
+    if min_size == 0:
+        steps.append(("to-zero", default_to_zero(warmup_seconds)))
+    return PoolScaling(
+        pool=pool,
+        min_size=min_size,
+        max_size=max_size,
+        target_tracking=TargetTrackingPolicy(
+            target_value=1.0,
+            metric_name=SIGNAL_CAPACITY_NEEDED,
+            estimated_instance_warmup_seconds=warmup_seconds,
+            disable_scale_in=True,
+        ),
+        steps=tuple(steps),
+        signal=slo.signal_with(warmup_seconds),
+        schedules=schedules,
+    )
+
+
+def untuned_pool_scaling(pool: str, slo: Slo, min_size: int, max_size: int, warmup_seconds: int = 120) -> PoolScaling:
+    """Plain target tracking on the same signal, scaling in by AWS's proportional rule: the policy
+    without its steps, kept for the bench row that shows what they buy."""
+    return PoolScaling(
+        pool=pool,
+        min_size=min_size,
+        max_size=max_size,
+        target_tracking=TargetTrackingPolicy(
+            target_value=1.0, metric_name=SIGNAL_CAPACITY_NEEDED, estimated_instance_warmup_seconds=warmup_seconds
+        ),
+        signal=slo.signal_with(warmup_seconds),
+    )
