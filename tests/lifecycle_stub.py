@@ -72,3 +72,23 @@ class LifecycleStub:
 
     def of(self, operation: str) -> list[Call]:
         return [call for call in self.calls if call.operation == operation]
+
+
+class RefusingStub(LifecycleStub):
+    """Auto Scaling's answer once the lifecycle action is gone (a Spot interruption outside a scale-in, or a
+    hook that timed out): every heartbeat and completion is refused with a ValidationError."""
+
+    def _refuse(self, operation: str, params: dict[str, Any]) -> None:
+        self._record(operation, params)
+        self.stubber.add_client_error(
+            "record_lifecycle_action_heartbeat" if operation == HEARTBEAT else "complete_lifecycle_action",
+            service_error_code="ValidationError",
+            service_message=f"No active Lifecycle Action found with instance ID {self.instance_id}",
+            http_status_code=400,
+        )
+
+    def _expect_heartbeat(self, params: dict[str, Any], **_: Any) -> None:
+        self._refuse(HEARTBEAT, params)
+
+    def _expect_complete(self, params: dict[str, Any], **_: Any) -> None:
+        self._refuse(COMPLETE, params)

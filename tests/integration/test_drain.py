@@ -81,6 +81,21 @@ def start_worker(server: RedisServer, name: str, log_dir: Path, soft_shutdown: i
     ).start()
 
 
+def start_stubborn(seconds: float) -> subprocess.Popen[bytes]:
+    """A process that ignores SIGTERM (and the SIGQUIT that requeues before the deadline), returned once it
+    does: a signal during a slow interpreter start-up would still end it and make a test that needs it
+    stubborn pass or fail by the machine's load."""
+    code = (
+        "import signal, time\n"
+        "for s in (signal.SIGTERM, signal.SIGQUIT): signal.signal(s, signal.SIG_IGN)\n"
+        f"print('ignoring', flush=True); time.sleep({seconds})"
+    )
+    process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
+    assert process.stdout is not None
+    assert process.stdout.readline() == b"ignoring\n"
+    return process
+
+
 def journal_url(server: RedisServer) -> str:
     return server.url.removesuffix("/0") + "/1"
 
@@ -216,15 +231,7 @@ def test_spot_notice_drains_worker_before_the_interruption(server: RedisServer, 
 
 def test_window_running_out_completes_at_the_deadline_not_before(tmp_path: Path) -> None:
     """A worker that ignores SIGTERM: the agent heartbeats until the window ends, then completes."""
-    stubborn = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import signal, time\n"
-            "for s in (signal.SIGTERM, signal.SIGQUIT): signal.signal(s, signal.SIG_IGN)\n"
-            "time.sleep(60)",
-        ]
-    )
+    stubborn = start_stubborn(60)
     worker = WorkerProcess("stubborn", [], "redis://unused", tmp_path / "unused.log", process=stubborn)
     stub = LifecycleStub(HOOK, ASG, INSTANCE, worker_running=worker.running)
     try:

@@ -6,8 +6,6 @@ Real IMDSv2 server on loopback, real worker processes, lifecycle calls on a Stub
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -15,7 +13,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 import redis
@@ -26,8 +23,16 @@ from infra.local.rabbitmq_server import RabbitMQServer
 from infra.local.redis_server import RedisServer
 from infra.local.workers import WorkerProcess, wait_for_workers
 from tests.fake_imds import fake_imds
-from tests.integration.test_drain import ASG, HOOK, INSTANCE, ProcessControl, agent_for, wait_for_active
-from tests.lifecycle_stub import COMPLETE, HEARTBEAT, LifecycleStub
+from tests.integration.test_drain import (
+    ASG,
+    HOOK,
+    INSTANCE,
+    ProcessControl,
+    agent_for,
+    start_stubborn,
+    wait_for_active,
+)
+from tests.lifecycle_stub import COMPLETE, HEARTBEAT, LifecycleStub, RefusingStub
 from worker import journal
 from worker.client import client_app
 from worker.drain import DrainAgent, DrainOutcome
@@ -89,26 +94,6 @@ def redis_pool(journal_url: str, tmp_path: Path) -> Iterator[Pool]:
         yield Pool(server.url, journal_url, "default", tmp_path)
 
 
-class RefusingStub(LifecycleStub):
-    """Auto Scaling's answer once the lifecycle action is gone (a Spot interruption outside a scale-in, or a
-    hook that timed out): every heartbeat and completion is refused with a ValidationError."""
-
-    def _refuse(self, operation: str, params: dict[str, Any]) -> None:
-        self._record(operation, params)
-        self.stubber.add_client_error(
-            "record_lifecycle_action_heartbeat" if operation == HEARTBEAT else "complete_lifecycle_action",
-            service_error_code="ValidationError",
-            service_message=f"No active Lifecycle Action found with instance ID {self.instance_id}",
-            http_status_code=400,
-        )
-
-    def _expect_heartbeat(self, params: dict[str, Any], **_: Any) -> None:
-        self._refuse(HEARTBEAT, params)
-
-    def _expect_complete(self, params: dict[str, Any], **_: Any) -> None:
-        self._refuse(COMPLETE, params)
-
-
 def spot_action(seconds_from_now: float) -> str:
     at = datetime.now(UTC) + timedelta(seconds=seconds_from_now)
     return json.dumps({"action": "terminate", "time": at.strftime("%Y-%m-%dT%H:%M:%SZ")})
@@ -141,15 +126,7 @@ def test_scale_in_drains_a_worker_on_rabbitmq(
 def test_a_spot_notice_during_a_scale_in_drain_brings_its_deadline_forward(tmp_path: Path) -> None:
     """A worker that ignores SIGTERM (and the SIGQUIT that requeues before the deadline); the scale-in
     window (60 s) would hold it, the Spot notice must not."""
-    stubborn = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import signal, time\n"
-            "for s in (signal.SIGTERM, signal.SIGQUIT): signal.signal(s, signal.SIG_IGN)\n"
-            "time.sleep(90)",
-        ]
-    )
+    stubborn = start_stubborn(90)
     worker = WorkerProcess("stubborn", [], "redis://unused", tmp_path / "unused.log", process=stubborn)
     stub = LifecycleStub(HOOK, ASG, INSTANCE, worker_running=worker.running)
     result: list[DrainOutcome | None] = []
