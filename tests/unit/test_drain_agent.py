@@ -7,10 +7,12 @@ import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import boto3
 import httpx
 import pytest
 
 from tests.fake_imds import fake_imds
+from tests.lifecycle_stub import COMPLETE, LifecycleStub, RefusingStub
 from worker import drain
 from worker.drain import DrainSettingsError, load_settings
 from worker.imds import LIFECYCLE_STATE_PATH, SPOT_ACTION_PATH, Imds, MetadataError
@@ -154,3 +156,92 @@ def test_check_validates_settings_and_metadata(monkeypatch: pytest.MonkeyPatch) 
         assert "/latest/meta-data/instance-id" in state.reads
         state.set("/latest/meta-data/instance-id", None)
         assert drain.main(["--check"]) == 2
+
+
+def test_scale_in_notice_gives_the_drain_the_whole_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    with fake_imds(asg_name="pool") as (endpoint, state):
+        agent = drain.build_agent(
+            load_settings(lifecycle_hook_name="hook", imds_endpoint=endpoint, timeout=300), autoscaling=object()
+        )
+        agent.clock = lambda: 1000.0
+        assert agent.check() is None
+        state.set(LIFECYCLE_STATE_PATH, "Terminated")
+        assert agent.check() == drain.Notice("scale-in", 1300.0)
+        state.set(LIFECYCLE_STATE_PATH, "InService")
+        assert agent.check() is None
+
+
+def test_a_spot_notice_already_past_leaves_no_time_at_all() -> None:
+    with fake_imds(asg_name="pool") as (endpoint, state):
+        state.set(SPOT_ACTION_PATH, json.dumps({"action": "terminate", "time": "2026-01-01T12:00:00Z"}))
+        agent = drain.build_agent(
+            load_settings(lifecycle_hook_name="hook", imds_endpoint=endpoint, spot_margin=10), autoscaling=object()
+        )
+        agent.clock = lambda: 1000.0
+        agent.wall_clock = lambda: datetime(2026, 1, 1, 12, 0, 30, tzinfo=UTC)
+        assert agent.check() == drain.Notice("spot", 1000.0)
+
+
+def test_a_validator_message_is_the_whole_line() -> None:
+    with pytest.raises(DrainSettingsError) as caught:
+        load_settings(lifecycle_hook_name="hook", imds_endpoint="ftp://169.254.169.254")
+    assert str(caught.value) == "DRAIN_IMDS_ENDPOINT: must be an http:// URL with a host"
+
+
+@pytest.mark.parametrize(
+    ("stub_kind", "unit_stops", "exit_code", "completes_sent"),
+    [
+        ("accepting", True, 0, 1),  # the drain as it should go: worker stopped, hook completed
+        ("refusing", True, 0, 1),  # "No active Lifecycle Action": the worker is down, nothing waits on us
+        ("refusing", False, 1, 1),  # neither: exit 1, so systemd restarts the agent and it tries again
+    ],
+)
+def test_main_drains_through_systemd_and_exits_by_what_it_achieved(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    stub_kind: str,
+    unit_stops: bool,
+    exit_code: int,
+    completes_sent: int,
+) -> None:
+    """`celery-cluster-drain` as systemd runs it: settings from DRAIN_*, the worker unit driven through
+    systemctl (a stand-in on PATH), Auto Scaling through a Stubber-checked client."""
+    state = tmp_path / "state"
+    state.write_text("active\n")
+    stops_to = "inactive" if unit_stops else "active"
+    systemctl = tmp_path / "systemctl"
+    systemctl.write_text(f'#!/bin/sh\nif [ "$1" = stop ]; then echo {stops_to} > {state}; exit 0; fi\ncat {state}\n')
+    systemctl.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    stub_type = LifecycleStub if stub_kind == "accepting" else RefusingStub
+    stub = stub_type(
+        "pool-drain", "pool", "i-0feedfacecafe0001", worker_running=lambda: state.read_text().strip() == "active"
+    )
+    made: list[dict[str, object]] = []
+
+    def client(service: str, **kwargs: object) -> object:
+        made.append({"service": service, **kwargs})
+        return stub.client
+
+    monkeypatch.setattr(boto3, "client", client)
+    with fake_imds(instance_id="i-0feedfacecafe0001", region="eu-west-1", asg_name="pool") as (endpoint, imds):
+        imds.set(LIFECYCLE_STATE_PATH, "Terminated")
+        for name, value in {
+            "DRAIN_LIFECYCLE_HOOK_NAME": "pool-drain",
+            "DRAIN_IMDS_ENDPOINT": endpoint,
+            "DRAIN_POLL_INTERVAL": "0.05",
+            "DRAIN_HEARTBEAT_INTERVAL": "0.05",
+            "DRAIN_TIMEOUT": "0.5",
+        }.items():
+            monkeypatch.setenv(name, value)
+        assert drain.main([]) == exit_code
+
+    (made_client,) = made
+    assert (made_client["service"], made_client["region_name"]) == ("autoscaling", "eu-west-1")
+    config = made_client["config"]
+    assert config.retries == {"mode": "standard", "max_attempts": 5}  # type: ignore[attr-defined]
+    assert (config.connect_timeout, config.read_timeout) == (5, 10)  # type: ignore[attr-defined]
+    completes = stub.of(COMPLETE)
+    assert len(completes) == completes_sent
+    assert completes[0].params == {**stub.ids, "LifecycleActionResult": "CONTINUE"}
+    assert completes[0].worker_running is not unit_stops
