@@ -14,7 +14,7 @@ STACK ?= dev
 PYTEST_ARGS ?=
 ARGS ?=
 
-.PHONY: help venv venv-local lint typecheck test test-unit test-integration local bench render build clean
+.PHONY: help venv venv-local lint typecheck test test-unit test-integration mutation local bench render build clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -43,14 +43,27 @@ lint: $(STAMP) ## ruff lint and format check
 typecheck: $(STAMP) ## mypy --strict over the client, worker, infra, policy and tests
 	$(BIN)/mypy celery_cluster_client worker infra policy tests
 
-test: lint typecheck ## Everything CI runs: lint, type check, every test
-	$(BIN)/pytest $(PYTEST_ARGS)
+COVERAGE_DIR := build/coverage
+COVERAGE := COVERAGE_FILE=$(CURDIR)/$(COVERAGE_DIR)/.coverage $(BIN)/coverage
+
+test: lint typecheck ## Everything CI runs: lint, type check, every test; coverage of the tests and every Python subprocess they start
+	@rm -rf $(COVERAGE_DIR) && mkdir -p $(COVERAGE_DIR)
+	$(COVERAGE) run --source=$(CURDIR)/worker,$(CURDIR)/infra,$(CURDIR)/policy -m pytest $(PYTEST_ARGS)
+	@$(COVERAGE) combine --quiet
+	@$(COVERAGE) report --skip-covered --sort=cover > $(COVERAGE_DIR)/report.txt || true
+	@echo "coverage (tests and their subprocesses): $$($(COVERAGE) report --format=total --precision=1) % of worker, infra, policy; floor $$(sed -n 's/^fail_under = //p' pyproject.toml) % (pyproject.toml; files: $(COVERAGE_DIR)/report.txt)"
+	@$(COVERAGE) report --format=total > /dev/null
 
 test-unit: $(STAMP) ## Only the fast tests (no broker, no subprocess)
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
 test-integration: $(STAMP) ## Only the integration tests (real brokers, real worker processes)
 	$(BIN)/pytest tests/integration $(PYTEST_ARGS)
+
+mutation: $(STAMP) ## Mutation testing (mutmut) of the scaling policy and model, config validation, drain agent, dead letters; ~30 min, not in CI
+	@rm -rf mutants && mkdir -p build/mutation
+	$(BIN)/mutmut run --max-children 2 > build/mutation/run.log 2>&1 || { tail -c 3000 build/mutation/run.log; exit 1; }
+	$(BIN)/python -m tests.mutation_score
 
 local: $(LOCAL_STAMP) ## The local twin of a stack: broker, metrics loop, the scaling model, workers as instances (ARGS="--stack dev --pool default --trace burst")
 	scripts/local $(ARGS)
