@@ -42,7 +42,7 @@ def rendered_pool_env() -> dict[str, str]:
     values["pools"]["default"]["concurrency"] = CONCURRENCY
     values["taskRoutes"] = {"reports.*": "default"}
     render = render_config(parse_config("dev", merged_raw(values)), values)
-    (template,) = render.of_type("aws:ec2/launchTemplate:LaunchTemplate")
+    (template,) = [r for r in render.of_type("aws:ec2/launchTemplate:LaunchTemplate") if r.name == "pool-default-lt"]
     cloud_config = yaml.safe_load(base64.b64decode(template.inputs["userData"]).decode())
     (entry,) = [f for f in cloud_config["write_files"] if f["path"] == files.POOL_ENV]
     return dict(systemd_unquote(line) for line in str(entry["content"]).splitlines() if "=" in line)
