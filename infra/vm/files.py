@@ -12,7 +12,9 @@ WORKER_UNIT: Final = "celery-worker.service"
 DRAIN_UNIT: Final = "celery-drain.service"
 IN_SERVICE_UNIT: Final = "celery-in-service.service"
 WORKER_FAILED_UNIT: Final = "celery-worker-failed.service"
-UNITS: Final = (WORKER_UNIT, DRAIN_UNIT, IN_SERVICE_UNIT, WORKER_FAILED_UNIT)
+# Enabled only on the scheduler instance (infra/vm/scheduler_data.py).
+SCHEDULER_UNIT: Final = "celery-scheduler.service"
+UNITS: Final = (WORKER_UNIT, DRAIN_UNIT, IN_SERVICE_UNIT, WORKER_FAILED_UNIT, SCHEDULER_UNIT)
 UNIT_FILES: Final = tuple(IMAGE_DIR / "systemd" / unit for unit in UNITS)
 COMPONENT_DOCUMENT: Final = IMAGE_DIR / "imagebuilder" / "component.yaml"
 CLOUDWATCH_TEMPLATE: Final = IMAGE_DIR / "cloudwatch" / "amazon-cloudwatch-agent.json"

@@ -20,7 +20,7 @@ from infra.vm.user_data import USER_DATA_LIMIT, BootArtefacts, ImageMode, UserDa
 from worker.fetchenv import quote
 
 SCHEDULER_ENV = "/etc/celery-cluster/scheduler.env"
-SCHEDULER_UNIT = "celery-scheduler.service"
+SCHEDULER_UNIT = files.SCHEDULER_UNIT
 CLOUDWATCH_CONFIG = "/opt/aws/amazon-cloudwatch-agent/etc/amazon-cloudwatch-agent.json"
 AGENT_CTL = "/opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl"
 
