@@ -53,7 +53,7 @@ from infra.local.view import Status, clock, event_line, line, render
 from infra.scaling.aws_model import GroupModel
 from infra.scaling.default_policy import target_backlog_per_instance
 from infra.scaling.plot import write_plot
-from infra.scaling.report import bound_for, results_table
+from infra.scaling.report import COLUMNS, NARROW_COLUMNS, bound_for, results_table
 from infra.scaling.stack import PoolNotFoundError
 from infra.scaling.traces import BUILT_IN, TraceError
 
@@ -174,7 +174,12 @@ def main(
 
     bound = bound_for(spec, traffic)
     title = f"{stack}/{pool} on {traffic.name}, local twin x{speed:g} vs simulator"
-    console.print(results_table([result.local, result.simulated], bound, title, spec.slo_seconds))
+    # An 80-column terminal gets the columns that fit, not all of them cut to "…".
+    narrow = console.is_terminal and console.width < 140
+    columns = NARROW_COLUMNS if narrow else COLUMNS
+    console.print(results_table([result.local, result.simulated], bound, title, spec.slo_seconds, columns))
+    if narrow:
+        console.print("(a narrow terminal: widen it to 140 columns, or run headless, for every column)")
     console.print(summary_table(result))
     console.print(Comparison(result.local, result.simulated).summary())
     for problem in result.problems:

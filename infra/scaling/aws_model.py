@@ -303,7 +303,9 @@ class GroupModel:
             # STEP (warm-up): a repeat breach in the same step while instances warm up adds nothing more;
             # a higher step adds only what the warming instances do not already cover.
             wanted = base + change
-        reason = f"{step.policy.metric_name} {value:.3g} breaches {step.policy.threshold:.3g}: step {change:+d}"
+        unit = " %" if kind == "PercentChangeInCapacity" else " instances"
+        step_text = f"set to {change} instances" if kind == "ExactCapacity" else f"step {change:+d}{unit}"
+        reason = f"{step.policy.metric_name} {value:.3g} breaches {step.policy.threshold:.3g}: {step_text}"
         if step.policy.scales_in or change < 0:
             in_wanted.append((wanted, step.name, value, reason))
         else:

@@ -98,24 +98,33 @@ def results_rows(
     return rows
 
 
-def results_table(results: Sequence[SimulationResult], bound_hours: float, title: str, slo_seconds: float) -> Table:
+# What fits an 80-column terminal: the verdict, the tail wait, the size and the cost against the bound.
+NARROW_COLUMNS = ("policy", "p95 s", "peak", "inst-h", "x bound", "interrupted", "SLO")
+
+
+def results_table(
+    results: Sequence[SimulationResult],
+    bound_hours: float,
+    title: str,
+    slo_seconds: float,
+    columns: Sequence[str] = COLUMNS,
+) -> Table:
     table = Table(
         title=title,
         title_justify="left",
         caption=f"waits in seconds; SLO: p95 wait <= {slo_seconds:g} s; backlog = max waiting + in flight; "
         "interrupted = tasks killed when a drain ended (requeued)",
     )
-    for header in COLUMNS:
-        table.add_column(header, justify="left" if header == "policy" else "right")
+    for header in columns:
+        table.add_column(header, justify="left" if header == "policy" else "right", no_wrap=header != "policy")
     for row in results_rows(results, bound_hours, slo_seconds):
-        cells = ["" if row[c] is None else str(row[c]) for c in COLUMNS]
-        if row["SLO"] is not None:
-            cells[-1] = "[green]met[/]" if row["SLO"] == "met" else "[red]missed[/]"
-        if isinstance(row["x bound"], float):
-            cells[COLUMNS.index("x bound")] = f"{row['x bound']:.2f}"
-        if isinstance(row["inst-h"], float):
-            cells[COLUMNS.index("inst-h")] = f"{row['inst-h']:.2f}"
-        table.add_row(*cells)
+        cells = {c: "" if row[c] is None else str(row[c]) for c in columns}
+        if "SLO" in cells and row["SLO"] is not None:
+            cells["SLO"] = "[green]met[/]" if row["SLO"] == "met" else "[red]missed[/]"
+        for name in ("x bound", "inst-h"):
+            if name in cells and isinstance(row[name], float):
+                cells[name] = f"{row[name]:.2f}"
+        table.add_row(*cells.values())
     return table
 
 

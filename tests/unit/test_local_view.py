@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 from rich.console import Console
 
 from infra.local.fleet import LocalInstance
 from infra.local.view import Status, event_line, line, render
 from infra.local.workers import WorkerProcess
 from infra.scaling.aws_model import AlarmState, ScalingEvent
+from infra.scaling.report import NARROW_COLUMNS, results_table
+from infra.scaling.simulator import SimulationResult, Timeline
 
 
 def _status(instances: int, now: float = 95.0) -> Status:
@@ -61,3 +64,43 @@ def test_headless_lines_and_events_state_their_units() -> None:
     assert "\n" not in text
     assert "oldest 75s" in text
     assert "0->2 instances" in event_line(status.events[0])
+
+
+def test_the_narrow_results_table_fits_80_columns_uncut() -> None:
+    empty = np.zeros(1)
+    timeline = Timeline(empty, empty, empty, empty, empty, empty)
+    results = [
+        SimulationResult(
+            policy=name,
+            trace="burst",
+            tasks=900,
+            p50_wait=36.9,
+            p95_wait=221.4,
+            p99_wait=240.0,
+            max_wait=250.0,
+            max_backlog=230,
+            minutes_over_slo=4.5,
+            scale_outs=5,
+            scale_ins=3,
+            instance_hours=0.29,
+            cost_usd=0.01,
+            peak_instances=3,
+            first_scale_out_after_burst=30.0,
+            simulated_seconds=1200.0,
+            wall_seconds=160.0,
+            events=(),
+            timeline=timeline,
+            slo_seconds=120.0,
+            interrupted_tasks=0,
+            work_lost_seconds=0.0,
+        )
+        for name in ("local twin x10", "simulator (ours)")
+    ]
+    table = results_table(results, 0.21, "dev/default on burst, local twin x10 vs simulator", 120.0, NARROW_COLUMNS)
+    console = Console(width=80, record=True, force_terminal=True, color_system=None)
+    console.print(table)
+    text = console.export_text()
+    assert "…" not in text
+    assert all(len(row) <= 80 for row in text.splitlines())
+    for header in NARROW_COLUMNS:
+        assert header in text
