@@ -3,6 +3,7 @@ line per bad key"; here both halves, through the entry point `pulumi up` runs an
 
 from __future__ import annotations
 
+import copy
 import shutil
 import subprocess
 import sys
@@ -11,7 +12,7 @@ from pathlib import Path
 import pulumi
 import pytest
 
-from infra.config import ROOT, read_stack_file
+from infra.config import ROOT, ConfigError, merged_raw, parse_config, read_stack_file
 from infra.render import install_mocks
 from tests.unit.infra.test_entry_point import _run_main
 
@@ -65,3 +66,19 @@ def test_make_render_writes_nothing_for_a_bad_stack(tmp_path: Path) -> None:
     named = [line.split("celery-cluster:")[1].split(":")[0] for line in done.stderr.splitlines() if line.strip()]
     assert named == ["brokerEngine", "egress"], done.stderr  # one line per bad key, nothing else
     assert "Traceback" not in done.stderr
+
+
+def test_each_line_names_the_key_as_the_stack_file_does_and_what_was_wrong() -> None:
+    """The whole line, for a provider key (`aws:region`), a literal choice (with what was given) and a
+    cross-field rule on a nested pool key: the README's own example."""
+    raw = merged_raw(read_stack_file("prod"))
+    pools = copy.deepcopy(raw["pools"])
+    pools["default"]["minSize"] = 30
+    with pytest.raises(ConfigError) as raised:
+        parse_config("prod", {**raw, "aws:region": "moon-1", "brokerEngine": "memcached", "pools": pools})
+    prefix = "invalid config for stack 'prod': "
+    assert str(raised.value).splitlines() == [
+        prefix + "aws:region: 'moon-1' is not valid: String should match pattern '^[a-z]{2}(-[a-z]+)+-[0-9]$'",
+        prefix + "celery-cluster:brokerEngine: Input should be 'valkey', 'redis' or 'rabbitmq' (got 'memcached')",
+        prefix + "celery-cluster:pools.default.minSize: must be <= maxSize (20), got 30",
+    ]
