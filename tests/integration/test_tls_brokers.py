@@ -29,7 +29,7 @@ from celery_cluster_client import client_app as producer_app
 from infra.components.broker import MQ_PASSWORD, REDIS_AUTH_TOKEN
 from infra.components.producer_access import producer_secret_document
 from infra.local.rabbitmq_server import RabbitMQServer
-from infra.local.workers import REPO_ROOT
+from infra.local.workers import REPO_ROOT, WorkerProcess
 from tests.integration import test_worker_faults as faults
 from tests.support.brokers import Broker
 from tests.support.credentials import sample_password
@@ -240,65 +240,77 @@ def _events(log: Path) -> list[dict[str, Any]]:
     return events
 
 
-@pytest.mark.parametrize("case", sorted(FAILURES))
+def _failures(log: Path) -> list[dict[str, Any]]:
+    return [e for e in _events(log) if e.get("level") in ("error", "critical")]
+
+
+def _settled(worker: WorkerProcess) -> bool:
+    """The worker gave up (exit) or failed twice (a retry), whichever the broker's client does."""
+    return not worker.running() or len(_failures(worker.log_path)) >= 2
+
+
 def test_a_bad_credential_or_certificate_is_one_clear_line_and_no_spin(
-    case: str,
     tls_broker: Broker,
     cluster_factory: ClusterFactory,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     request: pytest.FixtureRequest,
 ) -> None:
-    url = _bad_url(case, tls_broker, tmp_path, monkeypatch, request)
-    expected = FAILURES[case][0 if tls_broker.is_redis else 1]
-    cluster = cluster_factory(Broker(tls_broker.kind, url, tls_broker.server))
-    worker = cluster.start_worker(concurrency=1, wait=False)
+    # One worker per case, all started at once: each then waits on its own backoff.
+    started: dict[str, tuple[str, WorkerProcess]] = {}
+    for case in sorted(FAILURES):
+        with monkeypatch.context() as scoped:  # the environment this worker starts with
+            url = _bad_url(case, tls_broker, tmp_path / case, scoped, request)
+            cluster = cluster_factory(Broker(tls_broker.kind, url, tls_broker.server))
+            started[case] = (url, cluster.start_worker(concurrency=1, wait=False))
 
-    # Until the worker gave up (exit) or failed twice (a retry), whichever the broker's client does.
     deadline = time.monotonic() + 60
-    failures: list[dict[str, Any]] = []
-    while worker.running() and len(failures) < 2:
-        assert time.monotonic() < deadline, f"no connection failure logged\n{cluster.log_tail(worker)}"
+    while not all(_settled(worker) for _, worker in started.values()):
+        unsettled = {case: w.log_path.read_text(errors="replace")[-2000:] for case, (_, w) in started.items()}
+        assert time.monotonic() < deadline, f"no connection failure logged: {unsettled}"
         time.sleep(0.2)
-        failures = [e for e in _events(worker.log_path) if e.get("level") in ("error", "critical")]
-    if not worker.running():
-        # An exit is paced by systemd (Restart=on-failure, RestartSec=5), not a spin.
-        assert worker.wait(10) != 0
-        failures = [e for e in _events(worker.log_path) if e.get("level") in ("error", "critical")]
-    else:
-        stamps = [datetime.fromisoformat(e["timestamp"]).timestamp() for e in failures[:2]]
-        assert stamps[1] - stamps[0] >= MIN_RETRY_GAP, failures
 
-    text = worker.log_path.read_text(errors="replace")
-    assert failures, text
-    assert all(expected in e["event"] for e in failures), failures
-    assert "Traceback" not in text
-    assert not any("exception" in e for e in failures), failures
-    password = urlsplit(url).password
-    assert password
-    assert password not in text
+    for case, (url, worker) in started.items():
+        failures = _failures(worker.log_path)
+        if worker.running():
+            stamps = [datetime.fromisoformat(e["timestamp"]).timestamp() for e in failures[:2]]
+            assert stamps[1] - stamps[0] >= MIN_RETRY_GAP, (case, failures)
+        else:
+            # An exit is paced by systemd (Restart=on-failure, RestartSec=5), not a spin.
+            assert worker.wait(10) != 0, case
+            failures = _failures(worker.log_path)
+        text = worker.log_path.read_text(errors="replace")
+        expected = FAILURES[case][0 if tls_broker.is_redis else 1]
+        assert failures, (case, text)
+        assert all(expected in e["event"] for e in failures), (case, failures)
+        assert "Traceback" not in text, case
+        assert not any("exception" in e for e in failures), (case, failures)
+        password = urlsplit(url).password
+        assert password
+        assert password not in text, case
 
 
 def test_smoke_says_in_one_line_why_it_cannot_use_the_broker(
     tls_broker: Broker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
 ) -> None:
-    for case, fragments in sorted(FAILURES.items()):
-        with monkeypatch.context() as scoped:
+    running: dict[str, tuple[str, subprocess.Popen[str]]] = {}
+    for case in sorted(FAILURES):
+        with monkeypatch.context() as scoped:  # the environment this smoke run starts with
             url = _bad_url(case, tls_broker, tmp_path / case, scoped, request)
-            done = subprocess.run(
-                [str(REPO_ROOT / "scripts" / "smoke"), "--broker-url", url, "--pool", "p=q", "--count", "1"],
-                capture_output=True,
-                text=True,
-                timeout=120,
-                check=False,
-            )
-        lines = (done.stdout + done.stderr).strip().splitlines()
-        assert done.returncode == 2, (case, lines)
+            command = [str(REPO_ROOT / "scripts" / "smoke"), "--broker-url", url, "--pool", "p=q", "--count", "1"]
+            process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            running[case] = (url, process)
+    for case, (url, process) in running.items():
+        output, _ = process.communicate(timeout=120)
+        lines = output.strip().splitlines()
+        assert process.returncode == 2, (case, lines)
         assert len(lines) == 1, (case, lines)
         assert "cannot connect to the broker" in lines[0], (case, lines)
         # The refused AMQP login reads ACCESS_REFUSED here (the worker's own line words it differently).
-        expected = fragments[0] if tls_broker.is_redis or case != "wrong-password" else "ACCESS_REFUSED"
+        redis_fragment, rabbitmq_fragment = FAILURES[case]
+        expected = redis_fragment if tls_broker.is_redis else rabbitmq_fragment
+        expected = "ACCESS_REFUSED" if case == "wrong-password" and not tls_broker.is_redis else expected
         assert expected in lines[0], (case, lines)
         password = urlsplit(url).password
         assert password
-        assert password not in lines[0]
+        assert password not in lines[0], case
