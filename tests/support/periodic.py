@@ -18,10 +18,11 @@ RUN_PREFIX = run_id(ENTRY, 0.0).split("@")[0] + "@"
 
 
 def runs(cluster: Cluster) -> list[tuple[float, float]]:
-    """(slot, published_at) of every journalled run of the entry, in slot order, duplicates kept."""
+    """(slot, published_at) of every journalled run of the entry on this cluster's queue (the journal
+    is shared by every test of the session), in slot order, duplicates kept."""
     found = []
     for item in cluster.journal():
-        if item["task_id"].startswith(RUN_PREFIX):
+        if item["task_id"].startswith(RUN_PREFIX) and item["queue"] == cluster.queue:
             found.append((float(item["task_id"].removeprefix(RUN_PREFIX)), float(item["published_at"])))
     return sorted(found)
 
