@@ -1,0 +1,92 @@
+"""Every shell command in the README's fenced blocks is run here or by a named test, or says why it
+cannot run offline. A command added to the README without a line below fails this test."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from infra.config import ROOT
+from infra.scaling.traces import Trace, write_csv
+
+README = (ROOT / "README.md").read_text()
+
+HERE = "run by this module"
+# Command prefix -> who runs it: HERE, a file that runs it (and a string proving it does), or why not.
+RUNNERS: dict[str, tuple[str, str]] = {
+    "make local": ("tests/integration/test_make_local.py", '"scripts" / "local"'),  # make local = scripts/local
+    "make test": (".github/workflows/pull-request.yml", "run: make test"),
+    "pip install 'build/dist/celery_cluster_client": ("tests/integration/test_producer_client.py", '"pip", "install"'),
+    "scripts/simulate": (HERE, ""),
+}
+NOT_OFFLINE: dict[str, str] = {
+    "scripts/bootstrap": "creates AWS resources (tests/unit/test_bootstrap.py runs its steps against moto)",
+    "pulumi ": "needs the Pulumi CLI and a state backend",
+    "for stack in": "a loop around `pulumi stack init`",
+    "done": "the end of that loop",
+    "scripts/deploy": "needs the Pulumi CLI (tests/unit/test_deploy.py runs it with a stand-in pulumi)",
+}
+
+
+def readme_commands() -> list[str]:
+    commands = []
+    for block in re.findall(r"^ *```(?:bash|sh|shell)\n(.*?)^ *```", README, re.S | re.M):
+        for line in block.splitlines():
+            command = line.split(" #", 1)[0].strip()
+            if command:
+                commands.append(command)
+    return commands
+
+
+def _runner(command: str) -> tuple[str, str] | None:
+    matches = [prefix for prefix in (*RUNNERS, *NOT_OFFLINE) if command.startswith(prefix)]
+    assert len(matches) <= 1, f"{command!r} matches {matches}"
+    if not matches:
+        return None
+    return RUNNERS.get(matches[0], ("not offline", NOT_OFFLINE.get(matches[0], "")))
+
+
+def test_every_readme_command_is_run_or_says_why_not() -> None:
+    commands = readme_commands()
+    assert "make local" in commands
+    unclassified = [command for command in commands if _runner(command) is None]
+    assert unclassified == [], "add each to RUNNERS (and run it) or NOT_OFFLINE (with the reason)"
+    for command in commands:
+        runner, proof = _runner(command) or ("", "")
+        if runner not in (HERE, "not offline"):
+            assert proof in (ROOT / runner).read_text(), f"{runner} does not run {command!r}"
+
+
+def _here() -> list[str]:
+    return [command for command in readme_commands() if (_runner(command) or ("",))[0] == HERE]
+
+
+@pytest.mark.parametrize("command", _here())
+def test_readme_command_runs_as_written(command: str, tmp_path: Path) -> None:
+    # In a scratch directory (relative paths are the caller's), with the script's own absolute path.
+    if "my-traffic.csv" in command:
+        rng = np.random.default_rng(5)
+        arrivals = np.sort(rng.uniform(0, 1800, 3000))
+        write_csv(Trace("my-traffic", arrivals, rng.exponential(1.0, arrivals.size), 1800), tmp_path / "my-traffic.csv")
+    if (
+        "--compare-ref main" in command
+        and subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "--verify", "main"], capture_output=True, check=False
+        ).returncode
+    ):
+        pytest.skip("this checkout has no branch main to compare with")
+    argv = shlex.split(command)
+    done = subprocess.run(
+        [str(ROOT / argv[0]), *argv[1:]], cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False
+    )
+    # scripts/simulate: 0 the SLO is met, 1 it is missed; 2 would be a bad input (a README typo).
+    assert done.returncode in (0, 1), done.stdout + done.stderr
+    assert "│ ours" in done.stdout
+    plot = re.search(r"^plot: (.+\.png)$", done.stdout, re.M)
+    assert plot, done.stdout
+    assert Path(plot.group(1)).stat().st_size > 10_000
