@@ -3,6 +3,7 @@ cannot run offline. A command added to the README without a line below fails thi
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import subprocess
@@ -86,6 +87,9 @@ def test_readme_command_runs_as_written(command: str, tmp_path: Path) -> None:
     )
     # scripts/simulate: 0 the SLO is met, 1 it is missed; 2 would be a bad input (a README typo).
     assert done.returncode in (0, 1), done.stdout + done.stderr
+    if "--json" in argv:
+        assert json.loads(done.stdout)["stack"] == argv[argv.index("--stack") + 1]
+        return
     assert "│ ours" in done.stdout
     plot = re.search(r"^plot: (.+\.png)$", done.stdout, re.M)
     assert plot, done.stdout
