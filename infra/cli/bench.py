@@ -2,7 +2,8 @@
 
 Sections: worker (our worker vs bare Celery on Redis and RabbitMQ), policies (ours vs the reference
 policies on every trace), sensitivity (launch-to-ready x CloudWatch delay), protection (the two
-scale-in protection rules), simulator-speed, queue-inspection, task-stats (what recording task run
+scale-in protection rules), periodic-fan-out (a periodic fan-out without and with its entry's
+scheduled capacity), simulator-speed, queue-inspection, task-stats (what recording task run
 time adds per task), drain (how long a draining worker stays after its last task), twin-agreement
 (the local twin's counts against the simulator's).
 
@@ -29,7 +30,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from infra.bench import agreement, drain, inspection, policies, task_stats, worker_throughput
+from infra.bench import agreement, drain, inspection, periodic, policies, task_stats, worker_throughput
 from infra.cli.entry import run_script
 
 SECTIONS: dict[str, Callable[[], Table]] = {
@@ -37,6 +38,7 @@ SECTIONS: dict[str, Callable[[], Table]] = {
     "policies": policies.run,
     "sensitivity": policies.sensitivity,
     "protection": policies.protection,
+    "periodic-fan-out": periodic.run,
     "simulator-speed": policies.speed,
     "queue-inspection": inspection.run,
     "task-stats": task_stats.run,
