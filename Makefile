@@ -60,7 +60,7 @@ test-unit: $(STAMP) ## Only the fast tests (no broker, no subprocess)
 test-integration: $(STAMP) ## Only the integration tests (real brokers, real worker processes)
 	$(BIN)/pytest tests/integration $(PYTEST_ARGS)
 
-mutation: $(STAMP) ## Mutation testing (mutmut) of the scaling policy and model, config validation, drain agent, dead letters; ~30 min, not in CI
+mutation: $(STAMP) ## Mutation testing (mutmut) of the scaling policy and model, config validation, drain agent, dead letters; an hour, not in CI
 	@rm -rf mutants && mkdir -p build/mutation
 	$(BIN)/mutmut run --max-children 2 > build/mutation/run.log 2>&1 || { tail -c 3000 build/mutation/run.log; exit 1; }
 	$(BIN)/python -m tests.mutation_score

@@ -32,16 +32,26 @@ def main() -> int:
     if not counts:
         print("mutation: mutmut reported no mutants; see build/mutation/run.log", file=sys.stderr)
         return 1
-    header = f"{'module':34} {'mutants':>7} {'killed':>6} {'survived':>8} {'no test':>7} {'timeout':>7} {'score':>6}"
+    header = (
+        f"{'module':26} {'mutants':>7} {'killed':>6} {'timeout':>7} {'survived':>8} {'no test':>7} "
+        f"{'not run':>7} {'score':>6} {'tested':>6}"
+    )
     print(header)
     for module, c in sorted(counts.items()):
         total = sum(c.values())
         caught = c["killed"] + c["timeout"]
+        checked = total - c["not checked"]
+        tested = caught + c["survived"]
+        score = f"{caught / checked:6.0%}" if checked else "     -"
+        of_tested = f"{caught / tested:6.0%}" if tested else "     -"
         print(
-            f"{module:34} {total:7} {c['killed']:6} {c['survived']:8} {c['no tests']:7} {c['timeout']:7} "
-            f"{caught / total:6.0%}"
+            f"{module:26} {total:7} {c['killed']:6} {c['timeout']:7} {c['survived']:8} {c['no tests']:7} "
+            f"{c['not checked']:7} {score} {of_tested}"
         )
-    print("score = (killed + timed out) / mutants; a mutant no test ran counts against it")
+    print(
+        "score = (killed + timed out) / mutants run (a mutant of code no selected test runs counts against it); "
+        "tested = the same over mutants some test ran; 'not run': the run was stopped before them"
+    )
     OUT.mkdir(parents=True, exist_ok=True)
     with (OUT / "survivors.txt").open("w") as report:
         for name in survivors:
