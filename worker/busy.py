@@ -4,6 +4,8 @@ Each pool process leaves a file `<pid>.<task id>` in the busy directory (CELERY_
 `/run/celery-cluster/busy`, the worker unit's runtime directory) while it runs a task: created at
 task_prerun, removed at task_postrun. The drain agent (`worker.protection`) counts the files whose
 process is alive, so a pool process killed mid-task does not keep the instance busy for ever.
+A marker's modification time is when its task started, so the agent also knows how long each task
+has run (it protects the instance only for tasks that have run long, `DRAIN_PROTECT_AFTER_SECONDS`).
 A file system write per task start and end is all it costs (no broker, no network), and the agent
 needs neither the broker URL nor a connection to it.
 """
@@ -62,6 +64,26 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True  # exists, owned by another user
     return True
+
+
+def running_task_ages(busy_dir: str | Path, now: float) -> list[float]:
+    """Seconds each task running now has run, from its marker's mtime and `now` (time.time()); empty
+    if the directory is gone. A marker whose process died, or that vanished as we read it, is skipped."""
+    try:
+        names = os.listdir(busy_dir)
+    except FileNotFoundError:
+        return []
+    ages = []
+    for name in names:
+        pid, _, _task = name.partition(".")
+        if not (pid.isdigit() and _alive(int(pid))):
+            continue
+        try:
+            started = os.stat(os.path.join(busy_dir, name)).st_mtime
+        except FileNotFoundError:
+            continue  # the task ended between the listing and the stat
+        ages.append(max(0.0, now - started))
+    return ages
 
 
 def running_tasks(busy_dir: str | Path) -> int:

@@ -14,9 +14,9 @@ It polls IMDSv2 for two notices:
   drain shortens that drain's deadline.
 
 While neither notice is set and the instance is InService, it keeps its instance protected from
-scale-in while tasks run on it (`worker.protection`, when `DRAIN_BUSY_DIR` is set), so scale-in
-takes an idle instance first. `--wait-in-service` and `--mark-unhealthy` are the two boot-time
-modes the worker's units run (`worker.instance_state`).
+scale-in while a task that has run `DRAIN_PROTECT_AFTER_SECONDS` runs on it (`worker.protection`,
+when `DRAIN_BUSY_DIR` is set), so scale-in takes another instance first. `--wait-in-service` and
+`--mark-unhealthy` are the two boot-time modes the worker's units run (`worker.instance_state`).
 
 Settings come from `DRAIN_*` variables (the pool's environment file); the instance id, the
 region and, when `DRAIN_ASG_NAME` is unset, the group name come from instance metadata.
@@ -92,6 +92,9 @@ class DrainSettings(BaseSettings):
     busy_dir: str | None = Field(default=None, min_length=1, pattern=r"^/")
     # Hysteresis: protection is removed once the instance has been idle this long, not per task.
     protect_idle_seconds: float = Field(default=60.0, ge=0, le=3600)
+    # Only a task that has run this long protects the instance: a shorter one finishes within a
+    # drain anyway, and protecting for every task keeps a short-task pool from ever scaling in.
+    protect_after_seconds: float = Field(default=30.0, ge=0, le=3600)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("imds_endpoint")
@@ -344,7 +347,12 @@ def build_agent(
     protection = None
     if settings.busy_dir is not None:
         protection = ScaleInProtection(
-            autoscaling, asg_name, instance_id, settings.busy_dir, settings.protect_idle_seconds
+            autoscaling,
+            asg_name,
+            instance_id,
+            settings.busy_dir,
+            idle_seconds=settings.protect_idle_seconds,
+            after_seconds=settings.protect_after_seconds,
         )
     return DrainAgent(settings, imds, worker or SystemdUnit(settings.worker_unit), lifecycle, protection=protection)
 

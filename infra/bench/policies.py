@@ -21,7 +21,6 @@ from infra.scaling.assumptions import (
     SENSITIVITY_BOOT_SECONDS,
     SENSITIVITY_DELAY_SECONDS,
     ModelAssumptions,
-    ProtectionRule,
 )
 from infra.scaling.references import cpu_target_tracking
 from infra.scaling.simulator import (
@@ -212,24 +211,29 @@ PROTECTION_TRACES = ("steady", "long-tasks")
 
 
 def protection() -> Table:
-    """Instance-hours under the two scale-in protection rules: the one asked for, and worker.protection
-    as built (protected while busy, cleared after 60 s idle)."""
+    """Instance-hours under the drain agent's scale-in protection (a task protects its instance once
+    it has run DRAIN_PROTECT_AFTER_SECONDS), with a threshold of 0 (every task protects: the rule
+    before), and with no protection at all."""
     spec = load_pool_spec(STACK, POOL)
     shape = spec.trace_shape()
+    after = ModelAssumptions().protection_after_seconds
     out = Table(
-        title=f"Scale-in protection rule ({STACK}/{POOL}): p95 wait s / x bound / interrupted",
+        title=f"Scale-in protection ({STACK}/{POOL}): p95 wait s / x bound / interrupted",
         title_justify="left",
     )
-    for header in ("trace", "policy", "while an idle one exists", "while busy (as built)"):
+    columns: tuple[tuple[str, ModelAssumptions], ...] = (
+        (f"agent, after {after:.0f} s", ModelAssumptions()),
+        ("agent, after 0 s (before)", dataclasses.replace(ModelAssumptions(), protection_after_seconds=0.0)),
+        ("none", dataclasses.replace(ModelAssumptions(), protection="none")),
+    )
+    for header in ("trace", "policy", *(name for name, _ in columns)):
         out.add_column(header, justify="left" if header in ("trace", "policy") else "right")
-    rules: tuple[ProtectionRule, ...] = ("while-an-idle-one-exists", "while-busy")
     for name in PROTECTION_TRACES:
         trace = built_in(name, shape)
         bound = perfect_foresight_instance_hours(spec, trace)
         for contender in (ours(), cpu_target_tracking()):
             cells = []
-            for rule in rules:
-                assumptions = dataclasses.replace(ModelAssumptions(), protection=rule)
+            for _, assumptions in columns:
                 result = simulate(spec, trace, contender, assumptions)
                 cells.append(
                     f"{result.p95_wait:.1f} / {result.instance_hours / bound:.2f} / {result.interrupted_tasks}"

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Final, Literal
 
 ImageMode = Literal["ami", "bake", "boot"]
-ProtectionRule = Literal["while-an-idle-one-exists", "while-busy"]
+ProtectionRule = Literal["agent", "none"]
 
 # Seconds from launch until a new instance's worker consumes tasks, per image mode. ASSUMPTIONS, not
 # measurements (no AWS account here): a baked image (bake, or an AMI that already holds the worker)
@@ -72,18 +72,22 @@ class ModelAssumptions:
     """Age of the in-service count in a published sample: the publisher reads the group once per
     10 s sample, so the count it divides by is up to one sample old."""
 
-    protection: ProtectionRule = "while-an-idle-one-exists"
-    """How busy instances are protected from scale-in. "while-an-idle-one-exists" (the rule the issue
-    asks for): AWS picks among idle instances first, busy ones only when none is idle. "while-busy"
-    (worker.protection as built: protect while a task runs, clear after the hold): with none idle,
-    the desired capacity drops but nothing is terminated until an instance has been idle for the hold;
-    a short-task pool whose tasks reach every instance (Redis hands a task to the worker blocked
-    longest) then never scales in. `make bench` shows both."""
+    protection: ProtectionRule = "agent"
+    """How instances are protected from scale-in. "agent" (worker.protection, the drain agent): an
+    instance is protected from the moment one of its tasks has run `protection_after_seconds` until
+    `protection_hold_seconds` after the last such task ends; with every instance protected, the
+    desired capacity drops but nothing is terminated until one loses its protection (PROT). "none":
+    never protected (the drain still waits for the tasks). `make bench --only protection` shows both,
+    and the agent's rule with a threshold of 0 (every task protects: the rule before)."""
+
+    protection_after_seconds: float = 30.0
+    """The agent protects only for a task that has run this long (DRAIN_PROTECT_AFTER_SECONDS,
+    worker.drain; a test holds the two equal): a shorter one finishes within a drain anyway."""
 
     protection_hold_seconds: float = 60.0
-    """Scale-in protection's hysteresis: the drain agent protects its instance while a task runs and
-    clears it after this many idle seconds (DRAIN_PROTECT_IDLE_SECONDS, worker.drain; a test holds the
-    two equal)."""
+    """Scale-in protection's hysteresis: the agent clears the protection once no task past the
+    threshold has run for this many seconds (DRAIN_PROTECT_IDLE_SECONDS, worker.drain; a test holds
+    the two equal)."""
 
     termination_seed: int = 11
     """TERM ends with "terminate one of these instances at random": the model's random choice is seeded."""

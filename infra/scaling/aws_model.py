@@ -358,23 +358,18 @@ class GroupModel:
         return ScalingEvent(now, policy, old, new, value, reason, tuple(launched), tuple(terminated))
 
     def _choose_for_scale_in(self, live: list[Instance], count: int, now: float) -> list[Instance]:
-        # PROT, as our drain agent sets it (worker.protection): an instance that ran a task within
-        # `protection_hold_seconds` is protected from scale-in, so AWS picks among the others by TERM.
-        # "If all instances ... are protected from scale in, and a scale-in event occurs, its desired
-        # capacity is decremented. However, the Auto Scaling group can't terminate the required number
-        # of instances until their instance scale-in protection settings are disabled": under the
-        # "while-busy" rule `decide` terminates the excess as instances lose their protection; under
-        # "while-an-idle-one-exists" no instance is protected once none is idle.
+        # PROT, as our drain agent sets it (worker.protection): an instance is protected from the time
+        # one of its tasks has run `protection_after_seconds` until `protection_hold_seconds` after the
+        # last such task ends, and AWS picks among the others by TERM. "If all instances ... are
+        # protected from scale in, and a scale-in event occurs, its desired capacity is decremented.
+        # However, the Auto Scaling group can't terminate the required number of instances until their
+        # instance scale-in protection settings are disabled": `decide` terminates the excess as
+        # instances lose their protection (`_terminate_excess`).
         hold = self.assumptions.protection_hold_seconds
+        agent = self.assumptions.protection == "agent"
         for instance in live:
-            instance.protected = instance.busy_until + hold > now
-        chosen = choose_for_termination(live, count, now, self._rng)
-        if len(chosen) < count and self.assumptions.protection == "while-an-idle-one-exists":
-            rest = [i for i in live if i not in chosen]
-            for instance in rest:
-                instance.protected = False
-            chosen += choose_for_termination(rest, count - len(chosen), now, self._rng)
-        return chosen
+            instance.protected = agent and instance.protected_by_agent(now, hold)
+        return choose_for_termination(live, count, now, self._rng)
 
     def _terminate_excess(self, now: float) -> ScalingEvent | None:
         """Instances above the desired capacity that were protected when it dropped, once they are not."""

@@ -12,10 +12,9 @@ Sources: see `infra.scaling.assumptions`.
 
 from __future__ import annotations
 
-import math
 import random
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 AVAILABILITY_ZONES = 3
@@ -34,8 +33,15 @@ class Instance:
     """When scale-in chose it (it enters Terminating:Wait); None while it is in the group."""
     protected: bool = False
     """Instance scale-in protection, as the worker sets it (PROT): AWS does not choose it for scale-in."""
-    busy_until: float = -math.inf
-    """When the last task it has started ends (the simulator sets it); the worker's protection reads it."""
+    protecting_tasks: list[tuple[float, float]] = field(default_factory=list)
+    """(when it reaches the protection threshold, when it ends) of its tasks at least that long (the
+    simulator adds them as they start); the drain agent's protection follows them."""
+
+    def protected_by_agent(self, now: float, hold: float) -> bool:
+        """What worker.protection sets at `now`: a task past the threshold runs, or one ended within `hold`."""
+        spans = self.protecting_tasks
+        spans[:] = [s for s in spans if s[1] + hold > now]  # ended and past the hold: never again
+        return any(reached <= now for reached, _ in spans)
 
     def in_service(self, now: float) -> bool:
         return self.in_service_at <= now and self.terminated_at is None

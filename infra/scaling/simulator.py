@@ -165,6 +165,7 @@ class _Pool:
         """Start every task that can start before t_end, requeued ones first, then FIFO."""
         free, heappop, heapreplace = self.free, heapq.heappop, heapq.heapreplace
         arrivals, service, draining = self.arrivals, self.service, self.draining
+        protect_after = self.model.assumptions.protection_after_seconds
         while free:
             slot, instance = free[0]
             if instance in draining:
@@ -187,8 +188,9 @@ class _Pool:
             end = start + service[task]
             heapreplace(free, (end, instance))
             self.running[instance].append((end, task, start))
-            record = self.by_id[instance]
-            record.busy_until = max(record.busy_until, end)
+            if end - start >= protect_after:
+                # The drain agent protects the instance once this task has run the threshold.
+                self.by_id[instance].protecting_tasks.append((start + protect_after, end))
             self.waits[task] = start - arrivals[task]
             self.started[task] = True
             self.run_start[task] = start

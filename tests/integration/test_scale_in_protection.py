@@ -1,6 +1,8 @@
-"""Scale-in takes the idle instance, not the busy one: two real workers on a real Redis broker, each
-with its own drain agent (loopback IMDSv2 server per instance), and an Auto Scaling group on moto,
-which keeps instances protected from scale in when it lowers the desired capacity.
+"""Scale-in takes the idle instance, not the one running a long task: two real workers on a real
+Redis broker, each with its own drain agent (loopback IMDSv2 server per instance), and an Auto
+Scaling group on moto, which keeps instances protected from scale in when it lowers the desired
+capacity. And a short task (younger than DRAIN_PROTECT_AFTER_SECONDS) does not protect: scale-in
+takes its instance, whose drain would wait for it.
 
 moto removes the first unprotected instances of its list, so the busy worker is put on the first
 instance: without protection, scale-in would take it.
@@ -24,7 +26,7 @@ from tests.fake_imds import fake_imds
 from tests.integration.test_drain import ProcessControl
 from tests.integration.test_publisher import REGION, _group, aws  # noqa: F401 - fixture
 from worker import journal
-from worker.busy import running_tasks
+from worker.busy import running_task_ages, running_tasks
 from worker.client import client_app
 from worker.drain import DrainAgent, build_agent, load_settings
 from worker.imds import Imds
@@ -34,7 +36,10 @@ pytestmark = [pytest.mark.redis, pytest.mark.timeout(240)]
 ASG = "pool-protect"
 HOOK = "drain"
 IDLE_S = 1.0
-TASK_S = 8.0
+AFTER_S = 2.0  # the long task protects once it has run this long
+TASK_S = 10.0  # longer than AFTER_S, with room for the scale-in while it still runs
+SHORT_TASK_S = 1.0  # the second test keeps the default threshold (30 s): far longer than these
+SHORT_TASKS = 4
 
 
 def protected(client: Any) -> dict[str, bool]:
@@ -103,6 +108,7 @@ def test_busy_instance_is_protected_and_scale_in_takes_the_idle_one(
                     poll_interval=0.2,
                     busy_dir=str(busy_dirs[instance]),
                     protect_idle_seconds=IDLE_S,
+                    protect_after_seconds=AFTER_S,
                 )
                 agents[instance] = build_agent(
                     settings,
@@ -115,6 +121,8 @@ def test_busy_instance_is_protected_and_scale_in_takes_the_idle_one(
                 thread.start()
 
             wait_until("the busy instance to be protected", lambda: protected(autoscaling)[busy_id])
+            (age,) = running_task_ages(busy_dirs[busy_id], time.time())
+            assert age >= AFTER_S, f"protected after {age:.1f} s, before the {AFTER_S} s threshold"
             idle_agent = agents[idle_id].protection
             assert idle_agent is not None
             wait_until("the idle agent to clear protection", lambda: idle_agent.protected is False)
@@ -145,4 +153,80 @@ def test_busy_instance_is_protected_and_scale_in_takes_the_idle_one(
             thread.join(30)
         for worker in workers.values():
             worker.stop(timeout=30)
+        app.close()
+
+
+def test_a_short_task_does_not_protect_its_instance(
+    aws: None,  # noqa: F811
+    server: RedisServer,
+    tmp_path: Path,
+) -> None:
+    """Short tasks back to back on one instance, its agent polling every 0.2 s with the default
+    threshold: the agent sees them run and never protects the instance, so scale-in takes it."""
+    _group(ASG, instances=2)
+    autoscaling = boto3.client("autoscaling", region_name=REGION)
+    busy_id, _other = list(protected(autoscaling))
+    busy_dir = tmp_path / "busy"
+    journal_url = server.url.removesuffix("/0") + "/1"
+    app = client_app(server.url)
+    worker = WorkerProcess(
+        name="w-short",
+        queues=["default"],
+        broker_url=server.url,
+        log_path=tmp_path / "worker.log",
+        concurrency=1,
+        env={"CELERY_BUSY_DIR": str(busy_dir), "CELERY_JOURNAL_URL": journal_url},
+    ).start()
+    stop = threading.Event()
+    thread: threading.Thread | None = None
+    try:
+        wait_for_workers(app, 1, timeout=60)
+        with fake_imds(instance_id=busy_id, asg_name=ASG) as (endpoint, _):
+            settings = load_settings(
+                lifecycle_hook_name=HOOK,
+                imds_endpoint=endpoint,
+                poll_interval=0.2,
+                busy_dir=str(busy_dir),
+                protect_idle_seconds=IDLE_S,
+            )
+            assert settings.protect_after_seconds > SHORT_TASK_S * 10
+            agent = build_agent(
+                settings, worker=ProcessControl(worker), autoscaling=autoscaling, imds=Imds(endpoint=endpoint)
+            )
+            protection = agent.protection
+            assert protection is not None
+            seen_busy: list[int] = []
+            sleep = agent.sleep
+
+            def poll_then_sleep(seconds: float) -> None:
+                # Called right after each protection update: what that update saw.
+                seen_busy.append(running_tasks(busy_dir))
+                sleep(seconds)
+
+            agent.sleep = poll_then_sleep
+            thread = threading.Thread(target=agent.run, args=(stop.is_set,))
+            thread.start()
+            ids = {app.send_task("cluster.sleep", args=[SHORT_TASK_S]).id for _ in range(SHORT_TASKS)}
+            client = redis.Redis.from_url(journal_url)
+            try:
+                wait_until(
+                    "the short tasks to end",
+                    lambda: ids <= {e["task_id"] for e in journal.read(client)},
+                    timeout=60 + SHORT_TASKS * SHORT_TASK_S,
+                )
+            finally:
+                client.close()
+            polls_while_busy = sum(1 for n in seen_busy if n > 0)
+            assert polls_while_busy >= SHORT_TASKS, f"the agent saw a task running at only {polls_while_busy} polls"
+            # The agent clears whatever an earlier agent left once nothing long has run for IDLE_S.
+            wait_until("the agent to settle", lambda: protection.protected is False)
+            assert protection.changes == [False], f"protection set for a short task: {protection.changes}"
+            assert protected(autoscaling)[busy_id] is False
+            autoscaling.set_desired_capacity(AutoScalingGroupName=ASG, DesiredCapacity=1)
+            assert busy_id not in protected(autoscaling), "scale-in did not take the instance of short tasks"
+    finally:
+        stop.set()
+        if thread is not None:
+            thread.join(30)
+        worker.stop(timeout=30)
         app.close()

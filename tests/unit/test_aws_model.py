@@ -124,8 +124,8 @@ def test_in_service_counts_lag_as_published() -> None:
     assert [model.view(t).group_metric_in_service for t in (100, 119, 120)] == [1, 1, 2]
 
 
-def _instance(id: int, zone: int, launched: float, busy_until: float = -math.inf) -> Instance:
-    return Instance(id, launched, launched, launched, zone, busy_until=busy_until)
+def _instance(id: int, zone: int, launched: float) -> Instance:
+    return Instance(id, launched, launched, launched, zone)
 
 
 def test_termination_balances_zones_then_picks_closest_to_the_billing_hour() -> None:
@@ -141,17 +141,40 @@ def test_termination_balances_zones_then_picks_closest_to_the_billing_hour() -> 
     assert [i.id for i in choose_for_termination(group_, 1, 3500, random.Random(1))] == [1]
 
 
-def test_a_busy_instance_is_not_chosen_while_an_idle_one_exists() -> None:
+def test_an_instance_running_a_long_task_is_not_chosen_while_another_exists() -> None:
     model = group(tt(disable_scale_in=False), initial=4, min_size=1)
-    # Zones 0, 1, 2, 0: by AZ balance alone AWS would take one of zone 0's two, and both are busy.
+    # Zones 0, 1, 2, 0: by AZ balance alone AWS would take one of zone 0's two, and both run a task
+    # that has passed the agent's threshold (at 0 s) and runs on.
     busy = [i for i in model.live() if i.zone == 0]
     assert len(busy) == 2
     for instance in busy:
-        instance.busy_until = 10_000.0
+        instance.protecting_tasks.append((0.0, 10_000.0))
     events = run(model, 0, 15, per_instance=6)  # 15 datapoints under 90% of the target: 4 -> 3
     (event,) = events
     assert len(event.terminated) == 1
     assert all(i.id not in event.terminated for i in busy)
+
+
+def test_the_agents_protection_starts_at_the_threshold_and_ends_after_the_hold() -> None:
+    instance = _instance(0, 0, 0)
+    instance.protecting_tasks.append((30.0, 100.0))  # started at 0 s, ran to 100 s, threshold 30 s
+    hold = 60.0
+    assert [instance.protected_by_agent(t, hold) for t in (29.0, 30.0, 100.0, 159.0, 160.0)] == [
+        False,
+        True,
+        True,
+        True,
+        False,
+    ]
+    assert instance.protecting_tasks == []  # pruned once past the hold
+
+
+def test_without_protection_scale_in_takes_an_instance_running_a_long_task() -> None:
+    model = group(tt(disable_scale_in=False), initial=2, min_size=1, assumptions=replace(NO_BOOT, protection="none"))
+    for instance in model.live():
+        instance.protecting_tasks.append((0.0, 10_000.0))
+    (event,) = run(model, 0, 15, per_instance=4)
+    assert len(event.terminated) == 1
 
 
 def test_a_schedule_raises_min_size_at_its_start_and_releases_it_at_its_end() -> None:
@@ -280,19 +303,19 @@ def test_alarm_delay_postpones_decisions_by_that_much() -> None:
     assert [(e.at, e.new_desired) for e in events] == [(40, 5)]
 
 
-def test_the_protection_hold_is_the_drain_agents() -> None:
+def test_the_protection_threshold_and_hold_are_the_drain_agents() -> None:
     assert ModelAssumptions().protection_hold_seconds == DrainSettings.model_fields["protect_idle_seconds"].default
+    assert ModelAssumptions().protection_after_seconds == DrainSettings.model_fields["protect_after_seconds"].default
 
 
-def test_protected_while_busy_holds_the_excess_until_an_instance_is_idle() -> None:
-    assumptions = replace(NO_BOOT, protection="while-busy")
-    model = group(tt(disable_scale_in=False), initial=2, min_size=1, assumptions=assumptions)
+def test_protected_instances_hold_the_excess_until_one_loses_its_protection() -> None:
+    model = group(tt(disable_scale_in=False), initial=2, min_size=1, assumptions=NO_BOOT)
     for instance in model.live():
-        instance.busy_until = 200.0
-    (event,) = run(model, 0, 15, per_instance=4)  # 2 -> 1, but both are busy: nothing terminates
+        instance.protecting_tasks.append((0.0, 200.0))
+    (event,) = run(model, 0, 15, per_instance=4)  # 2 -> 1, but both are protected: nothing terminates
     assert (event.new_desired, event.terminated) == (1, ())
     assert len(model.live()) == 2
-    model.live()[0].busy_until = 150.0  # idle from 150 s; protection lifts 60 s later
+    model.live()[0].protecting_tasks[:] = [(0.0, 150.0)]  # its long task ended at 150 s; 60 s hold
     assert model.decide(200.0) == []
     (freed,) = model.decide(220.0)
     assert freed.policy == "protection"

@@ -10,6 +10,7 @@ from pathlib import Path
 import boto3
 import httpx
 import pytest
+from botocore.stub import Stubber
 
 from tests.fake_imds import fake_imds
 from tests.lifecycle_stub import COMPLETE, LifecycleStub, RefusingStub
@@ -37,6 +38,7 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
         ("DRAIN_IMDS_ENDPOINT", "ftp://169.254.169.254", "must be an http:// URL"),
         ("DRAIN_WORKER_UNIT", "worker; rm -rf /", "should match pattern"),
         ("DRAIN_REGION", "Europe", "should match pattern"),
+        ("DRAIN_PROTECT_AFTER_SECONDS", "-1", "greater than or equal to 0"),
     ],
 )
 def test_bad_value_names_the_variable(
@@ -245,3 +247,47 @@ def test_main_drains_through_systemd_and_exits_by_what_it_achieved(
     assert len(completes) == completes_sent
     assert completes[0].params == {**stub.ids, "LifecycleActionResult": "CONTINUE"}
     assert completes[0].worker_running is not unit_stops
+
+
+def test_the_agent_protects_its_instance_only_for_a_task_past_the_threshold(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The agent's poll loop (real IMDS server, real busy markers, SetInstanceProtection on Stubber),
+    with DRAIN_PROTECT_AFTER_SECONDS from the environment: a task younger than it leaves the instance
+    alone; the poll after the task reaches it protects the instance, once."""
+    after_s, poll_s, wall0 = 12.0, 5.0, 1_000_000.0
+    monkeypatch.setenv("DRAIN_PROTECT_AFTER_SECONDS", str(after_s))
+    client = boto3.client(
+        "autoscaling", region_name="eu-west-1", aws_access_key_id="testing", aws_secret_access_key="testing"
+    )
+    clock = [0.0]
+    with fake_imds(instance_id="i-0abc1234def567890", asg_name="pool") as (endpoint, _), Stubber(client) as stubber:
+        settings = load_settings(
+            lifecycle_hook_name="hook", imds_endpoint=endpoint, busy_dir=str(tmp_path), poll_interval=poll_s
+        )
+        agent = drain.build_agent(settings, autoscaling=client)
+        assert agent.protection is not None
+        assert agent.protection.after_seconds == after_s
+        agent.protection.wall_clock = lambda: wall0 + clock[0]
+        agent.clock = lambda: clock[0]
+        polls: list[tuple[float, bool | None]] = []
+
+        def sleep(seconds: float) -> None:
+            assert agent.protection is not None
+            polls.append((clock[0], agent.protection.protected))
+            clock[0] += seconds
+
+        agent.sleep = sleep
+        marker = tmp_path / f"{os.getpid()}.task"
+        marker.touch()
+        os.utime(marker, (wall0, wall0))  # the task starts at 0 s
+        stubber.add_response(
+            "set_instance_protection",
+            {},
+            {"InstanceIds": ["i-0abc1234def567890"], "AutoScalingGroupName": "pool", "ProtectedFromScaleIn": True},
+        )
+        assert agent.wait_for_notice(lambda: clock[0] > 4 * poll_s) is None
+        stubber.assert_no_pending_responses()
+    # Polls at 0, 5, 10 s see a younger task; the one at 15 s (first past 12 s) protects.
+    assert polls == [(0.0, None), (5.0, None), (10.0, None), (15.0, True), (20.0, True)]
+    assert agent.protection.changes == [True]

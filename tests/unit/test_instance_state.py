@@ -23,6 +23,7 @@ from worker.protection import ScaleInProtection
 ASG = "celery-cluster-dev-default"
 INSTANCE = "i-0abc1234def567890"
 IDLE_S = 60.0
+AFTER_S = 30.0
 
 
 @pytest.fixture
@@ -43,46 +44,102 @@ def expect_protection(stubber: Stubber, protect: bool) -> None:
     )
 
 
+def start_task(busy_dir: Path, task: str, started: float) -> Path:
+    """A live marker (this process's pid) for a task that started at `started` on the wall clock."""
+    marker = busy_dir / f"{os.getpid()}.{task}"
+    marker.touch()
+    os.utime(marker, (started, started))
+    return marker
+
+
+def protection_at(client: Any, busy_dir: Path, clock: list[float]) -> ScaleInProtection:
+    """The agent's protection with its wall clock at `clock[0]` (the same seconds as `update(now)`)."""
+    return ScaleInProtection(
+        client, ASG, INSTANCE, str(busy_dir), idle_seconds=IDLE_S, after_seconds=AFTER_S, wall_clock=lambda: clock[0]
+    )
+
+
 def test_busy_markers_count_only_live_processes(tmp_path: Path) -> None:
-    (tmp_path / f"{os.getpid()}.task-1").touch()
-    (tmp_path / f"{os.getpid()}.task-2").touch()
+    start_task(tmp_path, "task-1", 1000.0)
+    start_task(tmp_path, "task-2", 1040.0)
     # A pool process that died mid-task: its pid is gone (pid_max is far below this).
     (tmp_path / "4194999.task-3").touch()
     (tmp_path / "not-a-marker").touch()
     assert busy.running_tasks(tmp_path) == 2
     assert busy.running_tasks(tmp_path / "gone") == 0
+    assert sorted(busy.running_task_ages(tmp_path, 1050.0)) == [10.0, 50.0]
+    assert busy.running_task_ages(tmp_path / "gone", 1050.0) == []
 
 
-def test_protected_while_busy_and_released_only_after_the_idle_hysteresis(
+def test_short_tasks_never_protect(tmp_path: Path, autoscaling: tuple[Any, Stubber]) -> None:
+    """Back-to-back tasks shorter than the threshold, for five idle periods: the only call is the
+    first clear (an earlier agent may have left the instance protected), never a protection."""
+    client, stubber = autoscaling
+    clock = [0.0]
+    protection = protection_at(client, tmp_path, clock)
+    expect_protection(stubber, False)
+    for task in range(int(5 * IDLE_S / 20)):
+        marker = start_task(tmp_path, f"t{task}", clock[0])
+        for _ in range(5):  # a poll every 5 s, the task runs 20 s (< AFTER_S)
+            assert protection.update(clock[0]) is not True
+            clock[0] += 5.0
+        marker.unlink()
+    assert protection.changes == [False]
+
+
+def test_protected_once_a_task_has_run_the_threshold_and_released_after_the_hysteresis(
     tmp_path: Path, autoscaling: tuple[Any, Stubber]
 ) -> None:
     client, stubber = autoscaling
-    protection = ScaleInProtection(client, ASG, INSTANCE, str(tmp_path), IDLE_S)
-    marker = tmp_path / f"{os.getpid()}.task"
-
-    marker.touch()
+    clock = [0.0]
+    protection = protection_at(client, tmp_path, clock)
+    long = start_task(tmp_path, "long", 0.0)
+    clock[0] = AFTER_S - 1
+    assert protection.update(clock[0]) is None  # young: not yet
     expect_protection(stubber, True)
-    assert protection.update(0.0) is True
-    # Many tasks start and end within the hysteresis: no further call.
-    for now in (5.0, 10.0):
-        marker.unlink()
+    clock[0] = AFTER_S
+    assert protection.update(clock[0]) is True
+    long.unlink()  # the long task ends at 100 s
+    # Short tasks start and end within the hysteresis: they neither extend nor drop it, no call.
+    for now in (100.0, 110.0, 120.0):
+        clock[0] = now
+        short = start_task(tmp_path, f"short-{now}", now)
         assert protection.update(now) is True
-        marker.touch()
-        assert protection.update(now + 1) is True
-    marker.unlink()
-    assert protection.update(20.0) is True
-    assert protection.update(20.0 + IDLE_S - 1) is True
+        clock[0] = now + 5
+        assert protection.update(now + 5) is True
+        short.unlink()
+    clock[0] = 100.0 + IDLE_S - 1
+    assert protection.update(clock[0]) is True
     expect_protection(stubber, False)
-    assert protection.update(20.0 + IDLE_S) is False
-    assert protection.update(20.0 + 2 * IDLE_S) is False
+    clock[0] = 100.0 + IDLE_S
+    assert protection.update(clock[0]) is False
+    clock[0] = 100.0 + 2 * IDLE_S
+    assert protection.update(clock[0]) is False
     assert protection.changes == [True, False]
+
+
+def test_a_second_long_task_keeps_the_protection_without_a_call(
+    tmp_path: Path, autoscaling: tuple[Any, Stubber]
+) -> None:
+    client, stubber = autoscaling
+    clock = [AFTER_S]
+    protection = protection_at(client, tmp_path, clock)
+    first = start_task(tmp_path, "first", 0.0)
+    expect_protection(stubber, True)
+    assert protection.update(clock[0]) is True
+    start_task(tmp_path, "second", 40.0)
+    first.unlink()  # ends at 50 s; the second reaches the threshold at 70 s, within the hysteresis
+    for now in (50.0, 70.0, 70.0 + IDLE_S):
+        clock[0] = now
+        assert protection.update(now) is True
+    assert protection.changes == [True]
 
 
 def test_an_idle_instance_clears_a_protection_left_by_an_earlier_agent(
     tmp_path: Path, autoscaling: tuple[Any, Stubber]
 ) -> None:
     client, stubber = autoscaling
-    protection = ScaleInProtection(client, ASG, INSTANCE, str(tmp_path), IDLE_S)
+    protection = protection_at(client, tmp_path, [0.0])
     assert protection.update(0.0) is None
     expect_protection(stubber, False)
     assert protection.update(IDLE_S) is False
@@ -90,8 +147,8 @@ def test_an_idle_instance_clears_a_protection_left_by_an_earlier_agent(
 
 def test_a_refused_call_is_retried_at_the_next_poll(tmp_path: Path, autoscaling: tuple[Any, Stubber]) -> None:
     client, stubber = autoscaling
-    protection = ScaleInProtection(client, ASG, INSTANCE, str(tmp_path), IDLE_S)
-    (tmp_path / f"{os.getpid()}.task").touch()
+    protection = protection_at(client, tmp_path, [AFTER_S])
+    start_task(tmp_path, "task", 0.0)
     stubber.add_client_error("set_instance_protection", "ResourceContention", "pending update")
     assert protection.update(0.0) is None
     expect_protection(stubber, True)
