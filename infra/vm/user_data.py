@@ -76,7 +76,8 @@ class PoolRuntime:
             found.append(
                 f"pool {self.pool!r}: soft shutdown timeout {self.soft_shutdown_timeout} s does not fit a Spot notice "
                 f"(at most {SPOT_NOTICE_S - SPOT_MARGIN_S - STOP_MARGIN_S} s): tasks still running when a Spot "
-                "instance is reclaimed are redelivered (after the visibility timeout on Redis), not drained"
+                "instance is reclaimed are not drained: the drain agent requeues them just before the interruption "
+                "(Celery's cold shutdown, worker.drain) and they run again from the start"
             )
         return found
 
