@@ -4,7 +4,8 @@
 
 The controller is the simulator's: `infra.scaling.simulator.ours().build(spec, assumptions)`, a
 `GroupModel` fed a `PoolSample` every 10 model seconds from real queue inspection
-(`worker.queues.RedisInspector`). Its decisions launch and terminate worker processes (`fleet`).
+(`worker.queues.RedisInspector`) and the workers' records of busy processes and task time
+(`infra.local.samples`, as the publisher reads them). Its decisions launch and terminate worker processes (`fleet`).
 At the end the same trace runs through the simulator too, and both go into the simulator's table
 and plot, next to the journal's count of every task (lost, duplicates).
 """
@@ -29,6 +30,7 @@ from infra.config import ROOT, load_stack_config
 from infra.local.accounting import Tally, tally
 from infra.local.fleet import Fleet
 from infra.local.redis_server import RedisServer
+from infra.local.samples import pool_sample
 from infra.local.scheduler import SchedulerProcess
 from infra.local.timescale import DEFAULT_WINDOWS, ModelClock, window
 from infra.scaling.aws_model import BOOT_SECONDS, GroupModel, ModelAssumptions, PoolSample, ScalingEvent
@@ -46,6 +48,7 @@ from infra.scaling.traces import Trace, built_in, read_csv
 from worker import journal
 from worker.client import client_app
 from worker.queues import RedisInspector
+from worker.service_metrics import RedisServiceReader
 
 # Local capacity on a small machine (2 cores): task processes per instance and in all. `cluster.sleep`
 # tasks hold a process but hardly any CPU, so the limit is the worker processes' memory and start-up.
@@ -283,6 +286,8 @@ def run_twin(
         stack.callback(fleet.stop_all, 40.0)
         inspector = RedisInspector(server.url)
         stack.callback(inspector.close)
+        service = RedisServiceReader(server.url)
+        stack.callback(service.close)
         tracker = JournalTracker(redis.Redis.from_url(journal_url))
         stack.callback(tracker.client.close)
 
@@ -318,10 +323,9 @@ def run_twin(
                 at = next_sample
                 snapshot = inspector.inspect([queue])
                 worst_sample_lag = max(worst_sample_lag, time.monotonic() - clock.wall_at(at))
-                age = (snapshot.oldest_age or 0.0) * plan.speed
-                group = model.view(at)
-                busy = round(snapshot.in_flight * group.ready / group.in_service) if group.in_service else 0
-                samples.append(PoolSample(at, snapshot.waiting, snapshot.in_flight, age, busy))
+                stats = service.read([queue], time.time())  # the workers' records: busy, measured task time
+                samples.append(pool_sample(at, snapshot, model.view(at), stats, plan.speed))
+                age = samples[-1].oldest_age
                 model.observe(samples[-1])
                 for event in model.decide(at):
                     for instance_id in event.launched:
