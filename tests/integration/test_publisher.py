@@ -16,6 +16,7 @@ from moto import mock_aws
 
 from infra.local.redis_server import RedisServer
 from infra.local.workers import WorkerProcess
+from tests.support.moto_groups import create_group
 from worker.client import client_app
 from worker.names import METRIC_BACKLOG, METRIC_BACKLOG_PER_INSTANCE, METRIC_IN_FLIGHT, METRIC_OLDEST_AGE
 from worker.publisher import PoolQueues, Publisher, PublisherConfigError, load_config, metric_data
@@ -35,19 +36,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 def _group(name: str, instances: int) -> None:
-    ec2 = boto3.client("ec2", region_name=REGION)
-    image = ec2.describe_images()["Images"][0]["ImageId"]
-    template = ec2.create_launch_template(
-        LaunchTemplateName=f"{name}-lt", LaunchTemplateData={"ImageId": image, "InstanceType": "t3.micro"}
-    )["LaunchTemplate"]["LaunchTemplateId"]
-    boto3.client("autoscaling", region_name=REGION).create_auto_scaling_group(
-        AutoScalingGroupName=name,
-        LaunchTemplate={"LaunchTemplateId": template},
-        MinSize=0,
-        MaxSize=10,
-        DesiredCapacity=instances,
-        AvailabilityZones=[f"{REGION}a"],
-    )
+    create_group(name, REGION, desired=instances, max_size=10)
 
 
 def _latest(cloudwatch: Any, name: str, dimensions: dict[str, str]) -> float:

@@ -34,6 +34,7 @@ from tests.integration import test_worker_faults as faults
 from tests.support.brokers import Broker
 from tests.support.credentials import sample_password
 from tests.support.fixtures import ClusterFactory
+from tests.support.moto_groups import create_group
 from tests.support.tls import make_tls_files
 from tests.support.tls_brokers import tls_url
 from worker.names import METRIC_IN_FLIGHT, METRIC_OLDEST_AGE, METRIC_WAITING
@@ -71,19 +72,7 @@ def _publisher_environment(broker: Broker, pools: list[dict[str, Any]]) -> dict[
 
 
 def _group(name: str) -> None:
-    ec2 = boto3.client("ec2", region_name=REGION)
-    image = ec2.describe_images()["Images"][0]["ImageId"]
-    template = ec2.create_launch_template(
-        LaunchTemplateName=f"{name}-lt", LaunchTemplateData={"ImageId": image, "InstanceType": "t3.micro"}
-    )["LaunchTemplate"]["LaunchTemplateId"]
-    boto3.client("autoscaling", region_name=REGION).create_auto_scaling_group(
-        AutoScalingGroupName=name,
-        LaunchTemplate={"LaunchTemplateId": template},
-        MinSize=0,
-        MaxSize=2,
-        DesiredCapacity=1,
-        AvailabilityZones=[f"{REGION}a"],
-    )
+    create_group(name, REGION, desired=1, max_size=2)
 
 
 def _by_name(data: list[dict[str, Any]], queue: str) -> dict[str, float]:
