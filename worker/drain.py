@@ -45,6 +45,7 @@ from worker.imds import Imds, MetadataError, SpotAction
 from worker.instance_state import IN_SERVICE, mark_unhealthy, wait_in_service
 from worker.logs import configure as configure_logging
 from worker.protection import ScaleInProtection
+from worker.settings import SETTINGS_EXIT_CODE
 
 ENV_PREFIX: Final = "DRAIN_"
 TERMINATED: Final = "Terminated"
@@ -387,8 +388,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings()
     except DrainSettingsError as exc:
+        # The worker's status for a bad setting: celery-drain.service does not restart on it.
         print(f"celery-cluster-drain: invalid setting {exc}", file=sys.stderr)
-        return 2
+        return SETTINGS_EXIT_CODE
     configure_logging(settings.log_level, "json")
     if args.wait_in_service:
         wait_in_service(
@@ -398,8 +400,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         agent = build_agent(settings)
     except (DrainSettingsError, MetadataError, httpx.HTTPError) as exc:
-        print(f"celery-cluster-drain: {exc}", file=sys.stderr)
-        return 2
+        # A setting the metadata does not supply is a bad setting (not restarted); instance metadata
+        # can be briefly unreachable at boot (2: systemd retries it).
+        bad_setting = isinstance(exc, DrainSettingsError)
+        print(f"celery-cluster-drain: {'invalid setting ' if bad_setting else ''}{exc}", file=sys.stderr)
+        return SETTINGS_EXIT_CODE if bad_setting else 2
     if args.check:
         return 0
     if args.mark_unhealthy:

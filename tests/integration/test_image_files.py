@@ -16,7 +16,9 @@ from infra.vm import files
 from infra.vm.user_data import render_user_data, worker_dropin
 from tests.built import dist
 from tests.cloud_init_tool import cloud_init_command
+from tests.support.units import restart_prevented
 from tests.unit.test_user_data import ARTEFACTS, POOL
+from worker.settings import SETTINGS_EXIT_CODE
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -111,6 +113,43 @@ def test_systemd_analyze_catches_a_broken_unit(instance_root: Path) -> None:
     text = output.stdout + output.stderr
     assert "kill mode" in text
     assert "start-wroker" in text
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")
+def test_systemd_analyze_catches_a_bad_restart_prevent_status(instance_root: Path) -> None:
+    unit = (instance_root / "etc" / "systemd" / "system" / files.WORKER_UNIT).read_text()
+    assert "RestartPreventExitStatus=64\n" in unit
+    broken = unit.replace("RestartPreventExitStatus=64\n", "RestartPreventExitStatus=64 SIGBOGUS\n")
+    (instance_root / "etc" / "systemd" / "system" / "broken-status.service").write_text(broken)
+    output = verify(instance_root, "broken-status.service")
+    text = output.stdout + output.stderr
+    assert "SIGBOGUS" in text
+
+
+# (unit, its main program as installed, the environment of one bad setting it reads)
+BAD_SETTING_STARTS = [
+    (files.WORKER_UNIT, "bin/start-worker", {"WORKER_QUEUES": ""}),
+    (files.WORKER_UNIT, "bin/start-worker", {"WORKER_QUEUES": "default", "CELERY_BROKER_URL": "kafka://nope"}),
+    (files.SCHEDULER_UNIT, "bin/start-scheduler", {"CELERY_BROKER_URL": "kafka://nope"}),
+    (files.DRAIN_UNIT, "venv/bin/celery-cluster-drain", {}),
+]
+
+
+@pytest.mark.parametrize(("unit", "program", "bad"), BAD_SETTING_STARTS)
+def test_a_bad_setting_exits_with_a_status_its_unit_does_not_restart(
+    instance_root: Path, unit: str, program: str, bad: dict[str, str]
+) -> None:
+    """The installed program, run as its unit runs it, exits with a status listed in the installed
+    unit's RestartPreventExitStatus=: systemd gives up at once instead of restarting forever."""
+    opt = instance_root / "opt" / "celery-cluster"
+    environment = {"PATH": f"{opt / 'venv' / 'bin'}:/usr/bin:/bin", "HOME": str(instance_root), **bad}
+    done = subprocess.run(
+        [str(opt / program)], env=environment, capture_output=True, text=True, timeout=120, check=False
+    )
+    installed = instance_root / "etc" / "systemd" / "system"
+    assert done.returncode == SETTINGS_EXIT_CODE, done.stderr
+    assert str(done.returncode) in restart_prevented(unit, installed), unit
+    assert "invalid setting" in done.stderr or "is required" in done.stderr, done.stderr
 
 
 def cloud_init_schema(path: Path) -> subprocess.CompletedProcess[str]:

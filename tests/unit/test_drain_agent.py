@@ -12,11 +12,14 @@ import httpx
 import pytest
 from botocore.stub import Stubber
 
+from infra.vm.files import DRAIN_UNIT
 from tests.fake_imds import fake_imds
 from tests.lifecycle_stub import COMPLETE, LifecycleStub, RefusingStub
+from tests.support.units import restart_prevented
 from worker import drain
 from worker.drain import DrainSettingsError, load_settings
 from worker.imds import LIFECYCLE_STATE_PATH, SPOT_ACTION_PATH, Imds, MetadataError
+from worker.settings import SETTINGS_EXIT_CODE
 
 
 @pytest.fixture(autouse=True)
@@ -54,10 +57,14 @@ def test_bad_value_names_the_variable(
     assert "\n" not in message
 
 
-def test_missing_hook_name_is_named_and_main_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+def test_missing_hook_name_is_named_and_main_exits_with_the_settings_status(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     with pytest.raises(DrainSettingsError, match=r"^DRAIN_LIFECYCLE_HOOK_NAME: is required"):
         load_settings()
-    assert drain.main([]) == 2
+    # 64, which celery-drain.service does not restart (a restart reads the same pool.env).
+    assert drain.main([]) == SETTINGS_EXIT_CODE
+    assert str(SETTINGS_EXIT_CODE) in restart_prevented(DRAIN_UNIT)
     assert "DRAIN_LIFECYCLE_HOOK_NAME: is required" in capsys.readouterr().err
 
 

@@ -14,11 +14,14 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
+from infra.vm.files import POOL_ENV, WORKER_UNIT
 from tests.fake_imds import fake_imds
+from tests.support.units import restart_prevented, unit_settings
 from worker import busy, drain
 from worker.imds import LIFECYCLE_STATE_PATH, Imds
 from worker.instance_state import mark_unhealthy, wait_in_service
 from worker.protection import ScaleInProtection
+from worker.settings import SETTINGS_EXIT_CODE
 
 ASG = "celery-cluster-dev-default"
 INSTANCE = "i-0abc1234def567890"
@@ -209,3 +212,32 @@ def test_cli_modes_exclude_each_other(capsys: pytest.CaptureFixture[str]) -> Non
         drain.main(["--check", "--mark-unhealthy"])
     assert exited.value.code == 2
     assert "not allowed with" in capsys.readouterr().err
+
+
+def test_a_worker_with_a_bad_setting_is_not_restarted_and_its_failure_unit_marks_the_instance(
+    autoscaling: tuple[Any, Stubber], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The whole path from a bad setting to SetInstanceHealth, read from the image's units: the worker's
+    settings status is one systemd does not restart on, so the unit enters "failed" and its OnFailure=
+    unit runs; that unit's own command line, run here with the pool's drain settings, marks the
+    instance unhealthy (RestartPreventExitStatus=, systemd.service(5); OnFailure=, systemd.unit(5))."""
+    worker = unit_settings(WORKER_UNIT)
+    assert str(SETTINGS_EXIT_CODE) in restart_prevented(WORKER_UNIT)
+    (failed_unit,) = worker["OnFailure"]
+    failed = unit_settings(failed_unit)
+    assert failed["EnvironmentFile"] == [POOL_ENV], "it reads the drain settings user data writes"
+    (command,) = failed["ExecStart"]
+    program, *argv = command.split()
+    assert program.endswith("/celery-cluster-drain")
+
+    client, stubber = autoscaling
+    stubber.add_response(
+        "set_instance_health",
+        {},
+        {"InstanceId": INSTANCE, "HealthStatus": "Unhealthy", "ShouldRespectGracePeriod": False},
+    )
+    monkeypatch.setattr(boto3, "client", lambda *_, **__: client)
+    with fake_imds(instance_id=INSTANCE, asg_name=ASG) as (endpoint, _):
+        monkeypatch.setenv("DRAIN_LIFECYCLE_HOOK_NAME", "drain")
+        monkeypatch.setenv("DRAIN_IMDS_ENDPOINT", endpoint)
+        assert drain.main(argv) == 0

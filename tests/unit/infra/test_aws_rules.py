@@ -37,6 +37,7 @@ from infra.vm import files
 from infra.vm.component import download_folder_problems
 from infra.vm.user_data import max_wait
 from tests.support.aws_requests import AUTONAME_SUFFIX, requests_of, validate
+from tests.support.units import restart_prevented, unit_settings
 from tests.unit.infra.conftest import STACKS, Rendered, rendered
 from worker.names import (
     METRIC_BACKLOG,
@@ -49,6 +50,7 @@ from worker.names import (
     METRIC_TASK_SECONDS,
     METRIC_WAITING,
 )
+from worker.settings import SETTINGS_EXIT_CODE
 
 ACCOUNT = "123456789012"
 ROLE = "aws:iam/role:Role"
@@ -64,7 +66,6 @@ IMAGE = "aws:imagebuilder/image:Image"
 LIFECYCLE = "aws:imagebuilder/lifecyclePolicy:LifecyclePolicy"
 FUNCTION = "aws:lambda/function:Function"
 BUCKET = "aws:s3/bucket:Bucket"
-UNITS_DIR = files.IMAGE_DIR / "systemd"
 
 
 def _resources(stack: Rendered, type_: str) -> list[Resource]:
@@ -349,16 +350,6 @@ def test_every_role_and_profile_is_under_the_stack_path(stack: Rendered) -> None
 # --- Instances that cannot work are replaced; warm-pool instances take no tasks (issue 9, items 5, 6) --
 
 
-def _unit(name: str) -> dict[str, list[str]]:
-    """A systemd unit's settings, `key -> [values]` over all sections (enough for these rules)."""
-    settings: dict[str, list[str]] = {}
-    for line in (UNITS_DIR / name).read_text().splitlines():
-        if "=" in line and not line.startswith(("#", "[")):
-            key, _, value = line.partition("=")
-            settings.setdefault(key.strip(), []).append(value.strip())
-    return settings
-
-
 def _pool_groups(stack: Rendered) -> list[Resource]:
     """The worker pools' groups (`pool-<name>-...`); the scheduler's group of one runs no tasks."""
     return [g for g in _resources(stack, GROUP) if g.name.startswith("pool-")]
@@ -381,10 +372,12 @@ def test_a_worker_that_cannot_run_gets_its_instance_replaced(stack: Rendered) ->
     replaces the unhealthy instance" (https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_SetInstanceHealth.html).
     The worker unit's OnFailure= (its restarts used up, or it cannot start) runs the unit that calls it,
     and the instance role may call it on its own group."""
-    worker = _unit("celery-worker.service")
+    worker = unit_settings("celery-worker.service")
     assert worker["OnFailure"] == ["celery-worker-failed.service"]
     assert worker["Restart"] == ["on-failure"], "only a worker that cannot restart is given up on"
-    marking = _unit("celery-worker-failed.service")
+    # A bad setting is not restarted, so the unit enters "failed" at once and OnFailure= runs.
+    assert str(SETTINGS_EXIT_CODE) in restart_prevented("celery-worker.service")
+    marking = unit_settings("celery-worker-failed.service")
     assert marking["ExecStart"] == ["/opt/celery-cluster/venv/bin/celery-cluster-drain --mark-unhealthy"]
     for group in _pool_groups(stack):
         assert group.inputs["healthCheckType"] == "EC2", "with ELB checks this rule would need revisiting"
@@ -404,10 +397,10 @@ def test_warm_pool_instances_start_no_worker(stack: Rendered) -> None:
     and user data starts the units without blocking on that wait."""
     if not any("warmPool" in g.inputs for g in _pool_groups(stack)):
         pytest.skip(f"{stack.config.stack} has no warm pool")
-    worker = _unit("celery-worker.service")
+    worker = unit_settings("celery-worker.service")
     assert "celery-in-service.service" in " ".join(worker["Requires"])
     assert "celery-in-service.service" in " ".join(worker["After"])
-    waiting = _unit("celery-in-service.service")
+    waiting = unit_settings("celery-in-service.service")
     assert waiting["ExecStart"] == ["/opt/celery-cluster/venv/bin/celery-cluster-drain --wait-in-service"]
     assert waiting["Type"] == ["oneshot"]
     assert waiting["RemainAfterExit"] == ["yes"]
