@@ -30,7 +30,8 @@ from urllib.parse import urlsplit
 import boto3
 import redis
 
-# How far apart two schedulers' clocks may be (DynamoDB leases only); see the module docstring.
+# Named assumption: how far apart two schedulers' clocks may be (DynamoDB leases only); see the
+# module docstring.
 CLOCK_SKEW_S: Final = 1.0
 
 _RENEW = """

@@ -13,6 +13,7 @@ import json
 import string
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Final
 
 import pulumi
 import pulumi_aws as aws
@@ -71,9 +72,19 @@ def parameter_family(engine: str, version: str) -> str:
     return f"{PARAMETER_FAMILIES[engine]}{version.split('.', maxsplit=1)[0]}"
 
 
+BROKER_CA_IN_SYSTEM_STORE: Final = True
+"""Named assumption: the CA that signs ElastiCache's and Amazon MQ's server certificates is one the
+image's system trust store (Amazon Linux 2023's ca-certificates) holds, so no client carries a CA file
+and no URL below names one: redis-py, py-amqp and httpx verify against the system store. AWS documents
+that both serve TLS but not which CA signs them; if a stack's broker sits behind a private CA, that CA
+goes into the image's store (this stays True), not into these URLs. The TLS tests model it by putting
+their throwaway CA in the system store (SSL_CERT_FILE, tests/support/tls_brokers.py)."""
+
+
 def redis_url(token: str, host: str, port: int) -> str:
     # rediss:// is TLS; Celery refuses a rediss URL without ssl_cert_reqs, and `required` verifies
-    # the server certificate. The token is alphanumeric, so it needs no URL escaping.
+    # the server certificate (against the system store: BROKER_CA_IN_SYSTEM_STORE). The token is
+    # alphanumeric, so it needs no URL escaping.
     return f"rediss://:{token}@{host}:{port}/0?ssl_cert_reqs=required"
 
 

@@ -5,7 +5,8 @@ the management API on HTTPS (Amazon MQ). One throwaway CA signs both server cert
 Their URLs come from the functions that write the stack's secrets (`infra.components.broker`),
 with credentials made by the stack's password rules. Clients find the CA the way an instance
 finds Amazon's: in the system store, which OpenSSL reads from SSL_CERT_FILE (`tls_broker` sets
-it for the test and every process the test starts).
+it for the test and every process the test starts; the stack's assumption
+`infra.components.broker.BROKER_CA_IN_SYSTEM_STORE`).
 """
 
 from __future__ import annotations

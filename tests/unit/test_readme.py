@@ -8,6 +8,7 @@ checked by tests/integration/test_readme_commands.py.
 
 from __future__ import annotations
 
+import ast
 import importlib
 import re
 import subprocess
@@ -251,3 +252,50 @@ def test_nothing_cites_a_design_file_outside_the_repository() -> None:
         if (ROOT / name).is_file() and outside in (ROOT / name).read_text(errors="ignore")
     ]
     assert citing == [], f"cite docs/architecture.md instead in {citing}"
+
+
+# "assumption `NAME`" or "named assumption `NAME`" in the docs: NAME is a constant in the code.
+NAMED_ASSUMPTION = re.compile(r"assumption `([A-Z][A-Z0-9_]*)`", re.IGNORECASE)
+ASSUMPTION_PACKAGES = ("infra", "worker", "celery_cluster_client")
+
+
+def assumption_definitions() -> dict[str, str]:
+    """Module-level constants whose comment or docstring states an assumption: name -> module path.
+    A mention elsewhere (a test, a comment) does not count: the default has to live in one place."""
+    found: dict[str, str] = {}
+    for package in ASSUMPTION_PACKAGES:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            source = path.read_text()
+            lines = source.splitlines()
+            body = ast.parse(source).body
+            for index, node in enumerate(body):
+                target: ast.expr | None = node.target if isinstance(node, ast.AnnAssign) else None
+                if isinstance(node, ast.Assign) and len(node.targets) == 1:
+                    target = node.targets[0]
+                if not isinstance(target, ast.Name):
+                    continue
+                # The comment lines above it, its line, and a docstring right after it.
+                start = node.lineno - 1
+                while start > 0 and lines[start - 1].lstrip().startswith("#"):
+                    start -= 1
+                text = "\n".join(lines[start : node.end_lineno])
+                following = body[index + 1] if index + 1 < len(body) else None
+                if isinstance(following, ast.Expr) and isinstance(following.value, ast.Constant):
+                    text += str(following.value.value)
+                if "assum" in text.lower():
+                    found[target.id] = str(path.relative_to(ROOT))
+    return found
+
+
+def test_every_assumption_the_docs_name_is_a_constant_in_the_code() -> None:
+    named = {(doc, name) for doc, text in DOCS.items() for name in NAMED_ASSUMPTION.findall(text)}
+    assert {name for _, name in named} >= {"CLOCK_SKEW_S", "BROKER_CA_IN_SYSTEM_STORE"}, "the pattern finds them"
+    defined = assumption_definitions()
+    assert sorted(f"{doc}: {name}" for doc, name in named if name not in defined) == []
+
+
+def test_a_constant_without_its_assumption_stated_is_not_counted() -> None:
+    defined = assumption_definitions()
+    assert defined["CLOCK_SKEW_S"] == "worker/lease.py"
+    assert defined["BROKER_CA_IN_SYSTEM_STORE"] == "infra/components/broker.py"
+    assert "SETTINGS_EXIT_CODE" not in defined, "a constant that states no assumption"
