@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import statistics
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -25,6 +24,7 @@ from celery.result import AsyncResult
 from kombu.exceptions import OperationalError
 
 from worker.client import client_app
+from worker.percentiles import percentile
 from worker.publisher import PoolQueues, broker_url_from_secret, in_service_counts
 
 CANARY = "cluster.canary"
@@ -32,15 +32,6 @@ PING = "cluster.ping"
 DEFAULT_COUNT = 20
 MARGIN_SECONDS = 15.0
 """Left of a Lambda invocation after the wait, to read the last results and return the report."""
-
-
-def percentile(values: Sequence[float], pct: int) -> float | None:
-    data = sorted(values)
-    if not data:
-        return None
-    if len(data) == 1:
-        return data[0]
-    return statistics.quantiles(data, n=100, method="inclusive")[pct - 1]
 
 
 @dataclass

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import statistics
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+
+from worker.percentiles import percentile
 
 FINAL_STATES = frozenset({"SUCCESS", "FAILURE"})
 
@@ -25,15 +26,6 @@ class Tally:
     @property
     def p95_wait(self) -> float | None:
         return percentile(self.waits, 95)
-
-
-def percentile(values: Iterable[float], pct: float) -> float | None:
-    data = sorted(values)
-    if not data:
-        return None
-    if len(data) == 1:
-        return data[0]
-    return statistics.quantiles(data, n=100, method="inclusive")[int(pct) - 1]
 
 
 def tally(sent_ids: Iterable[str], journal: Iterable[Mapping[str, str]]) -> Tally:
