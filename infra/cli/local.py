@@ -36,19 +36,11 @@ from infra.cli.errors import report
 from infra.config import ROOT, ConfigError
 from infra.local.agreement import Comparison
 from infra.local.fleet import Fleet
+from infra.local.plan import LOCAL_CONCURRENCY, LOCAL_MAX_PROCESSES, TwinPlan, assumptions_for, local_pool, local_trace
 from infra.local.redis_server import ServerNotInstalledError
+from infra.local.result import TwinResult
+from infra.local.run_loop import Snapshot, run_twin
 from infra.local.timescale import DEFAULT_WINDOWS, parse_window
-from infra.local.twin import (
-    LOCAL_CONCURRENCY,
-    LOCAL_MAX_PROCESSES,
-    Snapshot,
-    TwinPlan,
-    TwinResult,
-    assumptions_for,
-    local_pool,
-    local_trace,
-    run_twin,
-)
 from infra.local.view import Status, clock, event_line, line, render
 from infra.scaling.aws_model import GroupModel
 from infra.scaling.default_policy import target_backlog_per_instance

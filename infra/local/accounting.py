@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+import redis
+
+from worker.journal import read_after
 from worker.percentiles import percentile
 
 FINAL_STATES = frozenset({"SUCCESS", "FAILURE"})
@@ -47,3 +50,19 @@ def tally(sent_ids: Iterable[str], journal: Iterable[Mapping[str, str]]) -> Tall
         duplicates=sum(count - 1 for count in runs.values()),
         waits=tuple(waits.values()),
     )
+
+
+@dataclass
+class JournalTracker:
+    """Reads the execution journal incrementally (exclusive XRANGE from the last id seen)."""
+
+    client: redis.Redis
+    entries: list[dict[str, str]] = field(default_factory=list)
+    _last: str | None = None
+
+    def update(self) -> None:
+        fresh, self._last = read_after(self.client, self._last)
+        self.entries.extend(fresh)
+
+    def tally(self, sent: list[str]) -> Tally:
+        return tally(sent, self.entries)

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from infra.local.twin import TwinResult
+from infra.local.result import TwinResult
 from infra.scaling.aws_model import ModelAssumptions, PoolSample, ScalingEvent
 from infra.scaling.simulator import PoolSpec, SimulationResult, ours
 

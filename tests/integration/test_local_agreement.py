@@ -22,7 +22,8 @@ import pytest
 from rich.console import Console
 
 from infra.local.agreement import Comparison, gate_failures
-from infra.local.twin import TwinPlan, assumptions_for, local_pool, local_trace, run_twin
+from infra.local.plan import TwinPlan, assumptions_for, local_pool, local_trace
+from infra.local.run_loop import run_twin
 
 AGREEMENT_PLAN = TwinPlan(stack="dev", pool="default", trace="burst", window=(18.0, 40.0), speed=10.0)
 

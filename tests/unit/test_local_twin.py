@@ -13,8 +13,9 @@ import pytest
 from infra.cli.local import main
 from infra.local.accounting import Tally
 from infra.local.agreement import TOLERANCE, Comparison, gate_failures
+from infra.local.plan import TwinPlan, assumptions_for, local_pool, local_trace
+from infra.local.result import TwinResult
 from infra.local.timescale import ModelClock, parse_window
-from infra.local.twin import TwinPlan, TwinResult, assumptions_for, local_pool, local_trace
 from infra.scaling.aws_model import ModelAssumptions, PoolSample
 from infra.scaling.simulator import PoolSpec, ours, simulate
 from infra.scaling.traces import TraceError

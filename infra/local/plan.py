@@ -1,0 +1,91 @@
+"""What a local twin run is: the plan (stack, pool, trace, speed), the pool fitted to this machine, the
+trace window it replays and the model's assumptions for it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from infra.config import ROOT, load_stack_config
+from infra.local.timescale import DEFAULT_WINDOWS, window
+from infra.scaling.aws_model import BOOT_SECONDS, ModelAssumptions
+from infra.scaling.simulator import PoolSpec
+from infra.scaling.stack import pool_spec
+from infra.scaling.traces import Trace, built_in, read_csv
+
+# tasks hold a process but hardly any CPU, so the limit is the worker processes' memory and start-up.
+LOCAL_CONCURRENCY = 2
+LOCAL_MAX_PROCESSES = 16
+# What `make local --scheduler` runs: a periodic canary every 10 wall seconds, so a short run shows it.
+LOCAL_SCHEDULE = "worker.schedule:LOCAL_ENTRIES"
+
+
+@dataclass(frozen=True)
+class TwinPlan:
+    stack: str = "dev"
+    pool: str = "default"
+    trace: str = "burst"
+    speed: float = 10.0
+    window: tuple[float, float] | None = None
+    """Minutes of the trace to replay; None = the trace's DEFAULT_WINDOWS entry (whole CSV traces)."""
+    seed: int = 7
+    boot_seconds: float | None = None
+    """Launch to consuming, model seconds; None = the stack's image mode (BOOT_SECONDS)."""
+    concurrency: int = LOCAL_CONCURRENCY
+    max_processes: int = LOCAL_MAX_PROCESSES
+    drain_timeout: float = 120.0
+    """Wall seconds to wait, after the last arrival, for every task to complete."""
+    log_dir: Path = Path("build/local")
+    scheduler: bool = False
+    """Also run two periodic task schedulers beside the pool (LOCAL_SCHEDULE, one lease between them)."""
+
+
+@dataclass(frozen=True)
+class LocalPool:
+    """The stack's pool as it runs here, and how it was mapped."""
+
+    spec: PoolSpec
+    mapping: str
+    queue: str
+    """Where the trace's tasks go: the pool's first queue (a trace has no queue column)."""
+    soft_shutdown_seconds: float
+    """The stack's CELERY_SOFT_SHUTDOWN_TIMEOUT (model seconds): a draining worker's window."""
+
+
+def local_pool(plan: TwinPlan, root: Path = ROOT) -> LocalPool:
+    """The pool with its concurrency and max size cut to fit this machine. The policy is rebuilt from the
+    same SLO for the smaller instance (target backlog per instance follows the concurrency), and the
+    built-in traces are sized to the local pool's capacity, so the run means what it means on AWS."""
+    config = load_stack_config(plan.stack, root)
+    original = pool_spec(config, plan.pool)  # PoolNotFoundError names the stack's pools
+    pool = config.pools[plan.pool]
+    concurrency = min(pool.concurrency, plan.concurrency)
+    max_size = max(1, min(pool.max_size, plan.max_processes // concurrency))
+    min_size = min(pool.min_size, max_size)
+    fitted = pool.model_copy(
+        update={"concurrency": concurrency, "max_size": max_size, "min_size": min_size, "desired_size": None}
+    )
+    spec = pool_spec(config.model_copy(update={"pools": {**config.pools, plan.pool: fitted}}), plan.pool)
+    same = (concurrency, min_size, max_size) == (pool.concurrency, pool.min_size, pool.max_size)
+    mapping = f"{plan.stack}/{plan.pool}: {pool.concurrency} processes x {pool.min_size}..{pool.max_size} instances" + (
+        " (as configured)"
+        if same
+        else f", run here as {concurrency} x {min_size}..{max_size} (processes per instance in the scaling math "
+        f"{original.scaling.signal.concurrency} -> {spec.scaling.signal.concurrency})"
+    )
+    return LocalPool(spec, mapping, pool.queues[0], config.soft_shutdown_seconds)
+
+
+def local_trace(plan: TwinPlan, spec: PoolSpec) -> Trace:
+    path = Path(plan.trace)
+    if path.suffix == ".csv" or path.is_file():
+        trace = read_csv(path)
+        return trace if plan.window is None else window(trace, *plan.window)
+    trace = built_in(plan.trace, spec.trace_shape(plan.seed))
+    chosen = plan.window or DEFAULT_WINDOWS.get(plan.trace)
+    return trace if chosen is None else window(trace, *chosen)
+
+
+def assumptions_for(plan: TwinPlan, spec: PoolSpec) -> ModelAssumptions:
+    boot = BOOT_SECONDS[spec.image_mode] if plan.boot_seconds is None else plan.boot_seconds
+    return ModelAssumptions(boot_seconds=boot)

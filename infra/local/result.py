@@ -1,0 +1,85 @@
+"""What a local twin run reports: its result next to the simulator's, and the parts the run loop derives it from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from infra.local.accounting import Tally
+from infra.local.fleet import Fleet
+from infra.scaling.aws_model import GroupModel, PoolSample, ScalingEvent
+from infra.scaling.simulator import PoolSpec, SimulationResult, summarise_run
+from infra.scaling.traces import Trace
+
+PERIODIC_PREFIX = "periodic:"
+
+
+@dataclass(frozen=True)
+class TwinResult:
+    local: SimulationResult
+    simulated: SimulationResult
+    tally: Tally
+    speed: float
+    wall_seconds: float
+    late_boots: int
+    problems: tuple[str, ...]
+    producer_lag: float
+    canaries_sent: int = 0
+    canaries_returned: int = 0
+    samples: tuple[PoolSample, ...] = ()
+    """Every sample the model was fed, in order (replaying them through a fresh model must give `decisions`)."""
+    decisions: tuple[ScalingEvent, ...] = ()
+    """Every scaling event the model made."""
+    launched: tuple[int, ...] = ()
+    """Model instance ids the fleet started a worker process for (min size at the start, then each launch)."""
+    drained: tuple[int, ...] = ()
+    """Model instance ids whose worker process the fleet drained (SIGTERM) on a scale-in."""
+    worst_sample_lag: float = 0.0
+    """Most wall seconds a sample was read after its 10 s boundary (the queue as it was that much later)."""
+    periodic: tuple[int, int] | None = None
+    """With the schedulers (`--scheduler`): periodic runs journalled, and how many of them ran twice."""
+
+    @property
+    def ok(self) -> bool:
+        return (
+            self.tally.lost == 0
+            and self.tally.sent == self.local.tasks
+            and self.canaries_returned == self.canaries_sent
+            and (self.periodic is None or self.periodic[1] == 0)
+        )
+
+
+def periodic_runs(entries: list[dict[str, str]]) -> tuple[int, int]:
+    """Periodic runs in the journal (task ids from worker.periodic.run_id), and how many ran twice."""
+    ids = [e["task_id"] for e in entries if e["task_id"].startswith(PERIODIC_PREFIX)]
+    return len(set(ids)), len(ids) - len(set(ids))
+
+
+def local_result(
+    spec: PoolSpec,
+    trace: Trace,
+    model: GroupModel,
+    fleet: Fleet,
+    rows: list[tuple[float, float, float, float, float, float]],
+    final: Tally,
+    speed: float,
+    end: float,
+    peak: int,
+) -> SimulationResult:
+    hours = sum(
+        ((i.exited_at if i.exited_at is not None else end) - max(i.launched_at, 0.0)) / 3600
+        for i in fleet.instances.values()
+    )
+    return summarise_run(
+        policy="local twin",
+        spec=spec,
+        trace=trace,
+        model=model,
+        waits=np.asarray(final.waits, dtype=np.float64) * speed,
+        rows=rows,
+        instance_hours=hours,
+        peak=peak,
+        simulated_seconds=end,
+        wall_seconds=0.0,
+    )
