@@ -1,0 +1,256 @@
+"""`python -m worker.deadletter list|show|replay|purge`, called in this process (`main(argv)`) against the
+shared Redis, one dead-letter queue per test: what each prints, what it leaves in which queue, and its
+exit code. The commands as a user types them, against a worker's letters, are in
+tests/integration/test_dead_letters.py; these are the paths mutation testing sees."""
+
+from __future__ import annotations
+
+import base64
+import json
+import socket
+import uuid
+from typing import Any
+
+import pytest
+from celery import Celery
+
+from tests.support.redis_queues import REDIS_URL, RedisQueues
+from worker import deadletter
+from worker.names import PUBLISHED_AT_HEADER
+
+pytestmark = pytest.mark.redis
+MESSAGES = ("deadletter:", "invalid setting")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _worker_app() -> None:
+    """`replay` sends with the worker's app, which reads its settings and installs its logging when
+    first imported: import it once, on the test Redis, before any test captures stderr."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CELERY_BROKER_URL", REDIS_URL)
+        from worker.app import app  # noqa: PLC0415 - only with the settings above
+
+    assert app.conf.broker_url == REDIS_URL, "worker.app was imported earlier with another broker"
+
+
+@pytest.fixture
+def dlq(redis_queues: RedisQueues, monkeypatch: pytest.MonkeyPatch) -> str:
+    name = redis_queues.name("dead")
+    monkeypatch.setenv("CELERY_BROKER_URL", redis_queues.url)
+    monkeypatch.setenv("CELERY_DEAD_LETTER_QUEUE", name)
+    return name
+
+
+def _add(redis_queues: RedisQueues, dlq: str, **fields: Any) -> dict[str, Any]:
+    """Put one dead letter on `dlq` the way the worker does; returns what it was given (its id included).
+    Not read back: a read hands letters back at the far end of the queue, which would reorder it."""
+    record = {"reason": "task_failed", "dead_letter_id": uuid.uuid4().hex, **fields}
+    app = Celery("t", broker=redis_queues.url, set_as_current=False)
+    deadletter.publish(app, record, deadletter.dead_letter_queue(dlq))
+    return record
+
+
+def _task_letter(redis_queues: RedisQueues, dlq: str, source: str | None) -> dict[str, Any]:
+    return _add(
+        redis_queues,
+        dlq,
+        task="reports.build",
+        task_id=str(uuid.uuid4()),
+        source_queue=source,
+        args=["r7"],
+        kwargs={"force": True},
+    )
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, list[str], str]:
+    code = deadletter.main(list(argv))
+    out, err = capsys.readouterr()
+    # The command's own messages; stderr also carries the worker's logging (JSON lines, or a logging
+    # error when the app was imported under an earlier capture, as mutmut's repeated runs do).
+    return code, out.splitlines(), "".join(line for line in err.splitlines(True) if line.startswith(MESSAGES))
+
+
+def test_list_prints_letters_oldest_first_and_leaves_them(
+    redis_queues: RedisQueues, dlq: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ids = [_add(redis_queues, dlq, task_id=f"t-{i}")["dead_letter_id"] for i in range(3)]
+    code, lines, _ = _run(capsys, "list", "--limit", "2")
+    assert code == 0
+    assert [json.loads(line)["dead_letter_id"] for line in lines] == ids[:2]
+    assert lines[0] == json.dumps(json.loads(lines[0]), sort_keys=True)
+    assert redis_queues.depth(dlq) == 3
+    code, lines, _ = _run(capsys)  # no command: list, up to 100
+    assert (code, len(lines)) == (0, 3)
+    assert redis_queues.depth(dlq) == 3
+
+
+def test_list_remove_takes_what_it_printed(
+    redis_queues: RedisQueues, dlq: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for i in range(3):
+        _add(redis_queues, dlq, task_id=f"t-{i}")
+    code, lines, _ = _run(capsys, "list", "--remove", "--limit", "1")
+    assert (code, len(lines), redis_queues.depth(dlq)) == (0, 1, 2)
+    code, lines, _ = _run(capsys, "--remove")
+    assert (code, len(lines), redis_queues.depth(dlq)) == (0, 2, 0)
+
+
+def test_show_prints_one_letter_whole(redis_queues: RedisQueues, dlq: str, capsys: pytest.CaptureFixture[str]) -> None:
+    _add(redis_queues, dlq, task_id="other")
+    letter = _add(redis_queues, dlq, task_id="t-1", traceback="Traceback ...\nValueError: x\n")
+    code, lines, err = _run(capsys, "show", letter["dead_letter_id"])
+    assert (code, err) == (0, "")
+    shown = json.loads("\n".join(lines))
+    assert shown == {**letter, "dead_lettered_at": shown["dead_lettered_at"], "hostname": socket.gethostname()}
+    assert "\n".join(lines) == json.dumps(shown, sort_keys=True, indent=2)
+    assert redis_queues.depth(dlq) == 2
+
+
+def test_show_finds_a_letter_without_a_dead_letter_id_by_its_task_id(
+    redis_queues: RedisQueues, dlq: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Letters written before `dead_letter_id` existed carry only the task id.
+    redis_queues.publish(dlq, {"reason": "task_failed", "task_id": "old-1"}, serializer="json")
+    code, lines, _ = _run(capsys, "show", "old-1")
+    assert (code, json.loads("\n".join(lines))) == (0, {"reason": "task_failed", "task_id": "old-1"})
+
+
+def test_show_of_an_unknown_id_exits_1_and_names_it(
+    redis_queues: RedisQueues, dlq: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _add(redis_queues, dlq, task_id="t-1")
+    code, lines, err = _run(capsys, "show", "nope")
+    assert (code, lines) == (1, [])
+    assert err == f"deadletter: no dead letter with id nope in {dlq}\n"
+    assert redis_queues.depth(dlq) == 1
+
+
+def test_replay_sends_the_task_again_to_its_source_queue_then_removes_the_letter(
+    redis_queues: RedisQueues, dlq: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = redis_queues.name("io")
+    letter = _task_letter(redis_queues, dlq, source)
+    kept = _task_letter(redis_queues, dlq, source)
+    code, lines, err = _run(capsys, "replay", letter["dead_letter_id"])
+    assert (code, err) == (0, "")
+    assert lines == [f"replayed {letter['dead_letter_id']} (reports.build) to {source}", "replayed 1 dead letter(s)"]
+    (sent,) = redis_queues.take(source)
+    assert (sent.headers["task"], sent.headers["id"]) == ("reports.build", letter["task_id"])
+    assert sent.headers["retries"] == 0
+    assert PUBLISHED_AT_HEADER in sent.headers  # queue latency counts from the replay
+    args, kwargs, _ = sent.payload
+    assert (args, kwargs) == (["r7"], {"force": True})
+    assert [r["dead_letter_id"] for r in deadletter.read(redis_queues.url, dlq)] == [kept["dead_letter_id"]]
+
+
+def test_replay_to_another_queue_and_all(
+    redis_queues: RedisQueues, dlq: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source, other = redis_queues.name("io"), redis_queues.name("other")
+    letters = [_task_letter(redis_queues, dlq, source) for _ in range(2)]
+    code, lines, _ = _run(capsys, "replay", "--all", "--to", other)
+    assert code == 0
+    assert lines[-1] == "replayed 2 dead letter(s)"
+    assert sorted(m.headers["id"] for m in redis_queues.take(other)) == sorted(r["task_id"] for r in letters)
+    assert (redis_queues.depth(source), redis_queues.depth(dlq)) == (0, 0)
+
+
+def test_replay_of_a_refused_message_sends_its_original_bytes(
+    redis_queues: RedisQueues, dlq: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    body = b'[["x"], {}, {"callbacks": null}]'
+    letter = _add(
+        redis_queues,
+        dlq,
+        reason="unknown_task",
+        task="reports.new",
+        task_id="p-1",
+        source_queue=redis_queues.name("io"),
+        content_type="application/json",
+        content_encoding="utf-8",
+        headers={"task": "reports.new", "id": "p-1", "lang": "py"},
+        body_b64=base64.b64encode(body).decode(),
+    )
+    code, lines, _ = _run(capsys, "replay", letter["dead_letter_id"])
+    assert code == 0
+    assert lines[0] == f"replayed {letter['dead_letter_id']} (reports.new) to {redis_queues.name('io')}"
+    (sent,) = redis_queues.take(redis_queues.name("io"))
+    assert sent.body == body
+    assert (sent.content_type, sent.content_encoding) == ("application/json", "utf-8")
+    assert {k: sent.headers[k] for k in ("task", "id", "lang")} == {"task": "reports.new", "id": "p-1", "lang": "py"}
+    assert redis_queues.depth(dlq) == 0
+
+
+def test_replay_dry_run_changes_nothing(
+    redis_queues: RedisQueues, dlq: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = redis_queues.name("io")
+    letter = _task_letter(redis_queues, dlq, source)
+    raw = _add(redis_queues, dlq, source_queue=source, body_b64=base64.b64encode(b"x").decode())
+    code, lines, _ = _run(capsys, "replay", "--all", "--dry-run")
+    assert code == 0
+    assert lines == [
+        f"would replay {letter['dead_letter_id']} (reports.build) to {source}",
+        f"would replay {raw['dead_letter_id']} (raw message) to {source}",
+        "would replay 2 dead letter(s)",
+    ]
+    assert (redis_queues.depth(source), redis_queues.depth(dlq)) == (0, 2)
+
+
+def test_replay_of_an_unknown_id_replays_the_others_and_exits_1(
+    redis_queues: RedisQueues, dlq: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = redis_queues.name("io")
+    letter = _task_letter(redis_queues, dlq, source)
+    code, lines, err = _run(capsys, "replay", "zz-missing", letter["dead_letter_id"], "aa-missing")
+    assert code == 1
+    assert lines[-1] == "replayed 1 dead letter(s)"
+    assert err == f"deadletter: no dead letter with id aa-missing, zz-missing in {dlq}\n"
+    assert (redis_queues.depth(source), redis_queues.depth(dlq)) == (1, 0)
+
+
+@pytest.mark.parametrize(
+    ("record", "why"),
+    [
+        ({"task": "reports.build", "source_queue": None}, "has no source queue: give --to QUEUE"),
+        ({"task": None, "source_queue": "io"}, "names no task and holds no message to replay"),
+    ],
+)
+def test_a_letter_that_cannot_be_replayed_exits_2_and_stays(
+    redis_queues: RedisQueues, dlq: str, capsys: pytest.CaptureFixture[str], record: dict[str, Any], why: str
+) -> None:
+    letter = _add(redis_queues, dlq, **record)
+    code, _, err = _run(capsys, "replay", letter["dead_letter_id"])
+    assert code == 2
+    assert err == f"deadletter: dead letter {letter['dead_letter_id']} {why}\n"
+    assert redis_queues.depth(dlq) == 1
+
+
+@pytest.mark.parametrize("argv", [["replay"], ["replay", "x", "--all"]])
+def test_replay_takes_ids_or_all(dlq: str, capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        deadletter.main(argv)
+    assert exited.value.code == 2
+    assert "replay takes dead-letter ids or --all (one of the two)" in capsys.readouterr().err
+
+
+def test_purge_removes_every_dead_letter_and_nothing_else(
+    redis_queues: RedisQueues, dlq: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = redis_queues.name("io")
+    for _ in range(3):
+        _task_letter(redis_queues, dlq, source)
+    redis_queues.publish(source, {"not": "a dead letter"}, serializer="json")
+    code, lines, _ = _run(capsys, "purge", "--dry-run")
+    assert (code, lines, redis_queues.depth(dlq)) == (0, [f"would remove 3 dead letter(s) from {dlq}"], 3)
+    code, lines, _ = _run(capsys, "purge")
+    assert (code, lines) == (0, [f"removed 3 dead letter(s) from {dlq}"])
+    assert (redis_queues.depth(dlq), redis_queues.depth(source)) == (0, 1)
+
+
+def test_an_invalid_setting_exits_2_naming_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("CELERY_BROKER_URL", "http://broker")
+    assert deadletter.main(["purge"]) == 2
+    assert capsys.readouterr().err.startswith("invalid setting CELERY_BROKER_URL: ")
