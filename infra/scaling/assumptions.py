@@ -82,12 +82,12 @@ class ModelAssumptions:
 
     protection_after_seconds: float = 30.0
     """The agent protects only for a task that has run this long (DRAIN_PROTECT_AFTER_SECONDS,
-    worker.drain; a test holds the two equal): a shorter one finishes within a drain anyway."""
+    worker.drain_settings; a test holds the two equal): a shorter one finishes within a drain anyway."""
 
     protection_hold_seconds: float = 60.0
     """Scale-in protection's hysteresis: the agent clears the protection once no task past the
-    threshold has run for this many seconds (DRAIN_PROTECT_IDLE_SECONDS, worker.drain; a test holds
-    the two equal)."""
+    threshold has run for this many seconds (DRAIN_PROTECT_IDLE_SECONDS, worker.drain_settings; a test
+    holds the two equal)."""
 
     termination_seed: int = 11
     """TERM ends with "terminate one of these instances at random": the model's random choice is seeded."""

@@ -28,7 +28,8 @@ from tests.fake_imds import ImdsState, fake_imds
 from tests.lifecycle_stub import COMPLETE, HEARTBEAT, LifecycleStub
 from worker import journal
 from worker.client import client_app
-from worker.drain import DrainAgent, DrainOutcome, build_agent, load_settings
+from worker.drain import DrainAgent, DrainOutcome, build_agent
+from worker.drain_settings import load_settings
 from worker.imds import LIFECYCLE_STATE_PATH, SPOT_ACTION_PATH, Imds
 
 pytestmark = [pytest.mark.redis, pytest.mark.timeout(180)]

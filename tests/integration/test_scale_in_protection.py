@@ -28,7 +28,8 @@ from tests.integration.test_publisher import REGION, _group, aws  # noqa: F401 -
 from worker import journal
 from worker.busy import running_task_ages, running_tasks
 from worker.client import client_app
-from worker.drain import DrainAgent, build_agent, load_settings
+from worker.drain import DrainAgent, build_agent
+from worker.drain_settings import load_settings
 from worker.imds import Imds
 
 pytestmark = [pytest.mark.redis, pytest.mark.timeout(240)]

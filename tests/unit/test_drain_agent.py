@@ -17,7 +17,7 @@ from tests.fake_imds import fake_imds
 from tests.lifecycle_stub import COMPLETE, LifecycleStub, RefusingStub
 from tests.support.units import restart_prevented
 from worker import drain
-from worker.drain import DrainSettingsError, load_settings
+from worker.drain_settings import DrainSettingsError, load_settings
 from worker.imds import LIFECYCLE_STATE_PATH, SPOT_ACTION_PATH, Imds, MetadataError
 from worker.settings import SETTINGS_EXIT_CODE
 

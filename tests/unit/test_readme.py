@@ -38,7 +38,7 @@ ALL_DOCS = "\n".join(DOCS.values())
 CODE_DIRS = ("infra", "worker", "celery_cluster_client", "policy", "image", "scripts", "tests", ".github")
 CODE_FILES = ("Makefile", "pyproject.toml", "Pulumi.yaml")
 # Modules whose pydantic-settings models read the environment (prefix + field name).
-SETTINGS_MODULES = ("worker.settings", "worker.drain", "worker.fetchenv", "worker.scheduler")
+SETTINGS_MODULES = ("worker.settings", "worker.drain_settings", "worker.fetchenv", "worker.scheduler")
 # `celery-cluster:<name>` strings that are not config keys: AWS tag keys, Redis key prefixes.
 NOT_CONFIG = {
     "image": "the tag image retention selects the stack's AMIs by",
