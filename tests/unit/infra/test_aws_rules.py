@@ -3,7 +3,7 @@
 Nobody can run `pulumi up` here, so what AWS would reject at deploy time, or accept and then
 silently not do, is checked against the render: one test per rule, with the document or provider
 issue that states the rule. The render's requests are also validated against botocore's service
-models (`tests/support/aws_requests.py`): shapes, required members, enums, ranges and patterns.
+models (`tests/support/aws_requests/`): shapes, required members, enums, ranges and patterns.
 
 Add a rule here as a test named for the rule, with its source in the docstring.
 """
