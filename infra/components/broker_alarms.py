@@ -7,7 +7,7 @@ from collections.abc import Mapping
 
 import pulumi
 
-from infra.components.pool_alarms import MINUTE, AlarmArgs, Query, QueryMetric
+from infra.components.alarm_args import MINUTE, AlarmArgs, Metric, Query, alarm, queried_metric
 from infra.config import StackConfig
 
 
@@ -20,21 +20,16 @@ def _sustained(
     threshold: float,
 ) -> AlarmArgs:
     """A broker metric over its threshold for five consecutive minutes."""
-    return AlarmArgs(
-        alarm_description=f"{what} over {threshold} for 5 minutes",
-        namespace=namespace,
-        metric_name=metric,
-        dimensions=dimensions,
-        statistic=stat,
-        period=MINUTE,
-        comparison_operator="GreaterThanThreshold",
-        threshold=threshold,
-        evaluation_periods=5,
-        datapoints_to_alarm=5,
+    return alarm(
+        f"{what} over {threshold} for 5 minutes",
+        Metric(namespace, metric, stat, dimensions),
+        "GreaterThanThreshold",
+        threshold,
+        periods=5,
         # AWS publishes these every minute while the broker runs; a gap (maintenance, a node being
         # replaced) is neither healthy nor overloaded, so it is left out of the evaluation, and a
         # broker with no data at all shows INSUFFICIENT_DATA rather than OK or ALARM.
-        treat_missing_data="missing",
+        missing="missing",
     )
 
 
@@ -87,17 +82,7 @@ def mq_alarms(config: StackConfig, broker_name: pulumi.Input[str]) -> list[tuple
     """The alarms of the Amazon MQ broker."""
 
     def metric(metric_id: str, name: str, stat: str) -> Query:
-        return Query(
-            id=metric_id,
-            return_data=False,
-            metric=QueryMetric(
-                namespace="AWS/AmazonMQ",
-                metric_name=name,
-                dimensions={"Broker": broker_name},
-                stat=stat,
-                period=MINUTE,
-            ),
-        )
+        return queried_metric(metric_id, "AWS/AmazonMQ", name, {"Broker": broker_name}, stat)
 
     alarms = [
         (f"broker-{suffix}", _sustained(f"Broker: {what}", "AWS/AmazonMQ", name, {"Broker": broker_name}, stat, limit))
@@ -110,20 +95,19 @@ def mq_alarms(config: StackConfig, broker_name: pulumi.Input[str]) -> list[tuple
     alarms.append(
         (
             "broker-memory",
-            AlarmArgs(
-                alarm_description=f"Broker: memory over {config.broker_memory_alarm_percent}% of the RabbitMQ limit "
+            alarm(
+                f"Broker: memory over {config.broker_memory_alarm_percent}% of the RabbitMQ limit "
                 "(publishers block at 100%)",
-                comparison_operator="GreaterThanThreshold",
-                threshold=config.broker_memory_alarm_percent,
-                evaluation_periods=5,
-                datapoints_to_alarm=5,
-                # As the other broker alarms: a gap in AWS's broker metrics is not evidence either way.
-                treat_missing_data="missing",
-                metric_queries=[
+                [
                     metric("used", "RabbitMQMemUsed", "Maximum"),
                     metric("limit", "RabbitMQMemLimit", "Maximum"),
                     Query(id="pct", return_data=True, label="Memory % of limit", expression="100 * used / limit"),
                 ],
+                "GreaterThanThreshold",
+                config.broker_memory_alarm_percent,
+                periods=5,
+                # As the other broker alarms: a gap in AWS's broker metrics is not evidence either way.
+                missing="missing",
             ),
         )
     )

@@ -14,9 +14,10 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.components import iam
+from infra.components.alarm_args import AlarmArgs
 from infra.components.broker_alarms import cache_alarms, mq_alarms
 from infra.components.dashboard import dashboard_body, dashboard_name, dashboard_url
-from infra.components.pool_alarms import AlarmArgs, MonitoredPool, pool_alarms
+from infra.components.pool_alarms import MonitoredPool, pool_alarms
 from infra.config import StackConfig
 
 TYPE = "celery-cluster:monitoring:Monitoring"

@@ -13,15 +13,12 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
-import pulumi_aws as aws
-
+from infra.components.alarm_args import MINUTE, AlarmArgs, Metric, alarm
 from worker.names import METRIC_ENTRY_LATENESS, METRIC_SCHEDULER_HEARTBEAT
 from worker.periodic import Periodic, Slots
 
-AlarmArgs = aws.cloudwatch.MetricAlarmArgs
 HIGH_RESOLUTION_PERIODS = (10, 20, 30)
 ENTRY_DIMENSION = "Entry"
-MINUTE = 60
 
 
 def alarm_period(seconds: float) -> int:
@@ -37,19 +34,15 @@ def scheduler_alarms(namespace: str, lease_seconds: int, entries: Iterable[Perio
     alarms = [
         (
             "no-holder",
-            AlarmArgs(
-                alarm_description=f"No periodic task scheduler has held the lease for {period} s (two lease periods "
+            alarm(
+                f"No periodic task scheduler has held the lease for {period} s (two lease periods "
                 "or more): periodic tasks are not being sent; check the scheduler instance and its log",
-                namespace=namespace,
-                metric_name=METRIC_SCHEDULER_HEARTBEAT,
-                statistic="SampleCount",
-                period=period,
-                comparison_operator="LessThanThreshold",
-                threshold=1,
-                evaluation_periods=1,
-                datapoints_to_alarm=1,
+                Metric(namespace, METRIC_SCHEDULER_HEARTBEAT, "SampleCount", period=period),
+                "LessThanThreshold",
+                1,
+                periods=1,
                 # Missing data is exactly the failure this alarm exists for.
-                treat_missing_data="breaching",
+                missing="breaching",
             ),
         )
     ]
@@ -58,20 +51,15 @@ def scheduler_alarms(namespace: str, lease_seconds: int, entries: Iterable[Perio
         alarms.append(
             (
                 f"periodic-{entry.name}-late",
-                AlarmArgs(
-                    alarm_description=f"Periodic entry {entry.name} ({entry.task}): its run is late by more than its "
+                alarm(
+                    f"Periodic entry {entry.name} ({entry.task}): its run is late by more than its "
                     f"interval ({gap:g} s); the scheduler is alive but cannot send (broker? lease store?)",
-                    namespace=namespace,
-                    metric_name=METRIC_ENTRY_LATENESS,
-                    dimensions={ENTRY_DIMENSION: entry.name},
-                    statistic="Maximum",
-                    period=MINUTE,
-                    comparison_operator="GreaterThanThreshold",
-                    threshold=gap,
-                    evaluation_periods=1,
-                    datapoints_to_alarm=1,
+                    Metric(namespace, METRIC_ENTRY_LATENESS, "Maximum", {ENTRY_DIMENSION: entry.name}),
+                    "GreaterThanThreshold",
+                    gap,
+                    periods=1,
                     # No data means no holder, which the no-holder alarm reports once for all entries.
-                    treat_missing_data="notBreaching",
+                    missing="notBreaching",
                 ),
             )
         )
