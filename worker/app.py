@@ -10,7 +10,7 @@ import sys
 
 from celery import Celery
 
-from worker import busy, deadletter, journal, logs, shutdown, stamping, task_stats
+from worker import busy, deadletter, journal, logs, rabbit_task_stats, shutdown, stamping, task_stats
 from worker.celeryconfig import build_config
 from worker.request import BaseTask
 from worker.settings import SETTINGS_EXIT_CODE, SettingsError, check_imports, load_process_settings, load_settings
@@ -52,4 +52,5 @@ deadletter.install(settings.dead_letter_queue)
 journal.install(settings.journal_url)
 shutdown.install(settings.soft_shutdown_timeout)
 task_stats.install(settings.broker_url, settings.is_redis)
+rabbit_task_stats.install(settings.broker_url, settings.is_redis)
 busy.install(settings.busy_dir)

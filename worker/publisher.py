@@ -207,7 +207,7 @@ class Publisher:
     cloudwatch: Any
     autoscaling: Any
     service: ServiceReader | None = None
-    """What the workers recorded in a Redis broker; None on RabbitMQ (worker.service_metrics)."""
+    """What the workers recorded in the broker (worker.service_metrics); None: no task time, busy from in-flight."""
 
     def sample(self) -> list[dict[str, Any]]:
         """Inspect every pool's queues once and publish; returns what was published."""

@@ -5,7 +5,8 @@ sends to CloudWatch (`metric_data`, `service_data`, `unstamped_data`), printed i
 AWS call is made: in-service instances come from `--in-service` (default 0, so backlog per instance
 is the backlog, as for a pool at zero). One sample has no history, so a message without a
 `published_at` stamp is dated from this sample (age 0); the running publisher dates it from the
-sample it first appeared in.
+sample it first appeared in. On RabbitMQ the task time is what the stats queue holds ready: the
+summaries a running publisher holds (`worker.rabbit_service`) are not among them.
 """
 
 from __future__ import annotations
@@ -38,13 +39,12 @@ def sample(
     try:
         snapshot = inspector.inspect(list(queues))
         counts = {CLI_ASG: in_service}
-        service = None if reader is None else reader.read(list(queues), snapshot.taken_at)
+        service = reader.read(list(queues), snapshot.taken_at)
         data = metric_data(pools, snapshot, counts) + service_data(pools, snapshot, counts, service)
         data += unstamped_data(pools, snapshot)
     finally:
         inspector.close()
-        if reader is not None:
-            reader.close()
+        reader.close()
     return {
         "taken_at": snapshot.taken_at,
         "queues": {

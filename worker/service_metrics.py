@@ -4,8 +4,11 @@ Read once per sample next to the queue snapshot, and published at 10-second reso
 `worker.publisher` (names in `worker.names`, contract with the scaling policies):
 
 - `PoolTaskSeconds`: the mean run time of the pool's tasks that ended in the last
-  `worker.task_stats.WINDOW_MINUTES` minutes, as the workers recorded it. No datum while no task
-  ended in the window (never a made-up value; the policy then uses `averageTaskSeconds`).
+  `worker.task_stats.WINDOW_MINUTES` minutes, as the workers recorded it (Redis: per-minute
+  buckets, `worker.task_stats`; RabbitMQ: the per-process summaries of the stats queue,
+  `worker.rabbit_task_stats` and `worker.rabbit_service`). No datum while no task ended in the
+  window or the records cannot be read (never a made-up value; the policy then uses
+  `averageTaskSeconds`).
 - `PoolBusyProcesses`: tasks running now. Redis: the workers' running sets. RabbitMQ: the broker's
   unacknowledged count, which with prefetch multiplier 1 is the running tasks plus any countdown
   tasks a worker holds (docs/scaling.md, "Measured task time").
@@ -26,6 +29,7 @@ import redis
 
 from worker.names import METRIC_BUSY_PROCESSES, METRIC_IN_SERVICE, METRIC_TASK_SECONDS
 from worker.queues import Snapshot
+from worker.rabbit_service import RabbitServiceReader
 from worker.task_stats import QueueService, read_service
 
 
@@ -55,23 +59,30 @@ class RedisServiceReader:
         self._client.close()
 
 
-def reader_for(broker_url: str) -> ServiceReader | None:
-    """Redis brokers carry the workers' records; RabbitMQ ones do not (busy comes from in-flight)."""
+def reader_for(broker_url: str) -> ServiceReader:
+    """The workers' records: Redis keys per task, or RabbitMQ's stats queue of per-process summaries."""
     if urlsplit(broker_url).scheme in ("redis", "rediss"):
         return RedisServiceReader(broker_url)
-    return None
+    return RabbitServiceReader(broker_url)
+
+
+def busy(queues: Sequence[str], snapshot: Snapshot, mine: Sequence[QueueService]) -> int:
+    """The workers' running counts where the broker keeps them, else the in-flight count (RabbitMQ)."""
+    running = [s.running for s in mine]
+    if running and all(r is not None for r in running):
+        return sum(r for r in running if r is not None)
+    return snapshot.select(queues).in_flight
 
 
 def pool_values(
     queues: Sequence[str], snapshot: Snapshot, in_service: int, service: Mapping[str, QueueService] | None
 ) -> list[Value]:
-    """The three service values of one pool; `service` is None on a broker without records."""
-    values = [Value(METRIC_IN_SERVICE, float(in_service), "Count")]
-    if service is None:
-        values.append(Value(METRIC_BUSY_PROCESSES, float(snapshot.select(queues).in_flight), "Count"))
-        return values
-    mine = [service[q] for q in queues if q in service]
-    values.append(Value(METRIC_BUSY_PROCESSES, float(sum(s.running for s in mine)), "Count"))
+    """The three service values of one pool; `service` is None where no records were read."""
+    mine = [] if service is None else [service[q] for q in queues if q in service]
+    values = [
+        Value(METRIC_IN_SERVICE, float(in_service), "Count"),
+        Value(METRIC_BUSY_PROCESSES, float(busy(queues, snapshot, mine)), "Count"),
+    ]
     ended = sum(s.ended for s in mine)
     if ended:
         values.append(Value(METRIC_TASK_SECONDS, sum(s.seconds for s in mine) / ended, "Seconds"))

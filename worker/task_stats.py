@@ -18,7 +18,8 @@ Cost per task: one ZADD round trip at start, one pipelined ZREM + HINCRBY + HINC
 the end (`make bench --only task-stats` measures it). A failed write is logged and the task goes
 on: a metric never fails a task.
 
-RabbitMQ brokers have no such store here; see docs/scaling.md ("Measured task time").
+RabbitMQ brokers are no shared store: there each process sends summaries to a stats queue instead
+(`worker.rabbit_task_stats`); see docs/scaling.md ("Measured task time").
 """
 
 from __future__ import annotations
@@ -112,7 +113,7 @@ def _on_postrun(task_id: str = "", task: Task | None = None, **_: Any) -> None:
 
 
 def install(broker_url: str, is_redis: bool) -> None:
-    """Record on a Redis broker; RabbitMQ brokers record nothing here (docs/scaling.md)."""
+    """Record on a Redis broker; RabbitMQ brokers record with `worker.rabbit_task_stats`."""
     global _recorder  # noqa: PLW0603 - one recorder per process; redis-py reconnects after fork
     if not is_redis:
         return
@@ -131,8 +132,9 @@ class QueueService:
     """Tasks that ended in the window."""
     seconds: float
     """Their total run time."""
-    running: int
-    """Tasks running now (not prefetched, not waiting for a countdown)."""
+    running: int | None
+    """Tasks running now (not prefetched, not waiting for a countdown); None where the broker keeps no
+    running set (RabbitMQ: `worker.rabbit_service`)."""
 
 
 def read_service(client: redis.Redis, queues: Sequence[str], now: float) -> list[QueueService]:
