@@ -40,6 +40,7 @@ from tests.support.tls_brokers import tls_url
 from worker.names import METRIC_IN_FLIGHT, METRIC_OLDEST_AGE, METRIC_WAITING
 from worker.publisher import Publisher, load_config
 from worker.queues import inspector_for, management_url_for
+from worker.service_metrics import reader_for
 
 REGION = "eu-west-1"
 NAMESPACE = "CeleryCluster/tls"
@@ -128,6 +129,19 @@ def test_worker_acks_late_returns_results_and_the_publisher_reads_the_queue(
 
     done = cluster.wait_all([held, *waiting], timeout=HOLD_SECONDS + 30)
     assert done.lost == 0, cluster.log_tail()
+
+    # The workers' measured task time reaches the publisher over TLS too (Redis keys, or RabbitMQ's
+    # stats queue): every task of this queue, the ping, the canaries and the sleeps, exactly once.
+    reader = reader_for(config.broker_url)
+    deadline = time.monotonic() + 60
+    try:
+        while (seen := reader.read([cluster.queue], time.time())[0]).ended < 7:
+            assert time.monotonic() < deadline, f"the publisher read {seen}, not 7 ended tasks\n{cluster.log_tail()}"
+            time.sleep(0.2)
+    finally:
+        reader.close()
+    assert seen.ended == 7
+    assert seen.seconds >= HOLD_SECONDS + 2 * 0.1
 
 
 def test_smoke_passes_over_tls(tls_broker: Broker, cluster_factory: ClusterFactory) -> None:
