@@ -4,6 +4,8 @@
 write waits for the disk); and the publisher's read of the records for 1, 20 and 100 queues.
 
 Reported: median and p95 wall time over many calls, in microseconds (milliseconds for the read).
+The RabbitMQ rows (`infra.bench.rabbit_task_stats`) measure its recorder, its reader, and a worker's
+throughput with and without the recorder.
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ import uuid
 from collections.abc import Callable
 
 import redis
+from rich.console import Console
 from rich.table import Table
 
+from infra.bench import rabbit_task_stats
 from infra.local.redis_server import RedisServer
 from worker.task_stats import Recorder, read_service
 
@@ -72,15 +76,21 @@ def measure(appendonly: bool) -> tuple[list[tuple[str, float, float]], list[tupl
 def run() -> Table:
     plain_tasks, plain_reads = measure(appendonly=False)
     aof_tasks, aof_reads = measure(appendonly=True)
+    console = Console(stderr=True)  # progress on stderr: the bench CLI holds a status line on stdout
+    rabbit = rabbit_task_stats.rows(lambda line: console.print(line, highlight=False))
     out = Table(
-        title=f"Task time recording on a loopback Redis: {TASKS} tasks, {READS} reads",
+        title=f"Task time recording on loopback brokers: {TASKS} tasks, {READS} reads",
         title_justify="left",
-        caption="per task: what a worker process adds to each task; read: the publisher's one round trip per sample",
+        caption="per task: what a worker process adds to each task; read: the publisher's, once per sample",
     )
-    for header in ("what", "no persistence median", "p95", "AOF fsync always median", "p95 "):
-        out.add_column(header, justify="right")
-    for (what, median, p95), (_, aof_median, aof_p95) in zip(plain_tasks, aof_tasks, strict=True):
-        out.add_row(what, *(f"{value * 1e6:.0f} µs" for value in (median, p95, aof_median, aof_p95)))
-    for (count, median, p95), (_, aof_median, aof_p95) in zip(plain_reads, aof_reads, strict=True):
-        out.add_row(f"read, {count} queues", *(f"{value * 1e3:.2f} ms" for value in (median, p95, aof_median, aof_p95)))
+    for header in ("broker", "what", "median", "p95 or range"):
+        out.add_column(header, justify="left" if header in ("broker", "what") else "right")
+    redis_runs = (("Redis", plain_tasks, plain_reads), ("Redis, AOF fsync always", aof_tasks, aof_reads))
+    for broker, tasks, found in redis_runs:
+        for what, median, p95 in tasks:
+            out.add_row(broker, what, *(f"{value * 1e6:.0f} µs" for value in (median, p95)))
+        for count, median, p95 in found:
+            out.add_row(broker, f"read, {count} queues", *(f"{value * 1e3:.2f} ms" for value in (median, p95)))
+    for what, median_text, spread in rabbit:
+        out.add_row("RabbitMQ", what, median_text, spread)
     return out
