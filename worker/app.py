@@ -43,8 +43,9 @@ app.config_from_object(build_config(settings))
 app.conf.worker_pool = process.pool
 app.conf.worker_concurrency = process.concurrency
 # Messages that cannot be decoded, or name no known task, go to the dead-letter queue instead
-# of being dropped (Celery's default acks and forgets them).
-app.conf.worker_consumer = "worker.deadletter:DeadLetteringConsumer"
+# of being dropped (Celery's default acks and forgets them); a broker that refuses the credentials
+# stops the worker instead of a retry with the same password (worker.broker_errors).
+app.conf.worker_consumer = "worker.consumer:WorkerConsumer"
 
 logs.install(settings)
 stamping.install()

@@ -23,12 +23,15 @@ from urllib.parse import urlsplit, urlunsplit
 
 import boto3
 import pytest
+import redis
 from moto import mock_aws
 
 from celery_cluster_client import client_app as producer_app
 from infra.components.broker import MQ_PASSWORD, REDIS_AUTH_TOKEN
 from infra.components.producer_access import producer_secret_document
 from infra.local.rabbitmq_server import RabbitMQServer
+from infra.local.redis_server import RedisServer
+from infra.local.tls import TlsFiles
 from infra.local.workers import REPO_ROOT, WorkerProcess
 from tests.integration import test_worker_faults as faults
 from tests.support.brokers import Broker
@@ -41,6 +44,7 @@ from worker.names import METRIC_IN_FLIGHT, METRIC_OLDEST_AGE, METRIC_WAITING
 from worker.publisher import Publisher, load_config
 from worker.queues import inspector_for, management_url_for
 from worker.service_metrics import reader_for
+from worker.settings import SETTINGS_EXIT_CODE
 
 REGION = "eu-west-1"
 NAMESPACE = "CeleryCluster/tls"
@@ -225,11 +229,13 @@ def _bad_url(
 
 # (case, what the line must say on Redis, on RabbitMQ)
 FAILURES = {
-    "wrong-password": ("invalid username-password pair", "refused the credentials in CELERY_BROKER_URL"),
+    "wrong-password": ("refused the credentials in CELERY_BROKER_URL", "refused the credentials in CELERY_BROKER_URL"),
     "untrusted-certificate": ("CERTIFICATE_VERIFY_FAILED", "CERTIFICATE_VERIFY_FAILED"),
     "name-mismatch": ("mismatch, certificate is not valid for", "mismatch, certificate is not valid for"),
     "plain-to-tls-port": ("Connection reset by peer", "Connection reset by peer"),
 }
+# The broker's own words, after the worker's (the smoke run prints only these).
+REFUSED_REASON = ("invalid username-password pair", "ACCESS_REFUSED")
 # Celery's consumer retries a failed connection after 2, 4, 6 ... s (CONF#broker-connection-retry);
 # a retry sooner than this after the previous one would be a spin.
 MIN_RETRY_GAP = 1.5
@@ -287,6 +293,13 @@ def test_a_bad_credential_or_certificate_is_one_clear_line_and_no_spin(
             # An exit is paced by systemd (Restart=on-failure, RestartSec=5), not a spin.
             assert worker.wait(10) != 0, case
             failures = _failures(worker.log_path)
+        if case == "wrong-password":
+            # A refused login at start is a configuration error on both brokers: exit 64, which
+            # celery-worker.service does not restart (the same secret would be refused again).
+            assert exited[case], failures
+            assert worker.wait(10) == SETTINGS_EXIT_CODE, failures
+            assert len(failures) == 1, failures
+            assert REFUSED_REASON[0 if tls_broker.is_redis else 1] in failures[0]["event"], failures
         text = worker.log_path.read_text(errors="replace")
         expected = FAILURES[case][0 if tls_broker.is_redis else 1]
         assert failures, (case, text)
@@ -317,8 +330,55 @@ def test_smoke_says_in_one_line_why_it_cannot_use_the_broker(
         # The refused AMQP login reads ACCESS_REFUSED here (the worker's own line words it differently).
         redis_fragment, rabbitmq_fragment = FAILURES[case]
         expected = redis_fragment if tls_broker.is_redis else rabbitmq_fragment
-        expected = "ACCESS_REFUSED" if case == "wrong-password" and not tls_broker.is_redis else expected
+        if case == "wrong-password":
+            expected = REFUSED_REASON[0 if tls_broker.is_redis else 1]
         assert expected in lines[0], (case, lines)
         password = urlsplit(url).password
         assert password
         assert password not in lines[0], case
+
+
+def test_a_password_changed_under_a_running_worker_ends_it_for_a_restart_with_the_new_secret(
+    tls_files: TlsFiles, cluster_factory: ClusterFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rotation that revokes the old Redis password: the running worker keeps its authenticated
+    connections until they drop, then reconnects with the password it started with. It exits 1, not 64:
+    systemd restarts it (Restart=on-failure) and fetch-env reads the current secret, which a worker
+    started with the new password shows working."""
+    monkeypatch.setenv("SSL_CERT_FILE", str(tls_files.ca))
+    old = sample_password(REDIS_AUTH_TOKEN)
+    new = old[::-1]  # the rotated secret: another password of the same rule
+    assert new != old
+    with RedisServer(appendonly=False, tls=tls_files, password=old) as server:
+        cluster = cluster_factory(Broker("redis", tls_url(server), server))
+        worker = cluster.start_worker(concurrency=1)
+        (first,) = cluster.send("cluster.canary", ["before"])
+        assert cluster.wait_all([first], timeout=60).completed == 1, cluster.log_tail(worker)
+
+        admin = redis.Redis.from_url(tls_url(server))
+        admin.config_set("requirepass", new)
+        # Redis keeps connections authenticated after requirepass changes; dropping them is what a
+        # rotation that revokes the old password amounts to for a running client.
+        rotated_admin = redis.Redis.from_url(tls_url(server, password=new))
+        for kind in ("normal", "pubsub"):  # the consumer's BRPOP and its broadcast (pidbox) channel
+            rotated_admin.client_kill_filter(_type=kind, skipme=True)
+        deadline = time.monotonic() + 120
+        while worker.running():
+            assert time.monotonic() < deadline, f"the worker kept running\n{cluster.log_tail(worker)}"
+            time.sleep(0.2)
+        code = worker.wait(10)
+        failures = _failures(worker.log_path)
+        assert code == 1, cluster.log_tail(worker)
+        assert code != SETTINGS_EXIT_CODE
+        assert [e["event"] for e in failures if "refused the credentials" in e["event"]], failures
+        text = worker.log_path.read_text(errors="replace")
+        assert "Traceback" not in text
+        assert old not in text
+        assert new not in text
+
+        # What the restarted unit runs with: the secret as it is now.
+        rotated = cluster_factory(Broker("redis", tls_url(server, password=new), server))
+        rotated.queue = cluster.queue
+        rotated.start_worker(concurrency=1)
+        (second,) = rotated.send("cluster.canary", ["after"])
+        assert rotated.wait_all([second], timeout=60).completed == 1
