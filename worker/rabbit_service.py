@@ -103,7 +103,7 @@ class RabbitServiceReader:
         if self._connection is None:
             self._held = []  # what the last connection held is requeued and delivered again
             self._connection = connection(self._url, heartbeat=HEARTBEAT_S)
-            self._connection.ensure_connection(max_retries=1)
+            self._connection.ensure_connection(max_retries=0)
             consumer = Consumer(
                 self._connection.default_channel,
                 queues=[stats_queue()],

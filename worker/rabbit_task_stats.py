@@ -60,7 +60,9 @@ MAX_MESSAGES: Final = 20_000
 # summaries (the publisher says so in its log). AMQP's prefetch count is a 16-bit field.
 PREFETCH: Final = 2 * MAX_MESSAGES
 MAX_BYTES: Final = 16 * 1024 * 1024
-SEND_TIMEOUT_S: Final = 5.0
+# A connection attempt gives up after this, without kombu's retries (its own loop retries a period
+# later), so a process that exits while the broker is unreachable waits at most this for its last send.
+SEND_TIMEOUT_S: Final = 2.0
 
 
 def stats_queue() -> Queue:
@@ -80,7 +82,13 @@ def stats_queue() -> Queue:
 
 
 def connection(broker_url: str, heartbeat: float = 0) -> Connection:
-    return Connection(broker_url, ssl=broker_use_ssl(broker_url), heartbeat=heartbeat, connect_timeout=SEND_TIMEOUT_S)
+    return Connection(
+        broker_url,
+        ssl=broker_use_ssl(broker_url),
+        heartbeat=heartbeat,
+        connect_timeout=SEND_TIMEOUT_S,
+        transport_options={"max_retries": 0},
+    )
 
 
 class Summaries:
@@ -135,7 +143,7 @@ class Sender:
                 time.sleep(wait)
             self.send()
 
-    def send(self) -> None:
+    def send(self, attempts: int = 2) -> None:
         """Publish what is pending (nothing when nothing is); on failure keep it for the next send."""
         with self._send_lock:
             taken = self._summaries.take()
@@ -143,13 +151,14 @@ class Sender:
                 return
             self._last = time.monotonic()
             body = json.dumps({"at": time.time(), "queues": taken})
-            for attempt in (1, 2):  # a connection dropped while idle (a load balancer's timeout) fails once
+            # Two by default: a connection dropped while idle (a load balancer's idle timeout) fails once.
+            for attempt in range(1, attempts + 1):
                 try:
                     self._publish(body)
                     return
                 except Exception as exc:  # any failure: keep the counts, never fail a task
                     self._drop_connection()
-                    if attempt == 2:
+                    if attempt == attempts:
                         logger.warning("task stats: could not send a summary to %s: %s", STATS_QUEUE, exc)
             self._summaries.give_back(taken)
             self._wake.set()  # try again after a period
@@ -197,7 +206,7 @@ def _on_postrun(task_id: str = "", task: Task | None = None, **_: Any) -> None:
 def _on_shutdown(**_: Any) -> None:
     # The last tasks of a process that exits (a drain, a scale-in) are sent before it goes.
     if _sender is not None:
-        _sender.send()
+        _sender.send(attempts=1)
 
 
 def install(broker_url: str, is_redis: bool) -> None:
