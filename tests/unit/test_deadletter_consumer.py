@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from celery import Celery
+from celery.signals import task_failure
 from kombu.asynchronous.timer import Timer
 from kombu.connection import Connection
 from kombu.exceptions import ContentDisallowed
@@ -126,3 +127,22 @@ def test_a_message_the_consumer_cannot_run_is_dead_lettered_and_leaves_its_queue
     assert base64.b64decode(record["body_b64"]) == body
     # Celery's own handling ran too: the original was acked or rejected, not handed back.
     assert redis_queues.depth(source) == 0
+
+
+def test_a_failing_task_reaches_the_queue_install_configured(app: Celery, redis_queues: RedisQueues) -> None:
+    """Through Celery's own task_failure signal, as the worker process sends it, to the real queue."""
+    dlq = redis_queues.name("dead")
+    deadletter.install(dlq)
+    deadletter.install(dlq)  # the worker imports its app more than once; one letter per failure still
+
+    @app.task(name="reports.flaky", max_retries=2, shared=False)
+    def flaky() -> None: ...
+
+    flaky.push_request(retries=2, delivery_info={"routing_key": "io"})
+    try:
+        task_failure.send(sender=flaky, task_id="t-9", exception=ValueError("x"), args=[1], kwargs={}, einfo=None)
+    finally:
+        flaky.pop_request()
+    (letter,) = redis_queues.take(dlq)
+    assert (letter.payload["reason"], letter.payload["task_id"]) == ("retries_exhausted", "t-9")
+    assert letter.headers[DEAD_LETTER_REASON_HEADER] == "retries_exhausted"

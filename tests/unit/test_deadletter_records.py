@@ -38,6 +38,7 @@ def _fail(app: Celery, max_retries: int | None, retries: int, exc: BaseException
     ("max_retries", "retries", "reason"),
     [
         (3, 3, "retries_exhausted"),  # the last retry failed
+        (1, 1, "retries_exhausted"),
         (3, 5, "retries_exhausted"),
         (3, 2, "task_failed"),  # a failure that is not a retry's (retries left, or none asked for)
         (None, 4, "task_failed"),
@@ -98,3 +99,18 @@ def test_the_dead_letter_queue_is_durable_and_routed_by_its_name() -> None:
     queue = deadletter.dead_letter_queue("dead_letter")
     assert (queue.name, queue.routing_key, queue.durable) == ("dead_letter", "dead_letter", True)
     assert (queue.exchange.name, queue.exchange.type, queue.exchange.durable) == ("dead_letter", "direct", True)
+
+
+def test_the_traceback_is_celerys_when_it_gives_one(published: list[dict[str, Any]]) -> None:
+    app = Celery("t", set_as_current=False)
+
+    @app.task(name="reports.flaky", shared=False)
+    def flaky() -> None: ...
+
+    class Einfo:
+        def __str__(self) -> str:
+            return "Traceback (from the worker)\nValueError: x\n"
+
+    deadletter._on_task_failure(sender=flaky, task_id="t-1", exception=ValueError("x"), einfo=Einfo())
+    deadletter._on_task_failure(sender=flaky, task_id="t-2", exception=None, einfo=None)
+    assert [r["traceback"] for r in published] == ["Traceback (from the worker)\nValueError: x\n", ""]
