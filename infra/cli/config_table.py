@@ -132,9 +132,10 @@ def table() -> str:
     return "\n".join(lines)
 
 
-def replace_block(text: str, block: str) -> str:
-    head, _, rest = text.partition(BEGIN)
-    _, _, tail = rest.partition(END)
+def replace_block(text: str, block: str, begin: str = BEGIN, end: str = END) -> str:
+    """`text` with what lies between the markers `begin` and `end` (inclusive) replaced by `block`."""
+    head, _, rest = text.partition(begin)
+    _, _, tail = rest.partition(end)
     return head + block + tail
 
 
