@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -151,9 +152,16 @@ def test_systemd_unit_control_runs_systemctl(tmp_path: Path, monkeypatch: pytest
     assert unit.stopped()
     state.write_text("failed\n")
     assert unit.stopped()
+    unit.requeue()
     lines = calls.read_text().splitlines()
     assert lines[1] == "stop --no-block celery-worker.service"
     assert lines[0] == "show --property=ActiveState --value celery-worker.service"
+    assert lines[-1] == "kill --kill-whom=main --signal=SIGQUIT celery-worker.service"
+    # A refused systemctl is an error the agent sees (and logs), not a silent success.
+    systemctl.write_text("#!/bin/sh\nexit 1\n")
+    for action in (unit.stop, unit.requeue, unit.stopped):
+        with pytest.raises(subprocess.CalledProcessError):
+            action()
 
 
 def test_check_validates_settings_and_metadata(monkeypatch: pytest.MonkeyPatch) -> None:
