@@ -8,19 +8,23 @@ tests/integration/test_drain.py)."""
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import boto3
 import pytest
+from botocore.stub import Stubber
 from structlog.testing import capture_logs
 
 from tests.fake_imds import ImdsState, fake_imds
 from tests.lifecycle_stub import COMPLETE, HEARTBEAT, LifecycleStub, RefusingStub
 from worker import drain
 from worker.drain_settings import load_settings
-from worker.imds import LIFECYCLE_STATE_PATH, SPOT_ACTION_PATH, Imds
+from worker.imds import ASG_TAG_PATH, LIFECYCLE_STATE_PATH, SPOT_ACTION_PATH, Imds
+from worker.settings import SETTINGS_EXIT_CODE
 
 T0 = 1000.0
 WALL0 = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
@@ -206,3 +210,62 @@ def test_the_agent_stops_waiting_when_asked(rig_factory: Any) -> None:
     assert rig.agent.run(lambda: rig.clock[0] - T0 >= 20) is None
     assert rig.sleeps == [5.0] * 4
     assert rig.worker.asked == []
+
+
+@pytest.fixture
+def drain_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[ImdsState, Stubber]]:
+    """`celery-cluster-drain` as systemd starts it: DRAIN_* from the environment, IMDS on loopback, and
+    Auto Scaling through a Stubber (`boto3.client` hands it out)."""
+    for name in [n for n in os.environ if n.startswith("DRAIN_")]:
+        monkeypatch.delenv(name)
+    client = boto3.client("autoscaling", region_name="eu-west-1", aws_access_key_id="t", aws_secret_access_key="t")
+    monkeypatch.setattr(boto3, "client", lambda *_, **__: client)
+    with fake_imds(instance_id="i-0feedfacecafe0001", asg_name="pool") as (endpoint, imds), Stubber(client) as stub:
+        monkeypatch.setenv("DRAIN_LIFECYCLE_HOOK_NAME", "hook")
+        monkeypatch.setenv("DRAIN_IMDS_ENDPOINT", endpoint)
+        monkeypatch.setenv("DRAIN_POLL_INTERVAL", "0.01")
+        yield imds, stub
+
+
+def test_mark_unhealthy_exits_by_whether_auto_scaling_took_it(
+    drain_env: tuple[ImdsState, Stubber], capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, stub = drain_env
+    ids = {"InstanceId": "i-0feedfacecafe0001", "HealthStatus": "Unhealthy", "ShouldRespectGracePeriod": False}
+    stub.add_response("set_instance_health", {}, ids)
+    assert drain.main(["--mark-unhealthy"]) == 0
+    stub.add_client_error("set_instance_health", service_error_code="Throttling", service_message="slow down")
+    assert drain.main(["--mark-unhealthy"]) == 1
+    # The last line: the agent logs (JSON) on stderr too.
+    assert (
+        capsys.readouterr()
+        .err.splitlines()[-1]
+        .startswith("celery-cluster-drain: could not mark the instance unhealthy: An error occurred (Throttling)")
+    )
+    stub.assert_no_pending_responses()
+
+
+def test_wait_in_service_returns_once_in_service(drain_env: tuple[ImdsState, Stubber]) -> None:
+    imds, _ = drain_env
+    assert drain.main(["--wait-in-service"]) == 0
+    assert LIFECYCLE_STATE_PATH in imds.reads
+
+
+def test_a_group_name_neither_set_nor_in_metadata_is_a_bad_setting_unreachable_metadata_is_retried(
+    drain_env: tuple[ImdsState, Stubber], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    imds, _ = drain_env
+    imds.set(ASG_TAG_PATH, None)
+    assert drain.main(["--check"]) == SETTINGS_EXIT_CODE  # celery-drain.service does not restart it
+    assert (
+        capsys.readouterr()
+        .err.splitlines()[-1]
+        .startswith("celery-cluster-drain: invalid setting DRAIN_ASG_NAME: is not set")
+    )
+    monkeypatch.setenv("DRAIN_ASG_NAME", "pool")
+    assert drain.main(["--check"]) == 0
+    monkeypatch.setenv("DRAIN_IMDS_ENDPOINT", "http://127.0.0.1:9")  # nothing listens: refused at once
+    assert drain.main(["--check"]) == 2  # systemd retries it
+    last = capsys.readouterr().err.splitlines()[-1]
+    assert last.startswith("celery-cluster-drain: ")
+    assert "invalid setting" not in last
