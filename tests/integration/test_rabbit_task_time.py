@@ -169,3 +169,21 @@ def test_the_stats_queue_keeps_at_most_its_length_limit(node: Broker) -> None:
         assert seen.seconds == sum(range(first_kept, MAX_MESSAGES + extra))
     finally:
         reader.close()
+
+
+def test_a_draining_worker_sends_what_it_has_before_it_exits(node: Broker, cluster_factory: ClusterFactory) -> None:
+    cluster = cluster_factory(node)
+    worker = cluster.start_worker(concurrency=1)
+    sent = cluster.send("cluster.sleep", [SHORT_S], count=3)
+    # One process: the first end is sent at once, the next ones wait for the send period, unless the
+    # process exits first (a scale-in's drain), when it sends them on its way out.
+    assert cluster.wait_all(sent, timeout=60).completed == 3
+    worker.terminate()
+    assert worker.wait(60) == 0, cluster.log_tail(worker)
+    reader = RabbitServiceReader(node.url)
+    try:
+        read_until(reader, [cluster.queue], {cluster.queue: 3})
+        (seen,) = reader.read([cluster.queue], time.time())
+    finally:
+        reader.close()
+    assert seen.seconds >= 3 * SHORT_S
