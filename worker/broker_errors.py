@@ -31,11 +31,13 @@ from redis.exceptions import AuthenticationError
 from worker.settings import SETTINGS_EXIT_CODE
 
 REFUSED_MESSAGE = "the broker refused the credentials in CELERY_BROKER_URL (%s): %s"
+WORKER_LOGGER = "celery.worker"
+"""Where Celery's WorkController logs the "Unrecoverable error" that ends a worker (celery/worker/worker.py)."""
 
 log = logging.getLogger(__name__)
 
 
-def refusal_reason(exc: BaseException | None) -> str | None:
+def refusal_reason(exc: BaseException | None, *, redis: bool = True) -> str | None:
     """The broker's words if `exc` is a refused login on either broker, else None. kombu re-raises
     the client's error as its own `OperationalError` from it (`Connection._reraise_as_library_errors`),
     so the chain of causes is searched."""
@@ -43,7 +45,7 @@ def refusal_reason(exc: BaseException | None) -> str | None:
     while exc is not None and seen < 10:  # bounded: a cause chain can in principle loop
         if isinstance(exc, AccessRefused):
             return str(exc.reply_text)
-        if isinstance(exc, AuthenticationError):
+        if redis and isinstance(exc, AuthenticationError):
             return str(exc)
         exc = exc.__cause__
         seen += 1
@@ -58,8 +60,11 @@ class RefusedCredentialsFilter(logging.Filter):
         self._where = maybe_sanitize_url(broker_url)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        reason = refusal_reason(record.exc_info[1] if record.exc_info else None)
-        if reason is not None:
+        exc = record.exc_info[1] if record.exc_info else None
+        reason = refusal_reason(exc)
+        # A Redis refusal elsewhere may be the result backend's (CELERY_RESULT_BACKEND can name another
+        # server); only the worker's own "Unrecoverable error" (WORKER_LOGGER) is the broker's for sure.
+        if reason is not None and (record.name == WORKER_LOGGER or refusal_reason(exc, redis=False)):
             record.msg = REFUSED_MESSAGE
             record.args = (self._where, reason)
             record.exc_info = None
