@@ -26,8 +26,9 @@ from __future__ import annotations
 import importlib
 import os
 import socket
+import sys
 import time
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, NoReturn
 
 import boto3
 import structlog
@@ -38,6 +39,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from worker.lease import LeaseError, LeaseStore, RunState, open_store
 from worker.names import METRIC_ENTRY_LATENESS, METRIC_SCHEDULER_HEARTBEAT
 from worker.periodic import Periodic, ScheduleError, Slots, check_entries, resolve_queue, run_id
+from worker.settings import SETTINGS_EXIT_CODE
 
 log = structlog.get_logger("worker.scheduler")
 
@@ -113,6 +115,14 @@ class CloudWatchMetrics:
             self._client.put_metric_data(Namespace=self._namespace, MetricData=data[start : start + 1000])
 
 
+def _refuse(message: str) -> NoReturn:
+    """A bad setting or schedule: one line, and the worker's settings status, which
+    celery-scheduler.service does not restart (a restart reads the same files). Raised while beat
+    builds the scheduler, before its loop that would swallow a SystemExit."""
+    sys.stderr.write(f"celery-cluster scheduler: {message}\n")
+    raise SystemExit(SETTINGS_EXIT_CODE)
+
+
 class LeasedScheduler(beat.Scheduler):  # type: ignore[misc]
     """A Celery beat scheduler that sends only while it holds the lease."""
 
@@ -122,7 +132,7 @@ class LeasedScheduler(beat.Scheduler):  # type: ignore[misc]
         except ValidationError as exc:
             error = exc.errors(include_url=False)[0]
             field = str(error["loc"][0]).upper()
-            raise SystemExit(f"celery-cluster scheduler: SCHEDULER_{field}: {error['msg']}") from None
+            _refuse(f"SCHEDULER_{field}: {error['msg']}")
         self.holder_id = f"{socket.gethostname()}:{os.getpid()}"
         self.store: LeaseStore | None = None
         self.state: dict[str, RunState] = {}
@@ -152,14 +162,14 @@ class LeasedScheduler(beat.Scheduler):  # type: ignore[misc]
                 default_queue=conf.task_default_queue,
             )
         except ScheduleError as exc:
-            raise SystemExit(f"celery-cluster scheduler: {exc}") from None
+            _refuse(str(exc))
         self.entries = tuple(e for e in entries if e.runs_on(settings.stack))
         self._slots = {e.name: Slots.of(e) for e in self.entries}
         url = settings.lease_url or str(conf.broker_url)
         try:
             self.store = open_store(url, settings.key_prefix, settings.region)
         except LeaseError as exc:
-            raise SystemExit(f"celery-cluster scheduler: SCHEDULER_LEASE_URL: {exc}") from None
+            _refuse(f"SCHEDULER_LEASE_URL: {exc}")
         if settings.metrics_namespace:
             self._metrics = CloudWatchMetrics(settings.metrics_namespace, settings.region)
         log.info(
