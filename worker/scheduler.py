@@ -36,6 +36,7 @@ from celery import Celery, beat
 from pydantic import AliasChoices, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from worker.broker_errors import refusal_reason
 from worker.lease import LeaseError, LeaseStore, RunState, open_store
 from worker.names import METRIC_ENTRY_LATENESS, METRIC_SCHEDULER_HEARTBEAT
 from worker.periodic import Periodic, ScheduleError, Slots, check_entries, resolve_queue, run_id
@@ -170,6 +171,7 @@ class LeasedScheduler(beat.Scheduler):  # type: ignore[misc]
             self.store = open_store(url, settings.key_prefix, settings.region)
         except LeaseError as exc:
             _refuse(f"SCHEDULER_LEASE_URL: {exc}")
+        self._check_credentials("SCHEDULER_LEASE_URL" if settings.lease_url else "CELERY_BROKER_URL")
         if settings.metrics_namespace:
             self._metrics = CloudWatchMetrics(settings.metrics_namespace, settings.region)
         log.info(
@@ -196,6 +198,18 @@ class LeasedScheduler(beat.Scheduler):  # type: ignore[misc]
             self.store.close()
             self.store = None
         super().close()
+
+    def _check_credentials(self, variable: str) -> None:
+        """A lease store that refuses the password at start is a configuration error (exit 64, as the
+        worker's broker refusal, worker.broker_errors), checked here because beat's loop swallows a
+        SystemExit; any other error is left to the loop, which retries every renewal."""
+        assert self.store is not None
+        try:
+            self.store.holder()
+        except LeaseError as exc:
+            reason = refusal_reason(exc)
+            if reason is not None:
+                _refuse(f"{variable}: the lease store refused the credentials: {reason}")
 
     def tick(self, *_: Any, **__: Any) -> float:
         renewed = False

@@ -251,3 +251,26 @@ def test_a_holder_cut_off_from_its_lease_stops_sending_within_a_lease_period(
     last_sent = max(published for _, published in runs(cluster))
     assert last_sent - cut_at <= LEASE_S, f"sent {last_sent - cut_at:.1f} s after losing its lease store"
     assert _events(scheduler, "scheduler.lease_unreachable"), scheduler.log_tail()
+
+
+def test_a_lease_store_that_refuses_the_password_stops_the_scheduler_in_one_line(
+    cluster_factory: ClusterFactory, tmp_path: Path
+) -> None:
+    """Before, the scheduler retried the lease every renewal for ever with the password it started
+    with (the secret is read only at unit start); now it exits 64, which its unit does not restart."""
+    with RedisServer(appendonly=False, password="right0password") as server:
+        wrong = f"redis://:wrong0password@127.0.0.1:{server.port}/0"
+        cluster = cluster_factory(Broker("redis", wrong, server))
+        scheduler = _start(cluster, "refused", unique("scheduler"), tmp_path, "EVERY_SECOND")
+        assert scheduler.process is not None
+        code = scheduler.process.wait(60)
+        scheduler.stop()
+        text = scheduler.log_path.read_text()
+        lines = [line for line in text.splitlines() if "celery-cluster scheduler:" in line]
+        assert code == SETTINGS_EXIT_CODE, text
+        assert lines == [
+            "celery-cluster scheduler: CELERY_BROKER_URL: the lease store refused the credentials: "
+            "invalid username-password pair or user is disabled."
+        ]
+        assert "wrong0password" not in text
+        assert "Traceback" not in text
