@@ -132,6 +132,7 @@ def test_a_message_the_consumer_cannot_run_is_dead_lettered_and_leaves_its_queue
 def test_a_failing_task_reaches_the_queue_install_configured(app: Celery, redis_queues: RedisQueues) -> None:
     """Through Celery's own task_failure signal, as the worker process sends it, to the real queue."""
     dlq = redis_queues.name("dead")
+    task_failure.disconnect(dispatch_uid="celery-cluster-dead-letter")  # connected by an earlier test
     deadletter.install(dlq)
     deadletter.install(dlq)  # the worker imports its app more than once; one letter per failure still
 
