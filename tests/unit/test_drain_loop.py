@@ -16,6 +16,7 @@ from typing import Any
 
 import boto3
 import pytest
+import structlog
 from botocore.stub import Stubber
 from structlog.testing import capture_logs
 
@@ -28,6 +29,13 @@ from worker.settings import SETTINGS_EXIT_CODE
 
 T0 = 1000.0
 WALL0 = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_logger(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The agent's logger, unbound: once `main` has configured logging (another test), structlog caches
+    each logger on first use and `capture_logs` would see nothing."""
+    monkeypatch.setattr(drain, "log", structlog.get_logger("worker.drain"))
 
 
 @dataclass
