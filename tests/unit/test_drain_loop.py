@@ -17,6 +17,7 @@ from typing import Any
 import boto3
 import pytest
 import structlog
+from botocore.config import Config
 from botocore.stub import Stubber
 from structlog.testing import capture_logs
 
@@ -132,9 +133,20 @@ def test_a_drain_that_runs_out_requeues_five_seconds_before_its_deadline(rig_fac
     assert rig.worker.asked == [("stop", 0.0), ("requeue", 15.0)]
     assert outcome.events == ["stop", "heartbeat", "heartbeat", "requeue", "heartbeat", "deadline", "complete"]
     assert (outcome.worker_stopped, outcome.completed, outcome.heartbeats, outcome.seconds) == (False, True, 3, 20.0)
-    events = [entry["event"] for entry in logs]
-    assert events == ["drain.start", "drain.requeue", "drain.window_ran_out", "drain.finished"]
-    assert logs[0] == {"event": "drain.start", "log_level": "info", "reason": "scale-in", "deadline_s": 20.0}
+    assert logs == [
+        {"event": "drain.start", "log_level": "info", "reason": "scale-in", "deadline_s": 20.0},
+        {"event": "drain.requeue", "log_level": "warning", "reason": "scale-in"},
+        {"event": "drain.window_ran_out", "log_level": "error", "reason": "scale-in"},
+        {
+            "event": "drain.finished",
+            "log_level": "info",
+            "reason": "scale-in",
+            "worker_stopped": False,
+            "heartbeats": 3,
+            "completed": True,
+            "seconds": 20.0,
+        },
+    ]
 
 
 def test_a_worker_that_stops_on_requeue_ends_the_drain_before_its_deadline(rig_factory: Any) -> None:
@@ -277,3 +289,25 @@ def test_a_group_name_neither_set_nor_in_metadata_is_a_bad_setting_unreachable_m
     last = capsys.readouterr().err.splitlines()[-1]
     assert last.startswith("celery-cluster-drain: ")
     assert "invalid setting" not in last
+
+
+def test_an_unreachable_auto_scaling_endpoint_is_logged_and_not_taken_for_done() -> None:
+    """A network failure (botocore's, not an answer from AWS) must not count as a completed action: main
+    then exits 1 and systemd runs the agent again."""
+    client = boto3.client(
+        "autoscaling",
+        region_name="eu-west-1",
+        endpoint_url="http://127.0.0.1:9",  # nothing listens: refused at once
+        aws_access_key_id="t",
+        aws_secret_access_key="t",
+        config=Config(retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=2),
+    )
+    action = drain.LifecycleAction(client, "hook", "pool", "i-0feedfacecafe0001")
+    with capture_logs() as logs:
+        assert action.complete() is False
+        assert action.heartbeat() is False
+    assert [(e["event"], e["log_level"], e["operation"]) for e in logs] == [
+        ("lifecycle.failed", "error", "complete_lifecycle_action"),
+        ("lifecycle.failed", "error", "record_lifecycle_action_heartbeat"),
+    ]
+    assert all("127.0.0.1:9" in e["error"] for e in logs)
