@@ -256,12 +256,10 @@ def test_mark_unhealthy_exits_by_whether_auto_scaling_took_it(
     assert drain.main(["--mark-unhealthy"]) == 0
     stub.add_client_error("set_instance_health", service_error_code="Throttling", service_message="slow down")
     assert drain.main(["--mark-unhealthy"]) == 1
-    # The last line: the agent logs (JSON) on stderr too.
-    assert (
-        capsys.readouterr()
-        .err.splitlines()[-1]
-        .startswith("celery-cluster-drain: could not mark the instance unhealthy: An error occurred (Throttling)")
-    )
+    # The last line: the agent logs on stderr too, as JSON (the journal ships it to CloudWatch as is).
+    err = capsys.readouterr().err.splitlines()
+    assert json.loads(err[0])["level"] == "info"
+    assert err[-1].startswith("celery-cluster-drain: could not mark the instance unhealthy: An error occurred")
     stub.assert_no_pending_responses()
 
 
@@ -311,3 +309,10 @@ def test_an_unreachable_auto_scaling_endpoint_is_logged_and_not_taken_for_done()
         ("lifecycle.failed", "error", "record_lifecycle_action_heartbeat"),
     ]
     assert all("127.0.0.1:9" in e["error"] for e in logs)
+
+
+def test_without_a_busy_directory_the_agent_protects_nothing() -> None:
+    with fake_imds(asg_name="pool") as (endpoint, _):
+        settings = load_settings(lifecycle_hook_name="hook", imds_endpoint=endpoint)
+        agent = drain.build_agent(settings, autoscaling=object())
+    assert agent.protection is None
