@@ -12,6 +12,10 @@ STAMP := $(VENV)/.installed-$(HASH)
 LOCAL_STAMP := $(VENV)/.installed-local-$(HASH)
 STACK ?= dev
 PYTEST_ARGS ?=
+# Test files are shared between two pytest processes, a file to one process (so a module's fixtures
+# start once); each process starts its own brokers. PYTEST_WORKERS=0 runs them in this process.
+PYTEST_WORKERS ?= 2
+PARALLEL := $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --dist loadfile)
 ARGS ?=
 
 .PHONY: help venv venv-local lint typecheck test test-unit test-integration mutation local bench render build clean
@@ -48,7 +52,7 @@ COVERAGE := COVERAGE_FILE=$(CURDIR)/$(COVERAGE_DIR)/.coverage $(BIN)/coverage
 
 test: lint typecheck ## Everything CI runs: lint, type check, every test; coverage of the tests and every Python subprocess they start
 	@rm -rf $(COVERAGE_DIR) && mkdir -p $(COVERAGE_DIR)
-	$(COVERAGE) run --source=$(CURDIR)/worker,$(CURDIR)/infra,$(CURDIR)/policy -m pytest $(PYTEST_ARGS)
+	$(COVERAGE) run --source=$(CURDIR)/worker,$(CURDIR)/infra,$(CURDIR)/policy -m pytest $(PARALLEL) $(PYTEST_ARGS)
 	@$(COVERAGE) combine --quiet
 	@$(COVERAGE) report --skip-covered --sort=cover > $(COVERAGE_DIR)/report.txt || true
 	@echo "coverage (tests and their subprocesses): $$($(COVERAGE) report --format=total --precision=1) % of worker, infra, policy; floor $$(sed -n 's/^fail_under = //p' pyproject.toml) % (pyproject.toml; files: $(COVERAGE_DIR)/report.txt)"
@@ -58,7 +62,7 @@ test-unit: $(STAMP) ## Only the fast tests (no broker, no subprocess)
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
 test-integration: $(STAMP) ## Only the integration tests (real brokers, real worker processes)
-	$(BIN)/pytest tests/integration $(PYTEST_ARGS)
+	$(BIN)/pytest tests/integration $(PARALLEL) $(PYTEST_ARGS)
 
 mutation: $(STAMP) ## Mutation testing (mutmut) of the scaling policy and model, config validation, drain agent, dead letters; an hour, not in CI
 	@rm -rf mutants && mkdir -p build/mutation
