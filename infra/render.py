@@ -69,7 +69,9 @@ class Render:
     def as_json(self) -> dict[str, Any]:
         return {
             "stack": self.stack,
-            "resources": [r.as_json() for r in self.resources],
+            # The engine registers resources in the order their inputs resolve, which varies from run
+            # to run; sorted, two renders of the same program are the same file and diff cleanly.
+            "resources": [r.as_json() for r in sorted(self.resources, key=lambda r: (r.type, r.name))],
             "outputs": self.outputs,
         }
 

@@ -14,7 +14,7 @@ from infra.components.broker import redis_url
 from infra.components.metrics_publisher import HANDLER
 from infra.config import ROOT, load_stack_config
 from infra.program import BundleMissingError, publisher_code
-from infra.render import SECRET
+from infra.render import SECRET, render_stack
 from tests.unit.infra.conftest import Rendered
 from worker.publisher import load_config
 
@@ -33,6 +33,12 @@ def test_render_document_shape(stack: Rendered) -> None:
         if resource["type"].startswith("aws:"):
             # Inputs as the engine receives them: camelCase property names, never Python's snake_case.
             assert not [key for key in resource["inputs"] if "_" in key], resource["name"]
+
+
+def test_two_renders_are_the_same_file() -> None:
+    # The engine's registration order varies between runs; the written render must not.
+    first, second = (json.dumps(render_stack("dev").as_json()) for _ in range(2))
+    assert first == second
 
 
 def test_outputs_are_the_named_constants(stack: Rendered) -> None:
