@@ -183,12 +183,21 @@ class DynamoLeaseStore:
             )
         except self._client.exceptions.ConditionalCheckFailedException:
             return
+        except Exception as exc:
+            raise LeaseError(f"dynamodb table {self._table}: {exc}") from exc
 
     def holder(self) -> str | None:
-        item = self._client.get_item(
-            TableName=self._table, Key={"pk": {"S": self.LEASE_ITEM}}, ConsistentRead=True
-        ).get("Item")
-        if not item or float(item["expires_at"]["N"]) < time.time():
+        try:
+            item = self._client.get_item(
+                TableName=self._table, Key={"pk": {"S": self.LEASE_ITEM}}, ConsistentRead=True
+            ).get("Item")
+        except Exception as exc:
+            raise LeaseError(f"dynamodb table {self._table}: {exc}") from exc
+        # An item without both attributes holds no lease: seen from moto's server, which applies an
+        # UpdateItem in steps a concurrent GetItem can observe (a scheduler starting beside a holder).
+        if not item or "holder" not in item or "expires_at" not in item:
+            return None
+        if float(item["expires_at"]["N"]) < time.time():
             return None
         return str(item["holder"]["S"])
 

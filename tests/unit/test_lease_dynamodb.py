@@ -10,7 +10,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from worker.lease import CLOCK_SKEW_S, DynamoLeaseStore, RunState
+from worker.lease import CLOCK_SKEW_S, DynamoLeaseStore, LeaseError, RunState
 
 
 @pytest.fixture
@@ -57,3 +57,14 @@ def test_state_is_written_only_by_the_holder_and_survives_it(client: Any) -> Non
     successor = DynamoLeaseStore("lease", client=client)
     assert successor.acquire("b", 30)
     assert successor.load() == {"nightly": RunState(100.0, 101.5)}
+
+
+def test_an_item_without_a_lease_has_no_holder(client: Any) -> None:
+    # A scheduler starting beside a holder reads the item while it is written; it must not crash.
+    client.put_item(TableName="lease", Item={"pk": {"S": DynamoLeaseStore.LEASE_ITEM}})
+    assert DynamoLeaseStore("lease", client=client).holder() is None
+
+
+def test_an_unreachable_table_is_a_lease_error(client: Any) -> None:
+    with pytest.raises(LeaseError, match="dynamodb table missing"):
+        DynamoLeaseStore("missing", client=client).holder()
