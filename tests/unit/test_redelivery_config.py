@@ -23,3 +23,14 @@ def test_task_events_are_off_unless_asked() -> None:
     assert build_config(load_settings(broker_url="amqp://h//"))["worker_send_task_events"] is False
     on = load_settings(broker_url="amqp://h//", task_events="true")
     assert build_config(on)["worker_send_task_events"] is True
+
+
+@pytest.mark.parametrize(("visibility", "expire"), [(6, 6), (120, 120), (300, 300), (3600, 300)])
+def test_the_sweep_lock_expires_with_the_visibility_timeout_at_most_kombus_300_s(visibility: int, expire: int) -> None:
+    settings = load_settings(
+        broker_url="redis://127.0.0.1:6379/0",
+        visibility_timeout=visibility,
+        task_time_limit=visibility - 1,
+        task_soft_time_limit=visibility - 2,
+    )
+    assert build_config(settings)["broker_transport_options"]["unacked_mutex_expire"] == expire
