@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 from urllib.parse import urlsplit
@@ -154,45 +156,38 @@ class DynamoLeaseStore:
 
     def acquire(self, holder: str, seconds: float) -> bool:
         now = time.time()
-        try:
-            self._client.update_item(
-                TableName=self._table,
-                Key={"pk": {"S": self.LEASE_ITEM}},
-                UpdateExpression="SET holder = :me, expires_at = :expires",
-                ConditionExpression="attribute_not_exists(holder) OR holder = :me OR expires_at < :now",
-                ExpressionAttributeValues={
-                    ":me": {"S": holder},
-                    ":expires": {"N": repr(now + seconds)},
-                    # A lease counts as expired only once the slowest clock agrees.
-                    ":now": {"N": repr(now - CLOCK_SKEW_S)},
-                },
-            )
-        except self._client.exceptions.ConditionalCheckFailedException:
-            return False
-        except Exception as exc:
-            raise LeaseError(f"dynamodb table {self._table}: {exc}") from exc
+        with self._guard():
+            try:
+                self._client.update_item(
+                    TableName=self._table,
+                    Key={"pk": {"S": self.LEASE_ITEM}},
+                    UpdateExpression="SET holder = :me, expires_at = :expires",
+                    ConditionExpression="attribute_not_exists(holder) OR holder = :me OR expires_at < :now",
+                    ExpressionAttributeValues={
+                        ":me": {"S": holder},
+                        ":expires": {"N": repr(now + seconds)},
+                        # A lease counts as expired only once the slowest clock agrees.
+                        ":now": {"N": repr(now - CLOCK_SKEW_S)},
+                    },
+                )
+            except self._client.exceptions.ConditionalCheckFailedException:
+                return False
         return True
 
     def release(self, holder: str) -> None:
-        try:
+        with self._guard(), suppress(self._client.exceptions.ConditionalCheckFailedException):
             self._client.delete_item(
                 TableName=self._table,
                 Key={"pk": {"S": self.LEASE_ITEM}},
                 ConditionExpression="holder = :me",
                 ExpressionAttributeValues={":me": {"S": holder}},
             )
-        except self._client.exceptions.ConditionalCheckFailedException:
-            return
-        except Exception as exc:
-            raise LeaseError(f"dynamodb table {self._table}: {exc}") from exc
 
     def holder(self) -> str | None:
-        try:
+        with self._guard():
             item = self._client.get_item(
                 TableName=self._table, Key={"pk": {"S": self.LEASE_ITEM}}, ConsistentRead=True
             ).get("Item")
-        except Exception as exc:
-            raise LeaseError(f"dynamodb table {self._table}: {exc}") from exc
         # An item without both attributes holds no lease: seen from moto's server, which applies an
         # UpdateItem in steps a concurrent GetItem can observe (a scheduler starting beside a holder).
         if not item or "holder" not in item or "expires_at" not in item:
@@ -210,7 +205,8 @@ class DynamoLeaseStore:
             "ExpressionAttributeValues": {":state": {"S": "state#"}},
         }
         while True:
-            page = self._client.scan(**kwargs)
+            with self._guard():
+                page = self._client.scan(**kwargs)
             for item in page.get("Items", []):
                 states[item["pk"]["S"].removeprefix("state#")] = RunState.loads(item["run"]["S"])
             if "LastEvaluatedKey" not in page:
@@ -218,31 +214,41 @@ class DynamoLeaseStore:
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def record(self, holder: str, entry: str, state: RunState) -> bool:
-        try:
-            self._client.transact_write_items(
-                TransactItems=[
-                    {
-                        "ConditionCheck": {
-                            "TableName": self._table,
-                            "Key": {"pk": {"S": self.LEASE_ITEM}},
-                            "ConditionExpression": "holder = :me AND expires_at > :now",
-                            "ExpressionAttributeValues": {":me": {"S": holder}, ":now": {"N": repr(time.time())}},
-                        }
-                    },
-                    {
-                        "Put": {
-                            "TableName": self._table,
-                            "Item": {"pk": {"S": f"state#{entry}"}, "run": {"S": state.dumps()}},
-                        }
-                    },
-                ]
-            )
-        except self._client.exceptions.TransactionCanceledException:
-            return False
-        return True
+        with self._guard():
+            try:
+                self._client.transact_write_items(
+                    TransactItems=[
+                        {
+                            "ConditionCheck": {
+                                "TableName": self._table,
+                                "Key": {"pk": {"S": self.LEASE_ITEM}},
+                                "ConditionExpression": "holder = :me AND expires_at > :now",
+                                "ExpressionAttributeValues": {":me": {"S": holder}, ":now": {"N": repr(time.time())}},
+                            }
+                        },
+                        {
+                            "Put": {
+                                "TableName": self._table,
+                                "Item": {"pk": {"S": f"state#{entry}"}, "run": {"S": state.dumps()}},
+                            }
+                        },
+                    ]
+                )
+            except self._client.exceptions.TransactionCanceledException:
+                return False
+            return True
 
     def close(self) -> None:
         return None
+
+    @contextmanager
+    def _guard(self) -> Iterator[None]:
+        """Any error from DynamoDB, other than the refused conditions each call handles, is a LeaseError,
+        which the scheduler's loop retries; anything else would stop beat."""
+        try:
+            yield
+        except Exception as exc:
+            raise LeaseError(f"dynamodb table {self._table}: {exc}") from exc
 
 
 def open_store(url: str, prefix: str, region: str | None = None) -> LeaseStore:

@@ -68,3 +68,19 @@ def test_an_item_without_a_lease_has_no_holder(client: Any) -> None:
 def test_an_unreachable_table_is_a_lease_error(client: Any) -> None:
     with pytest.raises(LeaseError, match="dynamodb table missing"):
         DynamoLeaseStore("missing", client=client).holder()
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda store: store.acquire("a", 30),
+        lambda store: store.release("a"),
+        lambda store: store.load(),
+        lambda store: store.record("a", "nightly", RunState(1.0, 2.0)),
+    ],
+    ids=["acquire", "release", "load", "record"],
+)
+def test_every_call_on_an_unreachable_table_is_a_lease_error(client: Any, call: Any) -> None:
+    # The scheduler's loop retries a LeaseError; any other exception would stop beat.
+    with pytest.raises(LeaseError, match="dynamodb table missing"):
+        call(DynamoLeaseStore("missing", client=client))
