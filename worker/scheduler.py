@@ -238,10 +238,15 @@ class LeasedScheduler(beat.Scheduler):  # type: ignore[misc]
                 log.warning("scheduler.lease_lost", holder=self.holder_id)
             self._valid_until = 0.0
             return False
-        self._valid_until = started + lease * (1 - SAFETY_SHARE)
         if not was_holding:
-            self.state = self.store.load()
+            try:
+                self.state = self.store.load()
+            except LeaseError as exc:
+                # Without the entries' last runs it would send runs again: hold off until a renewal reads them.
+                log.warning("scheduler.lease_unreachable", error=str(exc))
+                return False
             log.info("scheduler.lease_acquired", holder=self.holder_id)
+        self._valid_until = started + lease * (1 - SAFETY_SHARE)
         return True
 
     def _send_due(self) -> float:

@@ -253,6 +253,31 @@ def test_a_holder_cut_off_from_its_lease_stops_sending_within_a_lease_period(
     assert _events(scheduler, "scheduler.lease_unreachable"), scheduler.log_tail()
 
 
+def test_a_state_that_cannot_be_read_holds_the_scheduler_back_until_it_can(
+    redis_server: RedisServer, cluster_factory: ClusterFactory, tmp_path: Path
+) -> None:
+    """The lease is won but the entries' last runs cannot be read (here the state key holds the wrong
+    type): the scheduler must neither stop nor send; it sends once a renewal reads the state."""
+    cluster = cluster_factory(Broker("redis", redis_server.url, redis_server))
+    cluster.start_worker(concurrency=2)
+    prefix = unique("scheduler")
+    client = redis.Redis.from_url(redis_server.url)
+    client.set(f"{prefix}:state", "not a hash")
+    scheduler = _start(cluster, "unreadable", prefix, tmp_path, "EVERY_SECOND", log_format="json")
+    try:
+        deadline = time.monotonic() + 20 * LEASE_S
+        while len(_events(scheduler, "scheduler.lease_unreachable")) < 2:
+            assert scheduler.running(), scheduler.log_tail()
+            assert time.monotonic() < deadline, scheduler.log_tail()
+            time.sleep(0.1)
+        assert not _events(scheduler, "scheduler.sent"), "sent a run without the entries' last runs"
+        client.delete(f"{prefix}:state")
+        wait_runs(cluster, time.time() + 1, timeout=20 * LEASE_S, describe=scheduler.log_tail)
+    finally:
+        scheduler.stop()
+        client.close()
+
+
 def test_a_lease_store_that_refuses_the_password_stops_the_scheduler_in_one_line(
     cluster_factory: ClusterFactory, tmp_path: Path
 ) -> None:
