@@ -13,10 +13,9 @@ LOCAL_STAMP := $(VENV)/.installed-local-$(HASH)
 STACK ?= dev
 PYTEST_ARGS ?=
 # Test files are shared between two pytest processes, a file to one process (so a module's fixtures
-# start once), slow files first (tests/conftest.py); each process starts its own brokers.
-# PYTEST_WORKERS=0 runs them in this process.
+# start once); each process starts its own brokers. PYTEST_WORKERS=0 runs them in this process.
 PYTEST_WORKERS ?= 2
-PARALLEL := $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder)
+PARALLEL := $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --dist loadfile)
 ARGS ?=
 
 .PHONY: help venv venv-local lint typecheck test test-unit test-integration mutation local bench render build clean

@@ -20,7 +20,7 @@ from tests.support.units import restart_prevented
 from tests.unit.test_user_data import ARTEFACTS, POOL
 from worker.settings import SETTINGS_EXIT_CODE
 
-pytestmark = [pytest.mark.timeout(600), pytest.mark.slow]
+pytestmark = pytest.mark.timeout(600)
 
 SHELLCHECK = Path(sys.executable).parent / "shellcheck"
 SYSTEMD_UNITS = Path("/lib/systemd/system")

@@ -67,7 +67,6 @@ def _here() -> list[str]:
     return [command for command in readme_commands() if (_runner(command) or ("",))[0] == HERE]
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("command", _here())
 def test_readme_command_runs_as_written(command: str, tmp_path: Path) -> None:
     # In a scratch directory (relative paths are the caller's), with the script's own absolute path.

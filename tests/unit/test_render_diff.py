@@ -45,7 +45,6 @@ def test_identical_renders_say_no_change_and_a_missing_base_adds_everything() ->
     assert diff_renders("dev", None, render).added == ["aws:sns/topic:Topic alarms"]
 
 
-@pytest.mark.slow
 def test_render_diff_against_this_commit_reports_no_change(tmp_path: Path) -> None:
     result = subprocess.run(
         [str(ROOT / "scripts" / "render-diff"), "--base", "HEAD", "--out", str(tmp_path / "render")],
@@ -73,7 +72,6 @@ def _tree_at_head(dest: Path) -> Path:
     return dest
 
 
-@pytest.mark.slow
 def test_a_changed_max_size_is_reported_against_the_base(tmp_path: Path) -> None:
     head_tree = _tree_at_head(tmp_path / "head")
     config = head_tree / "Pulumi.dev.yaml"
