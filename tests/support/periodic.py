@@ -38,6 +38,13 @@ def wait_runs(cluster: Cluster, until: float, timeout: float, describe: Callable
     raise AssertionError(f"no run of slot >= {until:.0f} within {timeout:.0f} s\n{describe()}\n{cluster.log_tail()}")
 
 
+def wait_span(cluster: Cluster, seconds: float, timeout: float, describe: Callable[[], str]) -> None:
+    """Until the journalled runs span `seconds` of slots, counted from the first run rather than from
+    the test's clock: a scheduler that takes 20 s to start on a loaded machine still gets its window."""
+    wait_runs(cluster, 0.0, timeout=timeout, describe=describe)
+    wait_runs(cluster, runs(cluster)[0][0] + seconds, timeout=seconds + timeout, describe=describe)
+
+
 def check_runs(found: list[tuple[float, float]], killed_at: float, lease: float) -> float:
     """Each slot once, every slot but the ones folded at the takeover, the takeover within two lease
     periods of the holder's death; returns the seconds from the kill to the successor's first send."""
