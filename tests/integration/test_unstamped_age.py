@@ -95,6 +95,12 @@ def test_a_plain_celery_producer_still_gets_a_queue_age(broker: Broker) -> None:
             taken = data[0]["Timestamp"].timestamp()
             if _value(data, "QueueWaiting", Pool="plain", Queue=queue):
                 age = _value(data, METRIC_OLDEST_AGE, Pool="plain", Queue=queue)
+                if age is None and not broker.is_redis and not ages:
+                    # RabbitMQ's management API can list the ready messages a sample before the publish
+                    # counter that dates an unstamped head (seen once, with two suites and two CPU hogs
+                    # on the machine): no age until the counter arrives, then one that keeps growing. The
+                    # bound below then counts from the sample before the tasks were first seen.
+                    continue
                 assert age is not None, "a waiting queue without a stamp got no age"
                 # Redis: all three are among the oldest the publisher reads; RabbitMQ: the head only.
                 assert _value(data, METRIC_UNSTAMPED, Pool="plain", Queue=queue) == (3 if broker.is_redis else 1)
