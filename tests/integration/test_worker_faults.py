@@ -31,6 +31,11 @@ SIGKILL_TASK_SECONDS = 2.0
 REDIS_BRPOP_DROPS_PER_CONNECTION = 1
 
 
+def start_times(active: list[dict[str, Any]]) -> dict[str, float]:
+    """Each active task's start, as its worker reports it (so a slow machine only makes a test wait)."""
+    return {t["id"]: float(t["time_start"]) for t in active if t.get("time_start")}
+
+
 @pytest.mark.slow
 def test_sigkill_with_tasks_in_flight_loses_nothing(broker: Broker, cluster_factory: ClusterFactory) -> None:
     cluster = cluster_factory(broker, **FAST_REDELIVERY)
@@ -43,8 +48,8 @@ def test_sigkill_with_tasks_in_flight_loses_nothing(broker: Broker, cluster_fact
     in_flight: list[str] = []
 
     def fresh(active: list[dict[str, Any]]) -> bool:
-        started = {t["id"]: float(t["time_start"]) for t in active if t["id"] in sent and t.get("time_start")}
-        in_flight[:] = [i for i, at in started.items() if time.time() - at < SIGKILL_TASK_SECONDS / 2]
+        started = start_times(active)
+        in_flight[:] = [i for i in sent if i in started and time.time() - started[i] < SIGKILL_TASK_SECONDS / 2]
         return bool(in_flight)
 
     cluster.wait_inspect("active", fresh, timeout=60)
@@ -88,12 +93,12 @@ def test_sigterm_drains_in_flight_tasks_within_the_window(broker: Broker, cluste
     # SIGTERM once the worker reports the long task running and a short one that started under half its
     # length ago (each task's start as the worker reports it, so a slow machine only makes the test wait).
     def ready(active: list[dict[str, Any]]) -> bool:
-        started = {t["id"]: float(t["time_start"]) for t in active if t.get("time_start")}
+        started = start_times(active)
         fresh = [i for i in short_ids if i in started and time.time() - started[i] < SHORT_TASK_SECONDS / 2]
         return long_ids[0] in started and bool(fresh)
 
     active = cluster.wait_inspect("active", ready, timeout=90)
-    started = {t["id"]: float(t["time_start"]) for t in active if t.get("time_start")}
+    started = start_times(active)
     running_short = max((i for i in short_ids if i in started), key=lambda i: started[i])
     sigterm_at = time.time()
     first.terminate()  # scale-in: SIGTERM, soft shutdown

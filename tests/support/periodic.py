@@ -27,13 +27,13 @@ def runs(cluster: Cluster) -> list[tuple[float, float]]:
     return sorted(found)
 
 
-def wait_runs(cluster: Cluster, until: float, timeout: float, describe: Callable[[], str]) -> None:
-    """Until a run of a slot at or after `until` is journalled."""
+def wait_runs(cluster: Cluster, until: float, timeout: float, describe: Callable[[], str]) -> list[tuple[float, float]]:
+    """Until a run of a slot at or after `until` is journalled; returns the runs (as `runs`) seen then."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         found = runs(cluster)
         if found and found[-1][0] >= until:
-            return
+            return found
         time.sleep(0.25)
     raise AssertionError(f"no run of slot >= {until:.0f} within {timeout:.0f} s\n{describe()}\n{cluster.log_tail()}")
 
@@ -41,8 +41,8 @@ def wait_runs(cluster: Cluster, until: float, timeout: float, describe: Callable
 def wait_span(cluster: Cluster, seconds: float, timeout: float, describe: Callable[[], str]) -> None:
     """Until the journalled runs span `seconds` of slots, counted from the first run rather than from
     the test's clock: a scheduler that takes 20 s to start on a loaded machine still gets its window."""
-    wait_runs(cluster, 0.0, timeout=timeout, describe=describe)
-    wait_runs(cluster, runs(cluster)[0][0] + seconds, timeout=seconds + timeout, describe=describe)
+    first_slot = wait_runs(cluster, 0.0, timeout=timeout, describe=describe)[0][0]
+    wait_runs(cluster, first_slot + seconds, timeout=seconds + timeout, describe=describe)
 
 
 def check_runs(found: list[tuple[float, float]], killed_at: float, lease: float) -> float:
