@@ -42,9 +42,10 @@ venv: $(STAMP) ## Create .venv and install the project with every extra
 
 venv-local: $(LOCAL_STAMP) ## Create .venv with only what make local and scripts/simulate need
 
-lint: $(STAMP) ## ruff lint and format check
+lint: $(STAMP) ## ruff lint and format check; import contracts (layers, no cycles: [tool.importlinter] in pyproject.toml)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-logo --no-cache
 
 # mypy's cache is shared by every clone on this machine (it re-checks any module whose content differs, and
 # ignores a cache of another mypy version): a fresh clone then type-checks in seconds, not minutes.

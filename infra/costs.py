@@ -111,10 +111,10 @@ def _inputs(document: Mapping[str, Any], type_: str) -> list[Mapping[str, Any]]:
 def per_month_metrics(config: StackConfig, entries: int) -> dict[str, int]:
     """Custom metrics (name + dimensions) the stack's writers keep alive, by metric name.
 
-    Per queue (Pool, Queue): waiting, in flight, oldest age, unstamped (worker.publisher, worker.unstamped).
+    Per queue (Pool, Queue): waiting, in flight, oldest age, unstamped (worker.publisher).
     Per pool (Pool): backlog, backlog per instance, oldest age, heartbeat, queues without age, task
-    seconds, busy processes, in-service instances (worker.service_metrics). The scheduler: its heartbeat,
-    and one lateness per periodic entry (worker.scheduler)."""
+    seconds, busy processes, in-service instances (worker.publisher.service_metrics). The scheduler: its heartbeat,
+    and one lateness per periodic entry (worker.scheduler.beat)."""
     queues = sum(len(pool.queues) for pool in config.pools.values())
     pools = len(config.pools)
     counts = {

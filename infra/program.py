@@ -22,11 +22,11 @@ from infra.components.producer_access import ProducerAccess, ProducerAccessArgs
 from infra.components.scheduler import Scheduler, SchedulerArgs, lease_table_name, scheduler_log_group
 from infra.components.worker_pool import DRAIN_HOOK, WorkerPool, WorkerPoolArgs, log_group_name
 from infra.config import ROOT, PoolConfig, StackConfig
-from infra.scaling.periodic_capacity import check_tasks
+from infra.config.periodic_capacity import check_tasks
 from infra.vm.scheduler_data import SchedulerRuntime, render_scheduler_user_data
 from infra.vm.user_data import PoolRuntime, render_user_data
-from worker.schedule import ENTRIES as SCHEDULE
-from worker.settings import check_environment
+from worker.runtime.settings import check_environment
+from worker.scheduler.schedule import ENTRIES as SCHEDULE
 
 
 class BundleMissingError(FileNotFoundError):

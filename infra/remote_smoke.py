@@ -1,7 +1,7 @@
 """The smoke test run inside the stack's VPC: invoke its smoke function and read the report.
 
 The broker lives in private subnets, out of reach of a CI runner or a laptop; the smoke function
-(`worker.smoke.handler`, deployed next to the metrics publisher) runs the same test from inside.
+(`worker.smoke.handler.handler`, deployed next to the metrics publisher) runs the same test from inside.
 The invocation is synchronous (RequestResponse: "Lambda runs the function synchronously, keeps the
 connection open until the function returns a response or times out",
 https://docs.aws.amazon.com/lambda/latest/api/API_Invoke.html), and never retried: a retry would

@@ -12,7 +12,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "build" / "mutation"
 MUTMUT = str(Path(sys.executable).parent / "mutmut")
-# "    worker.drain.xǁDrainAgentǁcheck__mutmut_3: survived" or "    worker.drain.x_main__mutmut_48: killed"
+# "    worker.drain.agent.xǁDrainAgentǁcheck__mutmut_3: survived" or "    worker.drain.agent.x_main__mutmut_48: killed"
 LINE = re.compile(r"^\s*(?P<module>[\w.]+?)\.x(?:_|ǁ)(?P<function>\S+)__mutmut_\d+: (?P<status>.+)$")
 
 

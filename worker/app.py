@@ -10,10 +10,17 @@ import sys
 
 from celery import Celery
 
-from worker import busy, deadletter, journal, logs, rabbit_task_stats, shutdown, stamping, task_stats
-from worker.celeryconfig import build_config
-from worker.request import BaseTask
-from worker.settings import SETTINGS_EXIT_CODE, SettingsError, check_imports, load_process_settings, load_settings
+from worker.runtime import busy, journal, logs, rabbit_task_stats, shutdown, stamping, task_stats
+from worker.runtime import dead_letters
+from worker.runtime.celeryconfig import build_config
+from worker.runtime.request import BaseTask
+from worker.runtime.settings import (
+    SETTINGS_EXIT_CODE,
+    SettingsError,
+    check_imports,
+    load_process_settings,
+    load_settings,
+)
 
 try:
     settings = load_settings()
@@ -44,12 +51,12 @@ app.conf.worker_pool = process.pool
 app.conf.worker_concurrency = process.concurrency
 # Messages that cannot be decoded, or name no known task, go to the dead-letter queue instead
 # of being dropped (Celery's default acks and forgets them); a broker that refuses the credentials
-# stops the worker instead of a retry with the same password (worker.broker_errors).
-app.conf.worker_consumer = "worker.consumer:WorkerConsumer"
+# stops the worker instead of a retry with the same password (worker.runtime.broker_errors).
+app.conf.worker_consumer = "worker.runtime.consumer:WorkerConsumer"
 
 logs.install(settings)
 stamping.install()
-deadletter.install(settings.dead_letter_queue)
+dead_letters.install(settings.dead_letter_queue)
 journal.install(settings.journal_url)
 shutdown.install(settings.soft_shutdown_timeout)
 task_stats.install(settings.broker_url, settings.is_redis)

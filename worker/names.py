@@ -24,7 +24,7 @@ METRIC_OLDEST_AGE: Final = "QueueOldestMessageAge"
 METRIC_BACKLOG: Final = "PoolBacklog"
 METRIC_BACKLOG_PER_INSTANCE: Final = "PoolBacklogPerInstance"
 METRIC_PUBLISHER_HEARTBEAT: Final = "PublisherHeartbeat"
-# Per queue: waiting messages without a publish stamp among those the publisher reads (worker.unstamped).
+# Per queue: waiting messages without a publish stamp among those the publisher reads (worker.publisher.unstamped).
 METRIC_UNSTAMPED: Final = "QueueUnstampedWaiting"
 # Per pool: queues with waiting messages whose age the publisher could not tell (no age datum).
 METRIC_QUEUES_WITHOUT_AGE: Final = "PoolQueuesWithoutAge"
@@ -38,7 +38,7 @@ METRIC_BUSY_PROCESSES: Final = "PoolBusyProcesses"
 # math divides by a high-resolution number (AWS/AutoScaling group metrics arrive once a minute).
 METRIC_IN_SERVICE: Final = "PoolInServiceInstances"
 
-# Written by the periodic task scheduler that holds the lease (worker.scheduler), once per renewal:
+# Written by the periodic task scheduler that holds the lease (worker.scheduler.beat), once per renewal:
 # 1 per renewal (no data at all means no scheduler holds the lease), and per entry (dimension
 # `Entry`) the seconds its next run is past due without having been sent.
 METRIC_SCHEDULER_HEARTBEAT: Final = "SchedulerHeartbeat"

@@ -27,7 +27,7 @@ LAMBDA_PYTHON: Final = "3.13"
 LAMBDA_RUNTIME: Final = f"python{LAMBDA_PYTHON}"
 LAMBDA_ARCH: Final[Arch] = "arm64"
 # Written by the metrics-publisher work; the bundle only has to contain the `worker` package.
-LAMBDA_HANDLER: Final = "worker.publisher.handler"  # Lambda spells it module.function
+LAMBDA_HANDLER: Final = "worker.publisher.handler.handler"  # Lambda spells it module.function
 
 _MACHINE: Final[dict[Arch, str]] = {"x86_64": "x86_64", "arm64": "aarch64"}
 

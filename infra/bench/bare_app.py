@@ -3,7 +3,7 @@
 `celery -A infra.bench.bare_app worker` with BENCH_BROKER_URL set. Nothing from `worker` is
 imported, so none of its settings, signals or consumer apply. BENCH_BARE_GUARANTEES=1 turns on
 only our two delivery guarantees (late acks, prefetch 1), to separate their cost from the rest.
-BENCH_BARE_TASK_STATS=1 adds only the RabbitMQ task time recorder (`worker.rabbit_task_stats`), to
+BENCH_BARE_TASK_STATS=1 adds only the RabbitMQ task time recorder (`worker.runtime.rabbit_task_stats`), to
 measure what it costs a worker's throughput.
 """
 
@@ -18,7 +18,7 @@ if os.environ.get("BENCH_BARE_GUARANTEES") == "1":
     app.conf.task_acks_late = True
     app.conf.worker_prefetch_multiplier = 1
 if os.environ.get("BENCH_BARE_TASK_STATS") == "1":
-    from worker import rabbit_task_stats
+    from worker.runtime import rabbit_task_stats
 
     rabbit_task_stats.install(app.conf.broker_url, is_redis=False)
 

@@ -1,4 +1,4 @@
-"""The worker as it was before `worker.shutdown`: Celery's own soft shutdown, for `make bench --only drain`.
+"""The worker as it was before `worker.runtime.shutdown`: Celery's own soft shutdown, for `make bench --only drain`.
 
 `worker.app` with `worker_soft_shutdown_timeout` = CELERY_SOFT_SHUTDOWN_TIMEOUT and our bounded warm
 shutdown disconnected; started with REMAP_SIGTERM=SIGQUIT, as `image/bin/start-worker` used to.

@@ -1,5 +1,5 @@
 """How long a draining worker stays after its last task ends: ours (Celery's warm shutdown bounded by
-`worker.shutdown`) against Celery's own soft shutdown (what the worker did before).
+`worker.runtime.shutdown`) against Celery's own soft shutdown (what the worker did before).
 
 A real worker (2 processes) on a loopback Redis runs two 3-second tasks; SIGTERM comes while both
 run, with a 20-second window. Measured from the execution journal (when each task ended) and the
@@ -23,9 +23,9 @@ from rich.table import Table
 
 from infra.local.redis_server import RedisServer
 from infra.local.workers import WorkerProcess
-from worker import journal
-from worker.busy import running_tasks
-from worker.client import client_app
+from worker.runtime import journal
+from worker.runtime.busy import running_tasks
+from worker.sender import sender_app
 
 RUNS = 3
 TASK_S = 3.0
@@ -68,7 +68,7 @@ def _one(variant: str, server: RedisServer, scratch: Path, run: int) -> tuple[fl
     journal_url = server.url.removesuffix("/0") + "/1"
     busy_dir = scratch / f"busy-{variant}-{run}"
     process = _start(variant, server.url, journal_url, busy_dir, scratch / f"{variant}-{run}.log")
-    app = client_app(server.url)
+    app = sender_app(server.url)
     client = redis.Redis.from_url(journal_url)
     try:
         ids = [app.send_task("cluster.sleep", args=[TASK_S]).id for _ in range(2)]
@@ -109,7 +109,7 @@ def run() -> Table:
     for header in ("shutdown", "exit after SIGTERM", "exit after last task", "ratio to Celery"):
         out.add_column(header, justify="right")
     base = results["celery"][1]
-    names = {"celery": "Celery soft shutdown (before)", "ours": "warm, bounded (worker.shutdown)"}
+    names = {"celery": "Celery soft shutdown (before)", "ours": "warm, bounded (worker.runtime.shutdown)"}
     for variant, (after_signal, after_last) in results.items():
         out.add_row(names[variant], f"{after_signal:.1f} s", f"{after_last:.1f} s", f"{after_last / base:.2f}")
     return out

@@ -14,8 +14,8 @@ from rich.table import Table
 
 from infra.local.rabbitmq_server import RabbitMQServer
 from infra.local.redis_server import RedisServer
-from worker.client import client_app
-from worker.queues import QueueInspector, inspector_for
+from worker.publisher.queues import QueueInspector, inspector_for
+from worker.sender import sender_app
 
 SIZES = (1, 20, 100)
 CALLS = 60
@@ -23,7 +23,7 @@ TASKS_PER_QUEUE = 3
 
 
 def _fill(broker_url: str, queues: Sequence[str]) -> None:
-    app = client_app(broker_url)
+    app = sender_app(broker_url)
     with app.producer_or_acquire() as producer:
         for queue in queues:
             for _ in range(TASKS_PER_QUEUE):

@@ -3,9 +3,9 @@ that its periodic entry derives, side by side, through the simulator.
 
 The trace is the built-in `periodic-fan-out` on prod/default (every 15 minutes, at :05, :20, :35 and
 :50, about 90 s of the pool's full capacity arriving within one minute). The entry is the one an
-application would declare for it: `worker.periodic.Periodic` on those minutes with `expect_tasks` = the
+application would declare for it: `worker.scheduler.periodic.Periodic` on those minutes with `expect_tasks` = the
 tasks of one fan-out in the trace and prod's `fan-out` entry's lead time; its schedule comes from
-`infra.scaling.periodic_capacity`, exactly as `pools.<name>.schedules` gets it at render time.
+`infra.config.periodic_capacity`, exactly as `pools.<name>.schedules` gets it at render time.
 """
 
 from __future__ import annotations
@@ -16,15 +16,15 @@ import numpy as np
 from rich.table import Table
 
 from infra.config import load_stack_config
+from infra.config.periodic_capacity import SCHEDULE_PREFIX, capacity_for, shift_back
 from infra.config.pool import ScheduleConfig
 from infra.scaling.aws_model import BOOT_SECONDS, ModelAssumptions
-from infra.scaling.periodic_capacity import SCHEDULE_PREFIX, capacity_for, shift_back
 from infra.scaling.schedules import Cron
 from infra.scaling.simulator import SimulationResult, ours, perfect_foresight_instance_hours, simulate
-from infra.scaling.stack import pool_spec
 from infra.scaling.traces import FAN_OUT_EVERY, FAN_OUT_OFFSET, built_in
-from worker.periodic import Periodic
-from worker.schedule import ENTRIES
+from infra.simulation.stack import pool_spec
+from worker.scheduler.periodic import Periodic
+from worker.scheduler.schedule import ENTRIES
 
 STACK = "prod"
 POOL = "default"

@@ -31,8 +31,8 @@ from infra.scaling.simulator import (
     reference_contenders,
     simulate,
 )
-from infra.scaling.stack import load_pool_spec
 from infra.scaling.traces import BUILT_IN, built_in
+from infra.simulation.stack import load_pool_spec
 
 STACK = "prod"
 POOL = "default"

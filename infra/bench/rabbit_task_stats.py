@@ -1,4 +1,5 @@
-"""Cost of measured task time on RabbitMQ (`worker.rabbit_task_stats`, `worker.rabbit_service`), against
+"""Cost of measured task time on RabbitMQ (`worker.runtime.rabbit_task_stats`,
+`worker.publisher.rabbit_service`), against
 a RabbitMQ node of our own on loopback:
 
 - per task, in the task's process: Celery's task_prerun and task_postrun signals with the recorder
@@ -25,9 +26,9 @@ from kombu.connection import Connection
 
 from infra.bench import worker_throughput
 from infra.local.rabbitmq_server import RabbitMQServer
-from worker import rabbit_task_stats
-from worker.rabbit_service import RabbitServiceReader
-from worker.rabbit_task_stats import STATS_QUEUE, Sender, Summaries, stats_queue
+from worker.publisher.rabbit_service import RabbitServiceReader
+from worker.runtime import rabbit_task_stats
+from worker.runtime.rabbit_task_stats import STATS_QUEUE, Sender, Summaries, stats_queue
 
 TASKS = 3000
 SENDS = 200

@@ -1,4 +1,4 @@
-"""Cost of recording task run time (`worker.task_stats`): per task, the start (one ZADD) and the end
+"""Cost of recording task run time (`worker.runtime.task_stats`): per task, the start (one ZADD) and the end
 (one pipelined ZREM + HINCRBY + HINCRBYFLOAT + EXPIRE), against a loopback Redis with no persistence
 (as ElastiCache runs without AOF) and with AOF and fsync always (as the tests run the broker: every
 write waits for the disk); and the publisher's read of the records for 1, 20 and 100 queues.
@@ -21,7 +21,7 @@ from rich.table import Table
 
 from infra.bench import rabbit_task_stats
 from infra.local.redis_server import RedisServer
-from worker.task_stats import Recorder, read_service
+from worker.runtime.task_stats import Recorder, read_service
 
 TASKS = 3000
 READS = 60

@@ -32,7 +32,7 @@ from infra.bench.cpu import group_cpu_seconds, process_cpu_seconds
 from infra.local.rabbitmq_server import RabbitMQServer
 from infra.local.redis_server import RedisServer
 from infra.local.workers import WorkerProcess
-from worker.client import client_app
+from worker.sender import sender_app
 
 BrokerKind = Literal["redis", "rabbitmq"]
 CELERY = str(Path(sys.executable).parent / "celery")
@@ -150,7 +150,7 @@ class Backlog:
 
 def _producer(variant: Variant, url: str, queue: str) -> Celery:
     if variant.app == "ours":
-        return client_app(url, default_queue=queue)
+        return sender_app(url, default_queue=queue)
     return Celery("bench-bare-producer", broker=url, set_as_current=False)
 
 

@@ -45,9 +45,9 @@ from infra.local.view import Status, clock, event_line, line, render
 from infra.scaling.aws_model import GroupModel
 from infra.scaling.default_policy import target_backlog_per_instance
 from infra.scaling.plot import write_plot
-from infra.scaling.report import COLUMNS, NARROW_COLUMNS, bound_for, results_table
-from infra.scaling.stack import PoolNotFoundError
 from infra.scaling.traces import BUILT_IN, TraceError
+from infra.simulation.report import COLUMNS, NARROW_COLUMNS, bound_for, results_table
+from infra.simulation.stack import PoolNotFoundError
 
 HEADLESS_EVERY = 60.0  # model seconds between plain status lines
 

@@ -35,7 +35,9 @@ from infra.cli.errors import report
 from infra.config import ROOT, ConfigError
 from infra.scaling.aws_model import BOOT_SECONDS, ModelAssumptions
 from infra.scaling.plot import write_plot
-from infra.scaling.report import (
+from infra.scaling.simulator import ours, reference_contenders
+from infra.scaling.traces import BUILT_IN, TraceError, built_in, read_csv
+from infra.simulation.report import (
     CompareError,
     Entry,
     bound_for,
@@ -45,9 +47,7 @@ from infra.scaling.report import (
     spec_from_file,
     spec_from_git,
 )
-from infra.scaling.simulator import ours, reference_contenders
-from infra.scaling.stack import PoolNotFoundError, load_pool_spec
-from infra.scaling.traces import BUILT_IN, TraceError, built_in, read_csv
+from infra.simulation.stack import PoolNotFoundError, load_pool_spec
 
 
 def main(

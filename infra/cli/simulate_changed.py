@@ -26,8 +26,8 @@ import typer
 
 from infra.cli.entry import run_script
 from infra.config import ROOT, load_stack_config, stack_names
-from infra.scaling.report import CompareError, spec_from_git
-from infra.scaling.stack import load_pool_spec
+from infra.simulation.report import CompareError, spec_from_git
+from infra.simulation.stack import load_pool_spec
 
 
 def changed_pools(base: str) -> list[tuple[str, str, str]]:

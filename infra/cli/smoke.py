@@ -32,8 +32,8 @@ from rich.table import Table
 
 from infra.cli.entry import script_app
 from infra.cli.errors import report as report_error
-from worker.client import client_app
-from worker.smoke import broker_problem, run_smoke
+from worker.sender import sender_app
+from worker.smoke.handler import broker_problem, run_smoke
 
 app = script_app("smoke", __doc__)
 
@@ -49,7 +49,7 @@ def _parse_pools(values: list[str]) -> dict[str, list[str]]:
 
 
 def _table(rows: Sequence[Mapping[str, Any]]) -> Table:
-    """One row per pool, from the report rows (`worker.smoke.PoolSmoke.as_dict`, here or from the function)."""
+    """One row per pool, from the report rows (`worker.smoke.handler.PoolSmoke.as_dict`, here or from the function)."""
 
     def ms(value: float | None) -> str:
         return "-" if value is None else f"{value * 1000:.0f} ms"
@@ -135,7 +135,7 @@ def main(
     if broker_url is None or not pools:
         raise typer.BadParameter("give --stack, or --broker-url with at least one --pool NAME=QUEUES")
     # The same queue type as the workers, or RabbitMQ refuses the queue declaration.
-    celery_app = client_app(broker_url, result_backend=os.environ.get("CELERY_RESULT_BACKEND"), queue_type=queue_type)
+    celery_app = sender_app(broker_url, result_backend=os.environ.get("CELERY_RESULT_BACKEND"), queue_type=queue_type)
     problem = broker_problem(celery_app)
     if problem is not None:
         report_error("smoke", ValueError(problem))

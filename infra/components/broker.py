@@ -89,7 +89,7 @@ def redis_url(token: str, host: str, port: int) -> str:
 
 
 def worker_secret_document(url: str, queue_type: str) -> str:
-    """The workers' secret: a JSON object of environment variables (what `worker.fetchenv` reads)."""
+    """The workers' secret: a JSON object of environment variables (what `worker.instance.fetchenv` reads)."""
     return json.dumps({"CELERY_BROKER_URL": url, "CELERY_QUEUE_TYPE": queue_type})
 
 

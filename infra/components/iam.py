@@ -62,9 +62,9 @@ WORKER_GROUP_ACTIONS = (
     # The drain agent completes (or extends) the termination hook.
     "autoscaling:CompleteLifecycleAction",
     "autoscaling:RecordLifecycleActionHeartbeat",
-    # It protects its instance from scale-in while tasks run (worker.protection).
+    # It protects its instance from scale-in while tasks run (worker.drain.protection).
     "autoscaling:SetInstanceProtection",
-    # A worker that cannot run marks its instance unhealthy (worker.instance_state).
+    # A worker that cannot run marks its instance unhealthy (worker.instance.state).
     "autoscaling:SetInstanceHealth",
 )
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Final
 
 DIMENSION_QUEUE: Final = "Queue"
-"""Per-queue metrics (waiting, in-flight, oldest age) carry dimensions Pool and Queue (worker.publisher)."""
+"""Per-queue metrics (waiting, in-flight, oldest age) carry dimensions Pool and Queue (worker.publisher.handler)."""
 DIMENSION_POOL: Final = "Pool"
 """Per-pool metrics (backlog, backlog per instance, the pool's oldest age, heartbeat) carry dimension Pool."""
 ASG_NAMESPACE: Final = "AWS/AutoScaling"

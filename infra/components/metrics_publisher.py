@@ -7,7 +7,7 @@ concurrency 1 (`publisherReserveConcurrency`) and no retries keep two runs from 
 double-publishing; without the reservation a run that overruns its minute overlaps the next one
 for its last samples (the run stops early rather than outlive its timeout).
 
-The handler code lives in `worker` (`worker.publisher.handler`), next to the queue inspection the
+The handler code lives in `worker` (`worker.publisher.handler.handler`), next to the queue inspection the
 local cluster uses too; this component only deploys it.
 """
 
@@ -32,7 +32,7 @@ VPC_ACCESS_POLICY = "arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExec
 SCHEDULE = "rate(1 minute)"
 PUBLISHER_CONCURRENCY = 1
 
-# Environment the handler reads (worker.publisher.load_config; a unit test feeds it this render's).
+# Environment the handler reads (worker.publisher.handler.load_config; a unit test feeds it this render's).
 ENV_NAMESPACE = "METRIC_NAMESPACE"
 ENV_POOLS = "POOLS_JSON"
 ENV_SAMPLES = "SAMPLES"

@@ -57,7 +57,7 @@ def pool_alarms(namespace: str, name: str, pool: MonitoredPool) -> list[tuple[st
                 periods=5,
                 # No age datum is no evidence of latency: the publisher being down and a queue without
                 # an age each have their own breaching alarm (module docstring), so this one judges
-                # only ages it has (unstamped messages get one from first sight: worker.unstamped).
+                # only ages it has (unstamped messages get one from first sight: worker.publisher.unstamped).
                 missing="notBreaching",
             ),
         ),

@@ -1,5 +1,5 @@
 """The periodic task scheduler: an Auto Scaling group of exactly one instance, booted from the
-pools' image, running `celery beat` with a lease (`worker.scheduler`) under systemd.
+pools' image, running `celery beat` with a lease (`worker.scheduler.beat`) under systemd.
 
 Exactly one sends, by two independent means:
 - the lease: in the broker's Redis, or on RabbitMQ stacks in a DynamoDB table this component
@@ -28,7 +28,7 @@ from infra.components.scheduler_alarms import scheduler_alarms
 from infra.components.worker_pool import ROOT_DEVICE, SSM_CORE_POLICY
 from infra.config import StackConfig
 from infra.vm.user_data import encode
-from worker.periodic import Periodic
+from worker.scheduler.periodic import Periodic
 
 TYPE = "celery-cluster:scheduler:Scheduler"
 # The scheduler sends a few messages a minute and holds no tasks: the smallest volume AL2023 boots.
@@ -68,7 +68,7 @@ def lease_table_policy(table_arn: str) -> iam.Document:
 class SchedulerArgs:
     config: StackConfig
     entries: Sequence[Periodic]
-    """The entries this stack runs (worker.schedule, filtered by stack): one lateness alarm each."""
+    """The entries this stack runs (worker.scheduler.schedule, filtered by stack): one lateness alarm each."""
     subnet_ids: pulumi.Input[Sequence[str]]
     security_group_id: pulumi.Input[str]
     """The workers' group: the broker admits it."""

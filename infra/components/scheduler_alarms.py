@@ -2,7 +2,7 @@
 
 Pure functions of the config and the entries: each returns `(suffix, args)` for the component.
 The lease holder publishes `SchedulerHeartbeat` every third of a lease period and
-`PeriodicEntryLateness` per entry with it (worker.scheduler), at one-second storage resolution,
+`PeriodicEntryLateness` per entry with it (worker.scheduler.beat), at one-second storage resolution,
 so an alarm may use a 10, 20 or 30 s period or a multiple of 60 s
 (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/AlarmThatSendsEmail.html#alarm-evaluation,
 "high-resolution alarms").
@@ -15,7 +15,7 @@ from collections.abc import Iterable
 
 from infra.components.alarm_args import MINUTE, AlarmArgs, Metric, alarm
 from worker.names import METRIC_ENTRY_LATENESS, METRIC_SCHEDULER_HEARTBEAT
-from worker.periodic import Periodic, Slots
+from worker.scheduler.periodic import Periodic, Slots
 
 HIGH_RESOLUTION_PERIODS = (10, 20, 30)
 ENTRY_DIMENSION = "Entry"

@@ -1,4 +1,4 @@
-"""The smoke function: the smoke test (`worker.smoke.handler`) as a Lambda inside the stack's VPC.
+"""The smoke function: the smoke test (`worker.smoke.handler.handler`) as a Lambda inside the stack's VPC.
 
 The deploy workflow runs `scripts/smoke --stack <stack>` after `pulumi up`; a GitHub-hosted runner
 cannot reach a broker in private subnets, so the script invokes this function, which can. It shares
@@ -18,7 +18,7 @@ import pulumi_aws as aws
 
 from infra.artefacts.targets import LAMBDA_ARCH, LAMBDA_RUNTIME
 
-HANDLER: Final = "worker.smoke.handler"
+HANDLER: Final = "worker.smoke.handler.handler"
 TIMEOUT_SECONDS: Final = 900
 """Lambda's maximum (https://docs.aws.amazon.com/lambda/latest/dg/configuration-timeout.html): room for a
 pool at zero to scale out on the canaries' backlog (alarm, launch, boot) before they are answered."""

@@ -285,7 +285,7 @@ class WorkerPool(pulumi.ComponentResource):
                         min_healthy_percentage=90,
                         instance_warmup=str(pool.instance_warmup_seconds),
                         skip_matching=True,
-                        # Instances protect themselves while busy (worker.protection); a refresh still
+                        # Instances protect themselves while busy (worker.drain.protection); a refresh still
                         # replaces them, through the drain hook that waits for their tasks. The default
                         # (Wait) waits an hour for the protection to go, then fails the refresh.
                         # https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_RefreshPreferences.html

@@ -19,9 +19,9 @@ from pydantic import ValidationError
 from infra.config.errors import ConfigError
 from infra.config.files import load_yaml, stack_file_config
 from infra.config.messages import PROJECT, aliases, closest, format_error
+from infra.config.periodic_capacity import apply_periodic
 from infra.config.stack import REGION_KEY, StackConfig
-from infra.scaling.periodic_capacity import apply_periodic
-from worker.schedule import ENTRIES
+from worker.scheduler.schedule import ENTRIES
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 PROJECT_FILE = ROOT / "Pulumi.yaml"

@@ -1,9 +1,9 @@
 """A pool's worker settings (`pools.<name>.worker`), validated by the worker's own settings model.
 
 Each key here is one worker environment variable; the schema (type, bounds, default) is the one in
-`worker/settings.py` (WorkerSettings, ProcessSettings), never a copy: the stack config only names
+`worker/runtime/settings.py` (WorkerSettings, ProcessSettings), never a copy: the stack config only names
 which variables a pool may set. The Pulumi program renders them into the pool's environment file,
-and `StackConfig` checks the whole rendered environment with `worker.settings.check_environment`,
+and `StackConfig` checks the whole rendered environment with `worker.runtime.settings.check_environment`,
 so a value the worker would refuse at start fails the render, naming the key.
 """
 
@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, Field, model_validator
 
 from infra.config.base import ConfigModel
-from worker.settings import ENV_PREFIX, PROCESS_ENV_PREFIX, ProcessSettings, WorkerSettings, env_name
+from worker.runtime.settings import ENV_PREFIX, PROCESS_ENV_PREFIX, ProcessSettings, WorkerSettings, env_name
 
 
 class PoolWorkerConfig(ConfigModel):

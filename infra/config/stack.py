@@ -28,7 +28,7 @@ from infra.config.producers import (
     check_security_group_ids,
 )
 from worker.names import METRIC_NAMESPACE_PREFIX
-from worker.settings import SettingsError, check_environment
+from worker.runtime.settings import SettingsError, check_environment
 
 REGION_KEY = "aws:region"
 # Seconds between SIGTERM's soft-shutdown deadline and the lifecycle hook's timeout: time for the

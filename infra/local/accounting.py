@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 
 import redis
 
-from worker.journal import read_after
 from worker.percentiles import percentile
+from worker.runtime.journal import read_after
 
 FINAL_STATES = frozenset({"SUCCESS", "FAILURE"})
 

@@ -10,14 +10,14 @@ from infra.config import ROOT, load_stack_config
 from infra.local.timescale import DEFAULT_WINDOWS, window
 from infra.scaling.aws_model import BOOT_SECONDS, ModelAssumptions
 from infra.scaling.simulator import PoolSpec
-from infra.scaling.stack import pool_spec
 from infra.scaling.traces import Trace, built_in, read_csv
+from infra.simulation.stack import pool_spec
 
 # tasks hold a process but hardly any CPU, so the limit is the worker processes' memory and start-up.
 LOCAL_CONCURRENCY = 2
 LOCAL_MAX_PROCESSES = 16
 # What `make local --scheduler` runs: a periodic canary every 10 wall seconds, so a short run shows it.
-LOCAL_SCHEDULE = "worker.schedule:LOCAL_ENTRIES"
+LOCAL_SCHEDULE = "worker.scheduler.schedule:LOCAL_ENTRIES"
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from celery.result import AsyncResult
 
 from infra.local.timescale import ModelClock
 from infra.scaling.traces import Trace
-from worker.client import client_app
+from worker.sender import sender_app
 
 CANARY_EVERY_MODEL_SECONDS = 60.0
 
@@ -33,7 +33,7 @@ class Producer(threading.Thread):
         self.canary_timeout = 120.0
 
     def run(self) -> None:
-        app = client_app(self.broker_url)
+        app = sender_app(self.broker_url)
         canaries: list[tuple[str, AsyncResult]] = []
         next_canary = 0.0
         try:

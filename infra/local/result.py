@@ -51,7 +51,7 @@ class TwinResult:
 
 
 def periodic_runs(entries: list[dict[str, str]]) -> tuple[int, int]:
-    """Periodic runs in the journal (task ids from worker.periodic.run_id), and how many ran twice."""
+    """Periodic runs in the journal (task ids from worker.scheduler.periodic.run_id), and how many ran twice."""
     ids = [e["task_id"] for e in entries if e["task_id"].startswith(PERIODIC_PREFIX)]
     return len(set(ids)), len(ids) - len(set(ids))
 

@@ -4,7 +4,7 @@
 
 The controller is the simulator's: `infra.scaling.simulator.ours().build(spec, assumptions)`, a
 `GroupModel` fed a `PoolSample` every 10 model seconds from real queue inspection
-(`worker.queues.RedisInspector`) and the workers' records of busy processes and task time
+(`worker.publisher.queues.RedisInspector`) and the workers' records of busy processes and task time
 (`infra.local.samples`, as the publisher reads them). Its decisions launch and terminate worker processes (`fleet`).
 At the end the same trace runs through the simulator too, and both go into the simulator's table
 and plot, next to the journal's count of every task (lost, duplicates).
@@ -39,9 +39,9 @@ from infra.local.timescale import ModelClock
 from infra.scaling.aws_model import GroupModel, PoolSample
 from infra.scaling.simulator import SAMPLE_SECONDS, ours, simulate, spec_for_trace
 from infra.scaling.traces import Trace
-from worker.client import client_app
-from worker.queues import RedisInspector
-from worker.service_metrics import RedisServiceReader
+from worker.publisher.queues import RedisInspector
+from worker.publisher.service_metrics import RedisServiceReader
+from worker.sender import sender_app
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,7 @@ def run_twin(
     with ExitStack() as stack:
         server = stack.enter_context(RedisServer())
         journal_url = server.url.removesuffix("/0") + "/1"
-        control = client_app(server.url)
+        control = sender_app(server.url)
         stack.callback(control.close)
         fleet = Fleet(
             control,

@@ -1,10 +1,10 @@
 """What the local twin tells its model every sample, read the way the metrics publisher reads it on AWS.
 
-The publisher (`worker.publisher`, `worker.service_metrics`) publishes the queue depth and age, the
+The publisher (`worker.publisher.handler`, `worker.publisher.service_metrics`) publishes the queue depth and age, the
 busy processes the workers record in the broker, and the measured mean task time over
-`worker.task_stats.WINDOW_MINUTES`; the policy follows the measured time, with `averageTaskSeconds`
-only until a task has ended. The twin's workers record the same (`worker.task_stats`, on its Redis;
-the same reading works on a RabbitMQ broker's records, `worker.rabbit_service`),
+`worker.runtime.task_stats.WINDOW_MINUTES`; the policy follows the measured time, with `averageTaskSeconds`
+only until a task has ended. The twin's workers record the same (`worker.runtime.task_stats`, on its Redis;
+the same reading works on a RabbitMQ broker's records, `worker.publisher.rabbit_service`),
 so the twin reads them too and its model sees what a deployed pool's would, instead of falling back
 to the configured task time. The twin runs time-scaled: measured wall seconds are multiplied by the
 speed into model seconds; the window is `WINDOW_MINUTES` of wall time, longer in model time than the
@@ -17,9 +17,9 @@ from collections.abc import Sequence
 
 from infra.scaling.aws_model import PoolSample
 from infra.scaling.group_state import GroupView
-from worker.queues import Snapshot
-from worker.service_metrics import busy
-from worker.task_stats import QueueService
+from worker.publisher.queues import Snapshot
+from worker.publisher.service_metrics import busy
+from worker.runtime.task_stats import QueueService
 
 
 def pool_sample(

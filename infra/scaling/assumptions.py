@@ -73,7 +73,7 @@ class ModelAssumptions:
     10 s sample, so the count it divides by is up to one sample old."""
 
     protection: ProtectionRule = "agent"
-    """How instances are protected from scale-in. "agent" (worker.protection, the drain agent): an
+    """How instances are protected from scale-in. "agent" (worker.drain.protection, the drain agent): an
     instance is protected from the moment one of its tasks has run `protection_after_seconds` until
     `protection_hold_seconds` after the last such task ends; with every instance protected, the
     desired capacity drops but nothing is terminated until one loses its protection (PROT). "none":
@@ -82,11 +82,11 @@ class ModelAssumptions:
 
     protection_after_seconds: float = 30.0
     """The agent protects only for a task that has run this long (DRAIN_PROTECT_AFTER_SECONDS,
-    worker.drain_settings; a test holds the two equal): a shorter one finishes within a drain anyway."""
+    worker.drain.settings; a test holds the two equal): a shorter one finishes within a drain anyway."""
 
     protection_hold_seconds: float = 60.0
     """Scale-in protection's hysteresis: the agent clears the protection once no task past the
-    threshold has run for this many seconds (DRAIN_PROTECT_IDLE_SECONDS, worker.drain_settings; a test
+    threshold has run for this many seconds (DRAIN_PROTECT_IDLE_SECONDS, worker.drain.settings; a test
     holds the two equal)."""
 
     termination_seed: int = 11

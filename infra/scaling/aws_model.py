@@ -358,7 +358,7 @@ class GroupModel:
         return ScalingEvent(now, policy, old, new, value, reason, tuple(launched), tuple(terminated))
 
     def _choose_for_scale_in(self, live: list[Instance], count: int, now: float) -> list[Instance]:
-        # PROT, as our drain agent sets it (worker.protection): an instance is protected from the time
+        # PROT, as our drain agent sets it (worker.drain.protection): an instance is protected from the time
         # one of its tasks has run `protection_after_seconds` until `protection_hold_seconds` after the
         # last such task ends, and AWS picks among the others by TERM. "If all instances ... are
         # protected from scale in, and a scale-in event occurs, its desired capacity is decremented.

@@ -38,7 +38,7 @@ class Instance:
     simulator adds them as they start); the drain agent's protection follows them."""
 
     def protected_by_agent(self, now: float, hold: float) -> bool:
-        """What worker.protection sets at `now`: a task past the threshold runs, or one ended within `hold`."""
+        """What worker.drain.protection sets at `now`: a task past the threshold runs, or one ended within `hold`."""
         spans = self.protecting_tasks
         spans[:] = [s for s in spans if s[1] + hold > now]  # ended and past the hold: never again
         return any(reached <= now for reached, _ in spans)

@@ -1,4 +1,4 @@
-"""What the simulator needs to know about one pool (built from the stack config by `infra.scaling.stack`)."""
+"""What the simulator needs to know about one pool (built from the stack config by `infra.simulation.stack`)."""
 
 from __future__ import annotations
 

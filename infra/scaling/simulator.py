@@ -32,7 +32,7 @@ from infra.scaling.aws_model import BOOT_SECONDS, GroupModel, ModelAssumptions, 
 from infra.scaling.pool_spec import PoolSpec
 from infra.scaling.references import Contender, ours, reference_contenders
 from infra.scaling.traces import FloatArray, Trace
-from worker.task_stats import WINDOW_MINUTES
+from worker.runtime.task_stats import WINDOW_MINUTES
 
 __all__ = [
     "SAMPLE_SECONDS",

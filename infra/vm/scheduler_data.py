@@ -17,7 +17,7 @@ import yaml
 
 from infra.vm import files
 from infra.vm.user_data import USER_DATA_LIMIT, BootArtefacts, ImageMode, UserDataError
-from worker.fetchenv import quote
+from worker.instance.fetchenv import quote
 
 SCHEDULER_ENV = "/etc/celery-cluster/scheduler.env"
 SCHEDULER_UNIT = files.SCHEDULER_UNIT

@@ -18,7 +18,7 @@ from string import Template
 from typing import Final, Literal
 
 from infra.vm import files
-from worker.fetchenv import quote
+from worker.instance.fetchenv import quote
 
 ImageMode = Literal["bake", "boot", "ami"]
 IMAGE_MODES: Final[tuple[ImageMode, ...]] = ("bake", "boot", "ami")
@@ -61,7 +61,7 @@ class PoolRuntime:
     def drain_soft_seconds(self) -> int:
         """CELERY_SOFT_SHUTDOWN_TIMEOUT: running tasks get this long to end. Never shorter than the longest
         task may run, so a scale-in never cuts a task off: the drain agent heartbeats the hook for as long
-        (docs/image.md), and the worker leaves as soon as its tasks end (worker.shutdown)."""
+        (docs/image.md), and the worker leaves as soon as its tasks end (worker.runtime.shutdown)."""
         return max(self.soft_shutdown_timeout, self.longest_task or 0)
 
     @property
@@ -77,7 +77,7 @@ class PoolRuntime:
                 f"pool {self.pool!r}: soft shutdown timeout {self.soft_shutdown_timeout} s does not fit a Spot notice "
                 f"(at most {SPOT_NOTICE_S - SPOT_MARGIN_S - STOP_MARGIN_S} s): tasks still running when a Spot "
                 "instance is reclaimed are not drained: the drain agent requeues them just before the interruption "
-                "(Celery's cold shutdown, worker.drain) and they run again from the start"
+                "(Celery's cold shutdown, worker.drain.agent) and they run again from the start"
             )
         return found
 

@@ -16,7 +16,7 @@ import pytest
 
 from infra.local.redis_server import RedisServer
 from infra.local.workers import START_WORKER
-from worker.settings import SETTINGS_EXIT_CODE
+from worker.runtime.settings import SETTINGS_EXIT_CODE
 
 CELERY = str(Path(sys.executable).parent / "celery")
 GOOD_BROKER = "redis://127.0.0.1:1/0"  # never reached: nothing listens on port 1

@@ -59,7 +59,7 @@ def test_artefacts_hold_what_instances_and_lambda_need(builds: tuple[Path, Path]
         assert len(requirements.splitlines()) == len([n for n in names if n.endswith(".whl")])
     with zipfile.ZipFile(dist / PUBLISHER_BUNDLE) as bundle:
         files = set(bundle.namelist())
-        assert {"worker/__init__.py", "worker/drain.py", "pydantic/__init__.py", "celery/__init__.py"} <= files
+        assert {"worker/__init__.py", "worker/drain/agent.py", "pydantic/__init__.py", "celery/__init__.py"} <= files
         assert "celery_cluster_client/contract.py" in files, "worker.names imports the client's contract"
         # Built for the Lambda runtime's CPython, not the pools' (infra.artefacts.targets.LAMBDA_PYTHON).
         abi = f"cpython-{LAMBDA_PYTHON.replace('.', '')}-aarch64-linux-gnu.so"
@@ -106,7 +106,7 @@ def test_wheelhouse_installs_without_a_package_index(builds: tuple[Path, Path], 
     assert drain_help.returncode == 0, drain_help.stderr
     assert "DRAIN_" in drain_help.stdout
     imported = subprocess.run(
-        [str(python), "-c", "import worker.app, worker.drain; print(worker.app.app.main)"],
+        [str(python), "-c", "import worker.app, worker.drain.agent; print(worker.app.app.main)"],
         capture_output=True,
         text=True,
         check=False,

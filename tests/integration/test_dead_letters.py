@@ -20,9 +20,9 @@ import pytest
 from kombu.connection import Connection
 
 from tests.support.cluster import Cluster
-from worker import deadletter
-from worker.celeryconfig import queue as queue_entity
-from worker.settings import load_settings
+from worker.runtime import dead_letters as deadletter
+from worker.runtime.celeryconfig import queue as queue_entity
+from worker.runtime.settings import load_settings
 
 
 class Exploit:

@@ -10,9 +10,9 @@ from kombu.connection import Connection
 
 from tests.support.cluster import Cluster
 from worker import __version__
-from worker.celeryconfig import queue as queue_entity
 from worker.names import PUBLISHED_AT_HEADER
-from worker.settings import load_settings
+from worker.runtime.celeryconfig import queue as queue_entity
+from worker.runtime.settings import load_settings
 
 
 def _peek_headers(cluster: Cluster) -> list[dict[str, object]]:

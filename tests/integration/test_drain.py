@@ -26,11 +26,11 @@ from infra.local.redis_server import RedisServer
 from infra.local.workers import WorkerProcess, wait_for_workers
 from tests.fake_imds import ImdsState, fake_imds
 from tests.lifecycle_stub import COMPLETE, HEARTBEAT, LifecycleStub
-from worker import journal
-from worker.client import client_app
-from worker.drain import DrainAgent, DrainOutcome, build_agent
-from worker.drain_settings import load_settings
-from worker.imds import LIFECYCLE_STATE_PATH, SPOT_ACTION_PATH, Imds
+from worker.drain.agent import DrainAgent, DrainOutcome, build_agent
+from worker.drain.settings import load_settings
+from worker.instance.imds import LIFECYCLE_STATE_PATH, SPOT_ACTION_PATH, Imds
+from worker.runtime import journal
+from worker.sender import sender_app
 
 pytestmark = [pytest.mark.redis, pytest.mark.timeout(180)]
 
@@ -137,7 +137,7 @@ def drain_with_tasks_in_flight(
     """Start a worker, put tasks in flight, raise the notice in IMDS (made when it is raised, so a
     slow start-up spends none of its time), and let the agent drain it."""
     worker = start_worker(server, "draining", tmp_path)
-    app = client_app(server.url)
+    app = sender_app(server.url)
     try:
         wait_for_workers(app, 1, timeout=60)
         ids = [app.send_task("cluster.sleep", args=[TASK_SECONDS]).id for _ in range(TASKS)]
@@ -262,11 +262,11 @@ def test_drain_ends_as_soon_as_the_worker_is_idle(server: RedisServer, tmp_path:
     """Tasks that end well inside a long window: the hook is completed once they end, not at the window.
 
     Celery's own soft shutdown slept its whole window whenever a task was running at the signal;
-    worker.shutdown makes SIGTERM a warm shutdown bounded by the window instead.
+    worker.runtime.shutdown makes SIGTERM a warm shutdown bounded by the window instead.
     """
     window = 60
     worker = start_worker(server, "idle-soon", tmp_path, soft_shutdown=window)
-    app = client_app(server.url)
+    app = sender_app(server.url)
     client = redis.Redis.from_url(journal_url(server))
     try:
         wait_for_workers(app, 1, timeout=60)
@@ -311,7 +311,7 @@ def test_tasks_still_running_at_a_spot_deadline_go_back_to_the_queue_at_once(
     would sit unacknowledged until the Redis visibility timeout (here the default, an hour)."""
     long_task_s = 30.0
     worker = start_worker(server, "spot-long", tmp_path, soft_shutdown=120)
-    app = client_app(server.url)
+    app = sender_app(server.url)
     client = redis.Redis.from_url(journal_url(server))
     try:
         wait_for_workers(app, 1, timeout=60)

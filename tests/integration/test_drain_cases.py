@@ -33,10 +33,10 @@ from tests.integration.test_drain import (
     wait_for_active,
 )
 from tests.lifecycle_stub import COMPLETE, HEARTBEAT, LifecycleStub, RefusingStub
-from worker import journal
-from worker.client import client_app
-from worker.drain import DrainAgent, DrainOutcome
-from worker.imds import LIFECYCLE_STATE_PATH, SPOT_ACTION_PATH
+from worker.drain.agent import DrainAgent, DrainOutcome
+from worker.instance.imds import LIFECYCLE_STATE_PATH, SPOT_ACTION_PATH
+from worker.runtime import journal
+from worker.sender import sender_app
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -67,7 +67,7 @@ class Pool:
     def busy_worker(self, name: str) -> tuple[WorkerProcess, Celery, list[str]]:
         """A worker with tasks running and more waiting."""
         worker = self.worker(name)
-        app = client_app(self.broker_url)
+        app = sender_app(self.broker_url)
         wait_for_workers(app, 1, timeout=60)
         ids = [app.send_task("cluster.sleep", args=[TASK_SECONDS], queue=self.queue).id for _ in range(TASKS)]
         wait_for_active(app, 2)

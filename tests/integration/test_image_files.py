@@ -18,7 +18,7 @@ from tests.built import dist
 from tests.cloud_init_tool import cloud_init_command
 from tests.support.units import restart_prevented
 from tests.unit.test_user_data import ARTEFACTS, POOL
-from worker.settings import SETTINGS_EXIT_CODE
+from worker.runtime.settings import SETTINGS_EXIT_CODE
 
 pytestmark = pytest.mark.timeout(600)
 

@@ -22,7 +22,7 @@ from infra.render import render_config
 from infra.vm import files
 from tests.support.cluster import unique
 from tests.unit.test_fetchenv import systemd_unquote
-from worker.client import client_app
+from worker.sender import sender_app
 
 pytestmark = [pytest.mark.redis, pytest.mark.timeout(300)]
 
@@ -76,7 +76,7 @@ def test_a_worker_started_from_the_rendered_environment_applies_them(redis_serve
         concurrency=CONCURRENCY,
         env=env,
     ).start()
-    app = client_app(redis_server.url)
+    app = sender_app(redis_server.url)
     node = f"{name}@{socket.gethostname()}"
     try:
         deadline = time.monotonic() + 60

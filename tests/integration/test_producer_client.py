@@ -20,8 +20,8 @@ from infra.artefacts.client import build_client_wheel
 from infra.local.workers import WorkerProcess
 from tests.support.brokers import Broker
 from tests.support.cluster import unique
-from worker import journal
-from worker.client import client_app as tool_client
+from worker.runtime import journal
+from worker.sender import sender_app as tool_client
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 

@@ -17,10 +17,10 @@ from moto import mock_aws
 from infra.local.redis_server import RedisServer
 from infra.local.workers import WorkerProcess
 from tests.support.moto_groups import create_group
-from worker.client import client_app
 from worker.names import METRIC_BACKLOG, METRIC_BACKLOG_PER_INSTANCE, METRIC_IN_FLIGHT, METRIC_OLDEST_AGE
-from worker.publisher import PoolQueues, Publisher, PublisherConfigError, load_config, metric_data
-from worker.queues import QueueStats, Snapshot, inspector_for
+from worker.publisher.handler import PoolQueues, Publisher, PublisherConfigError, load_config, metric_data
+from worker.publisher.queues import QueueStats, Snapshot, inspector_for
+from worker.sender import sender_app
 
 NAMESPACE = "CeleryCluster/test"
 REGION = "eu-west-1"
@@ -70,7 +70,7 @@ def test_publishes_backlog_per_instance_with_in_flight(aws: None, tmp_path: Path
             secrets=secrets,
         )
         assert config.broker_url == server.url
-        app = client_app(server.url)
+        app = sender_app(server.url)
         sent_at = time.time()
         for _ in range(4):
             app.send_task("cluster.sleep", args=[60], queue="pub_a")

@@ -1,4 +1,4 @@
-"""The metrics publisher as AWS Lambda runs it: `worker.publisher.handler(event, context)`, configured by its
+"""The metrics publisher as AWS Lambda runs it: `worker.publisher.handler.handler(event, context)`, configured by its
 environment (the broker URL from Secrets Manager), here on a real RabbitMQ node read through its management
 API; Secrets Manager, Auto Scaling and CloudWatch on moto."""
 
@@ -16,10 +16,10 @@ from moto import mock_aws
 
 from infra.local.rabbitmq_server import RabbitMQServer
 from tests.integration.test_publisher import NAMESPACE, REGION, _group, _latest
-from worker import publisher
-from worker.client import client_app
 from worker.names import METRIC_BACKLOG, METRIC_BACKLOG_PER_INSTANCE
-from worker.queues import inspector_for
+from worker.publisher import handler as publisher
+from worker.publisher.queues import inspector_for
+from worker.sender import sender_app
 
 pytestmark = pytest.mark.rabbitmq
 
@@ -63,7 +63,7 @@ def test_handler_publishes_a_rabbitmq_pool_and_stops_before_the_invocation_ends(
     }.items():
         monkeypatch.setenv(name, value)
 
-    app = client_app(rabbitmq_server.url)
+    app = sender_app(rabbitmq_server.url)
     try:
         for _ in range(6):
             app.send_task("cluster.sleep", args=[60], queue=queue)

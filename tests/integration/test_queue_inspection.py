@@ -16,8 +16,8 @@ import redis
 from infra.local.rabbitmq_server import RabbitMQServer
 from infra.local.redis_server import RedisServer
 from infra.local.workers import WorkerProcess
-from worker.client import client_app
-from worker.queues import REDIS_PRIORITY_SEP, InspectionError, QueueInspector, Snapshot, inspector_for
+from worker.publisher.queues import REDIS_PRIORITY_SEP, InspectionError, QueueInspector, Snapshot, inspector_for
+from worker.sender import sender_app
 
 QUEUE_A = "scaling_a"
 QUEUE_B = "scaling_b"
@@ -42,7 +42,7 @@ def _wait_for(inspector: QueueInspector, condition: str, check: object, timeout:
 
 def _scenario(broker_url: str, inspector: QueueInspector, tmp_path: Path, resolution: float) -> None:
     """`resolution`: seconds the broker's publish time is truncated to (RabbitMQ's AMQP timestamp: 1)."""
-    app = client_app(broker_url)
+    app = sender_app(broker_url)
     sent_from = time.time()
     for _ in range(6):
         app.send_task("cluster.sleep", args=[60], queue=QUEUE_A)

@@ -22,12 +22,12 @@ from tests.integration.test_publisher import NAMESPACE, REGION, _group, _latest,
 from tests.support.brokers import Broker
 from tests.support.fixtures import ClusterFactory
 from worker.names import METRIC_BUSY_PROCESSES, METRIC_TASK_SECONDS
-from worker.publisher import PoolQueues, Publisher, PublisherConfig
-from worker.queues import QueueStats, Snapshot, inspector_for
-from worker.rabbit_service import RabbitServiceReader
-from worker.rabbit_task_stats import MAX_MESSAGES, SEND_SECONDS, STATS_QUEUE, WINDOW_SECONDS, stats_queue
-from worker.service_metrics import pool_values
-from worker.task_stats import QueueService
+from worker.publisher.handler import PoolQueues, Publisher, PublisherConfig
+from worker.publisher.queues import QueueStats, Snapshot, inspector_for
+from worker.publisher.rabbit_service import RabbitServiceReader
+from worker.publisher.service_metrics import pool_values
+from worker.runtime.rabbit_task_stats import MAX_MESSAGES, SEND_SECONDS, STATS_QUEUE, WINDOW_SECONDS, stats_queue
+from worker.runtime.task_stats import QueueService
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.timeout(240)]
 

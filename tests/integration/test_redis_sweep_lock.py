@@ -1,5 +1,5 @@
 """A broker restart in the middle of kombu's sweep of unacked Redis messages must not hold
-redelivery back for minutes (`unacked_mutex_expire` in worker/celeryconfig.py).
+redelivery back for minutes (`unacked_mutex_expire` in worker/runtime/celeryconfig.py).
 
 kombu's own code, with the worker's transport options: the sweep's lock taken as a sweep takes it,
 the broker stopped while it is held (as `Broker.restart` stops it: SIGTERM, AOF fsynced), then a
@@ -18,8 +18,8 @@ from kombu.transport.redis import Mutex
 
 from infra.local.redis_server import RedisServer
 from tests.support.whereabouts import redis_whereabouts
-from worker.celeryconfig import build_config
-from worker.settings import load_settings
+from worker.runtime.celeryconfig import build_config
+from worker.runtime.settings import load_settings
 
 VISIBILITY_TIMEOUT = 6
 

@@ -26,12 +26,12 @@ from tests.fake_imds import fake_imds
 from tests.integration.test_drain import ProcessControl
 from tests.integration.test_publisher import REGION, _group, aws  # noqa: F401 - fixture
 from tests.support.cluster import unique
-from worker import journal
-from worker.busy import running_task_ages, running_tasks
-from worker.client import client_app
-from worker.drain import DrainAgent, build_agent
-from worker.drain_settings import load_settings
-from worker.imds import Imds
+from worker.drain.agent import DrainAgent, build_agent
+from worker.drain.settings import load_settings
+from worker.instance.imds import Imds
+from worker.runtime import journal
+from worker.runtime.busy import running_task_ages, running_tasks
+from worker.sender import sender_app
 
 pytestmark = [pytest.mark.redis, pytest.mark.timeout(240)]
 
@@ -72,7 +72,7 @@ def test_busy_instance_is_protected_and_scale_in_takes_the_idle_one(
     autoscaling = boto3.client("autoscaling", region_name=REGION)
     busy_id, idle_id = list(protected(autoscaling))
     journal_url = server.url.removesuffix("/0") + "/1"
-    app = client_app(server.url)
+    app = sender_app(server.url)
     workers: dict[str, WorkerProcess] = {}
     busy_dirs = {instance: tmp_path / f"busy-{instance}" for instance in (busy_id, idle_id)}
 
@@ -173,7 +173,7 @@ def test_a_short_task_does_not_protect_its_instance(
     busy_id, _other = list(protected(autoscaling))
     busy_dir = tmp_path / "busy"
     journal_url = server.url.removesuffix("/0") + "/1"
-    app = client_app(server.url)
+    app = sender_app(server.url)
     worker = WorkerProcess(
         name="w-short",
         queues=["default"],

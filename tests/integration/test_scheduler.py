@@ -1,7 +1,7 @@
 """Exactly one scheduler sends: two real `celery beat` processes (image/bin/start-scheduler) on one
 real Redis, a one-second entry, a real worker, and the execution journal counting every run.
 
-Each run's task id names its entry and slot (`worker.periodic.run_id`), so a run sent twice shows
+Each run's task id names its entry and slot (`worker.scheduler.periodic.run_id`), so a run sent twice shows
 as one id journalled twice, and a run never sent as a hole in the slots.
 """
 
@@ -22,8 +22,8 @@ from tests.support.brokers import Broker
 from tests.support.cluster import Cluster, unique
 from tests.support.fixtures import ClusterFactory
 from tests.support.periodic import check_runs, runs, wait_runs, wait_span
-from worker.lease import RedisLeaseStore, RunState
-from worker.settings import SETTINGS_EXIT_CODE
+from worker.runtime.settings import SETTINGS_EXIT_CODE
+from worker.scheduler.lease import RedisLeaseStore, RunState
 
 LEASE_S = 3.0
 OBSERVE_S = 30.0

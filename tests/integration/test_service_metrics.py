@@ -13,12 +13,12 @@ import redis
 from infra.local.redis_server import RedisServer
 from infra.local.workers import WorkerProcess
 from tests.integration.test_publisher import NAMESPACE, REGION, _group, _latest, aws  # noqa: F401 - fixture
-from worker.client import client_app
 from worker.names import METRIC_BUSY_PROCESSES, METRIC_IN_FLIGHT, METRIC_IN_SERVICE, METRIC_TASK_SECONDS
-from worker.publisher import PoolQueues, Publisher, PublisherConfig
-from worker.queues import QueueStats, Snapshot, inspector_for
-from worker.service_metrics import RedisServiceReader, pool_values
-from worker.task_stats import QueueService, read_service, running_key
+from worker.publisher.handler import PoolQueues, Publisher, PublisherConfig
+from worker.publisher.queues import QueueStats, Snapshot, inspector_for
+from worker.publisher.service_metrics import RedisServiceReader, pool_values
+from worker.runtime.task_stats import QueueService, read_service, running_key
+from worker.sender import sender_app
 
 pytestmark = [pytest.mark.redis, pytest.mark.timeout(180)]
 
@@ -40,7 +40,7 @@ def test_publishes_measured_task_seconds_busy_processes_and_in_service(aws: None
     _group("pool-svc", instances=2)
     queue = "svc_a"
     with RedisServer(appendonly=False) as server:
-        app = client_app(server.url)
+        app = sender_app(server.url)
         client = redis.Redis.from_url(server.url)
         worker = WorkerProcess(
             name="svc", queues=[queue], broker_url=server.url, log_path=tmp_path / "w.log", concurrency=2

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from infra.config import ROOT
-from infra.scaling.report import COLUMNS
 from infra.scaling.traces import Trace, write_csv
+from infra.simulation.report import COLUMNS
 
 SIMULATE = ROOT / "scripts" / "simulate"
 

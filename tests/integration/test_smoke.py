@@ -11,7 +11,7 @@ import pytest
 
 from infra.local.redis_server import RedisServer
 from infra.local.workers import REPO_ROOT, WorkerProcess, wait_for_workers
-from worker.client import client_app
+from worker.sender import sender_app
 
 pytestmark = pytest.mark.redis
 
@@ -29,7 +29,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             env={"CELERY_SOFT_SHUTDOWN_TIMEOUT": "5"},
         ).start()
         try:
-            wait_for_workers(client_app(server.url), 1, timeout=60)
+            wait_for_workers(sender_app(server.url), 1, timeout=60)
             yield server.url
         finally:
             worker.stop(timeout=30)

@@ -1,4 +1,4 @@
-"""The smoke function (`worker.smoke.handler`, the smoke test inside the VPC) on a real Redis with real
+"""The smoke function (`worker.smoke.handler.handler`, the smoke test inside the VPC) on a real Redis with real
 worker processes; Secrets Manager and Auto Scaling on moto (validated against the service models).
 
 What cannot run here: the Lambda runtime itself, its VPC networking to a private broker, and a real
@@ -23,8 +23,8 @@ from moto import mock_aws
 from infra.local.redis_server import RedisServer
 from infra.local.workers import WorkerProcess, wait_for_workers
 from tests.support.moto_groups import create_group
-from worker.client import client_app
-from worker.smoke import MARGIN_SECONDS, handler
+from worker.sender import sender_app
+from worker.smoke.handler import MARGIN_SECONDS, handler
 
 pytestmark = pytest.mark.redis
 REGION = "eu-west-1"
@@ -78,7 +78,7 @@ def test_waits_for_a_pool_at_zero_to_scale_out_and_reports_each_pool(
         )
         workers = [WorkerProcess("warm", ["smoke_warm"], server.url, tmp_path / "warm.log", concurrency=1).start()]
         try:
-            wait_for_workers(client_app(server.url), 1, timeout=60)
+            wait_for_workers(sender_app(server.url), 1, timeout=60)
             result: dict[str, Any] = {}
             run = threading.Thread(
                 target=lambda: result.update(handler({"count": count, "timeout": wait}, _Context(wait + 60)))

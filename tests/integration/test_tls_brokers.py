@@ -41,10 +41,10 @@ from tests.support.moto_groups import create_group
 from tests.support.tls import make_tls_files
 from tests.support.tls_brokers import tls_url
 from worker.names import METRIC_IN_FLIGHT, METRIC_OLDEST_AGE, METRIC_WAITING
-from worker.publisher import Publisher, load_config
-from worker.queues import inspector_for, management_url_for
-from worker.service_metrics import reader_for
-from worker.settings import SETTINGS_EXIT_CODE
+from worker.publisher.handler import Publisher, load_config
+from worker.publisher.queues import inspector_for, management_url_for
+from worker.publisher.service_metrics import reader_for
+from worker.runtime.settings import SETTINGS_EXIT_CODE
 
 REGION = "eu-west-1"
 NAMESPACE = "CeleryCluster/tls"

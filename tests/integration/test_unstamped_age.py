@@ -20,8 +20,8 @@ from moto import mock_aws
 from tests.support.brokers import Broker
 from tests.support.cluster import unique
 from worker.names import METRIC_OLDEST_AGE, METRIC_QUEUES_WITHOUT_AGE, METRIC_UNSTAMPED
-from worker.publisher import PoolQueues, Publisher, PublisherConfig
-from worker.queues import inspector_for
+from worker.publisher.handler import PoolQueues, Publisher, PublisherConfig
+from worker.publisher.queues import inspector_for
 
 REGION = "eu-west-1"
 INTERVAL = 1.0
@@ -122,10 +122,10 @@ def test_a_plain_celery_producer_still_gets_a_queue_age(broker: Broker) -> None:
 
 @pytest.mark.redis
 def test_publisher_once_prints_one_sample_as_json(redis_server: Any) -> None:
-    from worker.client import client_app  # noqa: PLC0415 - stamps what it sends
+    from worker.sender import sender_app  # noqa: PLC0415 - stamps what it sends
 
     queue = unique("once")
-    app = client_app(redis_server.url)
+    app = sender_app(redis_server.url)
     try:
         app.send_task("cluster.sleep", args=[0], queue=queue)
     finally:

@@ -23,8 +23,9 @@ from celery import Celery
 from infra.local.accounting import Tally, tally
 from infra.local.workers import WorkerProcess
 from tests.support.brokers import Broker
-from worker import deadletter, journal
-from worker.client import client_app
+from worker.runtime import dead_letters as deadletter
+from worker.runtime import journal
+from worker.sender import sender_app
 
 # How long a closing cluster's workers get to drain before they are killed.
 CLOSE_GRACE_SECONDS = 10.0
@@ -59,7 +60,7 @@ class Cluster:
     @property
     def client(self) -> Celery:
         if self._client is None:
-            self._client = client_app(
+            self._client = sender_app(
                 self.broker.url, default_queue=self.queue, dead_letter_queue=self.dead_letter_queue
             )
         return self._client

@@ -24,9 +24,9 @@ from typing import Any
 import boto3
 from moto import mock_aws
 
-from worker.client import client_app
-from worker.lease import DynamoLeaseStore
-from worker.scheduler import LeasedScheduler
+from worker.scheduler.beat import LeasedScheduler
+from worker.scheduler.lease import DynamoLeaseStore
+from worker.sender import sender_app
 
 TABLE = "celery-cluster-test-scheduler"
 REGION = "eu-west-1"
@@ -84,7 +84,7 @@ def main(control: Path) -> None:
             AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
             BillingMode="PAY_PER_REQUEST",
         )
-        app = client_app(
+        app = sender_app(
             os.environ["CELERY_BROKER_URL"],
             default_queue=os.environ["CELERY_DEFAULT_QUEUE"],
             dead_letter_queue=os.environ["CELERY_DEAD_LETTER_QUEUE"],

@@ -1,6 +1,6 @@
 """Counting a periodic entry's runs in the execution journal (the scheduler tests, both brokers).
 
-Each run's task id names its entry and slot (`worker.periodic.run_id`), so a run sent twice shows
+Each run's task id names its entry and slot (`worker.scheduler.periodic.run_id`), so a run sent twice shows
 as one slot journalled twice, and a run never sent as a hole in the slots.
 """
 
@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 
 from tests.support.cluster import Cluster
-from worker.periodic import run_id
+from worker.scheduler.periodic import run_id
 
 ENTRY = "every-second"
 RUN_PREFIX = run_id(ENTRY, 0.0).split("@")[0] + "@"

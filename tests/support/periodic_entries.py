@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from worker.periodic import Periodic
+from worker.scheduler.periodic import Periodic
 
 # A one-second entry on the default queue (each test cluster sets its own default queue).
 EVERY_SECOND = (Periodic(name="every-second", task="cluster.sleep", schedule=1.0, args=(0.0,)),)

@@ -13,7 +13,7 @@ from infra.scaling.aws_model import GroupModel, ModelAssumptions, NamedPolicies,
 from infra.scaling.group_state import Instance, choose_for_termination
 from infra.scaling.policy import PoolScaling, StepAdjustment, StepScalingPolicy, TargetTrackingPolicy
 from infra.scaling.schedules import Cron, Schedule
-from worker.drain_settings import DrainSettings
+from worker.drain.settings import DrainSettings
 from worker.names import METRIC_BACKLOG_PER_INSTANCE, METRIC_OLDEST_AGE
 
 TARGET = 10.0

@@ -9,7 +9,7 @@ from amqp.exceptions import AccessRefused
 from kombu.exceptions import OperationalError
 from redis.exceptions import AuthenticationError
 
-from worker.broker_errors import REFUSED_MESSAGE, WORKER_LOGGER, RefusedCredentialsFilter, refusal_reason
+from worker.runtime.broker_errors import REFUSED_MESSAGE, WORKER_LOGGER, RefusedCredentialsFilter, refusal_reason
 
 URL = "rediss://:s3cretpassword@broker.example:6379/0?ssl_cert_reqs=required"
 

@@ -14,8 +14,8 @@ from moto import mock_aws
 from celery_cluster_client import ClientConfigError, client_app, client_config
 from celery_cluster_client.stamping import stamp
 from infra.components.producer_access import producer_secret_document
-from worker.celeryconfig import build_config
-from worker.settings import load_settings
+from worker.runtime.celeryconfig import build_config
+from worker.runtime.settings import load_settings
 
 URL = "amqp://guest:guest@localhost:5672//"
 

@@ -16,8 +16,9 @@ from celery import Celery
 from kombu.exceptions import ContentDisallowed
 
 from tests.support.redis_queues import REDIS_URL, RedisQueues
-from worker import deadletter
+from worker.deadletter import cli
 from worker.names import PUBLISHED_AT_HEADER
+from worker.runtime import dead_letters as deadletter
 
 pytestmark = pytest.mark.redis
 MESSAGES = ("deadletter:", "invalid setting")
@@ -64,7 +65,7 @@ def _task_letter(redis_queues: RedisQueues, dlq: str, source: str | None) -> dic
 
 
 def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, list[str], str]:
-    code = deadletter.main(list(argv))
+    code = cli.main(list(argv))
     out, err = capsys.readouterr()
     # The command's own messages; stderr also carries the worker's logging (JSON lines, or a logging
     # error when the app was imported under an earlier capture, as mutmut's repeated runs do).
@@ -232,7 +233,7 @@ def test_a_letter_that_cannot_be_replayed_exits_2_and_stays(
 @pytest.mark.parametrize("argv", [["replay"], ["replay", "x", "--all"]])
 def test_replay_takes_ids_or_all(dlq: str, capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
     with pytest.raises(SystemExit) as exited:
-        deadletter.main(argv)
+        cli.main(argv)
     assert exited.value.code == 2
     last = capsys.readouterr().err.splitlines()[-1]
     assert last == "python -m worker.deadletter: error: replay takes dead-letter ids or --all (one of the two)"
@@ -256,14 +257,14 @@ def test_an_invalid_setting_exits_2_naming_it(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("CELERY_BROKER_URL", "http://broker")
-    assert deadletter.main(["purge"]) == 2
+    assert cli.main(["purge"]) == 2
     assert capsys.readouterr().err.startswith("invalid setting CELERY_BROKER_URL: ")
 
 
 def _help(capsys: pytest.CaptureFixture[str], *argv: str) -> list[str]:
     """`--help` as lines, runs of spaces as one (column widths are argparse's)."""
     with pytest.raises(SystemExit) as exited:
-        deadletter.main([*argv, "--help"])
+        cli.main([*argv, "--help"])
     assert exited.value.code == 0
     return [" ".join(line.split()) for line in capsys.readouterr().out.splitlines()]
 
@@ -303,8 +304,8 @@ def test_help_states_the_commands_and_exit_codes(
 
 
 def test_the_operations_replay_and_purge_unless_asked_for_a_dry_run(redis_queues: RedisQueues, dlq: str) -> None:
-    from worker import deadletter_admin as admin  # noqa: PLC0415 - as the command imports it
     from worker.app import app  # noqa: PLC0415 - imported by the module fixture
+    from worker.deadletter import admin  # noqa: PLC0415
 
     source = redis_queues.name("io")
     task = _task_letter(redis_queues, dlq, source)
@@ -331,5 +332,5 @@ def test_a_letter_that_is_not_json_is_refused_not_decoded(
     """The dead-letter queue holds what attackers may have sent; the command never unpickles it."""
     redis_queues.publish(dlq, {"reason": "task_failed"}, serializer="pickle")
     with pytest.raises(ContentDisallowed):
-        deadletter.main(["list"])
+        cli.main(["list"])
     assert redis_queues.depth(dlq) == 1

@@ -22,8 +22,8 @@ from kombu.exceptions import ContentDisallowed
 from kombu.message import Message
 
 from tests.support.redis_queues import RedisQueues
-from worker import deadletter
 from worker.names import DEAD_LETTER_REASON_HEADER
+from worker.runtime import dead_letters as deadletter
 
 pytestmark = pytest.mark.redis
 

@@ -1,4 +1,4 @@
-"""What a dead letter says (worker/deadletter.py): the reason (retries exhausted or a plain failure), the
+"""What a dead letter says (worker/runtime/dead_letters.py): the reason (retries exhausted or a plain failure), the
 task, where it came from, and a poison message's bytes kept intact. The broker round trip is in
 tests/integration/test_dead_letters.py; here the records themselves, with the publish captured."""
 
@@ -11,7 +11,7 @@ import pytest
 from celery import Celery
 from kombu.message import Message
 
-from worker import deadletter
+from worker.runtime import dead_letters as deadletter
 
 
 @pytest.fixture

@@ -17,10 +17,10 @@ from infra.vm.files import DRAIN_UNIT
 from tests.fake_imds import fake_imds
 from tests.lifecycle_stub import COMPLETE, LifecycleStub, RefusingStub
 from tests.support.units import restart_prevented
-from worker import drain
-from worker.drain_settings import DrainSettingsError, load_settings
-from worker.imds import LIFECYCLE_STATE_PATH, SPOT_ACTION_PATH, Imds, MetadataError
-from worker.settings import SETTINGS_EXIT_CODE
+from worker.drain import agent as drain
+from worker.drain.settings import DrainSettingsError, load_settings
+from worker.instance.imds import LIFECYCLE_STATE_PATH, SPOT_ACTION_PATH, Imds, MetadataError
+from worker.runtime.settings import SETTINGS_EXIT_CODE
 
 
 @pytest.fixture(autouse=True)

@@ -23,10 +23,10 @@ from structlog.testing import capture_logs
 
 from tests.fake_imds import ImdsState, fake_imds
 from tests.lifecycle_stub import COMPLETE, HEARTBEAT, LifecycleStub, RefusingStub
-from worker import drain
-from worker.drain_settings import load_settings
-from worker.imds import ASG_TAG_PATH, LIFECYCLE_STATE_PATH, SPOT_ACTION_PATH, Imds
-from worker.settings import SETTINGS_EXIT_CODE
+from worker.drain import agent as drain
+from worker.drain.settings import load_settings
+from worker.instance.imds import ASG_TAG_PATH, LIFECYCLE_STATE_PATH, SPOT_ACTION_PATH, Imds
+from worker.runtime.settings import SETTINGS_EXIT_CODE
 
 T0 = 1000.0
 WALL0 = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
@@ -36,7 +36,7 @@ WALL0 = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 def _fresh_logger(monkeypatch: pytest.MonkeyPatch) -> None:
     """The agent's logger, unbound: once `main` has configured logging (another test), structlog caches
     each logger on first use and `capture_logs` would see nothing."""
-    monkeypatch.setattr(drain, "log", structlog.get_logger("worker.drain"))
+    monkeypatch.setattr(drain, "log", structlog.get_logger("worker.drain.agent"))
 
 
 @dataclass

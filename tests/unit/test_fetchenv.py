@@ -11,7 +11,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from worker import fetchenv
+from worker.instance import fetchenv
 
 REGION = "eu-west-1"
 BROKER = 'rediss://:pa"s$w\\rd`x@broker.example.internal:6379/0'

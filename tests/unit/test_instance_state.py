@@ -17,11 +17,12 @@ from botocore.stub import Stubber
 from infra.vm.files import POOL_ENV, WORKER_UNIT
 from tests.fake_imds import fake_imds
 from tests.support.units import restart_prevented, unit_settings
-from worker import busy, drain
-from worker.imds import LIFECYCLE_STATE_PATH, Imds
-from worker.instance_state import mark_unhealthy, wait_in_service
-from worker.protection import ScaleInProtection
-from worker.settings import SETTINGS_EXIT_CODE
+from worker.drain import agent as drain
+from worker.drain.protection import ScaleInProtection
+from worker.instance.imds import LIFECYCLE_STATE_PATH, Imds
+from worker.instance.state import mark_unhealthy, wait_in_service
+from worker.runtime import busy
+from worker.runtime.settings import SETTINGS_EXIT_CODE
 
 ASG = "celery-cluster-dev-default"
 INSTANCE = "i-0abc1234def567890"

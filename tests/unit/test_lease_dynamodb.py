@@ -10,7 +10,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from worker.lease import CLOCK_SKEW_S, DynamoLeaseStore, LeaseError, RunState
+from worker.scheduler.lease import CLOCK_SKEW_S, DynamoLeaseStore, LeaseError, RunState
 
 
 @pytest.fixture

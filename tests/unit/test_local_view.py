@@ -11,8 +11,8 @@ from infra.local.fleet import LocalInstance
 from infra.local.view import Status, event_line, line, render
 from infra.local.workers import WorkerProcess
 from infra.scaling.aws_model import AlarmState, ScalingEvent
-from infra.scaling.report import NARROW_COLUMNS, results_table
 from infra.scaling.simulator import SimulationResult, Timeline
+from infra.simulation.report import NARROW_COLUMNS, results_table
 
 
 def _status(instances: int, now: float = 95.0) -> Status:

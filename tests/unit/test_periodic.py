@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from worker.periodic import Periodic, ScheduleError, Slots, check_entries, resolve_queue, run_id
-from worker.schedule import ENTRIES
+from worker.scheduler.periodic import Periodic, ScheduleError, Slots, check_entries, resolve_queue, run_id
+from worker.scheduler.schedule import ENTRIES
 
 TASKS = {"cluster.ping", "cluster.sleep", "cluster.canary", "cluster.fan_out", "reports.build"}
 

@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from worker.queues import QueueStats, Snapshot
-from worker.rabbit_service import parse
-from worker.rabbit_task_stats import Summaries
-from worker.service_metrics import busy
-from worker.task_stats import QueueService
+from worker.publisher.queues import QueueStats, Snapshot
+from worker.publisher.rabbit_service import parse
+from worker.publisher.service_metrics import busy
+from worker.runtime.rabbit_task_stats import Summaries
+from worker.runtime.task_stats import QueueService
 
 
 def test_summaries_add_up_per_queue_and_a_failed_send_gives_them_back() -> None:

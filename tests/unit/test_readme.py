@@ -26,7 +26,7 @@ from pydantic_settings import BaseSettings
 
 from infra.cli.entry import script_app
 from infra.config import PROJECT, REGION_KEY, StackConfig
-from worker.settings import ENV_PREFIX, WorkerSettings
+from worker.runtime.settings import ENV_PREFIX, WorkerSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()
@@ -38,7 +38,12 @@ ALL_DOCS = "\n".join(DOCS.values())
 CODE_DIRS = ("infra", "worker", "celery_cluster_client", "policy", "image", "scripts", "tests", ".github")
 CODE_FILES = ("Makefile", "pyproject.toml", "Pulumi.yaml")
 # Modules whose pydantic-settings models read the environment (prefix + field name).
-SETTINGS_MODULES = ("worker.settings", "worker.drain_settings", "worker.fetchenv", "worker.scheduler")
+SETTINGS_MODULES = (
+    "worker.runtime.settings",
+    "worker.drain.settings",
+    "worker.instance.fetchenv",
+    "worker.scheduler.beat",
+)
 # `celery-cluster:<name>` strings that are not config keys: AWS tag keys, Redis key prefixes.
 NOT_CONFIG = {
     "image": "the tag image retention selects the stack's AMIs by",
@@ -296,6 +301,6 @@ def test_every_assumption_the_docs_name_is_a_constant_in_the_code() -> None:
 
 def test_a_constant_without_its_assumption_stated_is_not_counted() -> None:
     defined = assumption_definitions()
-    assert defined["CLOCK_SKEW_S"] == "worker/lease.py"
+    assert defined["CLOCK_SKEW_S"] == "worker/scheduler/lease.py"
     assert defined["BROKER_CA_IN_SYSTEM_STORE"] == "infra/components/broker.py"
     assert "SETTINGS_EXIT_CODE" not in defined, "a constant that states no assumption"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from worker.celeryconfig import build_config, restore_interval
-from worker.settings import load_settings
+from worker.runtime.celeryconfig import build_config, restore_interval
+from worker.runtime.settings import load_settings
 
 
 @pytest.mark.parametrize(("visibility", "interval"), [(2, 1), (6, 1), (100, 10), (3600, 60), (86400, 60)])

@@ -10,8 +10,8 @@ import pytest
 
 from infra.config import load_stack_config, stack_names
 from infra.scaling.simulator import ours, simulate
-from infra.scaling.stack import load_pool_spec
 from infra.scaling.traces import BUILT_IN, TraceShape, built_in
+from infra.simulation.stack import load_pool_spec
 
 POOLS = [(stack, pool) for stack in stack_names() for pool in load_stack_config(stack).pools]
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from worker.scheduler import SchedulerSettings
+from worker.scheduler.beat import SchedulerSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()
@@ -23,4 +23,4 @@ def test_no_worker_start_path_embeds_beat() -> None:
     for path in paths:
         text = path.read_text()
         assert not re.search(r"(^|\s)(-B|--beat)(\s|$)", text, re.M), f"{path.name} runs beat inside a worker"
-    assert "worker.scheduler:LeasedScheduler" in (ROOT / "image" / "bin" / "start-scheduler").read_text()
+    assert "worker.scheduler.beat:LeasedScheduler" in (ROOT / "image" / "bin" / "start-scheduler").read_text()

@@ -6,10 +6,10 @@ from __future__ import annotations
 import boto3
 from botocore.stub import Stubber
 
-from worker.lease import RunState
 from worker.names import METRIC_ENTRY_LATENESS, METRIC_SCHEDULER_HEARTBEAT
-from worker.periodic import Periodic, Slots
-from worker.scheduler import CloudWatchMetrics, LeasedScheduler
+from worker.scheduler.beat import CloudWatchMetrics, LeasedScheduler
+from worker.scheduler.lease import RunState
+from worker.scheduler.periodic import Periodic, Slots
 
 
 def test_heartbeat_and_lateness_are_one_valid_put_metric_data() -> None:

@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from worker.celeryconfig import build_config
-from worker.settings import SettingsError, check_imports, load_process_settings, load_settings
+from worker.runtime.celeryconfig import build_config
+from worker.runtime.settings import SettingsError, check_imports, load_process_settings, load_settings
 
 BROKER = "redis://127.0.0.1:6379/0"
 
@@ -83,7 +83,7 @@ def test_production_defaults() -> None:
     assert config["worker_prefetch_multiplier"] == 1
     assert config["task_ignore_result"] is True
     assert config["broker_transport_options"]["visibility_timeout"] == 3600
-    # The window is worker.shutdown's; Celery's own soft shutdown would sleep all of it.
+    # The window is worker.runtime.shutdown's; Celery's own soft shutdown would sleep all of it.
     assert config["worker_soft_shutdown_timeout"] == 0
     assert config["result_backend"] == BROKER
 

@@ -11,7 +11,7 @@ import pytest
 from infra.cli import simulate_changed
 from infra.config import load_stack_config, stack_names
 from infra.scaling.simulator import PoolSpec
-from infra.scaling.stack import load_pool_spec
+from infra.simulation.stack import load_pool_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -7,8 +7,8 @@ import pytest
 
 from infra.local.samples import pool_sample
 from infra.scaling.group_state import GroupView
-from worker.queues import QueueStats, Snapshot
-from worker.task_stats import QueueService
+from worker.publisher.queues import QueueStats, Snapshot
+from worker.runtime.task_stats import QueueService
 
 SPEED = 10.0
 

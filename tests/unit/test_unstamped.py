@@ -1,4 +1,4 @@
-"""Dating unstamped messages from first sight (worker.unstamped), on a model of a FIFO queue: every
+"""Dating unstamped messages from first sight (worker.publisher.unstamped), on a model of a FIFO queue: every
 estimate is at most one sample interval younger than the truth and never older."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 from collections import deque
 
-from worker.unstamped import CounterSightings, ListSightings
+from worker.publisher.sightings import CounterSightings, ListSightings
 
 INTERVAL = 10.0
 

@@ -124,7 +124,7 @@ def test_spot_pool_that_cannot_drain_in_two_minutes_is_warned() -> None:
     assert replace(POOL, spot=True).warnings() == []  # 90 s + margin fits the two-minute notice
     (warning,) = replace(POOL, spot=True, soft_shutdown_timeout=300, drain_window=330).warnings()
     assert "soft shutdown timeout 300 s does not fit a Spot notice" in warning
-    # The agent requeues what still runs before the interruption (worker.drain), not the broker later.
+    # The agent requeues what still runs before the interruption (worker.drain.agent), not the broker later.
     assert "requeues them" in warning
     assert "visibility timeout" not in warning
 

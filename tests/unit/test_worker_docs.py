@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from infra.local.workers import REPO_ROOT, START_WORKER
-from worker.settings import PROCESS_ENV_PREFIX, ProcessSettings, WorkerSettings, env_name
+from worker.runtime.settings import PROCESS_ENV_PREFIX, ProcessSettings, WorkerSettings, env_name
 
 DOC = (REPO_ROOT / "docs" / "worker.md").read_text()
 TABLE_NAMES = set(re.findall(r"^\| `((?:CELERY|WORKER)_[A-Z_]+)` \|", DOC, flags=re.MULTILINE))

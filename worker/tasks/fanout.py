@@ -1,7 +1,7 @@
 """Example periodic task: one run fans out into many tasks on the queue it came from.
 
 The shape of a nightly export or a sweep: the scheduler sends one small task, which sends the
-real work. Its entry in `worker.schedule` says how many tasks a run starts (`expect_tasks`), so
+real work. Its entry in `worker.scheduler.schedule` says how many tasks a run starts (`expect_tasks`), so
 the Pulumi program scales the receiving pool before the run instead of after its queue grew.
 """
 

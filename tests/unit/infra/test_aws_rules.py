@@ -50,7 +50,7 @@ from worker.names import (
     METRIC_TASK_SECONDS,
     METRIC_WAITING,
 )
-from worker.settings import SETTINGS_EXIT_CODE
+from worker.runtime.settings import SETTINGS_EXIT_CODE
 
 ACCOUNT = "123456789012"
 ROLE = "aws:iam/role:Role"
@@ -427,7 +427,7 @@ def test_warm_pool_has_the_configured_size(stack: Rendered) -> None:
 
 
 def test_instance_refresh_replaces_instances_that_protect_themselves(stack: Rendered) -> None:
-    """Busy instances protect themselves from scale-in (worker.protection). An instance refresh by
+    """Busy instances protect themselves from scale-in (worker.drain.protection). An instance refresh by
     default waits one hour for that protection to go and then fails; Refresh replaces them, through
     the drain hook that waits for their tasks
     (https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_RefreshPreferences.html)."""
@@ -494,7 +494,7 @@ def test_a_drain_can_wait_as_long_as_a_task_may_run(stack: Rendered) -> None:
 SCALING_POLICY = "aws:autoscaling/policy:Policy"
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
 
-# What worker.publisher writes with StorageResolution=1 (10 s samples) under the stack's namespace.
+# What worker.publisher.handler writes with StorageResolution=1 (10 s samples) under the stack's namespace.
 HIGH_RESOLUTION = {
     METRIC_WAITING,
     METRIC_IN_FLIGHT,

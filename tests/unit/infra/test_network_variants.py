@@ -97,5 +97,5 @@ def test_rabbitmq_cluster_spans_every_private_subnet() -> None:
 def test_worker_secret_is_an_object_of_environment_variables() -> None:
     document = json.loads(worker_secret_document(amqp_url("celery", "pw", "amqps://b-1.mq.example:5671"), "quorum"))
     assert document == {"CELERY_BROKER_URL": "amqps://celery:pw@b-1.mq.example:5671//", "CELERY_QUEUE_TYPE": "quorum"}
-    # worker.fetchenv accepts only variable names (upper case) as keys.
+    # worker.instance.fetchenv accepts only variable names (upper case) as keys.
     assert all(re.fullmatch(r"[A-Z_][A-Z0-9_]*", key) for key in document)

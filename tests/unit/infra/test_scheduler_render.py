@@ -12,14 +12,14 @@ import yaml
 
 from infra.components.scheduler import TYPE, lease_table_name
 from infra.config import ConfigError, merged_raw, parse_config, read_stack_file
+from infra.config.periodic_capacity import capacity_for, check_tasks, derived_schedules
 from infra.render import Render, render_config
-from infra.scaling.periodic_capacity import capacity_for, check_tasks, derived_schedules
 from infra.vm.scheduler_data import SCHEDULER_ENV, SCHEDULER_UNIT
 from tests.unit.infra.conftest import Rendered
 from tests.unit.test_fetchenv import systemd_unquote
 from worker.names import METRIC_ENTRY_LATENESS, METRIC_SCHEDULER_HEARTBEAT
-from worker.periodic import Periodic
-from worker.schedule import ENTRIES
+from worker.scheduler.periodic import Periodic
+from worker.scheduler.schedule import ENTRIES
 
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
 SCHEDULE = "aws:autoscaling/schedule:Schedule"

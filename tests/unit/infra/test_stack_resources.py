@@ -16,7 +16,7 @@ from infra.config import ROOT, load_stack_config
 from infra.program import BundleMissingError, publisher_code
 from infra.render import SECRET, render_stack
 from tests.unit.infra.conftest import Rendered
-from worker.publisher import load_config
+from worker.publisher.handler import load_config
 
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
 RG = "aws:elasticache/replicationGroup:ReplicationGroup"

@@ -1,0 +1,7 @@
+"""`python -m worker.deadletter`."""
+
+import sys
+
+from worker.deadletter.cli import main
+
+sys.exit(main())
