@@ -10,8 +10,7 @@ import sys
 
 from celery import Celery
 
-from worker.runtime import busy, journal, logs, rabbit_task_stats, shutdown, stamping, task_stats
-from worker.runtime import dead_letters
+from worker.runtime import busy, dead_letters, journal, logs, rabbit_task_stats, shutdown, stamping, task_stats
 from worker.runtime.celeryconfig import build_config
 from worker.runtime.request import BaseTask
 from worker.runtime.settings import (

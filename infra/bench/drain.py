@@ -21,8 +21,8 @@ from pathlib import Path
 import redis
 from rich.table import Table
 
-from infra.local.redis_server import RedisServer
 from infra.local.workers import WorkerProcess
+from infra.servers.redis import RedisServer
 from worker.runtime import journal
 from worker.runtime.busy import running_tasks
 from worker.sender import sender_app

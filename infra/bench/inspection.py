@@ -12,8 +12,8 @@ from collections.abc import Sequence
 
 from rich.table import Table
 
-from infra.local.rabbitmq_server import RabbitMQServer
-from infra.local.redis_server import RedisServer
+from infra.servers.rabbitmq import RabbitMQServer
+from infra.servers.redis import RedisServer
 from worker.publisher.queues import QueueInspector, inspector_for
 from worker.sender import sender_app
 

@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from infra.bench import rabbit_task_stats
-from infra.local.redis_server import RedisServer
+from infra.servers.redis import RedisServer
 from worker.runtime.task_stats import Recorder, read_service
 
 TASKS = 3000

@@ -37,7 +37,6 @@ from infra.config import ROOT, ConfigError
 from infra.local.agreement import Comparison
 from infra.local.fleet import Fleet
 from infra.local.plan import LOCAL_CONCURRENCY, LOCAL_MAX_PROCESSES, TwinPlan, assumptions_for, local_pool, local_trace
-from infra.local.redis_server import ServerNotInstalledError
 from infra.local.result import TwinResult
 from infra.local.run_loop import Snapshot, run_twin
 from infra.local.timescale import DEFAULT_WINDOWS, parse_window
@@ -46,6 +45,7 @@ from infra.scaling.aws_model import GroupModel
 from infra.scaling.default_policy import target_backlog_per_instance
 from infra.scaling.plot import write_plot
 from infra.scaling.traces import BUILT_IN, TraceError
+from infra.servers.redis import ServerNotInstalledError
 from infra.simulation.report import COLUMNS, NARROW_COLUMNS, bound_for, results_table
 from infra.simulation.stack import PoolNotFoundError
 

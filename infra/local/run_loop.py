@@ -31,7 +31,6 @@ from infra.local.accounting import JournalTracker
 from infra.local.fleet import Fleet
 from infra.local.plan import LOCAL_SCHEDULE, LocalPool, TwinPlan, assumptions_for
 from infra.local.producer import Producer
-from infra.local.redis_server import RedisServer
 from infra.local.result import TwinResult, local_result, periodic_runs
 from infra.local.samples import pool_sample
 from infra.local.scheduler import SchedulerProcess
@@ -39,6 +38,7 @@ from infra.local.timescale import ModelClock
 from infra.scaling.aws_model import GroupModel, PoolSample
 from infra.scaling.simulator import SAMPLE_SECONDS, ours, simulate, spec_for_trace
 from infra.scaling.traces import Trace
+from infra.servers.redis import RedisServer
 from worker.publisher.queues import RedisInspector
 from worker.publisher.service_metrics import RedisServiceReader
 from worker.sender import sender_app

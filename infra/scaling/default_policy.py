@@ -28,8 +28,8 @@ from infra.scaling.policy import (
     StepAdjustment,
     StepScalingPolicy,
     TargetTrackingPolicy,
-    _finite_positive,
-    _require,
+    finite_positive,
+    require,
 )
 from infra.scaling.schedules import Schedule
 from infra.scaling.signals import SIGNAL_ACTIVITY, SIGNAL_CAPACITY_NEEDED, SIGNAL_LOAD_WITH_ONE_FEWER
@@ -68,13 +68,13 @@ def target_backlog_per_instance(
     and Copilot's `queue_delay`). Our estimated queue wait is the same idea in seconds, with the
     measured task time. Every input must be > 0; a bad one raises PolicyError naming it.
     """
-    _finite_positive("acceptable_latency_seconds", acceptable_latency_seconds)
-    _finite_positive("average_task_seconds", average_task_seconds)
-    _require(
+    finite_positive("acceptable_latency_seconds", acceptable_latency_seconds)
+    finite_positive("average_task_seconds", average_task_seconds)
+    require(
         isinstance(concurrency_per_instance, int) and not isinstance(concurrency_per_instance, bool),
         f"concurrency_per_instance must be an integer, got {concurrency_per_instance!r}",
     )
-    _require(concurrency_per_instance >= 1, f"concurrency_per_instance must be >= 1, got {concurrency_per_instance}")
+    require(concurrency_per_instance >= 1, f"concurrency_per_instance must be >= 1, got {concurrency_per_instance}")
     return acceptable_latency_seconds / average_task_seconds * concurrency_per_instance
 
 
@@ -98,7 +98,7 @@ class Slo:
         target_backlog_per_instance(
             self.acceptable_latency_seconds, self.average_task_seconds, self.concurrency_per_instance
         )
-        _finite_positive("latency_alarm_seconds", self.latency_alarm_seconds)
+        finite_positive("latency_alarm_seconds", self.latency_alarm_seconds)
 
     @property
     def target_backlog_per_instance(self) -> float:

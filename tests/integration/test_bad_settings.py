@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from infra.local.redis_server import RedisServer
 from infra.local.workers import START_WORKER
+from infra.servers.redis import RedisServer
 from worker.runtime.settings import SETTINGS_EXIT_CODE
 
 CELERY = str(Path(sys.executable).parent / "celery")

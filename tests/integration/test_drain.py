@@ -22,8 +22,8 @@ import pytest
 import redis
 
 from infra.local.accounting import tally
-from infra.local.redis_server import RedisServer
 from infra.local.workers import WorkerProcess, wait_for_workers
+from infra.servers.redis import RedisServer
 from tests.fake_imds import ImdsState, fake_imds
 from tests.lifecycle_stub import COMPLETE, HEARTBEAT, LifecycleStub
 from worker.drain.agent import DrainAgent, DrainOutcome, build_agent

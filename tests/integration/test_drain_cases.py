@@ -19,9 +19,9 @@ import redis
 from celery import Celery
 
 from infra.local.accounting import tally
-from infra.local.rabbitmq_server import RabbitMQServer
-from infra.local.redis_server import RedisServer
 from infra.local.workers import WorkerProcess, wait_for_workers
+from infra.servers.rabbitmq import RabbitMQServer
+from infra.servers.redis import RedisServer
 from tests.fake_imds import fake_imds
 from tests.integration.test_drain import (
     ASG,

@@ -16,9 +16,9 @@ import pytest
 import yaml
 
 from infra.config import merged_raw, parse_config, read_stack_file
-from infra.local.redis_server import RedisServer
 from infra.local.workers import WorkerProcess
 from infra.render import render_config
+from infra.servers.redis import RedisServer
 from infra.vm import files
 from tests.support.cluster import unique
 from tests.unit.test_fetchenv import systemd_unquote

@@ -14,8 +14,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from infra.local.redis_server import RedisServer
 from infra.local.workers import WorkerProcess
+from infra.servers.redis import RedisServer
 from tests.support.moto_groups import create_group
 from worker.names import METRIC_BACKLOG, METRIC_BACKLOG_PER_INSTANCE, METRIC_IN_FLIGHT, METRIC_OLDEST_AGE
 from worker.publisher.handler import PoolQueues, Publisher, PublisherConfigError, load_config, metric_data

@@ -14,7 +14,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from infra.local.rabbitmq_server import RabbitMQServer
+from infra.servers.rabbitmq import RabbitMQServer
 from tests.integration.test_publisher import NAMESPACE, REGION, _group, _latest
 from worker.names import METRIC_BACKLOG, METRIC_BACKLOG_PER_INSTANCE
 from worker.publisher import handler as publisher

@@ -17,7 +17,7 @@ import pytest
 from kombu.connection import Connection
 from kombu.entity import Queue
 
-from infra.local.rabbitmq_server import RabbitMQServer
+from infra.servers.rabbitmq import RabbitMQServer
 from tests.integration.test_publisher import NAMESPACE, REGION, _group, _latest, aws  # noqa: F401 - fixture
 from tests.support.brokers import Broker
 from tests.support.fixtures import ClusterFactory

@@ -20,8 +20,8 @@ import boto3
 import pytest
 import redis
 
-from infra.local.redis_server import RedisServer
 from infra.local.workers import WorkerProcess, wait_for_workers
+from infra.servers.redis import RedisServer
 from tests.fake_imds import fake_imds
 from tests.integration.test_drain import ProcessControl
 from tests.integration.test_publisher import REGION, _group, aws  # noqa: F401 - fixture

@@ -10,8 +10,8 @@ import boto3
 import pytest
 import redis
 
-from infra.local.redis_server import RedisServer
 from infra.local.workers import WorkerProcess
+from infra.servers.redis import RedisServer
 from tests.integration.test_publisher import NAMESPACE, REGION, _group, _latest, aws  # noqa: F401 - fixture
 from worker.names import METRIC_BUSY_PROCESSES, METRIC_IN_FLIGHT, METRIC_IN_SERVICE, METRIC_TASK_SECONDS
 from worker.publisher.handler import PoolQueues, Publisher, PublisherConfig

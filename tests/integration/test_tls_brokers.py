@@ -29,10 +29,10 @@ from moto import mock_aws
 from celery_cluster_client import client_app as producer_app
 from infra.components.broker import MQ_PASSWORD, REDIS_AUTH_TOKEN
 from infra.components.producer_access import producer_secret_document
-from infra.local.rabbitmq_server import RabbitMQServer
-from infra.local.redis_server import RedisServer
-from infra.local.tls import TlsFiles
 from infra.local.workers import REPO_ROOT, WorkerProcess
+from infra.servers.rabbitmq import RabbitMQServer
+from infra.servers.redis import RedisServer
+from infra.servers.tls import TlsFiles
 from tests.integration import test_worker_faults as faults
 from tests.support.brokers import Broker
 from tests.support.credentials import sample_password
