@@ -29,11 +29,12 @@ from infra.artefacts.manifest import BuildArtefacts
 from infra.artefacts.targets import Arch
 from infra.components import iam
 from infra.components.artefact_bucket import read_artefacts_policy
+from infra.components.instance_identity import SSM_CORE_POLICY
 from infra.config import StackConfig
 from infra.vm.component import component_parameters, component_text
 
 BUILDER_PROFILE_POLICY: Final = "arn:aws:iam::aws:policy/EC2InstanceProfileForImageBuilder"
-SSM_CORE_POLICY: Final = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
+
 # Build instances: small and cheap; the build installs a few dozen wheels.
 BUILD_INSTANCE_TYPES: Final[Mapping[Arch, tuple[str, ...]]] = {
     "arm64": ("t4g.medium",),

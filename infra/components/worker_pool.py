@@ -16,7 +16,7 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.components import iam
-from infra.components.artefact_bucket import read_artefacts_policy
+from infra.components.instance_identity import IdentityArgs, create_instance_identity
 from infra.components.metrics import (
     GROUP_METRICS,
 )
@@ -27,7 +27,6 @@ from infra.vm.user_data import encode
 
 TYPE = "celery-cluster:pool:WorkerPool"
 DRAIN_HOOK = "drain"
-SSM_CORE_POLICY = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
 ROOT_DEVICE = "/dev/xvda"  # Amazon Linux 2023's root device name
 
 STEP_PURPOSE = {
@@ -111,56 +110,19 @@ class WorkerPool(pulumi.ComponentResource):
         self, args: WorkerPoolArgs
     ) -> tuple[aws.iam.InstanceProfile, aws.iam.Role, list[pulumi.Resource]]:
         config = args.config
-        logs = aws.cloudwatch.LogGroup(
-            f"{self._name}-logs",
-            aws.cloudwatch.LogGroupArgs(
-                name=log_group_name(config.stack, self._pool_name),
-                retention_in_days=config.log_retention_days,
-            ),
-            opts=self._child,
-        )
-        role = aws.iam.Role(
-            f"{self._name}-role",
-            aws.iam.RoleArgs(
-                path=iam.IAM_PATH,
-                assume_role_policy=json.dumps(iam.assume_role("ec2.amazonaws.com")),
+        identity = create_instance_identity(
+            self._name,
+            IdentityArgs(
+                log_group=log_group_name(config.stack, self._pool_name),
+                retention_days=config.log_retention_days,
                 description=f"celery-cluster {config.stack} pool {self._pool_name} instances",
+                broker_secret_arn=args.broker_secret_arn,
+                metric_namespace=config.metric_namespace,
+                artefact_bucket_arn=args.artefact_bucket_arn,
             ),
-            opts=self._child,
+            self._child,
         )
-        # Session Manager replaces SSH: no key pair, no port 22.
-        ssm = aws.iam.RolePolicyAttachment(
-            f"{self._name}-ssm",
-            aws.iam.RolePolicyAttachmentArgs(role=role.name, policy_arn=SSM_CORE_POLICY),
-            opts=self._child,
-        )
-        runtime = aws.iam.RolePolicy(
-            f"{self._name}-runtime",
-            aws.iam.RolePolicyArgs(
-                role=role.id,
-                policy=pulumi.Output.all(args.broker_secret_arn, logs.arn).apply(
-                    lambda v: json.dumps(iam.worker_instance_policy(v[0], v[1], config.metric_namespace))
-                ),
-            ),
-            opts=self._child,
-        )
-        grants: list[pulumi.Resource] = [ssm, runtime]
-        if args.artefact_bucket_arn is not None:
-            artefacts = aws.iam.RolePolicy(
-                f"{self._name}-artefacts",
-                aws.iam.RolePolicyArgs(
-                    role=role.id,
-                    policy=pulumi.Output.from_input(args.artefact_bucket_arn).apply(
-                        lambda arn: json.dumps(read_artefacts_policy(arn))
-                    ),
-                ),
-                opts=self._child,
-            )
-            grants.append(artefacts)
-        profile = aws.iam.InstanceProfile(
-            f"{self._name}-profile", aws.iam.InstanceProfileArgs(path=iam.IAM_PATH, role=role.name), opts=self._child
-        )
-        return profile, role, grants
+        return identity.profile, identity.role, identity.grants
 
     def _create_launch_template(self, args: WorkerPoolArgs, profile: aws.iam.InstanceProfile) -> aws.ec2.LaunchTemplate:
         pool, config = args.pool, args.config
