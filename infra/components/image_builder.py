@@ -172,9 +172,39 @@ def _first_ami(resources: Sequence[aws.imagebuilder.outputs.ImageOutputResource]
 
 def create_image(name: str, args: BakeArgs, opts: pulumi.ResourceOptions) -> pulumi.Output[str]:
     """Recipe, infrastructure, distribution and the image of one architecture; returns its AMI id."""
-    config, arch = args.config, args.arch
-    tags = image_tags(config.stack, arch)
-    content = pulumi.Output.all(
+    kept = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(retain_on_delete=True))
+    tags = image_tags(args.config.stack, args.arch)
+    recipe = _create_recipe(name, args, tags, kept)
+    infrastructure = _create_infrastructure(name, args, tags, opts)
+    distribution = _create_distribution(name, args, tags, opts)
+    image = aws.imagebuilder.Image(
+        f"{name}-{args.arch}",
+        aws.imagebuilder.ImageArgs(
+            image_recipe_arn=recipe.arn,
+            infrastructure_configuration_arn=infrastructure.arn,
+            distribution_configuration_arn=distribution.arn,
+            image_tests_configuration=aws.imagebuilder.ImageImageTestsConfigurationArgs(
+                image_tests_enabled=True, timeout_minutes=TEST_TIMEOUT_MINUTES
+            ),
+            enhanced_image_metadata_enabled=True,
+            tags=tags,
+        ),
+        opts=pulumi.ResourceOptions.merge(
+            kept,
+            pulumi.ResourceOptions(
+                # IAM is eventually consistent: the build reads S3 with the role's policies first thing.
+                # https://docs.aws.amazon.com/IAM/latest/UserGuide/troubleshoot_general.html#troubleshoot_general_eventual-consistency
+                depends_on=list(args.identity.grants),
+                custom_timeouts=pulumi.CustomTimeouts(create=f"{IMAGE_CREATE_TIMEOUT_MINUTES}m"),
+            ),
+        ),
+    )
+    return image.output_resources.apply(_first_ami)
+
+
+def _recipe_content(args: BakeArgs) -> pulumi.Output[dict[str, Any]]:
+    arch = args.arch
+    return pulumi.Output.all(
         args.parent_ami, args.component.arn, args.wheelhouse.bucket, args.wheelhouse.key, args.image_files.key
     ).apply(
         lambda v: recipe_content(
@@ -188,8 +218,14 @@ def create_image(name: str, args: BakeArgs, opts: pulumi.ResourceOptions) -> pul
             ),
         )
     )
-    kept = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(retain_on_delete=True))
-    recipe = aws.imagebuilder.ImageRecipe(
+
+
+def _create_recipe(
+    name: str, args: BakeArgs, tags: dict[str, str], opts: pulumi.ResourceOptions
+) -> aws.imagebuilder.ImageRecipe:
+    config, arch = args.config, args.arch
+    content = _recipe_content(args)
+    return aws.imagebuilder.ImageRecipe(
         f"{name}-recipe-{arch}",
         aws.imagebuilder.ImageRecipeArgs(
             name=content.apply(lambda c: f"celery-cluster-{config.stack}-{arch}-{content_digest(c)[:12]}"),
@@ -216,9 +252,15 @@ def create_image(name: str, args: BakeArgs, opts: pulumi.ResourceOptions) -> pul
             ],
             tags=tags,
         ),
-        opts=kept,
+        opts=opts,
     )
-    infrastructure = aws.imagebuilder.InfrastructureConfiguration(
+
+
+def _create_infrastructure(
+    name: str, args: BakeArgs, tags: dict[str, str], opts: pulumi.ResourceOptions
+) -> aws.imagebuilder.InfrastructureConfiguration:
+    config, arch = args.config, args.arch
+    return aws.imagebuilder.InfrastructureConfiguration(
         f"{name}-infra-{arch}",
         aws.imagebuilder.InfrastructureConfigurationArgs(
             name=f"celery-cluster-{config.stack}-{arch}",
@@ -236,44 +278,27 @@ def create_image(name: str, args: BakeArgs, opts: pulumi.ResourceOptions) -> pul
         ),
         opts=opts,
     )
-    distribution = aws.imagebuilder.DistributionConfiguration(
+
+
+def _create_distribution(
+    name: str, args: BakeArgs, tags: dict[str, str], opts: pulumi.ResourceOptions
+) -> aws.imagebuilder.DistributionConfiguration:
+    config, arch = args.config, args.arch
+    ami = aws.imagebuilder.DistributionConfigurationDistributionAmiDistributionConfigurationArgs(
+        name=f"celery-cluster-{config.stack}-{arch}-{{{{ imagebuilder:buildDate }}}}",
+        description=f"celery-cluster {config.stack} worker ({arch})",
+        ami_tags=tags,
+    )
+    return aws.imagebuilder.DistributionConfiguration(
         f"{name}-distribution-{arch}",
         aws.imagebuilder.DistributionConfigurationArgs(
             name=f"celery-cluster-{config.stack}-{arch}",
             distributions=[
                 aws.imagebuilder.DistributionConfigurationDistributionArgs(
-                    region=config.region,
-                    ami_distribution_configuration=aws.imagebuilder.DistributionConfigurationDistributionAmiDistributionConfigurationArgs(
-                        name=f"celery-cluster-{config.stack}-{arch}-{{{{ imagebuilder:buildDate }}}}",
-                        description=f"celery-cluster {config.stack} worker ({arch})",
-                        ami_tags=tags,
-                    ),
+                    region=config.region, ami_distribution_configuration=ami
                 )
             ],
             tags=tags,
         ),
         opts=opts,
     )
-    image = aws.imagebuilder.Image(
-        f"{name}-{arch}",
-        aws.imagebuilder.ImageArgs(
-            image_recipe_arn=recipe.arn,
-            infrastructure_configuration_arn=infrastructure.arn,
-            distribution_configuration_arn=distribution.arn,
-            image_tests_configuration=aws.imagebuilder.ImageImageTestsConfigurationArgs(
-                image_tests_enabled=True, timeout_minutes=TEST_TIMEOUT_MINUTES
-            ),
-            enhanced_image_metadata_enabled=True,
-            tags=tags,
-        ),
-        opts=pulumi.ResourceOptions.merge(
-            kept,
-            pulumi.ResourceOptions(
-                # IAM is eventually consistent: the build reads S3 with the role's policies first thing.
-                # https://docs.aws.amazon.com/IAM/latest/UserGuide/troubleshoot_general.html#troubleshoot_general_eventual-consistency
-                depends_on=list(args.identity.grants),
-                custom_timeouts=pulumi.CustomTimeouts(create=f"{IMAGE_CREATE_TIMEOUT_MINUTES}m"),
-            ),
-        ),
-    )
-    return image.output_resources.apply(_first_ami)
