@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from rich.table import Table
 
 from infra.scaling.assumptions import (
-    BOOT_SECONDS,
     SENSITIVITY_BOOT_SECONDS,
     SENSITIVITY_DELAY_SECONDS,
     ModelAssumptions,
+    default_assumptions,
 )
 from infra.scaling.references import cpu_target_tracking
 from infra.scaling.simulator import (
@@ -102,7 +102,7 @@ def measure(
 ) -> list[PolicyRow]:
     spec = load_pool_spec(stack, pool)
     if assumptions is None:
-        assumptions = ModelAssumptions(boot_seconds=BOOT_SECONDS[spec.image_mode])
+        assumptions = default_assumptions(spec.image_mode)
     shape = spec.trace_shape()
     rows: list[PolicyRow] = []
     for name in traces:
@@ -174,7 +174,7 @@ def title(rows: Sequence[PolicyRow], spec: PoolSpec, assumptions: ModelAssumptio
 def run() -> Table:
     """The policy table for `make bench`."""
     spec = load_pool_spec(STACK, POOL)
-    assumptions = ModelAssumptions(boot_seconds=BOOT_SECONDS[spec.image_mode])
+    assumptions = default_assumptions(spec.image_mode)
     rows = measure(assumptions=assumptions)
     return table(rows, title(rows, spec, assumptions))
 

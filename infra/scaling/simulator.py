@@ -28,7 +28,8 @@ from typing import Final
 
 import numpy as np
 
-from infra.scaling.aws_model import BOOT_SECONDS, GroupModel, ModelAssumptions, PoolSample, ScalingEvent
+from infra.scaling.assumptions import default_assumptions
+from infra.scaling.aws_model import GroupModel, ModelAssumptions, PoolSample, ScalingEvent
 from infra.scaling.pool_spec import PoolSpec
 from infra.scaling.references import Contender, ours, reference_contenders
 from infra.scaling.traces import FloatArray, Trace
@@ -263,7 +264,7 @@ def simulate(
     started_wall = time.perf_counter()
     spec = spec_for_trace(spec, trace)
     if assumptions is None:
-        assumptions = ModelAssumptions(boot_seconds=BOOT_SECONDS[spec.image_mode])
+        assumptions = default_assumptions(spec.image_mode)
     model = contender.build(spec, assumptions)
     pool = _Pool(trace, model, spec.concurrency, spec.drain_seconds)
     arrivals, n = pool.arrivals, pool.n
