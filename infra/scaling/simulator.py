@@ -32,6 +32,7 @@ from infra.scaling.assumptions import default_assumptions
 from infra.scaling.aws_model import GroupModel, ModelAssumptions, PoolSample, ScalingEvent
 from infra.scaling.pool_spec import PoolSpec
 from infra.scaling.references import Contender, ours, reference_contenders
+from infra.scaling.slo import meets_slo
 from infra.scaling.traces import FloatArray, Trace
 from worker.task_stats import WINDOW_MINUTES
 
@@ -99,7 +100,7 @@ class SimulationResult:
 
     @property
     def meets_slo(self) -> bool:
-        return self.p95_wait <= self.slo_seconds
+        return meets_slo(self.p95_wait, self.slo_seconds)
 
     @property
     def speed(self) -> float:
