@@ -18,7 +18,7 @@ from rich.table import Table
 from infra.config import load_stack_config
 from infra.config.periodic_capacity import SCHEDULE_PREFIX, capacity_for, shift_back
 from infra.config.pool import ScheduleConfig
-from infra.scaling.aws_model import BOOT_SECONDS, ModelAssumptions
+from infra.scaling.assumptions import default_assumptions
 from infra.scaling.schedules import Cron
 from infra.scaling.simulator import SimulationResult, ours, perfect_foresight_instance_hours, simulate
 from infra.scaling.traces import FAN_OUT_EVERY, FAN_OUT_OFFSET, built_in
@@ -47,7 +47,7 @@ def fan_out_entry(tasks: int) -> Periodic:
 def run() -> Table:
     config = load_stack_config(STACK)
     spec = pool_spec(config, POOL)
-    assumptions = ModelAssumptions(boot_seconds=BOOT_SECONDS[spec.image_mode])
+    assumptions = default_assumptions(spec.image_mode)
     trace = built_in(TRACE, spec.trace_shape())
     first = (trace.arrivals >= FAN_OUT_OFFSET) & (trace.arrivals < FAN_OUT_OFFSET + 60.0)
     entry = fan_out_entry(int(np.count_nonzero(first)))

@@ -33,7 +33,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from infra.cli.entry import run_script
 from infra.cli.errors import report
 from infra.config import ROOT, ConfigError
-from infra.scaling.aws_model import BOOT_SECONDS, ModelAssumptions
+from infra.scaling.assumptions import default_assumptions
 from infra.scaling.plot import write_plot
 from infra.scaling.simulator import ours, reference_contenders
 from infra.scaling.traces import BUILT_IN, TraceError, built_in, read_csv
@@ -84,8 +84,8 @@ def main(
         report("simulate", exc)
         raise typer.Exit(2) from None
 
-    boot = BOOT_SECONDS[spec.image_mode] if boot_seconds is None else boot_seconds
-    assumptions = ModelAssumptions(boot_seconds=boot)
+    assumptions = default_assumptions(spec.image_mode, boot_seconds)
+    boot = assumptions.boot_seconds
     console.print(
         f"[bold]{stack}/{pool}[/]: {spec.concurrency} processes x {spec.min_size}..{spec.max_size} instances, "
         f"SLO p95 wait <= {spec.slo_seconds:.0f} s (alarm threshold {spec.alarm_threshold_seconds:.0f} s); "

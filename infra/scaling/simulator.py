@@ -28,9 +28,11 @@ from typing import Final
 
 import numpy as np
 
-from infra.scaling.aws_model import BOOT_SECONDS, GroupModel, ModelAssumptions, PoolSample, ScalingEvent
+from infra.scaling.assumptions import default_assumptions
+from infra.scaling.aws_model import GroupModel, ModelAssumptions, PoolSample, ScalingEvent
 from infra.scaling.pool_spec import PoolSpec
 from infra.scaling.references import Contender, ours, reference_contenders
+from infra.scaling.slo import meets_slo
 from infra.scaling.traces import FloatArray, Trace
 from worker.runtime.task_stats import WINDOW_MINUTES
 
@@ -98,7 +100,7 @@ class SimulationResult:
 
     @property
     def meets_slo(self) -> bool:
-        return self.p95_wait <= self.slo_seconds
+        return meets_slo(self.p95_wait, self.slo_seconds)
 
     @property
     def speed(self) -> float:
@@ -263,7 +265,7 @@ def simulate(
     started_wall = time.perf_counter()
     spec = spec_for_trace(spec, trace)
     if assumptions is None:
-        assumptions = ModelAssumptions(boot_seconds=BOOT_SECONDS[spec.image_mode])
+        assumptions = default_assumptions(spec.image_mode)
     model = contender.build(spec, assumptions)
     pool = _Pool(trace, model, spec.concurrency, spec.drain_seconds)
     arrivals, n = pool.arrivals, pool.n

@@ -19,6 +19,7 @@ from infra.scaling.simulator import (
     perfect_foresight_instance_hours,
     simulate,
 )
+from infra.scaling.slo import meets_slo
 from infra.scaling.traces import Trace
 from infra.simulation.stack import pool_spec
 
@@ -89,7 +90,7 @@ def results_rows(
             round(result.cost_usd, 2),
             result.interrupted_tasks,
             round(result.work_lost_seconds),
-            "met" if result.p95_wait <= slo_seconds else "missed",
+            "met" if meets_slo(result.p95_wait, slo_seconds) else "missed",
         )
         rows.append(dict(zip(COLUMNS, values, strict=True)))
     bound: dict[str, str | float | int | None] = dict.fromkeys(COLUMNS)
