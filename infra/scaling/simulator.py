@@ -34,6 +34,7 @@ from infra.scaling.pool_spec import PoolSpec
 from infra.scaling.references import Contender, ours, reference_contenders
 from infra.scaling.slo import meets_slo
 from infra.scaling.traces import FloatArray, Trace
+from worker.percentiles import percentiles as wait_percentiles
 from worker.runtime.task_stats import WINDOW_MINUTES
 
 __all__ = [
@@ -368,7 +369,7 @@ def summarise_run(
 ) -> SimulationResult:
     """One run's result from its task waits and its 10 s samples (time, arrivals/s, backlog, oldest
     age, in service, desired): shared by the simulator and the local twin so both report alike."""
-    percentiles = np.percentile(waits, [50, 95, 99]) if waits.size else np.zeros(3)
+    percentiles = wait_percentiles(waits.tolist(), (50, 95, 99)) or [0.0, 0.0, 0.0]
     columns = np.asarray(rows, dtype=np.float64).reshape(-1, 6)
     outs = [e for e in model.events if e.direction == "out"]
     first_after_burst = None
