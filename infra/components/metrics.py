@@ -46,8 +46,3 @@ def backlog_per_instance_expression(waiting_ids: list[str], in_flight_ids: list[
     backlog = " + ".join([*waiting_ids, *in_flight_ids])
     in_service = f"FILL({in_service_id}, REPEAT)"
     return f"({backlog}) / IF({in_service} > 0, {in_service}, 1)"
-
-
-def max_expression(ids: list[str]) -> str:
-    """The largest of several series (one id needs no MAX)."""
-    return ids[0] if len(ids) == 1 else f"MAX([{', '.join(ids)}])"

@@ -120,7 +120,7 @@ class Slo:
 
 
 def default_latency_net(slo: Slo, warmup_seconds: int) -> StepScalingPolicy:
-    """The safety net: oldest message at or over the SLO on 3 of 3 datapoints adds 25% / 50% / 100% (at
+    """The safety net: oldest message at or over the SLO on 3 of 3 datapoints adds 50% / 100% / 200% (at
     least one instance) by how far over (under 1.5x, up to 3x, beyond), for what the other signals miss:
     tasks whose time nobody has measured yet."""
     slo_seconds = slo.acceptable_latency_seconds
@@ -229,18 +229,4 @@ def default_pool_scaling(
         steps=tuple(steps),
         signal=slo.signal_with(warmup_seconds),
         schedules=schedules,
-    )
-
-
-def untuned_pool_scaling(pool: str, slo: Slo, min_size: int, max_size: int, warmup_seconds: int = 120) -> PoolScaling:
-    """Plain target tracking on the same signal, scaling in by AWS's proportional rule: the policy
-    without its steps, kept for the bench row that shows what they buy."""
-    return PoolScaling(
-        pool=pool,
-        min_size=min_size,
-        max_size=max_size,
-        target_tracking=TargetTrackingPolicy(
-            target_value=1.0, metric_name=SIGNAL_CAPACITY_NEEDED, estimated_instance_warmup_seconds=warmup_seconds
-        ),
-        signal=slo.signal_with(warmup_seconds),
     )
