@@ -12,7 +12,14 @@ from typing import Any, Literal
 import pulumi
 
 from infra import outputs
-from infra.artefacts.manifest import ArtefactsError, BuildArtefacts, load_artefacts, placeholder_artefacts
+from infra.artefacts.manifest import (
+    ArtefactsError,
+    BuildArtefacts,
+    check_built_from,
+    load_artefacts,
+    placeholder_artefacts,
+    source_digest,
+)
 from infra.components.broker import Broker, BrokerArgs
 from infra.components.image import WorkerImage, WorkerImageArgs, base_image_id
 from infra.components.metrics_publisher import MetricsPublisher, MetricsPublisherArgs
@@ -30,19 +37,35 @@ from worker.scheduler.schedule import ENTRIES as SCHEDULE
 
 
 class BundleMissingError(FileNotFoundError):
-    """The publisher bundle was not built."""
+    """The publisher bundle or the wheelhouses were not built, or not from this source."""
 
 
-def publisher_code(config: StackConfig, *, allow_placeholder: bool = False) -> pulumi.Archive:
-    """The publisher's zip (`make build`); with allow_placeholder, the worker/ tree stands in (render)."""
+def publisher_code(config: StackConfig, *, placeholder: bool = False) -> pulumi.Archive:
+    """The publisher's zip as `make build` wrote it (`pulumi up`), or a placeholder for it (render).
+
+    The render never reads build/dist, whose content depends on what was run in this checkout, not
+    on the commit: the placeholder names the bundle and the digest of the source it is built from
+    (`infra.artefacts.manifest.source_digest`, which `make build` records in manifest.json). So a
+    render diff shows the Lambda code as changed exactly when that source changed, and `pulumi up`
+    deploys a bundle whose manifest holds the digest the render showed (a stale one is refused).
+    """
+    if placeholder:
+        return placeholder_publisher_code(config.publisher_bundle, source_digest())
     bundle = ROOT / config.publisher_bundle
-    if bundle.is_file():
-        return pulumi.FileArchive(str(bundle))
-    if allow_placeholder:
-        return pulumi.AssetArchive({"worker": pulumi.FileArchive(str(ROOT / "worker"))})
-    raise BundleMissingError(
-        f"celery-cluster:publisherBundle: {bundle} does not exist; run `make build` to create it before `pulumi up`"
-    )
+    if not bundle.is_file():
+        raise BundleMissingError(
+            f"celery-cluster:publisherBundle: {bundle} does not exist; run `make build` to create it before `pulumi up`"
+        )
+    try:
+        check_built_from(bundle)
+    except ArtefactsError as exc:
+        raise BundleMissingError(f"celery-cluster:publisherBundle: {exc}") from None
+    return pulumi.FileArchive(str(bundle))
+
+
+def placeholder_publisher_code(bundle: str, digest: str) -> pulumi.Archive:
+    """What the render shows for the Lambda code: {bundle path: "built from source <digest>"}. Never deployed."""
+    return pulumi.AssetArchive({bundle: pulumi.StringAsset(f"built from source {digest}")})
 
 
 def own_ami_id(config: StackConfig, pool: PoolConfig) -> pulumi.Input[str]:

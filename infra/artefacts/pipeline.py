@@ -22,7 +22,7 @@ from typing import Any
 from infra.artefacts import archive
 from infra.artefacts.client import build_client_wheel
 from infra.artefacts.closure import runtime_closure
-from infra.artefacts.manifest import source_digest
+from infra.artefacts.manifest import SOURCE, source_digest
 from infra.artefacts.targets import (
     IMAGE_FILES,
     LAMBDA_ARCH,
@@ -242,7 +242,7 @@ def build(plan: BuildPlan, report: Report = print) -> BuildResult:
         "source_date_epoch": epoch,
         "source_digest": source_digest(plan.root),
         "git_commit": _git(plan.root, "rev-parse", "HEAD"),
-        "git_dirty": bool(_git(plan.root, "status", "--porcelain", "--", "worker", "image", "pyproject.toml")),
+        "git_dirty": bool(_git(plan.root, "status", "--porcelain", "--", *SOURCE)),
         "python": PYTHON_VERSION,
         "zlib": archive.ZLIB_VERSION,
         "worker_wheel": wheel.name,

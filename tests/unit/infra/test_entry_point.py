@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import runpy
 import warnings
 from pathlib import Path
@@ -14,6 +15,7 @@ from pulumi.runtime.sync_await import _sync_await
 
 from infra import program
 from infra.artefacts import manifest
+from infra.artefacts.targets import MANIFEST
 from infra.config import read_stack_file
 from infra.render import install_mocks
 
@@ -48,6 +50,17 @@ def test_entry_point_stops_on_bad_config_with_the_key_and_no_traceback() -> None
 def test_entry_point_refuses_to_deploy_without_the_publisher_bundle(tmp_path: Path) -> None:
     install_mocks("dev", {**read_stack_file("dev"), "publisherBundle": str(tmp_path / "missing.zip")})
     with pytest.raises(pulumi.RunError, match=r"celery-cluster:publisherBundle: .* run `make build`"):
+        _run_main()
+
+
+def test_entry_point_refuses_a_publisher_bundle_built_from_other_source(tmp_path: Path) -> None:
+    bundle = tmp_path / "publisher.zip"
+    bundle.write_bytes(b"PK\x05\x06" + bytes(18))
+    # As `make build` leaves it, but from a source that is not this working tree's.
+    stale = {"source_digest": "0" * 64, "artefacts": {bundle.name: {"sha256": "1" * 64, "bytes": 22}}}
+    (tmp_path / MANIFEST).write_text(json.dumps(stale))
+    install_mocks("dev", {**read_stack_file("dev"), "publisherBundle": str(bundle), "imageMode": "ami"})
+    with pytest.raises(pulumi.RunError, match=r"celery-cluster:publisherBundle: .* other source .* `make build` again"):
         _run_main()
 
 

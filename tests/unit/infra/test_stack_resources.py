@@ -10,6 +10,7 @@ import pulumi
 import pytest
 
 from infra import outputs
+from infra.artefacts.manifest import source_digest
 from infra.components.broker import redis_url
 from infra.components.metrics_publisher import HANDLER
 from infra.config import ROOT, load_stack_config
@@ -180,13 +181,20 @@ def test_make_render_writes_json(tmp_path: Path) -> None:
     assert "dev:" in result.stderr
 
 
-def test_publisher_code_is_the_built_bundle_when_present(tmp_path: Path) -> None:
+def test_publisher_code_is_the_built_bundle_and_the_render_never_reads_it(tmp_path: Path) -> None:
     config = load_stack_config("dev").model_copy(update={"publisher_bundle": str(tmp_path / "publisher.zip")})
     with pytest.raises(BundleMissingError, match=r"celery-cluster:publisherBundle: .* run `make build`"):
         publisher_code(config)
-    placeholder = publisher_code(config, allow_placeholder=True)
-    assert isinstance(placeholder, pulumi.AssetArchive)
+    without_bundle = publisher_code(config, placeholder=True)
     (tmp_path / "publisher.zip").write_bytes(b"PK\x05\x06" + bytes(18))  # an empty zip
     built = publisher_code(config)
     assert isinstance(built, pulumi.FileArchive)
     assert built.path == str(tmp_path / "publisher.zip")
+    # The render's placeholder names the bundle and the source digest, bundle or not.
+    with_bundle = publisher_code(config, placeholder=True)
+    for placeholder in (without_bundle, with_bundle):
+        assert isinstance(placeholder, pulumi.AssetArchive)
+        (asset,) = placeholder.assets.values()
+        assert isinstance(asset, pulumi.StringAsset)
+        assert list(placeholder.assets) == [str(tmp_path / "publisher.zip")]
+        assert asset.text == f"built from source {source_digest()}"
