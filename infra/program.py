@@ -1,6 +1,6 @@
 """The whole stack: config in, components built, outputs out. No module-level side effects.
 
-`infra/__main__.py` calls `build` under the Pulumi engine; `infra.render` calls it under mocks.
+`infra/__main__.py` calls `build` under the Pulumi engine; `infra.cli.offline_render` calls it under mocks.
 """
 
 from __future__ import annotations

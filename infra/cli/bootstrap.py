@@ -22,7 +22,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from infra.bootstrap import bootstrap
+from infra.cli.account_setup import bootstrap
 from infra.cli.entry import script_app
 
 app = script_app("bootstrap", __doc__)

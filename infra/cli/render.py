@@ -29,8 +29,8 @@ from rich.table import Table
 
 from infra.cli.entry import run_script
 from infra.cli.errors import report
+from infra.cli.offline_render import RENDER_DIR, render_stack, write_render
 from infra.config import ROOT, ConfigError, stack_names
-from infra.render import RENDER_DIR, render_stack, write_render
 
 
 def main(

@@ -82,9 +82,9 @@ def _in_vpc(console: Console, stack: str, count: int, timeout: float) -> dict[st
     """Invoke the stack's smoke function (inside the VPC) and return its report."""
     import boto3  # noqa: PLC0415 - only this path talks to AWS
 
+    from infra.cli.deployed_outputs import StackOutputsError, stack_outputs  # noqa: PLC0415 - needs the Pulumi CLI
+    from infra.cli.remote_smoke import RemoteSmokeError, client_config, invoke_smoke  # noqa: PLC0415
     from infra.outputs import SMOKE_FUNCTION_NAME  # noqa: PLC0415
-    from infra.remote_smoke import RemoteSmokeError, client_config, invoke_smoke  # noqa: PLC0415
-    from infra.stack_outputs import StackOutputsError, stack_outputs  # noqa: PLC0415 - needs the Pulumi CLI
 
     try:
         outputs = stack_outputs(stack)
@@ -122,7 +122,7 @@ def main(
         return
     queue_type = os.environ.get("CELERY_QUEUE_TYPE", "classic")
     if stack is not None and (broker_url is None or not pools):
-        from infra.stack_outputs import StackOutputsError, smoke_target  # noqa: PLC0415 - needs the Pulumi CLI
+        from infra.cli.deployed_outputs import StackOutputsError, smoke_target  # noqa: PLC0415 - needs the Pulumi CLI
 
         try:
             settings, target_pools = smoke_target(stack)

@@ -31,8 +31,8 @@ from rich.console import Console
 from rich.table import Table
 
 from infra.cli.entry import run_script
+from infra.cli.pool_status import PoolStatus, StatusError, pool_statuses
 from infra.config import ConfigError, load_stack_config
-from infra.status import PoolStatus, StatusError, pool_statuses
 
 
 def _number(value: float | None, unit: str = "") -> str:
@@ -80,7 +80,7 @@ def main(
         if outputs is not None:
             values = json.loads(outputs.read_text())
         else:
-            from infra.stack_outputs import StackOutputsError, stack_outputs  # noqa: PLC0415 - needs the Pulumi CLI
+            from infra.cli.deployed_outputs import StackOutputsError, stack_outputs  # noqa: PLC0415 - needs the Pulumi CLI
 
             try:
                 values = stack_outputs(stack)

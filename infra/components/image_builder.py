@@ -46,7 +46,7 @@ TEST_TIMEOUT_MINUTES: Final = 60
 """Image Builder's timeout for the image's test phase."""
 IMAGE_CREATE_TIMEOUT_MINUTES: Final = 2 * TEST_TIMEOUT_MINUTES
 """How long `pulumi up` waits for one image (build, then test): the CI deploy job and its AWS role
-session must outlast it (`.github/workflows/deploy-stack.yml`, `infra.bootstrap`)."""
+session must outlast it (`.github/workflows/deploy-stack.yml`, `infra.cli.account_setup`)."""
 NAMING_INPUTS: Final = ("name", "version", "tags")
 """Inputs that are not part of a component's or recipe's content (the name carries the content's digest)."""
 COMPONENT_DESCRIPTION: Final = "celery-cluster worker: Python venv from the wheelhouse, units, CloudWatch agent"

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 import yaml
 
+from infra.cli.offline_render import render_config
 from infra.config import merged_raw, parse_config, read_stack_file
 from infra.local.workers import WorkerProcess
-from infra.render import render_config
 from infra.servers.redis import RedisServer
 from infra.vm import files
 from tests.support.cluster import unique

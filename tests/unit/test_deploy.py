@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.deploy import run
+from infra.cli.deploy_steps import run
 from infra.outputs import POOL_ASG_NAMES
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from infra import render_diff
 from infra.artefacts import pipeline
 from infra.artefacts.manifest import source_digest
 from infra.artefacts.targets import LAMBDA_HANDLER, MANIFEST, PUBLISHER_BUNDLE
-from infra.render_diff import BaseRenderError, StackDiff, diff_renders, markdown, render_base, render_tree
+from infra.cli import render_comparison as render_diff
+from infra.cli.render_comparison import BaseRenderError, StackDiff, diff_renders, markdown, render_base, render_tree
 
 ROOT = Path(__file__).resolve().parents[2]
 STACKS = ["dev", "prod", "staging"]

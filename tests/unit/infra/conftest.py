@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from infra.cli.offline_render import Render, render_stack
 from infra.config import StackConfig, load_stack_config, stack_names
-from infra.render import Render, render_stack
 
 STACKS = stack_names()
 

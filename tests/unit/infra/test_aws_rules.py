@@ -21,7 +21,8 @@ import yaml
 from moto.iam.access_control import IAMPolicy, PermissionResult
 
 from infra.artefacts.targets import LAMBDA_RUNTIME
-from infra.bootstrap import DEPLOY_SESSION_SECONDS, iam_for_stack_policy
+from infra.cli.account_setup import DEPLOY_SESSION_SECONDS, iam_for_stack_policy
+from infra.cli.offline_render import Render, Resource, render_config
 from infra.components import iam
 from infra.components.artefact_bucket import BUCKET_PREFIX_MAX, bucket_prefix
 from infra.components.image_builder import IMAGE_CREATE_TIMEOUT_MINUTES, content_digest
@@ -32,7 +33,6 @@ from infra.components.smoke_function import WAIT_SECONDS as SMOKE_WAIT
 from infra.config import ROOT, merged_raw, parse_config, read_stack_file
 from infra.outputs import SMOKE_FUNCTION_NAME
 from infra.program import longest_task_seconds
-from infra.render import Render, Resource, render_config
 from infra.vm import files
 from infra.vm.component import download_folder_problems
 from infra.vm.user_data import max_wait
@@ -114,7 +114,7 @@ def _allowed(document: dict[str, Any], action: str, resource: str) -> bool:
 
 def test_the_ci_deploy_role_may_create_and_pass_every_role_and_profile(stack: Rendered) -> None:
     """The deploy role has PowerUserAccess (no IAM) plus IAM on the stack's own ARNs only
-    (infra.bootstrap.iam_for_stack_policy); every role, instance profile and policy the program
+    (infra.cli.account_setup.iam_for_stack_policy); every role, instance profile and policy the program
     creates must be one of those, or `pulumi up` in the pipeline is denied iam:CreateRole/PassRole.
     PowerUserAccess: https://docs.aws.amazon.com/aws-managed-policy/latest/reference/PowerUserAccess.html"""
     policy = iam_for_stack_policy(ACCOUNT)

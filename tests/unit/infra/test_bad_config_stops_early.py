@@ -12,8 +12,8 @@ from pathlib import Path
 import pulumi
 import pytest
 
+from infra.cli.offline_render import install_mocks
 from infra.config import ROOT, ConfigError, merged_raw, parse_config, read_stack_file
-from infra.render import install_mocks
 from tests.unit.infra.test_entry_point import _run_main
 
 TWO_BAD_KEYS = {"brokerEngine": "memcached", "egress": "carrier-pigeon"}

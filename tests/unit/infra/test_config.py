@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from infra.cli.offline_render import install_mocks
 from infra.config import (
     POOLS_KEY,
     REGION_KEY,
@@ -24,7 +25,6 @@ from infra.config import (
     stack_names,
 )
 from infra.config.producers import TASK_ROUTES_KEY
-from infra.render import install_mocks
 
 Raw = dict[str, Any]
 

@@ -16,8 +16,8 @@ from pulumi.runtime.sync_await import _sync_await
 from infra import program
 from infra.artefacts import manifest
 from infra.artefacts.targets import MANIFEST
+from infra.cli.offline_render import install_mocks
 from infra.config import read_stack_file
-from infra.render import install_mocks
 
 
 def _run_main() -> None:

@@ -14,10 +14,11 @@ from typing import Any
 import pytest
 import yaml
 
-from infra import outputs, render
+from infra import outputs
 from infra.artefacts.manifest import Artefact, placeholder_artefacts
+from infra.cli import offline_render as render
+from infra.cli.offline_render import Render, render_config
 from infra.config import load_stack_config, merged_raw, parse_config, read_stack_file
-from infra.render import Render, render_config
 from infra.vm.component import component_text
 from tests.unit.infra.conftest import Rendered
 

@@ -8,9 +8,9 @@ import subprocess
 import sys
 from typing import Any
 
+from infra.cli.offline_render import Render, render_config
 from infra.components.broker import amqp_url, worker_secret_document
 from infra.config import ROOT, merged_raw, parse_config, read_stack_file
-from infra.render import Render, render_config
 
 ENDPOINT = "aws:ec2/vpcEndpoint:VpcEndpoint"
 

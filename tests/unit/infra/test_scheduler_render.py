@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 import yaml
 
+from infra.cli.offline_render import Render, render_config
 from infra.components.scheduler import TYPE, lease_table_name
 from infra.config import ConfigError, merged_raw, parse_config, read_stack_file
 from infra.config.periodic_capacity import capacity_for, check_tasks, derived_schedules
-from infra.render import Render, render_config
 from infra.vm.scheduler_data import SCHEDULER_ENV, SCHEDULER_UNIT
 from tests.unit.infra.conftest import Rendered
 from tests.unit.test_fetchenv import systemd_unquote

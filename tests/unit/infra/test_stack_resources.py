@@ -11,11 +11,11 @@ import pytest
 
 from infra import outputs
 from infra.artefacts.manifest import source_digest
+from infra.cli.offline_render import SECRET, render_stack
 from infra.components.broker import redis_url
 from infra.components.metrics_publisher import HANDLER
 from infra.config import ROOT, load_stack_config
 from infra.program import BundleMissingError, publisher_code
-from infra.render import SECRET, render_stack
 from tests.unit.infra.conftest import Rendered
 from worker.publisher.handler import load_config
 

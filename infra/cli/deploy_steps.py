@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from infra.cli.deployed_outputs import POOL_ASG_NAMES, StackOutputsError, stack_outputs
 from infra.components.smoke_function import WAIT_SECONDS
 from infra.config.messages import PROJECT
-from infra.stack_outputs import POOL_ASG_NAMES, StackOutputsError, stack_outputs
 
 ROOT = Path(__file__).resolve().parents[1]
 
