@@ -29,7 +29,7 @@ from infra.artefacts.manifest import BuildArtefacts
 from infra.artefacts.targets import Arch
 from infra.components import iam
 from infra.components.artefact_bucket import read_artefacts_policy
-from infra.components.instance_identity import SSM_CORE_POLICY
+from infra.components.instance import ROOT_DEVICE, SSM_CORE_POLICY
 from infra.config import StackConfig
 from infra.vm.component import component_parameters, component_text
 
@@ -40,7 +40,6 @@ BUILD_INSTANCE_TYPES: Final[Mapping[Arch, tuple[str, ...]]] = {
     "arm64": ("t4g.medium",),
     "x86_64": ("t3.medium",),
 }
-ROOT_DEVICE: Final = "/dev/xvda"
 ROOT_VOLUME_GB: Final = 8
 TEST_TIMEOUT_MINUTES: Final = 60
 """Image Builder's timeout for the image's test phase."""

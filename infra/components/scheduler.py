@@ -23,11 +23,9 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.components import iam
-from infra.components.instance_identity import IdentityArgs, create_instance_identity
+from infra.components.instance import IdentityArgs, LaunchArgs, create_instance_identity, create_launch_template
 from infra.components.scheduler_alarms import scheduler_alarms
-from infra.components.worker_pool import ROOT_DEVICE
 from infra.config import StackConfig
-from infra.vm.user_data import encode
 from worker.scheduler.periodic import Periodic
 
 TYPE = "celery-cluster:scheduler:Scheduler"
@@ -138,43 +136,16 @@ class Scheduler(pulumi.ComponentResource):
 
     def _create_launch_template(self, args: SchedulerArgs, profile: aws.iam.InstanceProfile) -> aws.ec2.LaunchTemplate:
         config = args.config
-        tags = {"celery-cluster:stack": config.stack, "celery-cluster:role": "scheduler"}
-        return aws.ec2.LaunchTemplate(
-            f"{self._name}-lt",
-            aws.ec2.LaunchTemplateArgs(
-                description=f"celery-cluster {config.stack} periodic task scheduler",
-                image_id=args.image_id,
-                instance_type=config.scheduler_instance_type,
-                iam_instance_profile=aws.ec2.LaunchTemplateIamInstanceProfileArgs(arn=profile.arn),
-                user_data=pulumi.Output.from_input(args.user_data).apply(encode),
-                update_default_version=True,
-                metadata_options=aws.ec2.LaunchTemplateMetadataOptionsArgs(
-                    http_endpoint="enabled", http_tokens="required", http_put_response_hop_limit=1
-                ),
-                block_device_mappings=[
-                    aws.ec2.LaunchTemplateBlockDeviceMappingArgs(
-                        device_name=ROOT_DEVICE,
-                        ebs=aws.ec2.LaunchTemplateBlockDeviceMappingEbsArgs(
-                            encrypted="true", volume_size=VOLUME_GB, volume_type="gp3", delete_on_termination="true"
-                        ),
-                    )
-                ],
-                network_interfaces=[
-                    aws.ec2.LaunchTemplateNetworkInterfaceArgs(
-                        device_index=0,
-                        associate_public_ip_address="false",
-                        security_groups=[args.security_group_id],
-                        delete_on_termination="true",
-                    )
-                ],
-                tag_specifications=[
-                    aws.ec2.LaunchTemplateTagSpecificationArgs(resource_type=kind, tags=tags)
-                    for kind in ("instance", "volume")
-                ],
-                tags=tags,
-            ),
-            opts=self._child,
+        launch = LaunchArgs(
+            description=f"celery-cluster {config.stack} periodic task scheduler",
+            image_id=args.image_id,
+            instance_type=config.scheduler_instance_type,
+            user_data=args.user_data,
+            security_group_id=args.security_group_id,
+            volume_gb=VOLUME_GB,
+            tags={"celery-cluster:stack": config.stack, "celery-cluster:role": "scheduler"},
         )
+        return create_launch_template(self._name, launch, profile, self._child)
 
     def _create_group(
         self, args: SchedulerArgs, template: aws.ec2.LaunchTemplate, grants: Sequence[pulumi.Resource]

@@ -16,18 +16,16 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.components import iam
-from infra.components.instance_identity import IdentityArgs, create_instance_identity
+from infra.components.instance import IdentityArgs, LaunchArgs, create_instance_identity, create_launch_template
 from infra.components.metrics import (
     GROUP_METRICS,
 )
 from infra.components.pool_scaling import create_schedules, create_step_policy, create_target_tracking
 from infra.config import PoolConfig, StackConfig
 from infra.scaling.policy import PoolScaling
-from infra.vm.user_data import encode
 
 TYPE = "celery-cluster:pool:WorkerPool"
 DRAIN_HOOK = "drain"
-ROOT_DEVICE = "/dev/xvda"  # Amazon Linux 2023's root device name
 
 STEP_PURPOSE = {
     "latency": "adds instances (latency safety net)",
@@ -126,50 +124,18 @@ class WorkerPool(pulumi.ComponentResource):
 
     def _create_launch_template(self, args: WorkerPoolArgs, profile: aws.iam.InstanceProfile) -> aws.ec2.LaunchTemplate:
         pool, config = args.pool, args.config
-        tags = {"celery-cluster:stack": config.stack, "celery-cluster:pool": self._pool_name}
-        return aws.ec2.LaunchTemplate(
-            f"{self._name}-lt",
-            aws.ec2.LaunchTemplateArgs(
-                description=f"celery-cluster {config.stack} pool {self._pool_name}",
-                image_id=args.image_id,
-                instance_type=pool.instance_types[0],
-                iam_instance_profile=aws.ec2.LaunchTemplateIamInstanceProfileArgs(arn=profile.arn),
-                user_data=pulumi.Output.from_input(args.user_data).apply(encode),
-                update_default_version=True,
-                metadata_options=aws.ec2.LaunchTemplateMetadataOptionsArgs(
-                    http_endpoint="enabled",
-                    http_tokens="required",  # IMDSv2 only
-                    http_put_response_hop_limit=1,  # no container or forwarded hop reaches IMDS
-                    instance_metadata_tags="enabled",  # the drain agent reads its group name from tags
-                ),
-                block_device_mappings=[
-                    aws.ec2.LaunchTemplateBlockDeviceMappingArgs(
-                        device_name=ROOT_DEVICE,
-                        ebs=aws.ec2.LaunchTemplateBlockDeviceMappingEbsArgs(
-                            encrypted="true",
-                            volume_size=pool.volume_size_gb,
-                            volume_type="gp3",
-                            delete_on_termination="true",
-                        ),
-                    )
-                ],
-                network_interfaces=[
-                    aws.ec2.LaunchTemplateNetworkInterfaceArgs(
-                        device_index=0,
-                        associate_public_ip_address="false",
-                        security_groups=[args.security_group_id],
-                        delete_on_termination="true",
-                    )
-                ],
-                monitoring=aws.ec2.LaunchTemplateMonitoringArgs(enabled=True),
-                tag_specifications=[
-                    aws.ec2.LaunchTemplateTagSpecificationArgs(resource_type=kind, tags=tags)
-                    for kind in ("instance", "volume")
-                ],
-                tags=tags,
-            ),
-            opts=self._child,
+        launch = LaunchArgs(
+            description=f"celery-cluster {config.stack} pool {self._pool_name}",
+            image_id=args.image_id,
+            instance_type=pool.instance_types[0],
+            user_data=args.user_data,
+            security_group_id=args.security_group_id,
+            volume_gb=pool.volume_size_gb,
+            tags={"celery-cluster:stack": config.stack, "celery-cluster:pool": self._pool_name},
+            metadata_tags=True,  # the drain agent reads its group name from tags
+            detailed_monitoring=True,
         )
+        return create_launch_template(self._name, launch, profile, self._child)
 
     def _create_drain_hook(self, config: StackConfig, group: aws.autoscaling.Group) -> aws.autoscaling.LifecycleHook:
         """The termination hook as its own resource: a changed drain window updates the hook in place,
