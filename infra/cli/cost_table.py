@@ -11,7 +11,7 @@ from typing import Any
 
 import typer
 
-from infra.cli.config_table import replace_block
+from infra.cli.config_table import print_or_write
 from infra.cli.cost_estimate import PRICES, estimate, table
 from infra.cli.offline_render import render_stack
 from infra.config import StackConfig, load_stack_config, stack_names
@@ -32,13 +32,7 @@ def tables(stacks: Mapping[str, tuple[StackConfig, Mapping[str, Any]]]) -> str:
 
 def main(write: Path | None = typer.Option(None, help="update the generated block in this Markdown file")) -> None:
     block = tables({stack: (load_stack_config(stack), render_stack(stack).as_json()) for stack in stack_names()})
-    if write is None:
-        typer.echo(block)
-        return
-    text = write.read_text()
-    if BEGIN not in text or END not in text:
-        raise typer.BadParameter(f"{write} has no cost-tables markers", param_hint="--write")
-    write.write_text(replace_block(text, block, BEGIN, END))
+    print_or_write(block, write, BEGIN, END, "cost-tables")
 
 
 if __name__ == "__main__":
