@@ -15,6 +15,7 @@ from dataclasses import replace
 import numpy as np
 from rich.table import Table
 
+from infra.bench.table import bench_table
 from infra.config import load_stack_config
 from infra.config.periodic_capacity import SCHEDULE_PREFIX, capacity_for, shift_back
 from infra.config.pool import ScheduleConfig
@@ -69,13 +70,12 @@ def run() -> Table:
             simulate(spec, replace(trace, schedules=(derived,)), ours("ours"), assumptions),
         ),
     ]
-    out = Table(
-        title=f"Periodic fan-out, {STACK}/{POOL} on {TRACE}: {entry.expect_tasks} tasks at {entry.schedule} "
+    out = bench_table(
+        f"Periodic fan-out, {STACK}/{POOL} on {TRACE}: {entry.expect_tasks} tasks at {entry.schedule} "
         f"(SLO p95 <= {spec.acceptable_latency_seconds:.0f} s), without and with the entry's scheduled capacity",
-        title_justify="left",
+        ("scheduled capacity", "p95 wait s", "p99 wait s", "SLO", "inst-h", "x bound"),
+        left=("scheduled capacity",),
     )
-    for header in ("scheduled capacity", "p95 wait s", "p99 wait s", "SLO", "inst-h", "x bound"):
-        out.add_column(header, justify="left" if header == "scheduled capacity" else "right")
     for label, result in rows:
         out.add_row(
             label,

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from rich.table import Table
 
+from infra.bench.table import bench_table
 from infra.scaling.assumptions import (
     SENSITIVITY_BOOT_SECONDS,
     SENSITIVITY_DELAY_SECONDS,
@@ -115,7 +116,6 @@ def measure(
 
 
 def table(rows: Sequence[PolicyRow], title: str) -> Table:
-    out = Table(title=title, title_justify="left")
     headers = (
         "trace",
         "policy",
@@ -127,8 +127,7 @@ def table(rows: Sequence[PolicyRow], title: str) -> Table:
         "work lost s",
         "burst->out s",
     )
-    for header in headers:
-        out.add_column(header, justify="left" if header in ("trace", "policy") else "right")
+    out = bench_table(title, headers, left=("trace", "policy"))
     by_trace: dict[str, list[PolicyRow]] = {}
     for r in rows:
         by_trace.setdefault(r.trace, []).append(r)
@@ -218,17 +217,16 @@ def protection() -> Table:
     spec = load_pool_spec(STACK, POOL)
     shape = spec.trace_shape()
     after = ModelAssumptions().protection_after_seconds
-    out = Table(
-        title=f"Scale-in protection ({STACK}/{POOL}): p95 wait s / x bound / interrupted",
-        title_justify="left",
-    )
     columns: tuple[tuple[str, ModelAssumptions], ...] = (
         (f"agent, after {after:.0f} s", ModelAssumptions()),
         ("agent, after 0 s (before)", dataclasses.replace(ModelAssumptions(), protection_after_seconds=0.0)),
         ("none", dataclasses.replace(ModelAssumptions(), protection="none")),
     )
-    for header in ("trace", "policy", *(name for name, _ in columns)):
-        out.add_column(header, justify="left" if header in ("trace", "policy") else "right")
+    out = bench_table(
+        f"Scale-in protection ({STACK}/{POOL}): p95 wait s / x bound / interrupted",
+        ("trace", "policy", *(name for name, _ in columns)),
+        left=("trace", "policy"),
+    )
     for name in PROTECTION_TRACES:
         trace = built_in(name, shape)
         bound = perfect_foresight_instance_hours(spec, trace)
@@ -249,9 +247,10 @@ def speed() -> Table:
     trace = built_in("diurnal", spec.trace_shape())
     results = [simulate(spec, trace, ours()) for _ in range(3)]
     best = min(results, key=lambda r: r.wall_seconds)
-    out = Table(title=f"Simulator speed (target >= {SPEED_TARGET:,.0f}x)", title_justify="left")
-    for header in ("trace", "tasks", "simulated h", "wall s (best of 3)", "x real time"):
-        out.add_column(header, justify="right")
+    out = bench_table(
+        f"Simulator speed (target >= {SPEED_TARGET:,.0f}x)",
+        ("trace", "tasks", "simulated h", "wall s (best of 3)", "x real time"),
+    )
     colour = "green" if best.speed >= SPEED_TARGET else "red"
     out.add_row(
         trace.name,
