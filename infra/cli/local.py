@@ -36,7 +36,15 @@ from infra.cli.errors import report
 from infra.config import ROOT, ConfigError
 from infra.local.agreement import Comparison
 from infra.local.fleet import Fleet
-from infra.local.plan import LOCAL_CONCURRENCY, LOCAL_MAX_PROCESSES, TwinPlan, assumptions_for, local_pool, local_trace
+from infra.local.plan import (
+    LOCAL_CONCURRENCY,
+    LOCAL_MAX_PROCESSES,
+    LocalPool,
+    TwinPlan,
+    assumptions_for,
+    local_pool,
+    local_trace,
+)
 from infra.local.result import TwinResult
 from infra.local.run_loop import Snapshot, run_twin
 from infra.local.timescale import DEFAULT_WINDOWS, parse_window
@@ -44,7 +52,8 @@ from infra.local.view import Status, clock, event_line, line, render
 from infra.scaling.aws_model import GroupModel
 from infra.scaling.default_policy import target_backlog_per_instance
 from infra.scaling.plot import write_plot
-from infra.scaling.traces import BUILT_IN, TraceError
+from infra.scaling.pool_spec import PoolSpec
+from infra.scaling.traces import BUILT_IN, Trace, TraceError
 from infra.servers.redis import ServerNotInstalledError
 from infra.simulation.report import COLUMNS, NARROW_COLUMNS, bound_for, results_table
 from infra.simulation.stack import PoolNotFoundError
@@ -87,75 +96,10 @@ def main(
     except (ConfigError, PoolNotFoundError, TraceError) as exc:
         report("local", exc)
         raise typer.Exit(2) from None
-    spec = fitted.spec
-    boot = assumptions_for(plan, spec).boot_seconds
-    header = (
-        f"{fitted.mapping}; SLO {spec.slo_seconds:.0f} s; boot {boot:.0f} s (model)\n"
-        f"trace {traffic.name}: {traffic.description}; {traffic.count} tasks over {traffic.duration / 60:.0f} "
-        f"model minutes"
-    )
-    console.print(f"[bold]make local[/]: {header}")
-    console.print(
-        f"[bold]time-scaled x{speed:g}[/]: 1 model minute = {60 / speed:.1f} s wall; arrivals, task times, "
-        f"the 10 s metrics and the boot delay are all divided by {speed:g}; about "
-        f"{traffic.duration / speed / 60:.1f} min of wall time"
-        + (" (a window of the trace, for local use)" if window is None and trace in DEFAULT_WINDOWS else "")
-    )
-
-    shown: dict[str, float] = {"line": -HEADLESS_EVERY, "events": 0, "trace_over": 0}
-
-    def status(snapshot: Snapshot, model: GroupModel, fleet: Fleet) -> Status:
-        waits = sorted(snapshot.waits)
-        return Status(
-            now=snapshot.now,
-            duration=traffic.duration,
-            speed=speed,
-            waiting=snapshot.waiting,
-            in_flight=snapshot.in_flight,
-            oldest_age=snapshot.oldest_age,
-            slo_seconds=spec.slo_seconds,
-            # Backlog per instance that the SLO allows at the configured task time (a reference figure:
-            # the policy itself follows the measured task time).
-            target_backlog=target_backlog_per_instance(
-                spec.acceptable_latency_seconds, spec.average_task_seconds, spec.concurrency
-            ),
-            desired=model.desired,
-            sent=snapshot.sent,
-            total=traffic.count,
-            completed=snapshot.completed,
-            p50_wait=waits[len(waits) // 2] if waits else None,
-            p95_wait=waits[min(len(waits) - 1, int(len(waits) * 0.95))] if waits else None,
-            instances=tuple(fleet.instances.values()),
-            alarms=tuple(model.alarm_states()),
-            events=tuple(model.events),
-            header=header,
-        )
-
+    header = _announce(console, plan, fitted, traffic, window is None and trace in DEFAULT_WINDOWS)
     try:
-        if live_view:
-            with Live(console=console, refresh_per_second=4, transient=False) as live:
-
-                def on_tick(snapshot: Snapshot, model: GroupModel, fleet: Fleet) -> None:
-                    live.update(render(status(snapshot, model, fleet), console.size.height))
-
-                result = run_twin(plan, fitted, traffic, console, on_tick)
-        else:
-
-            def on_tick(snapshot: Snapshot, model: GroupModel, fleet: Fleet) -> None:
-                for event in model.events[int(shown["events"]) :]:
-                    console.print(event_line(event), soft_wrap=True)
-                shown["events"] = len(model.events)
-                if snapshot.now > traffic.duration and not shown["trace_over"]:
-                    left = traffic.count - snapshot.completed
-                    console.print(
-                        f"[{clock(snapshot.now)}] trace over: finishing the last {left} tasks", soft_wrap=True
-                    )
-                    shown["trace_over"] = 1
-                if snapshot.now - shown["line"] >= HEADLESS_EVERY:
-                    console.print(line(status(snapshot, model, fleet)), soft_wrap=True)
-                    shown["line"] = snapshot.now
-
-            result = run_twin(plan, fitted, traffic, console, on_tick)
+        on_tick = _live_view if live_view else _plain_lines
+        result = on_tick(console, plan, fitted, traffic, header)
     except ServerNotInstalledError as exc:
         report("local", exc)
         raise typer.Exit(2) from None
@@ -163,9 +107,97 @@ def main(
         # The workers were drained on the way out (soft shutdown); the private broker and what it held are gone.
         console.print("[yellow]interrupted: workers drained, broker stopped; no summary[/]")
         raise typer.Exit(130) from None
+    _report(console, result, plan, fitted, traffic, out)
+    raise typer.Exit(0 if result.ok else 1)
 
+
+def _announce(console: Console, plan: TwinPlan, fitted: LocalPool, traffic: Trace, windowed: bool) -> str:
+    """Print what is about to run and how time is scaled; returns the header the live view repeats."""
+    spec = fitted.spec
+    boot = assumptions_for(plan, spec).boot_seconds
+    header = (
+        f"{fitted.mapping}; SLO {spec.slo_seconds:.0f} s; boot {boot:.0f} s (model)\n"
+        f"trace {traffic.name}: {traffic.description}; {traffic.count} tasks over {traffic.duration / 60:.0f} "
+        f"model minutes"
+    )
+    speed = plan.speed
+    console.print(f"[bold]make local[/]: {header}")
+    console.print(
+        f"[bold]time-scaled x{speed:g}[/]: 1 model minute = {60 / speed:.1f} s wall; arrivals, task times, "
+        f"the 10 s metrics and the boot delay are all divided by {speed:g}; about "
+        f"{traffic.duration / speed / 60:.1f} min of wall time"
+        + (" (a window of the trace, for local use)" if windowed else "")
+    )
+    return header
+
+
+def _status(
+    snapshot: Snapshot, model: GroupModel, fleet: Fleet, spec: PoolSpec, traffic: Trace, speed: float, header: str
+) -> Status:
+    waits = sorted(snapshot.waits)
+    return Status(
+        now=snapshot.now,
+        duration=traffic.duration,
+        speed=speed,
+        waiting=snapshot.waiting,
+        in_flight=snapshot.in_flight,
+        oldest_age=snapshot.oldest_age,
+        slo_seconds=spec.slo_seconds,
+        # Backlog per instance that the SLO allows at the configured task time (a reference figure:
+        # the policy itself follows the measured task time).
+        target_backlog=target_backlog_per_instance(
+            spec.acceptable_latency_seconds, spec.average_task_seconds, spec.concurrency
+        ),
+        desired=model.desired,
+        sent=snapshot.sent,
+        total=traffic.count,
+        completed=snapshot.completed,
+        p50_wait=waits[len(waits) // 2] if waits else None,
+        p95_wait=waits[min(len(waits) - 1, int(len(waits) * 0.95))] if waits else None,
+        instances=tuple(fleet.instances.values()),
+        alarms=tuple(model.alarm_states()),
+        events=tuple(model.events),
+        header=header,
+    )
+
+
+def _live_view(console: Console, plan: TwinPlan, fitted: LocalPool, traffic: Trace, header: str) -> TwinResult:
+    with Live(console=console, refresh_per_second=4, transient=False) as live:
+
+        def on_tick(snapshot: Snapshot, model: GroupModel, fleet: Fleet) -> None:
+            status = _status(snapshot, model, fleet, fitted.spec, traffic, plan.speed, header)
+            live.update(render(status, console.size.height))
+
+        return run_twin(plan, fitted, traffic, console, on_tick)
+
+
+def _plain_lines(console: Console, plan: TwinPlan, fitted: LocalPool, traffic: Trace, header: str) -> TwinResult:
+    """Off a terminal (or --headless): each scaling event as it happens, and a status line a model minute."""
+    shown: dict[str, float] = {"line": -HEADLESS_EVERY, "events": 0, "trace_over": 0}
+
+    def on_tick(snapshot: Snapshot, model: GroupModel, fleet: Fleet) -> None:
+        for event in model.events[int(shown["events"]) :]:
+            console.print(event_line(event), soft_wrap=True)
+        shown["events"] = len(model.events)
+        if snapshot.now > traffic.duration and not shown["trace_over"]:
+            left = traffic.count - snapshot.completed
+            console.print(f"[{clock(snapshot.now)}] trace over: finishing the last {left} tasks", soft_wrap=True)
+            shown["trace_over"] = 1
+        if snapshot.now - shown["line"] >= HEADLESS_EVERY:
+            status = _status(snapshot, model, fleet, fitted.spec, traffic, plan.speed, header)
+            console.print(line(status), soft_wrap=True)
+            shown["line"] = snapshot.now
+
+    return run_twin(plan, fitted, traffic, console, on_tick)
+
+
+def _report(
+    console: Console, result: TwinResult, plan: TwinPlan, fitted: LocalPool, traffic: Trace, out: Path | None
+) -> None:
+    """The twin next to the simulator, the journal's summary, the agreement, and the plot."""
+    spec, stack, pool = fitted.spec, plan.stack, plan.pool
     bound = bound_for(spec, traffic)
-    title = f"{stack}/{pool} on {traffic.name}, local twin x{speed:g} vs simulator"
+    title = f"{stack}/{pool} on {traffic.name}, local twin x{result.speed:g} vs simulator"
     # An 80-column terminal gets the columns that fit, not all of them cut to "…".
     narrow = console.is_terminal and console.width < 140
     columns = NARROW_COLUMNS if narrow else COLUMNS
@@ -185,7 +217,6 @@ def main(
         highlighted=2,
     )
     console.print(f"plot: {target}")
-    raise typer.Exit(0 if result.ok else 1)
 
 
 def summary_table(result: TwinResult) -> Table:
