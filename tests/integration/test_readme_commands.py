@@ -30,7 +30,7 @@ NOT_OFFLINE: dict[str, str] = {
     "pulumi ": "needs the Pulumi CLI and a state backend",
     "for stack in": "a loop around `pulumi stack init`",
     "done": "the end of that loop",
-    "scripts/deploy": "needs the Pulumi CLI (tests/unit/test_deploy.py runs it with a stand-in pulumi)",
+    "scripts/deploy": "needs the Pulumi CLI (tests/integration/test_deploy.py runs it with a stand-in pulumi)",
 }
 
 
