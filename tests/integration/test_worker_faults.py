@@ -5,6 +5,8 @@ They run on Redis and on RabbitMQ. Short sleeps keep them quick; each one assert
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
 from typing import Any
@@ -67,6 +69,45 @@ def test_sigkill_with_tasks_in_flight_loses_nothing(broker: Broker, cluster_fact
     print(
         f"sigkill on {broker.kind}: {result.completed}/{result.sent} completed, {result.duplicates} duplicates, "
         f"{len(redelivered)} redelivered, all done {time.monotonic() - killed_at:.1f} s after the kill"
+    )
+
+
+# Long enough that a task the worker reports running is still running when the kill lands.
+CHILD_TASK_SECONDS = 5.0
+
+
+@pytest.mark.slow
+def test_a_pool_child_killed_mid_task_leaves_its_task_to_run_again(
+    broker: Broker, cluster_factory: ClusterFactory
+) -> None:
+    """The out-of-memory case: the kernel kills one prefork child and the worker's main process lives on.
+    With late acks and task_reject_on_worker_lost, the main process rejects the message with requeue, so
+    the task runs again at once (the default visibility timeout, an hour, would be far too late on Redis):
+    never acked as if done, never dead-lettered, never dropped."""
+    cluster = cluster_factory(broker)
+    worker = cluster.start_worker(concurrency=CONCURRENCY)
+    (task_id,) = cluster.send("cluster.sleep", [CHILD_TASK_SECONDS])
+    # The child that runs it, as the worker itself reports it (`inspect active` gives each task's pool pid).
+    (active,) = cluster.wait_inspect("active", lambda items: [t["id"] for t in items] == [task_id], timeout=60)
+    child = int(active["worker_pid"])
+    assert child != worker.pid, "inspect reported the main process as the task's process"
+    killed_at = time.time()
+    os.kill(child, signal.SIGKILL)
+    # The premise, from the worker's own start time: the task had not ended when its process died.
+    assert killed_at < float(active["time_start"]) + CHILD_TASK_SECONDS
+
+    result = cluster.wait_all([task_id], timeout=60)
+    assert (result.completed, result.lost, result.duplicates) == (1, 0, 0), f"{result}\n{cluster.log_tail()}"
+    (entry,) = [e for e in cluster.journal() if e["task_id"] == task_id]
+    assert entry["state"] == "SUCCESS", entry
+    assert float(entry["started_at"]) > killed_at, "the run that completed began before the kill"
+    assert entry["hostname"].startswith(f"{worker.name}@"), entry  # the same worker: its main process lived
+    assert worker.running(), cluster.log_tail(worker)
+    cluster.wait_quiet(30)
+    assert cluster.dead_letters() == [], "a task whose process was killed is requeued, not dead-lettered"
+    print(
+        f"pool child killed on {broker.kind}: the task ran again {float(entry['started_at']) - killed_at:.1f} s "
+        f"after the kill (redelivered flag: {entry['redelivered']})"
     )
 
 
