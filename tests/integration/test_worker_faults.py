@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from tests.support.brokers import Broker
-from tests.support.cluster import Cluster
+from tests.support.cluster import Cluster, unique
 from tests.support.fixtures import ClusterFactory
 from tests.support.whereabouts import NOWHERE, describe, redis_whereabouts
 
@@ -70,6 +70,25 @@ def test_sigkill_with_tasks_in_flight_loses_nothing(broker: Broker, cluster_fact
         f"sigkill on {broker.kind}: {result.completed}/{result.sent} completed, {result.duplicates} duplicates, "
         f"{len(redelivered)} redelivered, all done {time.monotonic() - killed_at:.1f} s after the kill"
     )
+
+
+def test_a_task_delivered_twice_counts_as_one_duplicate(broker: Broker, cluster_factory: ClusterFactory) -> None:
+    """The fault tests' `duplicates == 0` means something only if the journal and the count see a second
+    run: the same message (same task id) delivered twice, as a redelivery is, shows as one duplicate."""
+    cluster = cluster_factory(broker)
+    cluster.start_worker(concurrency=CONCURRENCY)
+    task_id = unique("twice")
+
+    def deliver() -> None:
+        cluster.client.send_task("cluster.sleep", args=[0.1], task_id=task_id, queue=cluster.queue)
+
+    # One delivery at a time: the second is sent after the first completed, so both certainly run.
+    deliver()
+    first = cluster.wait_all([task_id], timeout=60)
+    assert (first.completed, first.duplicates) == (1, 0), cluster.log_tail()
+    deliver()
+    counted = cluster.wait_until([task_id], lambda t: t.duplicates > 0, timeout=60)
+    assert (counted.sent, counted.completed, counted.lost, counted.duplicates) == (1, 1, 0, 1), cluster.log_tail()
 
 
 # Long enough that a task the worker reports running is still running when the kill lands.
