@@ -120,7 +120,7 @@ class Slo:
 
 
 def default_latency_net(slo: Slo, warmup_seconds: int) -> StepScalingPolicy:
-    """The safety net: oldest message at or over the SLO on 3 of 3 datapoints adds 25% / 50% / 100% (at
+    """The safety net: oldest message at or over the SLO on 3 of 3 datapoints adds 50% / 100% / 200% (at
     least one instance) by how far over (under 1.5x, up to 3x, beyond), for what the other signals miss:
     tasks whose time nobody has measured yet."""
     slo_seconds = slo.acceptable_latency_seconds

@@ -132,8 +132,9 @@ def test_run_takes_the_samples_and_stops_before_the_deadline() -> None:
     def sleep(seconds: float) -> None:
         now[0] += seconds
 
-    assert stub.run(sleep=sleep, clock=lambda: now[0]) == 6
-    assert calls == [0, 10, 20, 30, 40, 50]
+    # The configured samples, interval_seconds apart from the start (6 x 10 s: one Lambda run a minute).
+    assert stub.run(sleep=sleep, clock=lambda: now[0]) == config.samples
+    assert calls == [i * config.interval_seconds for i in range(config.samples)]
     calls.clear()
     now[0] = 0.0
     # 28 s left in the invocation: samples at 0, 10 and 20, then no room for 30 (+5 s margin).

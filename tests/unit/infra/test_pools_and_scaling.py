@@ -201,7 +201,10 @@ def test_latency_net_fires_on_the_oldest_message_at_the_slo(stack: Rendered) -> 
     for name, pool in stack.config.pools.items():
         step = stack.one(POLICY, f"pool-{name}-latency")
         assert step["adjustmentType"] == "PercentChangeInCapacity"
-        assert [s["scalingAdjustment"] for s in step["stepAdjustments"]] == [50, 100, 200]
+        # The policy object's steps, rendered as they are (the rule itself: tests/unit/test_scaling_policy.py).
+        net = pool.scaling(name).step("latency")
+        assert net is not None
+        assert [s["scalingAdjustment"] for s in step["stepAdjustments"]] == [s.scaling_adjustment for s in net.steps]
         assert step["stepAdjustments"][0]["metricIntervalLowerBound"] == "0"
         alarm = stack.one(ALARM, f"pool-{name}-latency")
         assert alarm["threshold"] == pool.acceptable_latency_seconds  # the SLO; the alarm threshold pages

@@ -70,6 +70,7 @@ def test_prod_scales_the_default_pool_ahead_of_the_fan_out(prod: Rendered) -> No
     assert start["recurrence"] == "10,25,40,55 * * * *"  # five minutes before */15
     assert start["minSize"] == instances
     assert end["minSize"] == pool.min_size
+    # Held from the 5-minute lead through the fan-out's run (30 s, the SLO, on 17 instances), in whole minutes.
     assert hold == 360
 
 
