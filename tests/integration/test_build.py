@@ -15,7 +15,7 @@ import pytest
 
 from infra.artefacts.pipeline import BuildPlan, build, sha256
 from infra.artefacts.targets import IMAGE_FILES, LAMBDA_PYTHON, MANIFEST, PUBLISHER_BUNDLE, Arch, wheelhouse_name
-from tests.built import dist
+from tests.support.built import dist
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import boto3
 import pytest
 
-from tests.fake_imds import fake_imds
-from tests.lifecycle_stub import COMPLETE, LifecycleStub, RefusingStub
+from tests.support.fake_imds import fake_imds
+from tests.support.lifecycle_stub import COMPLETE, LifecycleStub, RefusingStub
 from worker.drain import agent as drain
 from worker.instance.imds import LIFECYCLE_STATE_PATH
 

@@ -14,10 +14,10 @@ import pytest
 
 from infra.vm import files
 from infra.vm.user_data import render_user_data, worker_dropin
-from tests.built import dist
-from tests.cloud_init_tool import cloud_init_command
+from tests.support.boot import ARTEFACTS, POOL
+from tests.support.built import dist
+from tests.support.cloud_init_tool import cloud_init_command
 from tests.support.units import restart_prevented
-from tests.unit.test_user_data import ARTEFACTS, POOL
 from worker.runtime.settings import SETTINGS_EXIT_CODE
 
 pytestmark = pytest.mark.timeout(600)

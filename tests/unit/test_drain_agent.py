@@ -14,7 +14,7 @@ import pytest
 from botocore.stub import Stubber
 
 from infra.vm.files import DRAIN_UNIT
-from tests.fake_imds import fake_imds
+from tests.support.fake_imds import fake_imds
 from tests.support.units import restart_prevented
 from worker.drain import agent as drain
 from worker.drain.settings import DrainSettingsError, load_settings

@@ -12,13 +12,13 @@ import pytest
 from infra.config import ConfigError, merged_raw, parse_config, read_stack_file
 from infra.render import install_mocks
 from tests.support.bad_stack import TWO_BAD_KEYS
-from tests.unit.infra.test_entry_point import _run_main
+from tests.support.program import run_main
 
 
 def test_bad_config_registers_no_resource_and_names_each_bad_key_on_its_own_line() -> None:
     render = install_mocks("dev", {**read_stack_file("dev"), **TWO_BAD_KEYS})
     with pytest.raises(pulumi.RunError) as raised:
-        _run_main()
+        run_main()
     assert render.resources == [], "a resource was registered before the config was validated"
     lines = str(raised.value).splitlines()
     prefix = "invalid config for stack 'dev': "

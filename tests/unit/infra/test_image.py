@@ -19,7 +19,7 @@ from infra.artefacts.manifest import Artefact, placeholder_artefacts
 from infra.config import load_stack_config, merged_raw, parse_config, read_stack_file
 from infra.render import Render, render_config
 from infra.vm.component import component_text
-from tests.unit.infra.conftest import Rendered
+from tests.support.rendered import Rendered
 
 LT = "aws:ec2/launchTemplate:LaunchTemplate"
 ASG = "aws:autoscaling/group:Group"

@@ -19,8 +19,8 @@ from infra.scaling.group_state import GroupView, PoolSample
 from infra.scaling.signals import SIGNAL_CAPACITY_NEEDED, SIGNAL_LOAD_WITH_ONE_FEWER, metric_functions
 from infra.vm.files import POOL_ENV
 from infra.vm.user_data import STOP_MARGIN_S
-from tests.unit.infra.conftest import Rendered
-from tests.unit.test_fetchenv import systemd_unquote
+from tests.support.rendered import Rendered
+from tests.support.units import systemd_unquote
 from worker.names import (
     METRIC_BUSY_PROCESSES,
     METRIC_IN_FLIGHT,

@@ -15,8 +15,8 @@ from infra.config import ConfigError, merged_raw, parse_config, read_stack_file
 from infra.config.periodic_capacity import capacity_for, check_tasks, derived_schedules
 from infra.render import Render, render_config
 from infra.vm.scheduler_data import SCHEDULER_ENV, SCHEDULER_UNIT
-from tests.unit.infra.conftest import Rendered
-from tests.unit.test_fetchenv import systemd_unquote
+from tests.support.rendered import Rendered
+from tests.support.units import systemd_unquote
 from worker.names import METRIC_ENTRY_LATENESS, METRIC_SCHEDULER_HEARTBEAT
 from worker.scheduler.periodic import Periodic
 from worker.scheduler.schedule import ENTRIES

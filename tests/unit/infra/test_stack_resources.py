@@ -14,7 +14,7 @@ from infra.components.metrics_publisher import HANDLER
 from infra.config import load_stack_config
 from infra.program import BundleMissingError, publisher_code
 from infra.render import SECRET, render_stack
-from tests.unit.infra.conftest import Rendered
+from tests.support.rendered import Rendered
 from worker.publisher.handler import load_config
 
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
