@@ -3,8 +3,11 @@ stack file, and a base that does not render (the pure diff is in tests/unit/test
 
 from __future__ import annotations
 
+import json
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,20 +17,39 @@ from infra.render_diff import BaseRenderError, diff_renders, markdown, render_ba
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_render_diff_against_this_commit_reports_no_change(tmp_path: Path) -> None:
+@dataclass(frozen=True)
+class Run:
+    result: subprocess.CompletedProcess[str]
+    out: Path  # this checkout's renders; the base's are in out.parent / "render-base"
+
+    def base_renders(self) -> dict[str, dict[str, Any]]:
+        return {p.stem: json.loads(p.read_text()) for p in sorted((self.out.parent / "render-base").glob("*.json"))}
+
+
+@pytest.fixture(scope="module")
+def against_head(tmp_path_factory: pytest.TempPathFactory) -> Run:
+    """`scripts/render-diff --base HEAD`, run once: its renders of HEAD are the base of the next test too
+    (each render of the three stacks takes about 25 s under coverage)."""
+    out = tmp_path_factory.mktemp("render-diff") / "render"
     result = subprocess.run(
-        [str(ROOT / "scripts" / "render-diff"), "--base", "HEAD", "--out", str(tmp_path / "render")],
+        [str(ROOT / "scripts" / "render-diff"), "--base", "HEAD", "--out", str(out)],
         capture_output=True,
         text=True,
         check=False,
         cwd=ROOT,
         timeout=600,
     )
+    return Run(result, out)
+
+
+def test_render_diff_against_this_commit_reports_no_change(against_head: Run) -> None:
+    result = against_head.result
     assert result.returncode == 0, result.stderr[-2000:]
     # Uncommitted edits to the program would show up here; on a clean checkout every stack is unchanged:
     # one "no change" line per stack, and no stack heading (a heading is what a changed stack gets).
-    stacks = sorted(p.stem for p in (tmp_path / "render").glob("*.json"))
+    stacks = sorted(p.stem for p in against_head.out.glob("*.json"))
     assert stacks == ["dev", "prod", "staging"]
+    assert sorted(against_head.base_renders()) == stacks
     summary = result.stdout[result.stdout.index("## Render diff against `HEAD`") :]
     assert summary.split("\n")[2:5] == [f"- **{stack}**: no change" for stack in stacks], summary
     assert "### " not in summary, summary
@@ -41,14 +63,15 @@ def _tree_at_head(dest: Path) -> Path:
     return dest
 
 
-def test_a_changed_max_size_is_reported_against_the_base(tmp_path: Path) -> None:
+def test_a_changed_max_size_is_reported_against_the_base(tmp_path: Path, against_head: Run) -> None:
     head_tree = _tree_at_head(tmp_path / "head")
     config = head_tree / "Pulumi.dev.yaml"
     assert "      maxSize: 3\n" in config.read_text()
     config.write_text(config.read_text().replace("      maxSize: 3\n", "      maxSize: 4\n", 1))
 
     head = render_tree(head_tree, tmp_path / "render")
-    base = render_base("HEAD", tmp_path / "render-base")
+    base = against_head.base_renders()  # render_base("HEAD"), as the script ran it above
+    assert against_head.result.returncode == 0, against_head.result.stderr[-2000:]
     diffs = [diff_renders(stack, base[stack], render) for stack, render in head.items()]
 
     by_stack = {d.stack: d for d in diffs}
