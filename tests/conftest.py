@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.support.tls_brokers",
     "tests.support.redis_queues",
     "tests.support.moto_metrics",
+    "tests.support.built",
 ]
