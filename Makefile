@@ -65,7 +65,7 @@ test: lint typecheck ## Everything CI runs: lint, type check, every test; covera
 	@echo "coverage (tests and their subprocesses): $$($(COVERAGE) report --format=total --precision=1) % of worker, infra, policy; floor $$(sed -n 's/^fail_under = //p' pyproject.toml) % (pyproject.toml; files: $(COVERAGE_DIR)/report.txt)"
 	@$(COVERAGE) report --format=total > /dev/null
 
-test-unit: $(STAMP) ## Only the fast tests (no broker, no subprocess)
+test-unit: $(STAMP) ## Only the fast tests (no broker, no subprocess: tests/unit/conftest.py refuses both)
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
 test-integration: $(STAMP) ## Only the integration tests (real brokers, real worker processes)

@@ -21,7 +21,7 @@ from infra.local.workers import WorkerProcess
 from infra.servers.redis import RedisServer
 from infra.vm import files
 from tests.support.cluster import unique
-from tests.unit.test_fetchenv import systemd_unquote
+from tests.support.units import systemd_unquote
 from worker.sender import sender_app
 
 pytestmark = [pytest.mark.redis, pytest.mark.timeout(300)]

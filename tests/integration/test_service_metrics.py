@@ -12,7 +12,7 @@ import redis
 
 from infra.local.workers import WorkerProcess
 from infra.servers.redis import RedisServer
-from tests.integration.test_publisher import NAMESPACE, REGION, _group, _latest, aws  # noqa: F401 - fixture
+from tests.support.moto_metrics import NAMESPACE, REGION, group, latest
 from worker.names import METRIC_BUSY_PROCESSES, METRIC_IN_FLIGHT, METRIC_IN_SERVICE, METRIC_TASK_SECONDS
 from worker.publisher.handler import PoolQueues, Publisher, PublisherConfig
 from worker.publisher.queues import QueueStats, Snapshot, inspector_for
@@ -36,8 +36,8 @@ def wait_for(client: redis.Redis, queue: str, ended: int, running: int, timeout:
         time.sleep(0.2)
 
 
-def test_publishes_measured_task_seconds_busy_processes_and_in_service(aws: None, tmp_path: Path) -> None:  # noqa: F811
-    _group("pool-svc", instances=2)
+def test_publishes_measured_task_seconds_busy_processes_and_in_service(aws: None, tmp_path: Path) -> None:
+    group("pool-svc", instances=2)
     queue = "svc_a"
     with RedisServer(appendonly=False) as server:
         app = sender_app(server.url)
@@ -79,12 +79,12 @@ def test_publishes_measured_task_seconds_busy_processes_and_in_service(aws: None
     cloudwatch = boto3.client("cloudwatch", region_name=REGION)
     pool = {"Pool": "svc"}
     # The short tasks' measured run time: at least what they slept, far from the 120 s ones still running.
-    task_seconds = _latest(cloudwatch, METRIC_TASK_SECONDS, pool)
+    task_seconds = latest(cloudwatch, METRIC_TASK_SECONDS, pool)
     assert SHORT_S <= task_seconds < 120, task_seconds
     # Two processes run a task; the countdown task is in flight but not running.
-    assert _latest(cloudwatch, METRIC_BUSY_PROCESSES, pool) == 2
-    assert _latest(cloudwatch, METRIC_IN_FLIGHT, {**pool, "Queue": queue}) == 3
-    assert _latest(cloudwatch, METRIC_IN_SERVICE, pool) == 2
+    assert latest(cloudwatch, METRIC_BUSY_PROCESSES, pool) == 2
+    assert latest(cloudwatch, METRIC_IN_FLIGHT, {**pool, "Queue": queue}) == 3
+    assert latest(cloudwatch, METRIC_IN_SERVICE, pool) == 2
 
 
 def test_a_stale_running_entry_is_dropped_and_no_task_time_is_made_up() -> None:

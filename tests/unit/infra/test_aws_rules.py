@@ -37,8 +37,8 @@ from infra.vm import files
 from infra.vm.component import download_folder_problems
 from infra.vm.user_data import max_wait
 from tests.support.aws_requests import AUTONAME_SUFFIX, requests_of, validate
+from tests.support.rendered import STACKS, Rendered, rendered
 from tests.support.units import restart_prevented, unit_settings
-from tests.unit.infra.conftest import STACKS, Rendered, rendered
 from worker.names import (
     METRIC_BACKLOG,
     METRIC_BACKLOG_PER_INSTANCE,

@@ -12,7 +12,7 @@ import pytest
 from infra.cli.cost_estimate import HOURS_PER_MONTH, PRICES, estimate, per_month_metrics, total
 from infra.cli.cost_table import BEGIN, END, tables
 from infra.config import ROOT
-from tests.unit.infra.conftest import STACKS, Rendered, rendered
+from tests.support.rendered import STACKS, Rendered, rendered
 from worker import names
 
 README = ROOT / "README.md"

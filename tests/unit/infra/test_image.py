@@ -20,7 +20,7 @@ from infra.cli import offline_render as render
 from infra.cli.offline_render import Render, render_config
 from infra.config import load_stack_config, merged_raw, parse_config, read_stack_file
 from infra.vm.component import component_text
-from tests.unit.infra.conftest import Rendered
+from tests.support.rendered import Rendered
 
 LT = "aws:ec2/launchTemplate:LaunchTemplate"
 ASG = "aws:autoscaling/group:Group"

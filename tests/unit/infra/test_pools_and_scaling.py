@@ -19,8 +19,8 @@ from infra.scaling.group_state import GroupView, PoolSample
 from infra.scaling.signals import SIGNAL_CAPACITY_NEEDED, SIGNAL_LOAD_WITH_ONE_FEWER, metric_functions
 from infra.vm.files import POOL_ENV
 from infra.vm.user_data import STOP_MARGIN_S
-from tests.unit.infra.conftest import Rendered
-from tests.unit.test_fetchenv import systemd_unquote
+from tests.support.rendered import Rendered
+from tests.support.units import systemd_unquote
 from worker.names import (
     METRIC_BUSY_PROCESSES,
     METRIC_IN_FLIGHT,
@@ -201,7 +201,10 @@ def test_latency_net_fires_on_the_oldest_message_at_the_slo(stack: Rendered) -> 
     for name, pool in stack.config.pools.items():
         step = stack.one(POLICY, f"pool-{name}-latency")
         assert step["adjustmentType"] == "PercentChangeInCapacity"
-        assert [s["scalingAdjustment"] for s in step["stepAdjustments"]] == [50, 100, 200]
+        # The policy object's steps, rendered as they are (the rule itself: tests/unit/test_scaling_policy.py).
+        net = pool.scaling(name).step("latency")
+        assert net is not None
+        assert [s["scalingAdjustment"] for s in step["stepAdjustments"]] == [s.scaling_adjustment for s in net.steps]
         assert step["stepAdjustments"][0]["metricIntervalLowerBound"] == "0"
         alarm = stack.one(ALARM, f"pool-{name}-latency")
         assert alarm["threshold"] == pool.acceptable_latency_seconds  # the SLO; the alarm threshold pages
@@ -211,7 +214,7 @@ def test_latency_net_fires_on_the_oldest_message_at_the_slo(stack: Rendered) -> 
         assert alarm["alarmActions"] == [f"{ARN}/pool-{name}-latency"]
 
 
-def test_scale_in_is_a_step_policy_with_hysteresis_that_never_empties_a_busy_pool(stack: Rendered) -> None:
+def test_scale_in_is_a_step_policy_with_hysteresis(stack: Rendered) -> None:
     for name, pool in stack.config.pools.items():
         tracking = stack.one(POLICY, f"pool-{name}-backlog")["targetTrackingConfiguration"]
         assert tracking["disableScaleIn"] is True
@@ -226,6 +229,51 @@ def test_scale_in_is_a_step_policy_with_hysteresis_that_never_empties_a_busy_poo
         names = {r.name for r in stack.render.resources}
         # Only a minSize 0 pool has the policy that takes the last instance away.
         assert (f"pool-{name}-to-zero" in names) == (pool.min_size == 0)
+
+
+_BREACHES = {
+    "LessThanThreshold": lambda value, threshold: value < threshold,
+    "LessThanOrEqualToThreshold": lambda value, threshold: value <= threshold,
+}
+
+
+def _breaches(alarm: dict[str, Any], metrics: dict[str, float | None]) -> bool:
+    value = _run_queries(alarm["metricQueries"], metrics)
+    return bool(_BREACHES[alarm["comparisonOperator"]](value, alarm["threshold"]))
+
+
+def _removed(instances: int, percent: float, min_magnitude: int) -> int:
+    """Instances a PercentChangeInCapacity step removes: AWS rounds a fraction of magnitude above 1 towards
+    zero and one between 0 and 1 away from it, then applies MinAdjustmentMagnitude
+    (https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_PutScalingPolicy.html)."""
+    raw = instances * percent / 100
+    rounded = 1 if 0 < raw < 1 else int(raw)
+    return max(rounded, min_magnitude)
+
+
+def test_scale_in_never_empties_a_busy_pool(stack: Rendered) -> None:
+    """With one task running, no alarm the stack renders takes a pool's last instance: evaluated on the
+    rendered metric math, not on the policy's shape. And no scale-in step, as AWS rounds it, removes every
+    instance of a bigger pool."""
+    for name, pool in stack.config.pools.items():
+        one_running: dict[str, float | None] = {METRIC_BUSY_PROCESSES: 1, METRIC_TASK_SECONDS: 2.0}
+        one_running[METRIC_IN_SERVICE] = 1
+        for index, queue in enumerate(pool.queues):
+            one_running[f"{METRIC_WAITING}/{queue}"] = 0
+            one_running[f"{METRIC_IN_FLIGHT}/{queue}"] = 1 if index == 0 else 0
+        idle: dict[str, float | None] = {key: 0.0 if key != METRIC_IN_SERVICE else 1.0 for key in one_running}
+        scale_in = stack.one(ALARM, f"pool-{name}-scale-in")
+        assert not _breaches(scale_in, one_running), name
+        assert _breaches(scale_in, {**idle, METRIC_IN_SERVICE: 3.0}), f"{name}: scale-in never fires, even idle"
+        names = {r.name for r in stack.render.resources}
+        if f"pool-{name}-to-zero" in names:
+            to_zero = stack.one(ALARM, f"pool-{name}-to-zero")
+            assert not _breaches(to_zero, one_running), name
+            assert _breaches(to_zero, idle), f"{name}: the to-zero alarm never fires, so the check above proves nothing"
+        step = stack.one(POLICY, f"pool-{name}-scale-in")
+        largest = max(-s["scalingAdjustment"] for s in step["stepAdjustments"])
+        for instances in range(2, pool.max_size + 1):
+            assert instances - _removed(instances, largest, step["minAdjustmentMagnitude"]) >= 1, (name, instances)
 
 
 def test_instance_role_may_complete_only_its_own_lifecycle_hook(stack: Rendered) -> None:

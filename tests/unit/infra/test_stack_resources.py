@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pulumi
@@ -14,9 +13,9 @@ from infra.artefacts.manifest import source_digest
 from infra.cli.offline_render import SECRET, render_stack
 from infra.components.broker import redis_url
 from infra.components.metrics_publisher import HANDLER
-from infra.config import ROOT, load_stack_config
+from infra.config import load_stack_config
 from infra.program import BundleMissingError, publisher_code
-from tests.unit.infra.conftest import Rendered
+from tests.support.rendered import Rendered
 from worker.publisher.handler import load_config
 
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
@@ -163,22 +162,6 @@ def test_prod_differs_from_dev_where_it_should(dev: Rendered, prod: Rendered) ->
     assert prod_mixed["instancesDistribution"]["onDemandBaseCapacity"] >= 1  # Spot above an on-demand base
     assert prod.inputs("aws:sns/topicSubscription:TopicSubscription")
     assert prod.config.log_retention_days > dev.config.log_retention_days
-
-
-def test_make_render_writes_json(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [str(ROOT / "scripts" / "render"), "--stack", "dev", "--out", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
-    document = json.loads((tmp_path / "dev.json").read_text())
-    assert document["stack"] == "dev"
-    types = {r["type"] for r in document["resources"]}
-    assert {"aws:ec2/launchTemplate:LaunchTemplate", "aws:autoscaling/group:Group"} <= types
-    assert "dev:" in result.stderr
 
 
 def test_publisher_code_is_the_built_bundle_and_the_render_never_reads_it(tmp_path: Path) -> None:

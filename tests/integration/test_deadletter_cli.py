@@ -1,5 +1,5 @@
 """`python -m worker.deadletter list|show|replay|purge`, called in this process (`main(argv)`) against the
-shared Redis, one dead-letter queue per test: what each prints, what it leaves in which queue, and its
+session's Redis, one dead-letter queue per test: what each prints, what it leaves in which queue, and its
 exit code. The commands as a user types them, against a worker's letters, are in
 tests/integration/test_dead_letters.py; these are the paths mutation testing sees."""
 
@@ -15,7 +15,7 @@ import pytest
 from celery import Celery
 from kombu.exceptions import ContentDisallowed
 
-from tests.support.redis_queues import REDIS_URL, RedisQueues
+from tests.support.redis_queues import RedisQueues
 from worker.deadletter import cli
 from worker.names import PUBLISHED_AT_HEADER
 from worker.runtime import dead_letters as deadletter
@@ -25,14 +25,14 @@ MESSAGES = ("deadletter:", "invalid setting")
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _worker_app() -> None:
+def _worker_app(queues_redis_url: str) -> None:
     """`replay` sends with the worker's app, which reads its settings and installs its logging when
     first imported: import it once, on the test Redis, before any test captures stderr."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("CELERY_BROKER_URL", REDIS_URL)
+        patch.setenv("CELERY_BROKER_URL", queues_redis_url)
         from worker.app import app  # noqa: PLC0415 - only with the settings above
 
-    assert app.conf.broker_url == REDIS_URL, "worker.app was imported earlier with another broker"
+    assert app.conf.broker_url == queues_redis_url, "worker.app was imported earlier with another broker"
 
 
 @pytest.fixture
