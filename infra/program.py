@@ -22,7 +22,7 @@ from infra.artefacts.manifest import (
 )
 from infra.components.broker import Broker, BrokerArgs
 from infra.components.image import WorkerImage, WorkerImageArgs, base_image_id
-from infra.components.metrics_publisher import MetricsPublisher, MetricsPublisherArgs
+from infra.components.metrics_publisher import MetricsPublisher, MetricsPublisherArgs, PublishedPool
 from infra.components.monitoring import MonitoredPool, Monitoring, MonitoringArgs
 from infra.components.network import Network, NetworkArgs
 from infra.components.producer_access import ProducerAccess, ProducerAccessArgs
@@ -252,7 +252,10 @@ def build(
             subnet_ids=network.private_subnet_ids,
             security_group_id=network.publisher_security_group_id,
             broker_secret_arn=broker.publisher_secret_arn,
-            pools={name: (config.pools[name].queues, p.asg_name) for name, p in pools.items()},
+            pools={
+                name: PublishedPool(config.pools[name].queues, p.asg_name, p.scaling.signal)
+                for name, p in pools.items()
+            },
             queue_type=broker.queue_type,
         ),
     )

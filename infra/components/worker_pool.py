@@ -30,6 +30,7 @@ DRAIN_HOOK = "drain"
 STEP_PURPOSE = {
     "latency": "adds instances (latency safety net)",
     "fast-out": "adds instances at the start of a burst",
+    "from-zero": "adds what the backlog needs while no instance is in service",
     "scale-in": "removes instances (never the last one)",
     "to-zero": "removes the last instance of an idle pool",
 }

@@ -18,6 +18,7 @@ from typing import Final, Literal
 
 from infra.scaling.schedules import Schedule
 from worker.names import METRIC_BACKLOG_PER_INSTANCE, METRIC_OLDEST_AGE
+from worker.publisher.capacity import PoolSignal
 
 AdjustmentType = Literal["ChangeInCapacity", "PercentChangeInCapacity", "ExactCapacity"]
 # CloudWatch periods target tracking accepts for a customized metric (TargetTrackingMetricStat.Period:
@@ -260,27 +261,6 @@ def _check_steps(steps: tuple[StepAdjustment, ...]) -> None:
 
 
 @dataclass(frozen=True)
-class PoolSignal:
-    """What our metric math needs to know about the pool (constants in the rendered expressions)."""
-
-    concurrency: int = 1
-    """Worker processes per instance: processes in service = in-service instances x this."""
-
-    average_task_seconds: float = 1.0
-    """averageTaskSeconds: the FILL value of the measured task time until a task has ended."""
-
-    acceptable_latency_seconds: float = 60.0
-    """The SLO; with work queued and no instance in service, the estimated wait is at least this."""
-
-    target_wait_seconds: float = 30.0
-    """The estimated queue wait that CapacityNeeded = 1 stands for."""
-
-    headroom_seconds: float = 120.0
-    """For long tasks (measured time over the target wait), the processes kept free for the arrivals of
-    this many seconds: about the time a new instance takes to help (the pool's instance warm-up)."""
-
-
-@dataclass(frozen=True)
 class PoolScaling:
     """Everything the model needs to scale one pool: size bounds, its policies and its schedules."""
 
@@ -303,7 +283,7 @@ class PoolScaling:
     """Further target-tracking policies (on other metrics); AWS scales out if any wants to and in only if all do."""
 
     signal: PoolSignal = field(default_factory=PoolSignal)
-    """The constants of our metric math."""
+    """The constants of the capacity rule (worker.publisher.capacity), which the publisher gets in POOLS_JSON."""
 
     schedules: tuple[Schedule, ...] = ()
     """Scheduled capacity (`pools.<name>.schedules`): MinSize raised for each window."""

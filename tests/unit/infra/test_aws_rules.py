@@ -43,8 +43,11 @@ from worker.names import (
     METRIC_BACKLOG,
     METRIC_BACKLOG_PER_INSTANCE,
     METRIC_BUSY_PROCESSES,
+    METRIC_CAPACITY_NEEDED,
     METRIC_IN_FLIGHT,
     METRIC_IN_SERVICE,
+    METRIC_LOAD_WITH_ONE_FEWER,
+    METRIC_NEEDED_AT_ZERO,
     METRIC_OLDEST_AGE,
     METRIC_PUBLISHER_HEARTBEAT,
     METRIC_TASK_SECONDS,
@@ -505,6 +508,9 @@ HIGH_RESOLUTION = {
     METRIC_TASK_SECONDS,
     METRIC_BUSY_PROCESSES,
     METRIC_IN_SERVICE,
+    METRIC_CAPACITY_NEEDED,
+    METRIC_LOAD_WITH_ONE_FEWER,
+    METRIC_NEEDED_AT_ZERO,
 }
 
 
@@ -519,6 +525,8 @@ def _metric_reads(stack: Rendered) -> Iterator[tuple[str, str, str, int]]:
                 yield name, metric["namespace"], metric["metricName"], metric["period"]
     for name, policy in stack.named(SCALING_POLICY).items():
         spec = (policy.get("targetTrackingConfiguration") or {}).get("customizedMetricSpecification") or {}
+        if "metricName" in spec:
+            yield name, spec["namespace"], spec["metricName"], spec.get("period", 60)
         for query in spec.get("metrics", []):
             stat = query.get("metricStat")
             if stat is not None:
