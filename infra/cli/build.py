@@ -28,6 +28,7 @@ from infra.artefacts.closure import ClosureError
 from infra.artefacts.pipeline import REPO_ROOT, BuildError, BuildPlan, build
 from infra.cli.entry import run_script
 from infra.cli.errors import report as report_error
+from infra.cli.fit import output_console, print_fitted
 
 
 def main(
@@ -50,7 +51,7 @@ def main(
     table = Table("artefact", "bytes", "sha256", title=f"{result.out} (manifest.json)")
     for name, info in result.manifest["artefacts"].items():
         table.add_row(name, f"{info['bytes']:,}", info["sha256"])
-    Console().print(table)
+    print_fitted(output_console(), table, ("bytes", "sha256"))  # manifest.json has them all
     report("done")
 
 

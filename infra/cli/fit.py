@@ -73,3 +73,19 @@ def print_fitted(console: Console, table: Table, drop_first: Sequence[str] = ())
             markup=False,
         )
     return dropped
+
+
+def print_pairs(console: Console, title: str, pairs: Sequence[tuple[str, str]]) -> None:
+    """Names and values (ARNs, URLs: values to copy whole): a two-column table when it fits, else each name
+    on its line and its value indented under it, since dropping the value column would leave nothing."""
+    table = Table(title=title)
+    table.add_column("name")
+    table.add_column("value", no_wrap=True)
+    for name, value in pairs:
+        table.add_row(name, value)
+    if fits(console, table):
+        console.print(table)
+        return
+    console.print(title, soft_wrap=True)
+    for name, value in pairs:
+        console.print(f"{name}\n    {value}", markup=False, soft_wrap=True, highlight=False)
