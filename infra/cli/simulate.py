@@ -32,6 +32,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from infra.cli.entry import run_script
 from infra.cli.errors import report
+from infra.cli.fit import output_console, print_fitted
 from infra.config import ROOT, ConfigError
 from infra.scaling.assumptions import ModelAssumptions, default_assumptions
 from infra.scaling.plot import write_plot
@@ -39,6 +40,7 @@ from infra.scaling.pool_spec import PoolSpec
 from infra.scaling.simulator import SimulationResult, ours, reference_contenders
 from infra.scaling.traces import BUILT_IN, Trace, TraceError, built_in, read_csv
 from infra.simulation.report import (
+    NARROW_DROP_ORDER,
     CompareError,
     Entry,
     bound_for,
@@ -63,9 +65,7 @@ def main(
     out: Path | None = typer.Option(None, help="PNG path (default build/simulate/<stack>-<pool>-<trace>.png)"),
     as_json: bool = typer.Option(False, "--json", help="print the table as JSON on stdout (and nothing else)"),
 ) -> None:
-    console = Console()
-    if not console.is_terminal:  # a pipe or CI log: wide enough for the table
-        console = Console(width=170)
+    console = output_console()  # a terminal's width; a pipe: COLUMNS, else wide enough for every column
     if as_json:  # everything but the JSON goes to stderr
         console = Console(stderr=True, quiet=True)
     try:
@@ -96,7 +96,7 @@ def main(
             "rows": results_rows(results, bound, spec.slo_seconds),
         }
         typer.echo(json.dumps(document, indent=2))
-    console.print(results_table(results, bound, title, spec.slo_seconds))
+    print_fitted(console, results_table(results, bound, title, spec.slo_seconds), NARROW_DROP_ORDER)
     ours_result = results[0]
     if ours_result.first_scale_out_after_burst is not None:
         console.print(

@@ -32,6 +32,7 @@ from rich.table import Table
 
 from infra.cli.entry import script_app
 from infra.cli.errors import report as report_error
+from infra.cli.fit import output_console, print_fitted
 from worker.sender import sender_app
 from worker.smoke.handler import broker_problem, run_smoke
 
@@ -111,7 +112,7 @@ def main(
     count: int = typer.Option(20, min=1, help="canaries per pool"),
     timeout: float = typer.Option(120.0, min=1, max=880, help="seconds to wait for every ping and canary"),
 ) -> None:
-    console = Console()
+    console = output_console()
     pools = _parse_pools(pool)
     if stack is not None and not direct and broker_url is None and not pools:
         report = _in_vpc(console, stack, count, timeout)
@@ -154,8 +155,12 @@ def main(
     _verdict(console, [entry.as_dict() for entry in report.values()], timeout)
 
 
+# What an 80-column terminal loses first; it keeps what came back, the tail and the verdict.
+SMOKE_DROP_ORDER = ("p50 round trip", "in service", "sent", "pings")
+
+
 def _verdict(console: Console, rows: Sequence[Mapping[str, Any]], timeout: float) -> None:
-    console.print(_table(rows))
+    print_fitted(console, _table(rows), SMOKE_DROP_ORDER)
     if not rows or not all(row["ok"] for row in rows):
         console.print(f"[red]smoke test failed: not every ping and canary came back within {timeout:.0f} s[/]")
         raise typer.Exit(1)

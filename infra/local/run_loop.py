@@ -27,11 +27,11 @@ import numpy as np
 import redis
 from rich.console import Console
 
-from infra.local.accounting import JournalTracker
+from infra.local.accounting import JournalTracker, held_ids
 from infra.local.fleet import Fleet
 from infra.local.plan import LOCAL_SCHEDULE, LocalPool, TwinPlan, assumptions_for
 from infra.local.producer import Producer
-from infra.local.result import TwinResult, local_result, periodic_runs
+from infra.local.result import INTERRUPTED, NO_WORKER_STARTS, TwinResult, local_result, periodic_runs
 from infra.local.samples import pool_sample
 from infra.local.scheduler import SchedulerProcess
 from infra.local.timescale import ModelClock
@@ -72,6 +72,7 @@ class _Loop:
     service: RedisServiceReader
     tracker: JournalTracker
     producer: Producer
+    broker: redis.Redis
     rows: list[tuple[float, float, float, float, float, float]] = field(default_factory=list)
     samples: list[PoolSample] = field(default_factory=list)
     drained: list[int] = field(default_factory=list)
@@ -79,6 +80,8 @@ class _Loop:
     peak: int = 0
     current: Snapshot = field(default_factory=lambda: Snapshot(0.0, 0, 0, 0.0, 0, 0, ()))
     drain_deadline: float | None = None
+    stopped: str | None = None
+    """Why the run is over: "done", a timeout, NO_WORKER_STARTS or INTERRUPTED."""
 
     def sample(self, at: float, now: float) -> None:
         """One 10 s sample, read as the publisher reads it; the model decides on it and the fleet follows."""
@@ -113,32 +116,41 @@ class _Loop:
         if not self.producer.done.is_set():
             return False
         if so_far.completed >= len(self.producer.sent) and now >= self.trace.duration:
+            self.stopped = "done"
             return True
         if self.drain_deadline is None:
             self.drain_deadline = time.monotonic() + self.plan.drain_timeout
         elif time.monotonic() > self.drain_deadline:
-            console.print(f"[red]not every task completed within {self.plan.drain_timeout:.0f} s[/]")
+            self.stopped = f"not every task completed within {self.plan.drain_timeout:.0f} s"
+            console.print(f"[red]{self.stopped}[/]")
             return True
         return False
 
     def run(self, on_tick: Callable[[Snapshot, GroupModel, Fleet], None] | None, console: Console) -> float:
-        """Until the run is over; returns the model time it ended at."""
+        """Until the run is over (`stopped` says why); returns the model time it ended at. Ctrl-C ends it too,
+        so that what ran so far is still counted."""
         next_sample, next_journal = SAMPLE_SECONDS, 0.0
-        while True:
-            now = self.clock.now()
-            # Sample before moving the fleet along: an `add_consumer` that waits for a slow worker's reply
-            # must not delay the read, since the model stamps it with the boundary's time.
-            if now >= next_sample:
-                self.sample(next_sample, now)
-                next_sample += SAMPLE_SECONDS
-            self.fleet.tick(now)
-            if time.monotonic() >= next_journal:
-                next_journal = time.monotonic() + 1.0
-                if self.account(now, console):
-                    return self.clock.now()
-            if on_tick is not None:
-                on_tick(self.current, self.model, self.fleet)
-            time.sleep(0.1)
+        try:
+            while self.stopped is None:
+                now = self.clock.now()
+                # Sample before moving the fleet along: an `add_consumer` that waits for a slow worker's reply
+                # must not delay the read, since the model stamps it with the boundary's time.
+                if now >= next_sample:
+                    self.sample(next_sample, now)
+                    next_sample += SAMPLE_SECONDS
+                self.fleet.tick(now)
+                if not self.fleet.can_start():
+                    self.stopped = NO_WORKER_STARTS  # a worker died booting and none serves: none will
+                elif time.monotonic() >= next_journal:
+                    next_journal = time.monotonic() + 1.0
+                    self.account(now, console)
+                if on_tick is not None:
+                    on_tick(self.current, self.model, self.fleet)  # also once more when stopped: the last frame
+                if self.stopped is None:
+                    time.sleep(0.1)
+        except KeyboardInterrupt:
+            self.stopped = INTERRUPTED
+        return self.clock.now()
 
 
 def run_twin(
@@ -148,6 +160,8 @@ def run_twin(
     console: Console,
     on_tick: Callable[[Snapshot, GroupModel, Fleet], None] | None = None,
 ) -> TwinResult:
+    """Run the twin until the trace is over and every task ran, the wait for the last tasks ends, no worker
+    can start (`Fleet.can_start`), or Ctrl-C; `TwinResult.stopped` says which, unless the first."""
     spec = pool.spec
     assumptions = assumptions_for(plan, spec)
     clock = ModelClock(plan.speed)
@@ -160,10 +174,12 @@ def run_twin(
         end = loop.run(on_tick, console)
         loop.producer.stop.set()
         loop.producer.join(10)
+        # Before the drain requeues what runs: what the broker still holds was never delivered or is unfinished.
+        queued, unacked = held_ids(loop.broker, loop.queue)
         loop.fleet.stop_all(40.0)
         loop.fleet.tick(end)
         loop.tracker.update()
-        final = loop.tracker.tally(loop.producer.sent)
+        final = loop.tracker.tally(loop.producer.sent, queued, unacked)
         problems = list(loop.fleet.problems)
         if loop.producer.error is not None:
             problems.append(f"producer stopped: {loop.producer.error}")
@@ -189,6 +205,8 @@ def run_twin(
         tuple(loop.drained),
         loop.worst_sample_lag,
         periodic_runs(loop.tracker.entries) if plan.scheduler else None,
+        None if loop.stopped == "done" else loop.stopped,
+        tuple(fleet.failures),
     )
 
 
@@ -214,6 +232,8 @@ def _start(
     stack.callback(service.close)
     tracker = JournalTracker(redis.Redis.from_url(journal_url))
     stack.callback(tracker.client.close)
+    broker = redis.Redis.from_url(server.url)
+    stack.callback(broker.close)
     if plan.scheduler:
         _start_schedulers(stack, server.url, journal_url, queue, plan.log_dir, run_id)
     for instance in model.live():
@@ -224,7 +244,7 @@ def _start(
     stack.callback(producer.stop.set)
     clock.start()
     producer.start()
-    loop = _Loop(plan, queue, trace, clock, model, fleet, inspector, service, tracker, producer)
+    loop = _Loop(plan, queue, trace, clock, model, fleet, inspector, service, tracker, producer, broker)
     loop.peak = model.desired
     return loop
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from infra.scaling.alarms import AlarmState, MetricAlarm
 from infra.scaling.assumptions import BOOT_SECONDS, GROUP_METRIC_SECONDS, ImageMode, ModelAssumptions
@@ -189,7 +189,8 @@ class GroupModel:
         states: list[AlarmState] = []
         for tt in self._tt:
             states.append(tt.high.state(f"{tt.name} high"))
-            states.append(tt.low.state(f"{tt.name} low"))
+            # AWS keeps the low alarm even when the policy does not scale in; its ALARM then does nothing.
+            states.append(replace(tt.low.state(f"{tt.name} low"), acts=not tt.policy.disable_scale_in))
         states.extend(step.alarm.state(step.name) for step in self._steps)
         return states
 

@@ -23,6 +23,7 @@ RUNNERS: dict[str, tuple[str, str]] = {
     "make local": ("tests/integration/test_make_local.py", '"scripts" / "local"'),  # make local = scripts/local
     "make test": (".github/workflows/pull-request.yml", "run: make test"),
     "pip install 'build/dist/celery_cluster_client": ("tests/integration/test_producer_client.py", '"pip", "install"'),
+    "make client": ("tests/integration/test_producer_client.py", '"make", "--no-print-directory", "client"'),
     "scripts/simulate": (HERE, ""),
 }
 NOT_OFFLINE: dict[str, str] = {

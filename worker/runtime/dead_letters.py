@@ -74,7 +74,15 @@ def publish(app: Celery, record: dict[str, Any], queue: Queue | None = None) -> 
             retry=True,
             retry_policy={"max_retries": 5, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 2},
         )
-    logger.warning("dead-lettered %s", record.get("task_id") or "message", extra={"dead_letter": record})
+    # Both ids, so that `python -m worker.deadletter show` finds it by either one taken from this line.
+    logger.warning(
+        "dead-lettered %s as %s (%s, %s)",
+        record.get("task_id") or "a message with no task id",
+        record["dead_letter_id"],
+        record["reason"],
+        record.get("task") or "no task name",
+        extra={"dead_letter": record},
+    )
 
 
 def _message_record(message: Message, reason: str, exc: BaseException | None) -> dict[str, Any]:
