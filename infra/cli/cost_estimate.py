@@ -14,10 +14,9 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from infra.config import StackConfig
+from infra.scaling.warm_pool import GP3_USD_PER_GB_MONTH, HOURS_PER_MONTH
 from worker import names
 
-HOURS_PER_MONTH: Final = 730.0
-"""AWS's own monthly hours in its pricing examples and calculator (24 x 365 / 12)."""
 MINUTES_PER_MONTH: Final = HOURS_PER_MONTH * 60
 
 
@@ -49,7 +48,7 @@ PRICES: Final[Mapping[str, Price]] = {
     "cache.m7g.large": Price(0.158, "per node-hour, Redis OSS", ELASTICACHE),
     "mq.t3.micro": Price(0.027, "per broker-hour, RabbitMQ", AMAZON_MQ),
     "t4g.nano": Price(0.0042, "per instance-hour, Linux on-demand", EC2),
-    "gp3_gb_month": Price(0.08, "per GB-month of gp3", EBS),
+    "gp3_gb_month": Price(GP3_USD_PER_GB_MONTH, "per GB-month of gp3", EBS),
     "lambda_arm_gb_s": Price(0.0000133334, "per GB-second, arm64", LAMBDA),
     "lambda_request": Price(0.20 / 1_000_000, "per request", LAMBDA),
     "metric_month": Price(0.30, "per custom metric-month (first 10,000)", CLOUDWATCH),

@@ -8,6 +8,7 @@ from infra.scaling.assumptions import ImageMode
 from infra.scaling.default_policy import Slo, default_pool_scaling
 from infra.scaling.policy import PoolScaling
 from infra.scaling.traces import TraceShape
+from infra.scaling.warm_pool import WarmPoolSpec
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,8 @@ class PoolSpec:
     """The longest a terminating instance drains: the worker heartbeats the drain hook while its tasks
     run, up to the task time limit (CELERY_TASK_TIME_LIMIT); a task still running then is interrupted
     and requeued."""
+    warm_pool: WarmPoolSpec | None = None
+    """The group's warm pool (`warmPool`), None without one."""
 
     @property
     def slo_seconds(self) -> float:
