@@ -49,6 +49,7 @@ def pool_spec(config: StackConfig, pool_name: str) -> PoolSpec:
         image_mode=config.image_mode,
         scaling=pool.scaling(pool_name),
         drain_seconds=float(TASK_TIME_LIMIT),
+        target_wait_share=pool.target_wait_share,
         warm_pool=WarmPoolSpec(pool.warm_pool.min_size, pool.warm_pool.state, pool.volume_size_gb)
         if pool.warm_pool.enabled
         else None,
