@@ -78,7 +78,7 @@ def test_a_poison_message_is_recorded_whole() -> None:
         delivery_info={"routing_key": "default"},
         headers={"task": "cluster.ping", "id": "p-1", "nested": {"no": "kept"}, "retries": 0},
     )
-    record = deadletter._message_record(message, deadletter.REASON_CONTENT_DISALLOWED, ValueError("refused"))
+    record = deadletter._message_record(message, deadletter.REASON_CONTENT_DISALLOWED, repr(ValueError("refused")))
     assert record == {
         "reason": "content_disallowed",
         "error": "ValueError('refused')",
