@@ -241,7 +241,11 @@ class Broker(pulumi.ComponentResource):
         slow_log = aws.cloudwatch.LogGroup(
             f"{self._name}-slow-log",
             aws.cloudwatch.LogGroupArgs(
-                name=f"/celery-cluster/{config.stack}/broker/slow-log",
+                # Under /aws/vendedlogs/: ElastiCache delivers through CloudWatch Logs' vended-log path, and
+                # CloudWatch Logs documents this prefix as the one that keeps its account-wide resource
+                # policy (5,120 characters) from growing with each delivery
+                # (https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/AWS-logs-and-resource-policy.html).
+                name=f"/aws/vendedlogs/celery-cluster/{config.stack}/broker/slow-log",
                 retention_in_days=config.log_retention_days,
                 kms_key_id=args.log_group_kms_key_arn,
             ),

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
@@ -25,6 +25,7 @@ from infra.components import iam
 from infra.components.smoke_function import SmokeFunctionArgs, create_smoke_function
 from infra.config import StackConfig
 from worker.publisher.capacity import PoolSignal
+from worker.publisher.handler import PoolQueues, pools_json
 
 TYPE = "celery-cluster:publisher:MetricsPublisher"
 HANDLER = LAMBDA_HANDLER
@@ -67,14 +68,12 @@ def function_name(stack: str) -> str:
 
 
 def pools_document(pools: Mapping[str, PublishedPool], asg_names: Mapping[str, str]) -> str:
-    """POOLS_JSON: [{"name", "queues", "asg", "signal"}, ...] in pool-name order, compact (Lambda's
-    environment holds 4 KB in all, https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html)."""
-    return json.dumps(
+    """POOLS_JSON: [{"name", "queues", "asg", "signal"}, ...] in pool-name order (worker.publisher.handler)."""
+    return pools_json(
         [
-            {"name": name, "queues": list(pool.queues), "asg": asg_names[name], "signal": asdict(pool.signal)}
+            PoolQueues(name=name, queues=pool.queues, asg=asg_names[name], signal=pool.signal)
             for name, pool in sorted(pools.items())
-        ],
-        separators=(",", ":"),
+        ]
     )
 
 

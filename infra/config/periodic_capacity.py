@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping
 from functools import cache
 
 from infra.config.errors import ConfigError
-from infra.config.pool import PoolConfig, ScheduleConfig
+from infra.config.pool import SCHEDULES_MAX, PoolConfig, ScheduleConfig
 from infra.config.stack import StackConfig
 from infra.scaling.schedules import DAY_MINUTES, Cron, ScheduleError, rate_to_cron
 from worker.names import DEFAULT_QUEUE
@@ -141,6 +141,14 @@ def apply_periodic(config: StackConfig, entries: Iterable[Periodic]) -> StackCon
     derived = derived_schedules(config, entries)
     if not derived:
         return config
+    for name, items in derived.items():
+        total = len(config.pools[name].schedules) + len(items)
+        if total > SCHEDULES_MAX:
+            raise ConfigError(
+                f"invalid config for stack {config.stack!r}: celery-cluster:pools.{name}.schedules: "
+                f"{total} schedules with the {len(items)} its periodic entries add; at most {SCHEDULES_MAX} "
+                "(each is two scheduled actions, and an Auto Scaling group takes 125)"
+            )
     pools = {
         name: pool.model_copy(update={"schedules": (*pool.schedules, *derived.get(name, ()))})
         for name, pool in config.pools.items()

@@ -83,7 +83,17 @@ class ScheduleConfig(ConfigModel):
         return Schedule(self.name, Cron.parse(self.cron_expression), self.capacity, float(self.duration_seconds))
 
 
-QueueName = Annotated[str, StringConstraints(pattern=QUEUE_NAME.pattern)]
+# RabbitMQ takes queue names "up to 255 bytes of UTF-8 characters" (https://www.rabbitmq.com/docs/queues#names);
+# the pattern is ASCII, so 255 characters.
+QueueName = Annotated[str, StringConstraints(pattern=QUEUE_NAME.pattern, max_length=255)]
+# An Auto Scaling group takes at most 40 instance types ("The maximum number of instance types that can be
+# associated with an Auto Scaling group is 40", LaunchTemplateOverrides,
+# https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_LaunchTemplateOverrides.html).
+INSTANCE_TYPES_MAX = 40
+# Each schedule is two scheduled actions, and a group takes 125
+# (https://docs.aws.amazon.com/autoscaling/ec2/userguide/ec2-auto-scaling-quotas.html): 62 schedules, periodic
+# entries' own (infra.config.periodic_capacity) included.
+SCHEDULES_MAX = 62
 
 
 class PoolConfig(ConfigModel):
@@ -91,7 +101,7 @@ class PoolConfig(ConfigModel):
 
     queues: tuple[QueueName, ...] = Field(min_length=1, description="Queues the pool consumes (required).")
     instance_types: tuple[str, ...] = Field(
-        min_length=1, description="Instance types, most preferred first (required)."
+        min_length=1, max_length=INSTANCE_TYPES_MAX, description="Instance types, most preferred first (required)."
     )
     architecture: Literal["x86_64", "arm64"] = Field(
         default="x86_64", description="CPU architecture; must match every instance type."
@@ -126,7 +136,9 @@ class PoolConfig(ConfigModel):
     spot: SpotConfig = Field(default_factory=SpotConfig, description="Spot settings.")
     warm_pool: WarmPoolConfig = Field(default_factory=WarmPoolConfig, description="Warm pool settings.")
     schedules: tuple[ScheduleConfig, ...] = Field(
-        default=(), description="Scheduled capacity for known load: each item's cron or rate, capacity, duration."
+        default=(),
+        max_length=SCHEDULES_MAX,
+        description="Scheduled capacity for known load: each item's cron or rate, capacity, duration.",
     )
     hourly_usd: Mapping[str, float] = Field(
         default_factory=dict,

@@ -24,6 +24,12 @@ SECURITY_GROUP_ID = re.compile(r"^sg-(?:[0-9a-f]{8}|[0-9a-f]{17})$")
 # typo (a /8 of someone else's addresses) and admits far more than one organisation's producers.
 WIDEST_PUBLIC_PREFIX = WIDEST_PUBLIC_INGRESS_PREFIX
 TASK_ROUTES_KEY = "taskRoutes"
+# A security group holds at most 60 inbound rules ("Inbound or outbound rules per security group",
+# https://docs.aws.amazon.com/vpc/latest/userguide/amazon-vpc-limits.html#vpc-limits-security-groups). The
+# broker's holds one per producer group and per producer range, and up to 3 of the stack's own (workers,
+# publisher, and the publisher to RabbitMQ's management API).
+SECURITY_GROUP_RULES_MAX = 60
+OWN_BROKER_RULES = 3
 
 
 def check_security_group_ids(value: tuple[str, ...]) -> tuple[str, ...]:
@@ -59,6 +65,18 @@ def _network_of(item: str) -> str:
         return str(ipaddress.IPv4Network(item, strict=False))
     except ValueError:
         return "10.50.0.0/16"
+
+
+def check_client_count(groups: tuple[str, ...], cidrs: tuple[str, ...]) -> None:
+    """Producer groups and ranges together fit the broker security group's inbound rules."""
+    room = SECURITY_GROUP_RULES_MAX - OWN_BROKER_RULES
+    if len(groups) + len(cidrs) > room:
+        raise KeyRuleError(
+            "brokerClientCidrs" if cidrs else "brokerClientSecurityGroupIds",
+            f"{len(groups)} producer security groups and {len(cidrs)} ranges need {len(groups) + len(cidrs)} "
+            f"inbound rules; the broker's security group takes {SECURITY_GROUP_RULES_MAX}, {OWN_BROKER_RULES} of "
+            f"them the stack's own, so list at most {room} together (or put producers in a shared security group)",
+        )
 
 
 def check_routes(value: Mapping[str, str]) -> Mapping[str, str]:

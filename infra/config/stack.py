@@ -22,10 +22,20 @@ from infra.config.errors import KeyRuleError
 from infra.config.pool import PoolConfig
 from infra.config.pool_worker import PoolWorkerConfig
 from infra.config.producers import (
+    TASK_ROUTES_KEY,
     check_cidrs,
+    check_client_count,
     check_routes,
     check_routes_reach_pools,
     check_security_group_ids,
+)
+from infra.config.sizes import (
+    LAMBDA_ENVIRONMENT_BYTES,
+    LAMBDA_OTHER_BYTES,
+    USER_DATA_BYTES,
+    USER_DATA_OTHER_BYTES,
+    environment_file_bytes,
+    pools_json_bytes,
 )
 from worker.names import METRIC_NAMESPACE_PREFIX
 from worker.runtime.settings import SettingsError, check_environment
@@ -160,6 +170,7 @@ class StackConfig(ConfigModel):
     @model_validator(mode="after")
     def _routes_reach_pools(self) -> StackConfig:
         check_routes_reach_pools(self.task_routes, (q for pool in self.pools.values() for q in pool.queues))
+        check_client_count(self.broker_client_security_group_ids, self.broker_client_cidrs)
         return self
 
     @model_validator(mode="after")
@@ -184,6 +195,38 @@ class StackConfig(ConfigModel):
                 )
                 detail = variable.removeprefix(head).strip()
                 raise KeyRuleError(key, f"{problem}{f' {detail}' if detail else ''} (the worker's {head})") from None
+        return self
+
+    @model_validator(mode="after")
+    def _sizes(self) -> StackConfig:
+        """What grows with the config fits what AWS takes (infra.config.sizes)."""
+        room = LAMBDA_ENVIRONMENT_BYTES - LAMBDA_OTHER_BYTES
+        size = pools_json_bytes(self.pools)
+        if size > room:
+            raise KeyRuleError(
+                "pools",
+                f"the metrics publisher's POOLS_JSON would be {size} bytes; Lambda holds {LAMBDA_ENVIRONMENT_BYTES} "
+                f"bytes of environment per function, {room} of them for it: fewer pools or queues, or shorter names",
+            )
+        routes = {"CELERY_TASK_ROUTES": json.dumps(dict(self.task_routes))} if self.task_routes else {}
+        for name, pool in self.pools.items():
+            _fit_user_data(
+                f"pool {name}",
+                {
+                    TASK_ROUTES_KEY: environment_file_bytes(routes),
+                    f"pools.{name}.worker": environment_file_bytes(pool.worker.environment()),
+                    f"pools.{name}.queues": environment_file_bytes({"WORKER_QUEUES": ",".join(pool.queues)}),
+                },
+            )
+        if self.scheduler_enabled:
+            queues = ",".join(sorted({q for pool in self.pools.values() for q in pool.queues}))
+            _fit_user_data(
+                "the scheduler",
+                {
+                    TASK_ROUTES_KEY: environment_file_bytes(routes),
+                    "pools": environment_file_bytes({"SCHEDULER_QUEUES": queues}),
+                },
+            )
         return self
 
     @model_validator(mode="after")
@@ -256,3 +299,14 @@ class StackConfig(ConfigModel):
     @property
     def metric_namespace(self) -> str:
         return f"{METRIC_NAMESPACE_PREFIX}/{self.stack}"
+
+
+def _fit_user_data(instance: str, parts: Mapping[str, int]) -> None:
+    """The variables an instance's user data carries fit EC2's 16 KB; else blame the largest part's key."""
+    room = USER_DATA_BYTES - USER_DATA_OTHER_BYTES
+    if sum(parts.values()) > room:
+        raise KeyRuleError(
+            max(parts, key=lambda key: parts[key]),
+            f"{instance}'s user data would carry {sum(parts.values())} bytes of queues, worker settings and task "
+            f"routes; EC2 takes {USER_DATA_BYTES} bytes of user data, {room} of them for these",
+        )

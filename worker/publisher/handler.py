@@ -82,6 +82,12 @@ class _Pools(BaseModel):
     pools: tuple[PoolQueues, ...] = Field(min_length=1)
 
 
+def pools_json(pools: Sequence[PoolQueues]) -> str:
+    """POOLS_JSON as the publisher reads it: compact, in the order given (it lives in Lambda's environment,
+    which holds 4 KB in all, https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html)."""
+    return json.dumps([pool.model_dump(mode="json") for pool in pools], separators=(",", ":"))
+
+
 @dataclass(frozen=True)
 class PublisherConfig:
     broker_url: str

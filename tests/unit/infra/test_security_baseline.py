@@ -46,12 +46,14 @@ def test_private_subnets_only_and_no_public_ips(stack: Rendered) -> None:
 
 
 def test_broker_reachable_only_from_workers_and_publisher(stack: Rendered) -> None:
+    """...and the producers the config admits (brokerClientSecurityGroupIds, brokerClientCidrs), no one else."""
     broker_rules = [r for r in stack.inputs(INGRESS) if r["securityGroupId"] == "broker-sg-id"]
     assert broker_rules, "the broker security group has ingress rules"
-    sources = {r["referencedSecurityGroupId"] for r in broker_rules}
-    assert sources == {"network-workers-id", "network-publisher-id"}
+    sources = {r["referencedSecurityGroupId"] for r in broker_rules if "referencedSecurityGroupId" in r}
+    assert sources == {"network-workers-id", "network-publisher-id", *stack.config.broker_client_security_group_ids}
+    ranges = [r["cidrIpv4"] for r in broker_rules if "cidrIpv4" in r]
+    assert sorted(ranges) == sorted(stack.config.broker_client_cidrs)
     for rule in broker_rules:
-        assert "cidrIpv4" not in rule
         assert "cidrIpv6" not in rule
     # No security group anywhere admits SSH or the whole internet.
     for rule in stack.inputs(INGRESS):
