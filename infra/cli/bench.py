@@ -1,7 +1,9 @@
 """`make bench`: benchmarks, printed as tables side by side with ratios.
 
 Sections: worker (our worker vs bare Celery on Redis and RabbitMQ), policies (ours vs the reference
-policies on every trace), sensitivity (launch-to-ready x CloudWatch delay), protection (the two
+policies on every trace), sensitivity (launch-to-ready x CloudWatch delay), bursts (burst and flash
+crowd on prod and dev: ours tuned, against the boot bound), warm-sensitivity (a warm instance's
+launch-to-ready), protection (the two
 scale-in protection rules), periodic-fan-out (a periodic fan-out without and with its entry's
 scheduled capacity), simulator-speed, queue-inspection, task-stats (what recording task run
 time adds per task), drain (how long a draining worker stays after its last task), sigkill (100 SIGKILLs
@@ -30,7 +32,7 @@ from collections.abc import Callable
 import typer
 from rich.table import Table
 
-from infra.bench import agreement, drain, inspection, periodic, policies, sigkill, task_stats, worker_throughput
+from infra.bench import agreement, bursts, drain, inspection, periodic, policies, sigkill, task_stats, worker_throughput
 from infra.cli.entry import run_script
 from infra.cli.fit import output_console, print_fitted
 
@@ -38,6 +40,8 @@ SECTIONS: dict[str, Callable[[], Table]] = {
     "worker": worker_throughput.section,
     "policies": policies.run,
     "sensitivity": policies.sensitivity,
+    "bursts": bursts.run,
+    "warm-sensitivity": bursts.warm_sensitivity,
     "protection": policies.protection,
     "periodic-fan-out": periodic.run,
     "simulator-speed": policies.speed,

@@ -71,6 +71,9 @@ def main(
     references: bool = typer.Option(True, help="also run the reference policies"),
     seed: int = typer.Option(7, help="seed of the built-in traces"),
     boot_seconds: float | None = typer.Option(None, min=0, help="override launch-to-consuming seconds"),
+    warm_launch_seconds: float | None = typer.Option(
+        None, min=0, help="override launch-to-consuming seconds of a warm-pool instance"
+    ),
     out: Path | None = typer.Option(None, help="PNG path (default build/simulate/<stack>-<pool>-<trace>.png)"),
     as_json: bool = typer.Option(False, "--json", help="print the table as JSON on stdout (and nothing else)"),
     tune: bool = typer.Option(
@@ -86,7 +89,9 @@ def main(
             report("simulate", ValueError("--tune takes no --compare-*, and --objective is cost or instance-hours"))
             raise typer.Exit(2)
         chosen: Objective = "cost" if objective == "cost" else "instance-hours"
-        raise typer.Exit(simulate_tune.tune(console, stack, pool, trace, seed, boot_seconds, chosen, as_json))
+        raise typer.Exit(
+            simulate_tune.tune(console, stack, pool, trace, seed, (boot_seconds, warm_launch_seconds), chosen, as_json)
+        )
     try:
         spec = load_pool_spec(stack, pool)
         entries = _entries(spec, stack, pool, compare_config, compare_ref, references)
@@ -95,7 +100,7 @@ def main(
         report("simulate", exc)
         raise typer.Exit(2) from None
     highlighted = 1 + (compare_config is not None) + (compare_ref is not None)
-    assumptions = default_assumptions(spec.image_mode, boot_seconds)
+    assumptions = default_assumptions(spec.image_mode, boot_seconds, warm_launch_seconds)
     _announce(console, f"{stack}/{pool}", spec, assumptions, traffic)
     results = _run_with_progress(console, entries, traffic, assumptions)
     bound = bound_for(spec, traffic)

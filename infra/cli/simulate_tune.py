@@ -25,6 +25,7 @@ from infra.config.messages import PROJECT
 from infra.scaling.assumptions import default_assumptions
 from infra.scaling.simulator import SimulationResult, ours, simulate
 from infra.scaling.traces import Trace, TraceError, load_trace
+from infra.scaling.warm_pool import WARM_LAUNCH_SECONDS
 from infra.simulation.report import bound_for, results_rows, results_table, spec_from_file
 from infra.simulation.stack import PoolNotFoundError, pool_spec
 from infra.simulation.tuning import Objective, Trial, Tuner, Tuning, merge
@@ -135,11 +136,12 @@ def tune(
     pool: str,
     trace_name: str,
     seed: int,
-    boot_seconds: float | None,
+    launch_seconds: tuple[float | None, float | None],
     objective: Objective,
     as_json: bool,
 ) -> int:
-    """Run the search and report it; returns the exit code (0 a configuration meets, confirmed; 1 none)."""
+    """Run the search and report it; returns the exit code (0 a configuration meets, confirmed; 1 none).
+    `launch_seconds`: the operator's launch-to-ready overrides, cold and warm (None: the assumptions')."""
     try:
         config = load_stack_config(stack)
         spec = pool_spec(config, pool)
@@ -148,11 +150,13 @@ def tune(
     except (ConfigError, PoolNotFoundError, TraceError) as exc:
         report("simulate", exc)
         raise typer.Exit(2) from None
-    assumptions = default_assumptions(spec.image_mode, boot_seconds)
+    assumptions = default_assumptions(spec.image_mode, *launch_seconds)
     tuner = Tuner(config, raw, pool, trace, assumptions, objective=objective)
+    warm = assumptions.warm_launch_seconds
+    warm = WARM_LAUNCH_SECONDS["Stopped"] if warm is None else warm
     console.print(
         f"[bold]tuning {stack}/{pool} on {trace.name}[/] ({trace.count} tasks; SLO p95 wait <= {spec.slo_seconds:g} s; "
-        f"cheapest by {objective}; launch-to-ready {assumptions.boot_seconds:.0f} s, "
+        f"cheapest by {objective}; launch-to-ready {assumptions.boot_seconds:.0f} s, from the warm pool {warm:.0f} s, "
         f"CloudWatch delay {assumptions.alarm_delay_seconds:.0f} s: assumed). Searching:"
     )
     for line in tuner.searched():

@@ -112,9 +112,15 @@ class ModelAssumptions:
     """TERM ends with "terminate one of these instances at random": the model's random choice is seeded."""
 
 
-def default_assumptions(image_mode: ImageMode, boot_seconds: float | None = None) -> ModelAssumptions:
+def default_assumptions(
+    image_mode: ImageMode, boot_seconds: float | None = None, warm_launch_seconds: float | None = None
+) -> ModelAssumptions:
     """What the model assumes for a pool booting from `image_mode`: its launch-to-ready (BOOT_SECONDS),
-    or `boot_seconds` where the operator overrides it, and every other default. One definition for
-    scripts/simulate, the local twin, `make bench` and the CI test of the promise, so none of them
-    judges the policy under an easier model than the others."""
-    return ModelAssumptions(boot_seconds=BOOT_SECONDS[image_mode] if boot_seconds is None else boot_seconds)
+        or `boot_seconds` where the operator overrides it, and every other default. One definition for
+        scripts/simulate, the local twin, `make bench` and the CI test of the promise, so none of them
+        judges the policy under an easier model than the others. `warm_launch_seconds` overrides a warm
+    instance's launch-to-ready (None: per warm pool state)."""
+    return ModelAssumptions(
+        boot_seconds=BOOT_SECONDS[image_mode] if boot_seconds is None else boot_seconds,
+        warm_launch_seconds=warm_launch_seconds,
+    )
