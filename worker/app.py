@@ -10,7 +10,17 @@ import sys
 
 from celery import Celery
 
-from worker.runtime import busy, dead_letters, journal, logs, rabbit_task_stats, shutdown, stamping, task_stats
+from worker.runtime import (
+    busy,
+    dead_letters,
+    journal,
+    logs,
+    periodic_fence,
+    rabbit_task_stats,
+    shutdown,
+    stamping,
+    task_stats,
+)
 from worker.runtime.celeryconfig import build_config
 from worker.runtime.request import BaseTask
 from worker.runtime.settings import (
@@ -61,3 +71,5 @@ shutdown.install(settings.soft_shutdown_timeout)
 task_stats.install(settings.broker_url, settings.is_redis)
 rabbit_task_stats.install(settings.broker_url, settings.is_redis)
 busy.install(settings.busy_dir)
+# A second copy of a periodic run is acknowledged without running (worker.runtime.periodic_fence).
+periodic_fence.install(settings.periodic_fence)

@@ -57,3 +57,9 @@ METRIC_NEEDED_AT_ZERO: Final = "PoolInstancesNeededAtZero"
 # `Entry`) the seconds its next run is past due without having been sent.
 METRIC_SCHEDULER_HEARTBEAT: Final = "SchedulerHeartbeat"
 METRIC_ENTRY_LATENESS: Final = "PeriodicEntryLateness"
+
+# Header on each periodic run the scheduler publishes: a fresh id per send, so a worker can tell a
+# second copy of one run (same task id, `periodic:<entry>@<slot>`) from a redelivery of the copy it
+# started, and refuse the copy (worker.runtime.periodic_fence).
+PERIODIC_SEND_HEADER: Final = "x-periodic-send"
+PERIODIC_TASK_ID_PREFIX: Final = "periodic:"

@@ -14,24 +14,36 @@ from tests.support.cluster import Cluster
 from worker.scheduler.periodic import run_id
 
 ENTRY = "every-second"
-RUN_PREFIX = run_id(ENTRY, 0.0).split("@")[0] + "@"
 
 
-def runs(cluster: Cluster) -> list[tuple[float, float]]:
-    """(slot, published_at) of every journalled run of the entry on this cluster's queue (the journal
-    is shared by every test of the session), in slot order, duplicates kept."""
-    found = []
-    for item in cluster.journal():
-        if item["task_id"].startswith(RUN_PREFIX) and item["queue"] == cluster.queue:
-            found.append((float(item["task_id"].removeprefix(RUN_PREFIX)), float(item["published_at"])))
-    return sorted(found)
+def run_prefix(entry: str) -> str:
+    return run_id(entry, 0.0).split("@")[0] + "@"
 
 
-def wait_runs(cluster: Cluster, until: float, timeout: float, describe: Callable[[], str]) -> list[tuple[float, float]]:
+def slot_of(task_id: str) -> float:
+    return float(task_id.rsplit("@", 1)[1])
+
+
+def executions(cluster: Cluster, entry: str = ENTRY) -> list[dict[str, str]]:
+    """Every journal entry of the entry's runs on this cluster's queue (the journal is shared by every
+    test of the session), in slot order, duplicates kept."""
+    prefix = run_prefix(entry)
+    found = [i for i in cluster.journal() if i["task_id"].startswith(prefix) and i["queue"] == cluster.queue]
+    return sorted(found, key=lambda item: slot_of(item["task_id"]))
+
+
+def runs(cluster: Cluster, entry: str = ENTRY) -> list[tuple[float, float]]:
+    """(slot, published_at) of every journalled run of the entry, in slot order, duplicates kept."""
+    return [(slot_of(i["task_id"]), float(i["published_at"])) for i in executions(cluster, entry)]
+
+
+def wait_runs(
+    cluster: Cluster, until: float, timeout: float, describe: Callable[[], str], entry: str = ENTRY
+) -> list[tuple[float, float]]:
     """Until a run of a slot at or after `until` is journalled; returns the runs (as `runs`) seen then."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        found = runs(cluster)
+        found = runs(cluster, entry)
         if found and found[-1][0] >= until:
             return found
         time.sleep(0.25)

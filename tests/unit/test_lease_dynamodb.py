@@ -11,6 +11,7 @@ import pytest
 from moto import mock_aws
 
 from worker.scheduler.lease import CLOCK_SKEW_S, DynamoLeaseStore, LeaseError, RunState
+from worker.scheduler.state import Grant
 
 
 @pytest.fixture
@@ -84,3 +85,28 @@ def test_every_call_on_an_unreachable_table_is_a_lease_error(client: Any, call: 
     # The scheduler's loop retries a LeaseError; any other exception would stop beat.
     with pytest.raises(LeaseError, match="dynamodb table missing"):
         call(DynamoLeaseStore("missing", client=client))
+
+
+def test_a_run_is_claimed_only_by_the_holder_forward_and_when_due(client: Any) -> None:
+    now = 1_000.0
+    store = DynamoLeaseStore("lease", client=client, clock=lambda: now)
+    grant = store.acquire("a", 30)
+    assert grant == Grant(fresh=True, store_time=now)
+    assert store.acquire("a", 30) == Grant(fresh=False, store_time=now), "a renewal is not a takeover"
+    claim = RunState(990.0, None, claimed=True)
+    assert store.advance("a", "nightly", claim) == "ok"
+    assert store.load() == {"nightly": claim}
+    assert store.advance("a", "nightly", RunState(990.0, None, claimed=True)) == "behind", "claimed twice"
+    assert store.advance("a", "nightly", RunState(980.0, None)) == "behind", "moved backwards"
+    assert store.advance("b", "nightly", RunState(995.0, None, claimed=True)) == "lost", "a non-holder claimed"
+    assert store.advance("a", "nightly", RunState(1_005.0, None, claimed=True)) == "early", "claimed before due"
+    assert store.record("a", "nightly", RunState(990.0, 990.2))
+    assert store.load() == {"nightly": RunState(990.0, 990.2)}
+
+
+def test_a_takeover_is_a_fresh_grant(client: Any) -> None:
+    clock = {"now": 1_000.0}
+    store = DynamoLeaseStore("lease", client=client, clock=lambda: clock["now"])
+    assert store.acquire("a", 10)
+    clock["now"] += 10 + 2 * CLOCK_SKEW_S
+    assert store.acquire("b", 10) == Grant(fresh=True, store_time=clock["now"])

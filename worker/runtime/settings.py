@@ -104,6 +104,10 @@ class WorkerSettings(BaseSettings):
     imports: Annotated[list[str], NoDecode] = Field(default_factory=list)
     # Optional Redis URL of an execution journal (one entry per task run; tests, local cluster).
     journal_url: str | None = None
+    # Where workers record which copy of a periodic run started, so a second copy is refused
+    # (worker.runtime.periodic_fence): redis://..., or dynamodb://<table> (the scheduler's, on RabbitMQ
+    # stacks). Unset: the broker's Redis on Redis stacks; no fence on RabbitMQ (runs at-least-once).
+    periodic_fence_url: str | None = None
     # Directory where each running task leaves a marker file, so the drain agent on the instance
     # sees the worker is busy (worker.runtime.busy); unset: no markers. On a VM: /run/celery-cluster/busy.
     busy_dir: str | None = Field(default=None, min_length=1, pattern=r"^/")
@@ -163,6 +167,19 @@ class WorkerSettings(BaseSettings):
             _check_port(value)
         return value
 
+    @field_validator("periodic_fence_url")
+    @classmethod
+    def _fence_scheme(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        parts = urlsplit(value)
+        if parts.scheme == "dynamodb" and parts.netloc:
+            return value
+        if parts.scheme not in REDIS_SCHEMES:
+            raise ValueError("must be a redis://, rediss:// or dynamodb://<table> URL")
+        _check_port(value)
+        return value
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper(cls, value: Any) -> Any:
@@ -214,6 +231,11 @@ class WorkerSettings(BaseSettings):
     @property
     def is_redis(self) -> bool:
         return urlsplit(self.broker_url).scheme in REDIS_SCHEMES
+
+    @property
+    def periodic_fence(self) -> str | None:
+        """The fence store in use: the setting, else the broker when it is Redis."""
+        return self.periodic_fence_url or (self.broker_url if self.is_redis else None)
 
 
 class ProcessSettings(BaseSettings):

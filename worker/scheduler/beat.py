@@ -1,4 +1,4 @@
-"""`celery beat` with a lease: of all the schedulers started, exactly one sends.
+"""`celery beat` with a lease: of all the schedulers started, one sends, and each run executes once.
 
 Run it the way the scheduler instance does (`image/bin/start-scheduler`):
 `celery -A worker.app beat --scheduler worker.scheduler.beat:LeasedScheduler`. Never `worker -B`.
@@ -6,41 +6,51 @@ Run it the way the scheduler instance does (`image/bin/start-scheduler`):
 Every scheduler tries to take the lease (`worker.scheduler.lease`) every third of a lease period. The one
 that holds it renews it as often, and sends a run only while its own view of the lease is valid:
 that view starts when the renewal request left (not when the reply came), and ends a safety
-margin before the lease would lapse in the store, so a holder that stops renewing (paused,
-partitioned, killed) has stopped sending before anyone else can take over. A successor takes the
-lease at most a lease period and a third after the last renewal, under two lease periods.
+margin before the lease would lapse in the store. A successor takes the lease at most a lease
+period and a third after the last renewal, under two lease periods.
 
-What each entry last ran (its slot) lives in the store, written only by the lease holder, so it
-survives a scheduler being replaced. Slots that fell due while nobody held the lease, older than
-one lease period, are sent once (`catch_up="once"`) or skipped (`"skip"`); slots that are merely
-a little late (a slow tick, a takeover inside one lease period) are each sent. A run is recorded
-after it was sent: a holder killed between the two leaves that run to be sent again, with the
-same task id (at-least-once, like every task here).
+A view of the lease cannot fence a process that is paused between its check and its publish (a
+SIGSTOP, a long GC, a VM steal), so each run is claimed in the store first, in one atomic step with
+the lease check (`LeaseStore.advance`), then published, then confirmed (`record`). A holder that
+lost the lease while paused claims nothing. A claim never confirmed (paused or killed between claim
+and confirmation) is published again by the next holder with the same task id, and the workers run
+only the first copy to start (`worker.runtime.periodic_fence`): at most one execution, none lost.
+
+Slots are due on the lease store's clock (Redis TIME, read with every renewal; `clock.StoreClock`),
+one clock for every scheduler, so a holder whose own clock is off neither sends early nor late.
+
+What each entry last ran (its slot) lives in the store, so it survives a scheduler being replaced;
+rules in `worker.scheduler.runs`. A store that comes back empty (a restart without persistence)
+while a scheduler remembers the state is noticed (`scheduler.state_lost`), and the missed slots
+follow catch_up. A broker or store that is down is retried with back-off and logged once per change.
 
 The holder publishes `SchedulerHeartbeat` and each entry's `PeriodicEntryLateness` (seconds
-past due without a send) every renewal when SCHEDULER_METRICS_NAMESPACE is set (CloudWatch).
+past due without a send, on the store's clock) every renewal when SCHEDULER_METRICS_NAMESPACE is set.
 """
 
 from __future__ import annotations
 
-import importlib
 import os
 import socket
 import sys
 import time
-from typing import Annotated, Any, Final, NoReturn
+import uuid
+from contextlib import suppress
+from typing import Any, Final, NoReturn
 
-import boto3
 import structlog
 from celery import Celery, beat
-from pydantic import AliasChoices, Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import ValidationError
 
-from worker.names import METRIC_ENTRY_LATENESS, METRIC_SCHEDULER_HEARTBEAT
+from worker.names import PERIODIC_SEND_HEADER
 from worker.runtime.broker_errors import refusal_reason
 from worker.runtime.settings import SETTINGS_EXIT_CODE
-from worker.scheduler.lease import LeaseError, LeaseStore, RunState, open_store
+from worker.scheduler.clock import Outage, StoreClock
+from worker.scheduler.lease import open_store
 from worker.scheduler.periodic import Periodic, ScheduleError, Slots, check_entries, resolve_queue, run_id
+from worker.scheduler.runs import Step, after_loss, next_step
+from worker.scheduler.settings import CloudWatchMetrics, SchedulerSettings, load_entries, registered_tasks
+from worker.scheduler.state import LeaseError, LeaseStore, RunState
 
 log = structlog.get_logger("worker.scheduler.beat")
 
@@ -49,71 +59,6 @@ RENEWALS_PER_LEASE: Final = 3
 # The holder stops sending this share of the lease before it would lapse in the store, so a send
 # that has started finishes before a successor can hold the lease.
 SAFETY_SHARE: Final = 0.2
-
-
-class SchedulerSettings(BaseSettings):
-    """The scheduler's settings, from `SCHEDULER_*` variables (README "Periodic tasks")."""
-
-    model_config = SettingsConfigDict(env_prefix="SCHEDULER_", frozen=True, extra="ignore")
-
-    # Where the lease and state live: redis://... (default: the broker, when it is Redis) or dynamodb://<table>.
-    lease_url: str | None = None
-    # Seconds a lease lasts without renewal: a dead holder is replaced within two of these.
-    lease_seconds: float = Field(default=30.0, ge=1.0, le=600.0)
-    # Redis keys of the lease and state (several stacks or tests may share one Redis).
-    key_prefix: str = Field(default="celery-cluster:scheduler", pattern=r"^[A-Za-z0-9_.:-]+$")
-    # The module attribute holding the entries.
-    schedule: str = Field(default="worker.scheduler.schedule:ENTRIES", pattern=r"^[\w.]+:\w+$")
-    # Queues the stack's pools consume (written by the Pulumi program): an entry routed elsewhere stops the start.
-    queues: Annotated[list[str], NoDecode] = Field(default_factory=list)
-    # CloudWatch namespace for the heartbeat and lateness metrics; unset publishes nothing.
-    metrics_namespace: str | None = None
-    region: str | None = Field(default=None, validation_alias=AliasChoices("SCHEDULER_REGION", "AWS_REGION"))
-    stack: str | None = Field(default=None, validation_alias=AliasChoices("SCHEDULER_STACK", "CELERY_CLUSTER_STACK"))
-
-    @field_validator("queues", mode="before")
-    @classmethod
-    def _comma_list(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return [item.strip() for item in value.split(",") if item.strip()]
-        return value
-
-
-def load_entries(reference: str) -> tuple[Periodic, ...]:
-    module, _, attribute = reference.partition(":")
-    entries = getattr(importlib.import_module(module), attribute)
-    return tuple(entries)
-
-
-def registered_tasks(app: Celery) -> set[str]:
-    app.loader.import_default_modules()
-    return {name for name in app.tasks if not name.startswith("celery.")}
-
-
-class CloudWatchMetrics:
-    def __init__(self, namespace: str, region: str | None, client: Any = None) -> None:
-        if client is None:
-            client = boto3.client("cloudwatch", region_name=region)
-        self._client = client
-        self._namespace = namespace
-
-    def publish(self, lateness: dict[str, float]) -> None:
-        data: list[dict[str, Any]] = [
-            {"MetricName": METRIC_SCHEDULER_HEARTBEAT, "Value": 1.0, "Unit": "Count", "StorageResolution": 1}
-        ]
-        data += [
-            {
-                "MetricName": METRIC_ENTRY_LATENESS,
-                "Dimensions": [{"Name": "Entry", "Value": name}],
-                "Value": seconds,
-                "Unit": "Seconds",
-                "StorageResolution": 1,
-            }
-            for name, seconds in sorted(lateness.items())
-        ]
-        # PutMetricData takes at most 1000 metrics per call.
-        for start in range(0, len(data), 1000):
-            self._client.put_metric_data(Namespace=self._namespace, MetricData=data[start : start + 1000])
 
 
 def _refuse(message: str) -> NoReturn:
@@ -136,12 +81,21 @@ class LeasedScheduler(beat.Scheduler):  # type: ignore[misc]
             _refuse(f"SCHEDULER_{field}: {error['msg']}")
         self.holder_id = f"{socket.gethostname()}:{os.getpid()}"
         self.store: LeaseStore | None = None
+        # The entries' last runs: the store's, as this scheduler last read or wrote them.
         self.state: dict[str, RunState] = {}
+        # Entries whose state the store lost but this scheduler remembered (written back first).
+        self._lost: dict[str, RunState] = {}
+        self._clock = StoreClock()
         self._valid_until = 0.0  # monotonic: sends are allowed before this
         self._renew_at = 0.0  # monotonic: next renewal or attempt
         self._metrics: CloudWatchMetrics | None = None
         self.entries: tuple[Periodic, ...] = ()
         self._slots: dict[str, Slots] = {}
+        lease = self.settings.lease_seconds
+        # Logged once when the store or the broker goes down and once when it is back; a refused
+        # send is retried after 0.25 s, doubling up to a renewal period (never a busy loop).
+        self._lease_outage = Outage("scheduler.lease_unreachable", "scheduler.lease_reachable", 0.0, 0.0)
+        self._broker = Outage("scheduler.send_failed", "scheduler.send_recovered", 0.25, lease / RENEWALS_PER_LEASE)
         super().__init__(app, *args, **kwargs)
 
     @property
@@ -217,10 +171,18 @@ class LeasedScheduler(beat.Scheduler):  # type: ignore[misc]
             renewed = self._renew()
         if not self.holding:
             return max(0.05, self._renew_at - time.monotonic())
-        next_due = self._send_due()
+        wait = self._renew_at - time.monotonic()
+        if self._broker.down and time.monotonic() < self._broker.retry_at:
+            # The broker refused the last send: wait for the retry instead of spinning on it.
+            wait = min(wait, self._broker.retry_at - time.monotonic())
+        else:
+            next_due = self._send_due()
+            wait = min(wait, next_due - self._clock.now())
+            if self._broker.down:
+                wait = min(wait, self._broker.retry_at - time.monotonic())
         if renewed and self._metrics is not None:
             self._publish()
-        return max(0.0, min(next_due - time.time(), self._renew_at - time.monotonic()))
+        return max(0.0, wait)
 
     def _renew(self) -> bool:
         assert self.store is not None
@@ -229,72 +191,116 @@ class LeasedScheduler(beat.Scheduler):  # type: ignore[misc]
         was_holding = self.holding
         self._renew_at = started + lease / RENEWALS_PER_LEASE
         try:
-            held = self.store.acquire(self.holder_id, lease)
+            grant = self.store.acquire(self.holder_id, lease)
         except LeaseError as exc:
-            log.warning("scheduler.lease_unreachable", error=str(exc))
-            held = False
-        if not held:
+            self._lease_outage.failed(error=str(exc))
+            grant = None
+        else:
+            self._lease_outage.ok()
+        if grant is None:
             if was_holding:
                 log.warning("scheduler.lease_lost", holder=self.holder_id)
             self._valid_until = 0.0
+            if not self._lease_outage.down:
+                self._remember()
             return False
-        if not was_holding:
-            try:
-                self.state = self.store.load()
-            except LeaseError as exc:
-                # Without the entries' last runs it would send runs again: hold off until a renewal reads them.
-                log.warning("scheduler.lease_unreachable", error=str(exc))
-                return False
-            log.info("scheduler.lease_acquired", holder=self.holder_id)
+        self._clock.set(grant.store_time, time.monotonic())
+        # A lease that was not ours a moment ago (taken, or our key vanished with a broker restart):
+        # read the state again, and compare it with what we knew.
+        if (grant.fresh or not was_holding) and not self._take_over():
+            self._valid_until = 0.0
+            return False
         self._valid_until = started + lease * (1 - SAFETY_SHARE)
         return True
 
-    def _send_due(self) -> float:
-        """Send every due run; return the epoch second of the next slot of any entry."""
-        next_due = time.time() + self.lease_seconds
-        for entry in self.entries:
-            slots = self._slots[entry.name]
-            if not self._bring_up_to_date(entry, slots):
-                return time.time()
-            last = self.state.get(entry.name)
-            assert last is not None
-            next_due = min(next_due, slots.next_after(last.slot))
-        return next_due
+    def _remember(self) -> None:
+        """A standby keeps a copy of the entries' last runs: if the store loses them (a restart
+        without persistence) while it takes over, it knows where the schedule stood."""
+        assert self.store is not None
+        with suppress(LeaseError):
+            self.state = self.store.load()
 
-    def _bring_up_to_date(self, entry: Periodic, slots: Slots) -> bool:
-        """Send (or skip) this entry's due slots; False when the lease ran out on the way."""
-        now = time.time()
-        last = self.state.get(entry.name)
-        if last is None:
-            # Never run on this stack: start counting from now, no run for the past.
-            return self._record(entry, RunState(slots.latest_at_or_before(now), None))
-        # Only look back for stale slots when the next one is already a lease period overdue
-        # (walking a rare crontab back minute by minute is slow).
-        overdue = slots.next_after(last.slot) <= now - self.lease_seconds
-        stale = slots.latest_at_or_before(now - self.lease_seconds) if overdue else last.slot
-        if stale > last.slot:
-            # Due while no scheduler held the lease: one run for all of them, or none.
-            if entry.catch_up == "once":
-                if not self._send(entry, stale, missed_since=last.slot):
-                    return False
-            elif not self._record(entry, RunState(stale, None)):
-                return False
-            else:
-                log.info("scheduler.skipped", entry=entry.name, through=stale, since=last.slot)
-            last = self.state[entry.name]
-        slot = slots.next_after(last.slot)
-        while slot <= now:
-            if not self._send(entry, slot):
-                return False
-            slot = slots.next_after(slot)
+    def _take_over(self) -> bool:
+        assert self.store is not None
+        try:
+            stored = self.store.load()
+        except LeaseError as exc:
+            # Without the entries' last runs it would send runs again: hold off until a renewal reads them.
+            log.warning("scheduler.state_unreadable", error=str(exc))
+            return False
+        lost = {e.name: self.state[e.name] for e in self.entries if e.name not in stored and e.name in self.state}
+        if lost:
+            # Not a new entry: the store forgot it (restarted empty). Its missed slots follow catch_up.
+            log.warning("scheduler.state_lost", entries=sorted(lost), remembered={n: s.slot for n, s in lost.items()})
+        self.state, self._lost = stored, lost
+        log.info("scheduler.lease_acquired", holder=self.holder_id)
         return True
 
-    def _send(self, entry: Periodic, slot: float, missed_since: float | None = None) -> bool:
+    def _send_due(self) -> float:
+        """Send every due run; return the store-clock second of the next slot of any entry."""
+        now = self._clock.now()
+        next_due = now + self.lease_seconds
+        for entry in self.entries:
+            due = self._bring_up_to_date(entry)
+            if due is None:
+                return now
+            next_due = min(next_due, due)
+        return next_due
+
+    def _bring_up_to_date(self, entry: Periodic) -> float | None:
+        """Carry out this entry's due steps; its next slot, or None when a step could not be taken."""
+        slots, lease = self._slots[entry.name], self.lease_seconds
+        lost = self._lost.pop(entry.name, None)
+        if lost is not None:
+            step: Step | None = after_loss(slots, lost, self._clock.now(), entry.catch_up)
+        else:
+            step = next_step(slots, self.state.get(entry.name), self._clock.now(), lease, entry.catch_up)
+        while step is not None:
+            if not self._carry_out(entry, step):
+                if lost is not None and entry.name not in self.state:
+                    self._lost[entry.name] = lost  # still to be written back
+                return None
+            lost = None
+            step = next_step(slots, self.state.get(entry.name), self._clock.now(), lease, entry.catch_up)
+        return slots.next_after(self.state[entry.name].slot)
+
+    def _carry_out(self, entry: Periodic, step: Step) -> bool:
+        if not step.resend:
+            # Claimed before the send, atomically with the lease check: a holder that lost its lease
+            # while paused claims nothing, and a claim nobody confirmed is sent again by the next holder.
+            if not self._advance(entry, RunState(step.slot, None, claimed=step.send, since=step.since)):
+                return False
+            if not step.send:
+                if step.since is not None:
+                    log.info("scheduler.skipped", entry=entry.name, through=step.slot, since=step.since)
+                return True
+        return self._send(entry, step)
+
+    def _advance(self, entry: Periodic, state: RunState) -> bool:
+        assert self.store is not None
+        try:
+            found = self.store.advance(self.holder_id, entry.name, state)
+        except LeaseError as exc:
+            self._lease_outage.failed(error=str(exc))
+            self._valid_until = 0.0
+            return False
+        if found == "ok":
+            self.state[entry.name] = state
+            return True
+        if found == "lost":
+            log.warning("scheduler.lease_lost", holder=self.holder_id, entry=entry.name)
+            self._valid_until = 0.0
+        elif found == "behind":
+            log.warning("scheduler.state_behind", entry=entry.name, slot=state.slot)
+            self._remember()
+        return False  # "early": due on our estimate of the store's clock, not on the store's; next tick
+
+    def _send(self, entry: Periodic, step: Step) -> bool:
         if not self.holding:
             return False
         conf = self.app.conf
         routes = {pattern: route["queue"] for pattern, route in (conf.task_routes or {}).items()}
-        task_id = run_id(entry.name, slot)
+        task_id = run_id(entry.name, step.slot)
         try:
             self.app.send_task(
                 entry.task,
@@ -303,22 +309,25 @@ class LeasedScheduler(beat.Scheduler):  # type: ignore[misc]
                 task_id=task_id,
                 queue=resolve_queue(entry, routes, conf.task_default_queue),
                 producer=self.producer,
-                # No publish retries: a failed send is not recorded, so the next tick sends it again
+                # Each send is told apart from any other copy of the run (worker.runtime.periodic_fence).
+                headers={PERIODIC_SEND_HEADER: uuid.uuid4().hex},
+                # No publish retries: the claim stays unconfirmed, so the next tick sends it again
                 # while the lease is still checked, instead of a retry loop outliving the lease.
                 retry=False,
             )
         except Exception as exc:
-            log.warning("scheduler.send_failed", entry=entry.name, task_id=task_id, error=str(exc))
+            self._broker.failed(entry=entry.name, task_id=task_id, error=str(exc))
             return False
-        log.info("scheduler.sent", entry=entry.name, task_id=task_id, catch_up_since=missed_since)
-        return self._record(entry, RunState(slot, time.time()))
+        self._broker.ok()
+        log.info("scheduler.sent", entry=entry.name, task_id=task_id, catch_up_since=step.since, resent=step.resend)
+        return self._record(entry, RunState(step.slot, self._clock.now(), since=step.since))
 
     def _record(self, entry: Periodic, state: RunState) -> bool:
         assert self.store is not None
         try:
             recorded = self.store.record(self.holder_id, entry.name, state)
         except LeaseError as exc:
-            log.warning("scheduler.record_failed", entry=entry.name, error=str(exc))
+            self._lease_outage.failed(error=str(exc))
             recorded = False
         if not recorded:
             log.warning("scheduler.lease_lost", holder=self.holder_id, entry=entry.name)
@@ -328,8 +337,8 @@ class LeasedScheduler(beat.Scheduler):  # type: ignore[misc]
         return True
 
     def lateness(self, now: float | None = None) -> dict[str, float]:
-        """Seconds each entry's next run is overdue (0 when none is)."""
-        now = time.time() if now is None else now
+        """Seconds each entry's next run is overdue on the store's clock (0 when none is)."""
+        now = self._clock.now() if now is None else now
         found: dict[str, float] = {}
         for entry in self.entries:
             last = self.state.get(entry.name)

@@ -10,41 +10,65 @@ Two stores, one contract (`LeaseStore`):
   transaction that also checks we still hold the lease
   (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Expressions.ConditionExpressions.html,
   https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/transaction-apis.html).
-  DynamoDB has no server clock in expressions, so expiry compares the writers' clocks:
+  DynamoDB has no server clock in expressions, so expiry and slots use the schedulers' own clocks:
   assumption CLOCK_SKEW_S, EC2 instances keep time with the Amazon Time Sync Service
-  (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/set-time.html), far inside a second.
+  (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/set-time.html), far inside a second. That is
+  the bound on a RabbitMQ stack: a run may go out up to CLOCK_SKEW_S early or late; Redis stacks use
+  the server's TIME, one clock for all.
 
-State writes are fenced: a scheduler that lost its lease cannot record a run, so the next holder
-never reads a slot that a stale holder claimed. The holder never sends once its own, conservative
-view of the lease has run out (`worker.scheduler.beat`), which ends before the store's expiry.
+State writes are fenced: a scheduler that lost its lease can neither claim a run (`advance`, which
+also refuses a slot the store already has and, on Redis, one not yet due on the server's clock)
+nor confirm one (`record`). The contract is in `worker.scheduler.state`.
 """
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
-from typing import Any, Final, Protocol
+from typing import Any, Final, cast
 from urllib.parse import urlsplit
 
 import boto3
 import redis
 
+from worker.scheduler.state import Advance, Grant, LeaseError, LeaseStore, RunState
+
+__all__ = ["CLOCK_SKEW_S", "DynamoLeaseStore", "LeaseError", "LeaseStore", "RedisLeaseStore", "RunState", "open_store"]
+
 # Named assumption: how far apart two schedulers' clocks may be (DynamoDB leases only); see the
 # module docstring.
 CLOCK_SKEW_S: Final = 1.0
 
+# Each script reads the server's clock (TIME): every scheduler computes slots from this one clock.
+# Redis replicates a script's effects, not the script, so TIME before a write is allowed
+# (https://redis.io/docs/latest/develop/interact/programmability/eval-intro/, "Script replication").
 _RENEW = """
+local t = redis.call('TIME')
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  return 1
+  return {1, t[1], t[2]}
 end
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
-  return 1
+  return {2, t[1], t[2]}
 end
-return 0
+return {0, t[1], t[2]}
+"""
+_ADVANCE = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return 'lost'
+end
+local t = redis.call('TIME')
+local slot = tonumber(ARGV[3])
+if slot > tonumber(t[1]) + tonumber(t[2]) / 1000000 then
+  return 'early'
+end
+local current = redis.call('HGET', KEYS[2], ARGV[2])
+if current and tonumber(cjson.decode(current)['slot']) >= slot then
+  return 'behind'
+end
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[4])
+return 'ok'
 """
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -61,48 +85,6 @@ return 1
 """
 
 
-class LeaseError(RuntimeError):
-    """The lease store cannot be reached or is misconfigured; the message names the store."""
-
-
-@dataclass(frozen=True)
-class RunState:
-    """What an entry last did: the slot it covered and when it was sent (epoch seconds)."""
-
-    slot: float
-    sent_at: float | None  # None: the slot was skipped (catch_up "skip"), not sent
-
-    def dumps(self) -> str:
-        return json.dumps({"slot": self.slot, "sent_at": self.sent_at})
-
-    @classmethod
-    def loads(cls, text: str | bytes) -> RunState:
-        data = json.loads(text)
-        return cls(float(data["slot"]), None if data.get("sent_at") is None else float(data["sent_at"]))
-
-
-class LeaseStore(Protocol):
-    def acquire(self, holder: str, seconds: float) -> bool:
-        """Take the lease, or renew it if `holder` has it; False when someone else holds it."""
-        ...
-
-    def release(self, holder: str) -> None:
-        """Give the lease up at once (a clean stop), if `holder` has it."""
-        ...
-
-    def holder(self) -> str | None: ...
-
-    def load(self) -> dict[str, RunState]:
-        """Every entry's last run."""
-        ...
-
-    def record(self, holder: str, entry: str, state: RunState) -> bool:
-        """Store an entry's run, only while `holder` holds the lease; False when it does not."""
-        ...
-
-    def close(self) -> None: ...
-
-
 class RedisLeaseStore:
     def __init__(self, url: str, prefix: str) -> None:
         self._client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
@@ -111,10 +93,12 @@ class RedisLeaseStore:
         self._renew = self._client.register_script(_RENEW)
         self._release = self._client.register_script(_RELEASE)
         self._record = self._client.register_script(_RECORD)
+        self._advance = self._client.register_script(_ADVANCE)
         self._where = f"redis {urlsplit(url).hostname}:{urlsplit(url).port or 6379} key {self._lease_key}"
 
-    def acquire(self, holder: str, seconds: float) -> bool:
-        return bool(self._call(self._renew, [self._lease_key], [holder, int(seconds * 1000)]))
+    def acquire(self, holder: str, seconds: float) -> Grant | None:
+        held, sec, usec = self._call(self._renew, [self._lease_key], [holder, int(seconds * 1000)])
+        return Grant(fresh=held == 2, store_time=int(sec) + int(usec) / 1e6) if held else None
 
     def release(self, holder: str) -> None:
         self._call(self._release, [self._lease_key], [holder])
@@ -126,6 +110,11 @@ class RedisLeaseStore:
     def load(self) -> dict[str, RunState]:
         raw: Any = self._guard(lambda: self._client.hgetall(self._state_key))
         return {name.decode(): RunState.loads(text) for name, text in raw.items()}
+
+    def advance(self, holder: str, entry: str, state: RunState) -> Advance:
+        keys, args = [self._lease_key, self._state_key], [holder, entry, repr(state.slot), state.dumps()]
+        found = self._call(self._advance, keys, args)
+        return cast(Advance, found.decode() if isinstance(found, bytes) else str(found))
 
     def record(self, holder: str, entry: str, state: RunState) -> bool:
         return bool(self._call(self._record, [self._lease_key, self._state_key], [holder, entry, state.dumps()]))
@@ -143,22 +132,30 @@ class RedisLeaseStore:
             raise LeaseError(f"{self._where}: {exc}") from exc
 
 
+def _wall_clock() -> float:
+    return time.time()  # looked up at each call: tests replace time.time
+
+
 class DynamoLeaseStore:
     """One table with a string partition key `pk`: item `lease`, and one `state#<entry>` per entry."""
 
     LEASE_ITEM: Final = "lease"
 
-    def __init__(self, table: str, client: Any = None, region: str | None = None) -> None:
+    def __init__(
+        self, table: str, client: Any = None, region: str | None = None, clock: Callable[[], float] | None = None
+    ) -> None:
         if client is None:
             client = boto3.client("dynamodb", region_name=region)
         self._client = client
         self._table = table
+        # DynamoDB has no clock in expressions: expiry and slots use this one (see CLOCK_SKEW_S).
+        self._clock = clock if clock is not None else _wall_clock
 
-    def acquire(self, holder: str, seconds: float) -> bool:
-        now = time.time()
+    def acquire(self, holder: str, seconds: float) -> Grant | None:
+        now = self._clock()
         with self._guard():
             try:
-                self._client.update_item(
+                old = self._client.update_item(
                     TableName=self._table,
                     Key={"pk": {"S": self.LEASE_ITEM}},
                     UpdateExpression="SET holder = :me, expires_at = :expires",
@@ -169,10 +166,11 @@ class DynamoLeaseStore:
                         # A lease counts as expired only once the slowest clock agrees.
                         ":now": {"N": repr(now - CLOCK_SKEW_S)},
                     },
-                )
+                    ReturnValues="ALL_OLD",
+                ).get("Attributes", {})
             except self._client.exceptions.ConditionalCheckFailedException:
-                return False
-        return True
+                return None
+        return Grant(fresh=old.get("holder", {}).get("S") != holder, store_time=now)
 
     def release(self, holder: str) -> None:
         with self._guard(), suppress(self._client.exceptions.ConditionalCheckFailedException):
@@ -192,7 +190,7 @@ class DynamoLeaseStore:
         # UpdateItem in steps a concurrent GetItem can observe (a scheduler starting beside a holder).
         if not item or "holder" not in item or "expires_at" not in item:
             return None
-        if float(item["expires_at"]["N"]) < time.time():
+        if float(item["expires_at"]["N"]) < self._clock():
             return None
         return str(item["holder"]["S"])
 
@@ -213,30 +211,46 @@ class DynamoLeaseStore:
                 return states
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
+    def advance(self, holder: str, entry: str, state: RunState) -> Advance:
+        if state.slot > self._clock():
+            return "early"
+        condition = "attribute_not_exists(slot) OR slot < :slot"
+        found = self._write(holder, entry, state, condition, {":slot": {"N": repr(state.slot)}})
+        return found
+
     def record(self, holder: str, entry: str, state: RunState) -> bool:
+        return self._write(holder, entry, state) == "ok"
+
+    def _write(
+        self,
+        holder: str,
+        entry: str,
+        state: RunState,
+        condition: str | None = None,
+        values: dict[str, Any] | None = None,
+    ) -> Advance:
+        """The state item, in a transaction whose first item checks the lease: "lost" when that check
+        failed, "behind" when the item's own `condition` did."""
+        put: dict[str, Any] = {
+            "TableName": self._table,
+            "Item": {"pk": {"S": f"state#{entry}"}, "run": {"S": state.dumps()}, "slot": {"N": repr(state.slot)}},
+        }
+        if condition is not None:
+            put |= {"ConditionExpression": condition, "ExpressionAttributeValues": values}
+        lease_check = {
+            "TableName": self._table,
+            "Key": {"pk": {"S": self.LEASE_ITEM}},
+            "ConditionExpression": "holder = :me AND expires_at > :now",
+            "ExpressionAttributeValues": {":me": {"S": holder}, ":now": {"N": repr(self._clock())}},
+        }
         with self._guard():
             try:
-                self._client.transact_write_items(
-                    TransactItems=[
-                        {
-                            "ConditionCheck": {
-                                "TableName": self._table,
-                                "Key": {"pk": {"S": self.LEASE_ITEM}},
-                                "ConditionExpression": "holder = :me AND expires_at > :now",
-                                "ExpressionAttributeValues": {":me": {"S": holder}, ":now": {"N": repr(time.time())}},
-                            }
-                        },
-                        {
-                            "Put": {
-                                "TableName": self._table,
-                                "Item": {"pk": {"S": f"state#{entry}"}, "run": {"S": state.dumps()}},
-                            }
-                        },
-                    ]
-                )
-            except self._client.exceptions.TransactionCanceledException:
-                return False
-            return True
+                self._client.transact_write_items(TransactItems=[{"ConditionCheck": lease_check}, {"Put": put}])
+            except self._client.exceptions.TransactionCanceledException as exc:
+                # One reason per item, in order (https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_TransactWriteItems.html).
+                reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
+                return "behind" if reasons[:1] == ["None"] and "ConditionalCheckFailed" in reasons[1:] else "lost"
+            return "ok"
 
     def close(self) -> None:
         return None

@@ -25,6 +25,8 @@ from typing import Any, Final, Literal
 
 from celery.schedules import crontab
 
+from worker.names import PERIODIC_TASK_ID_PREFIX
+
 CatchUp = Literal["once", "skip"]
 CATCH_UP: Final[tuple[CatchUp, ...]] = ("once", "skip")
 # Celery's beat cannot usefully tick faster; an interval under a second is a typo for minutes.
@@ -182,7 +184,7 @@ def _cron_next(cron: crontab, t: float) -> float:
 
 def run_id(entry: str, slot: float) -> str:
     """The task id of an entry's run at `slot`: the same in every scheduler, so a double send shows."""
-    return f"periodic:{entry}@{slot:.3f}"
+    return f"{PERIODIC_TASK_ID_PREFIX}{entry}@{slot:.3f}"
 
 
 def resolve_queue(entry: Periodic, routes: Mapping[str, str], default_queue: str) -> str:
