@@ -14,13 +14,13 @@ between the two duplicates a dead letter rather than losing it; the source queue
 from __future__ import annotations
 
 import base64
-import logging
 import socket
 import time
 import traceback as tb
 import uuid
 from typing import Any
 
+import structlog
 from celery import Celery, Task
 from celery.signals import task_failure
 from celery.worker.consumer import Consumer
@@ -30,9 +30,12 @@ from kombu.exceptions import ContentDisallowed
 from kombu.message import Message
 
 from celery_cluster_client.app import broker_use_ssl
-from worker.names import DEAD_LETTER_REASON_HEADER
+from celery_cluster_client.contract import SENDER_VERSION_HEADER
+from worker.names import DEAD_LETTER_REASON_HEADER, EVENT_DEAD_LETTERED
 
-logger = logging.getLogger(__name__)
+# One `task.dead_lettered` line per letter: the pool's metric filters count them per code version
+# (dead-letter growth) and per reason (unknown task names: version skew), infra.components.canary.
+log = structlog.get_logger("worker.dead_letters")
 
 REASON_DECODE_ERROR = "decode_error"
 REASON_UNKNOWN_TASK = "unknown_task"
@@ -74,7 +77,15 @@ def publish(app: Celery, record: dict[str, Any], queue: Queue | None = None) -> 
             retry=True,
             retry_policy={"max_retries": 5, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 2},
         )
-    logger.warning("dead-lettered %s", record.get("task_id") or "message", extra={"dead_letter": record})
+    log.warning(
+        EVENT_DEAD_LETTERED,
+        reason=record["reason"],
+        task=record.get("task"),
+        task_id=record.get("task_id"),
+        source_queue=record.get("source_queue"),
+        sender_version=record.get("sender_version"),
+        dead_letter_id=record["dead_letter_id"],
+    )
 
 
 def _message_record(message: Message, reason: str, exc: BaseException | None) -> dict[str, Any]:
@@ -85,6 +96,9 @@ def _message_record(message: Message, reason: str, exc: BaseException | None) ->
         "error": repr(exc) if exc is not None else None,
         "task": headers.get("task"),
         "task_id": headers.get("id"),
+        # Who sent it, beside the reason: an unknown task name from a newer producer is version skew
+        # (deploy workers first), from an older one a removed task that still has senders.
+        "sender_version": headers.get(SENDER_VERSION_HEADER),
         "source_queue": (message.delivery_info or {}).get("routing_key"),
         "content_type": message.content_type,
         "content_encoding": message.content_encoding,
@@ -140,6 +154,8 @@ def _on_task_failure(
             "error": repr(exception),
             "task": sender.name,
             "task_id": task_id,
+            "sender_version": (request.headers or {}).get(SENDER_VERSION_HEADER)
+            or getattr(request, SENDER_VERSION_HEADER, None),
             "retries": retries,
             "source_queue": (request.delivery_info or {}).get("routing_key"),
             "args": list(args or []),
