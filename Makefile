@@ -8,8 +8,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 HASH := $(shell sha1sum pyproject.toml | cut -c1-12)
 STAMP := $(VENV)/.installed-$(HASH)
-# `make local` needs only the `local` extra; the full install (STAMP) satisfies it too.
+# `make local` needs only the `local` extra, `make client` only the `build` extra; the full install (STAMP)
+# satisfies both.
 LOCAL_STAMP := $(VENV)/.installed-local-$(HASH)
+CLIENT_STAMP := $(VENV)/.installed-client-$(HASH)
 STACK ?= dev
 PYTEST_ARGS ?=
 # Test files are shared between two pytest processes, a file to one process (so a module's fixtures
@@ -18,7 +20,7 @@ PYTEST_WORKERS ?= 2
 PARALLEL := $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --dist loadfile)
 ARGS ?=
 
-.PHONY: help venv venv-local lint typecheck test test-unit test-integration mutation local bench render build clean
+.PHONY: help venv venv-local venv-client lint typecheck test test-unit test-integration mutation local bench render build client clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -29,7 +31,7 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip==26.3
 	$(BIN)/python -m pip install --quiet --no-compile --editable '.[infra,dev]'
-	@rm -f $(VENV)/.installed-* && touch $@ $(LOCAL_STAMP)
+	@rm -f $(VENV)/.installed-* && touch $@ $(LOCAL_STAMP) $(CLIENT_STAMP)
 
 $(LOCAL_STAMP): pyproject.toml
 	@echo "make local: installing the worker and the local extra into $(VENV) (first run only, one to two minutes) ..."
@@ -38,9 +40,17 @@ $(LOCAL_STAMP): pyproject.toml
 	$(BIN)/python -m pip install --progress-bar off --editable '.[local]' | { grep -E '^(Collecting|Successfully installed)' || true; }
 	@rm -f $(VENV)/.installed-local-* && touch $@
 
+$(CLIENT_STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip==26.3
+	$(BIN)/python -m pip install --quiet --no-compile --editable '.[build]'
+	@rm -f $(VENV)/.installed-client-* && touch $@
+
 venv: $(STAMP) ## Create .venv and install the project with every extra
 
 venv-local: $(LOCAL_STAMP) ## Create .venv with only what make local and scripts/simulate need
+
+venv-client: $(CLIENT_STAMP) ## Create .venv with only what make client needs (no Pulumi)
 
 lint: $(STAMP) ## ruff lint and format check; import contracts (layers, no cycles: [tool.importlinter] in pyproject.toml)
 	$(BIN)/ruff check .
@@ -65,7 +75,7 @@ test: lint typecheck ## Everything CI runs: lint, type check, every test; covera
 	@echo "coverage (tests and their subprocesses): $$($(COVERAGE) report --format=total --precision=1) % of worker, infra, policy; floor $$(sed -n 's/^fail_under = //p' pyproject.toml) % (pyproject.toml; files: $(COVERAGE_DIR)/report.txt)"
 	@$(COVERAGE) report --format=total > /dev/null
 
-test-unit: $(STAMP) ## Only the fast tests (no broker, no subprocess)
+test-unit: $(STAMP) ## Only the fast tests (no broker, no subprocess: tests/unit/conftest.py refuses both)
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
 test-integration: $(STAMP) ## Only the integration tests (real brokers, real worker processes)
@@ -76,17 +86,21 @@ mutation: $(STAMP) ## Mutation testing (mutmut) of the scaling policy and model,
 	$(BIN)/mutmut run --max-children 2 > build/mutation/run.log 2>&1 || { tail -c 3000 build/mutation/run.log; exit 1; }
 	$(BIN)/python -m tests.mutation_score
 
-local: $(LOCAL_STAMP) ## The local twin of a stack: broker, metrics loop, the scaling model, workers as instances (ARGS="--stack dev --pool default --trace burst")
-	scripts/local $(ARGS)
+# STACK only when given (`make local STACK=prod`): the default stack is scripts/local's own.
+local: $(LOCAL_STAMP) ## The local twin of a stack: broker, metrics loop, the scaling model, workers as instances (STACK=prod, ARGS="--pool default --trace burst")
+	scripts/local $(if $(filter command line,$(origin STACK)),--stack $(STACK)) $(ARGS)
 
-bench: $(STAMP) ## Benchmarks, printed side by side with ratios
-	scripts/bench
+bench: $(STAMP) ## Benchmarks, printed side by side with ratios (ARGS="--only periodic-fan-out")
+	scripts/bench $(ARGS)
 
 render: $(STAMP) ## Render the Pulumi program offline for STACK (default dev) to build/render/STACK.json (ARGS="--root DIR" for another copy of the stack files)
 	scripts/render --stack $(STACK) $(ARGS)
 
 build: $(STAMP) ## Write build/dist: worker wheel, producer client wheel, wheelhouse per pool arch, publisher.zip, manifest.json (reproducible)
 	scripts/build
+
+client: $(CLIENT_STAMP) ## Write only the producer client wheel to build/dist (no Pulumi install; what your applications pip install)
+	scripts/build --client-only
 
 clean: ## Remove .venv and build/
 	rm -rf $(VENV) build .mypy_cache .ruff_cache .pytest_cache

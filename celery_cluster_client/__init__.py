@@ -1,6 +1,6 @@
 """The producer client of celery-cluster: send tasks to a stack's pools from your own application.
 
-Installable on its own (`make build` writes `build/dist/celery_cluster_client-*.whl`): it carries no
+Installable on its own (`make client` writes `build/dist/celery_cluster_client-*.whl`): it carries no
 task code, no Pulumi and no worker settings, only what a producer must agree on with the workers:
 
 - `client_app()`: a Celery app on the stack's broker that applies the stack's routing table
@@ -21,11 +21,18 @@ from typing import TYPE_CHECKING, Any
 from celery_cluster_client.contract import DEFAULT_QUEUE, PUBLISHED_AT_HEADER
 
 if TYPE_CHECKING:
-    from celery_cluster_client.app import ClientConfigError, client_app, client_config
+    from celery_cluster_client.app import BrokerConnectionError, ClientConfigError, client_app, client_config
 
-__all__ = ["DEFAULT_QUEUE", "PUBLISHED_AT_HEADER", "ClientConfigError", "client_app", "client_config"]
+__all__ = [
+    "DEFAULT_QUEUE",
+    "PUBLISHED_AT_HEADER",
+    "BrokerConnectionError",
+    "ClientConfigError",
+    "client_app",
+    "client_config",
+]
 
-_FROM_APP = frozenset({"ClientConfigError", "client_app", "client_config"})
+_FROM_APP = frozenset({"BrokerConnectionError", "ClientConfigError", "client_app", "client_config"})
 
 
 def __getattr__(name: str) -> Any:

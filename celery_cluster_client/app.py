@@ -19,7 +19,10 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from amqp.exceptions import AccessRefused
 from celery import Celery
+from celery.result import AsyncResult
+from kombu.exceptions import OperationalError
 
 from celery_cluster_client import routing, secret, stamping
 from celery_cluster_client.contract import (
@@ -28,6 +31,7 @@ from celery_cluster_client.contract import (
     ENV_QUEUE_TYPE,
     ENV_SECRET_ID,
     ENV_TASK_ROUTES,
+    KEY_TASK_ROUTES,
 )
 
 BROKER_SCHEMES = ("redis", "rediss", "amqp", "amqps")
@@ -35,6 +39,47 @@ BROKER_SCHEMES = ("redis", "rediss", "amqp", "amqps")
 
 class ClientConfigError(ValueError):
     """The client cannot be configured; one line naming the argument, variable or secret."""
+
+
+class BrokerConnectionError(ConnectionError):
+    """The broker cannot be reached (or refused the credentials); one line naming its host and where its URL
+    came from, instead of Celery's retry traceback."""
+
+
+# A publish during a broker blip retries with backoff instead of raising (CONF#task-publish-retry-policy);
+# the result store on the same Redis retries as long, not Celery's 20 times (about 20 s), so that a broker
+# that is down is reported in seconds, however the task was sent.
+RETRY_POLICY = {"max_retries": 10, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 3}
+# Before a send that keeps a result: is the broker there? About 2 s of retries (a publish alone retries for
+# about 6 s under RETRY_POLICY, measured against a closed port), then one line instead of the result store's
+# 20 retries.
+CHECK_POLICY = {"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 1}
+# What a broker that is down, unknown or refusing us raises: kombu wraps the client's error in its own,
+# except where the client library (py-amqp's refused login, redis-py's) or the socket raises first.
+_UNREACHABLE = (OperationalError, AccessRefused, ConnectionError, OSError)
+
+
+class ClusterClient(Celery):  # type: ignore[misc]
+    """Celery's app, whose `send_task` reports a broker it cannot use as one `BrokerConnectionError`."""
+
+    broker_source = "broker_url"
+    """Where the broker URL came from (an argument, a variable or the producer secret), for the message."""
+
+    def send_task(self, name: str, args: Any = None, kwargs: Any = None, **options: Any) -> AsyncResult:
+        try:
+            if not options.get("ignore_result"):
+                # A result is kept: Celery subscribes on the result store before it publishes, and that store
+                # retries on its own and then raises a bare RuntimeError; find out about the broker first.
+                with self.connection_for_write() as connection:
+                    connection.ensure_connection(**CHECK_POLICY)
+            return super().send_task(name, args, kwargs, **options)
+        except _UNREACHABLE as exc:
+            parts = urlsplit(self.conf.broker_url)
+            where = f"{parts.hostname}:{parts.port or 'default port'}"
+            reason = " ".join(str(exc).split()) or type(exc).__name__
+            raise BrokerConnectionError(
+                f"cannot use the broker at {where} ({self.broker_source}) to send {name}: {reason}"
+            ) from None
 
 
 def default_result_backend(broker_url: str) -> str:
@@ -104,12 +149,7 @@ def client_config(
         "task_create_missing_queue_type": kind,
         # A publish during a broker blip retries with backoff instead of raising. CONF#task-publish-retry-policy
         "task_publish_retry": True,
-        "task_publish_retry_policy": {
-            "max_retries": 10,
-            "interval_start": 0.2,
-            "interval_step": 0.5,
-            "interval_max": 3,
-        },
+        "task_publish_retry_policy": RETRY_POLICY,
         # RabbitMQ confirms each publish (a message is on the broker when send_task returns); Redis:
         # detect a half-open connection (e.g. after a failover) within ~30 s. CONF#broker-transport-options
         "broker_transport_options": (
@@ -141,27 +181,45 @@ def client_app(
     """
     env = os.environ if environ is None else environ
     secret_id = secret_id or (None if broker_url else env.get(ENV_SECRET_ID) or None)
-    try:
-        if broker_url is not None:
-            url = _check_url(broker_url, "broker_url")
-            table = routing.parse_routes(routes if routes is not None else env.get(ENV_TASK_ROUTES))
-            kind = queue_type or env.get(ENV_QUEUE_TYPE) or "classic"
-        elif secret_id:
+    if broker_url is not None:
+        source = "broker_url"
+        url = _check_url(broker_url, source)
+        table = _routes(routes, "routes", env)
+        kind = queue_type or env.get(ENV_QUEUE_TYPE) or "classic"
+    elif secret_id:
+        source = f"producer secret {secret_id}"
+        try:
             found = secret.read(secret_id, secrets_client)
-            url = _check_url(found.broker_url, f"producer secret {secret_id}")
-            table = routing.parse_routes(routes if routes is not None else found.routes)
-            kind = queue_type or found.queue_type
-        elif env.get(ENV_BROKER_URL):
-            url = _check_url(env[ENV_BROKER_URL], ENV_BROKER_URL)
-            table = routing.parse_routes(routes if routes is not None else env.get(ENV_TASK_ROUTES))
-            kind = queue_type or env.get(ENV_QUEUE_TYPE) or "classic"
-        else:
-            raise ClientConfigError(
-                f"no broker: pass broker_url= or secret_id=, or set {ENV_SECRET_ID} or {ENV_BROKER_URL}"
-            )
-    except (routing.RouteError, secret.SecretError) as exc:
-        raise ClientConfigError(str(exc)) from None
-    app = Celery("celery-cluster-client", set_as_current=False)
+        except secret.SecretError as exc:
+            raise ClientConfigError(str(exc)) from None
+        url = _check_url(found.broker_url, source)
+        table = _routes(routes if routes is not None else found.routes, f"{source}, {KEY_TASK_ROUTES}", env)
+        kind = queue_type or found.queue_type
+    elif env.get(ENV_BROKER_URL):
+        source = ENV_BROKER_URL
+        url = _check_url(env[ENV_BROKER_URL], source)
+        table = _routes(routes, "routes", env)
+        kind = queue_type or env.get(ENV_QUEUE_TYPE) or "classic"
+    else:
+        raise ClientConfigError(
+            f"no broker: pass broker_url= or secret_id=, or set {ENV_SECRET_ID} or {ENV_BROKER_URL}"
+        )
+    app = ClusterClient("celery-cluster-client", set_as_current=False)
+    app.broker_source = source
     app.config_from_object(client_config(url, table, kind, default_queue, queues))
+    # The Redis result store retries as a publish does (see RETRY_POLICY); a producer's only, not in
+    # client_config, which the workers' config builds on. CONF#result-backend-transport-options
+    app.conf.result_backend_transport_options = {"retry_policy": RETRY_POLICY}
     stamping.install()
     return app
+
+
+def _routes(value: Mapping[str, str] | str | None, name: str, env: Mapping[str, str]) -> dict[str, str]:
+    """The route table, from `value` or else CELERY_TASK_ROUTES; a bad one is named: the argument, the
+    variable or the secret's key."""
+    if value is None:
+        value, name = env.get(ENV_TASK_ROUTES), ENV_TASK_ROUTES
+    try:
+        return routing.parse_routes(value)
+    except routing.RouteError as exc:
+        raise ClientConfigError(f"{name}: {exc}") from None

@@ -26,12 +26,19 @@ class ProducerSecret:
     queue_type: str
 
 
-def parse(secret_id: str, text: str | None) -> ProducerSecret:
+def json_object(text: str | None) -> dict[str, Any] | None:
+    """A secret's SecretString as a JSON object, None when it is not one (the worker's environment secret
+    has the same shape: worker.instance.fetchenv)."""
     try:
         data = json.loads(text or "")
     except json.JSONDecodeError:
-        data = None
-    if not isinstance(data, dict):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def parse(secret_id: str, text: str | None) -> ProducerSecret:
+    data = json_object(text)
+    if data is None:
         raise SecretError(f"producer secret {secret_id}: SecretString must be a JSON object")
     url = data.get(KEY_BROKER_URL)
     if not isinstance(url, str) or not url:

@@ -10,7 +10,7 @@ BROKER_ENGINE: Final = "brokerEngine"
 POOL_ASG_NAMES: Final = "poolAsgNames"
 """{pool: Auto Scaling group name}."""
 POOL_REFRESH: Final = "poolRefresh"
-"""{pool: plan} for the deploy step's canary refresh (infra.refresh): the group, the launch template
+"""{pool: plan} for the deploy step's canary refresh (infra.cli.canary_rollout): the group, the launch template
 version to roll out, and the StartInstanceRefresh preferences (checkpoints, AutoRollback, alarms)."""
 PLAN_ASG_NAME: Final = "asgName"
 PLAN_TEMPLATE_ID: Final = "launchTemplateId"

@@ -1,6 +1,6 @@
 """The whole stack: config in, components built, outputs out. No module-level side effects.
 
-`infra/__main__.py` calls `build` under the Pulumi engine; `infra.render` calls it under mocks.
+`infra/__main__.py` calls `build` under the Pulumi engine; `infra.cli.offline_render` calls it under mocks.
 """
 
 from __future__ import annotations
@@ -12,10 +12,17 @@ from typing import Any, Literal
 import pulumi
 
 from infra import outputs
-from infra.artefacts.manifest import ArtefactsError, BuildArtefacts, load_artefacts, placeholder_artefacts
+from infra.artefacts.manifest import (
+    ArtefactsError,
+    BuildArtefacts,
+    check_built_from,
+    load_artefacts,
+    placeholder_artefacts,
+    source_digest,
+)
 from infra.components.broker import Broker, BrokerArgs
 from infra.components.image import WorkerImage, WorkerImageArgs, base_image_id
-from infra.components.metrics_publisher import MetricsPublisher, MetricsPublisherArgs
+from infra.components.metrics_publisher import MetricsPublisher, MetricsPublisherArgs, PublishedPool
 from infra.components.monitoring import MonitoredPool, Monitoring, MonitoringArgs
 from infra.components.network import Network, NetworkArgs
 from infra.components.producer_access import ProducerAccess, ProducerAccessArgs
@@ -30,19 +37,35 @@ from worker.scheduler.schedule import ENTRIES as SCHEDULE
 
 
 class BundleMissingError(FileNotFoundError):
-    """The publisher bundle was not built."""
+    """The publisher bundle or the wheelhouses were not built, or not from this source."""
 
 
-def publisher_code(config: StackConfig, *, allow_placeholder: bool = False) -> pulumi.Archive:
-    """The publisher's zip (`make build`); with allow_placeholder, the worker/ tree stands in (render)."""
+def publisher_code(config: StackConfig, *, placeholder: bool = False) -> pulumi.Archive:
+    """The publisher's zip as `make build` wrote it (`pulumi up`), or a placeholder for it (render).
+
+    The render never reads build/dist, whose content depends on what was run in this checkout, not
+    on the commit: the placeholder names the bundle and the digest of the source it is built from
+    (`infra.artefacts.manifest.source_digest`, which `make build` records in manifest.json). So a
+    render diff shows the Lambda code as changed exactly when that source changed, and `pulumi up`
+    deploys a bundle whose manifest holds the digest the render showed (a stale one is refused).
+    """
+    if placeholder:
+        return placeholder_publisher_code(config.publisher_bundle, source_digest())
     bundle = ROOT / config.publisher_bundle
-    if bundle.is_file():
-        return pulumi.FileArchive(str(bundle))
-    if allow_placeholder:
-        return pulumi.AssetArchive({"worker": pulumi.FileArchive(str(ROOT / "worker"))})
-    raise BundleMissingError(
-        f"celery-cluster:publisherBundle: {bundle} does not exist; run `make build` to create it before `pulumi up`"
-    )
+    if not bundle.is_file():
+        raise BundleMissingError(
+            f"celery-cluster:publisherBundle: {bundle} does not exist; run `make build` to create it before `pulumi up`"
+        )
+    try:
+        check_built_from(bundle)
+    except ArtefactsError as exc:
+        raise BundleMissingError(f"celery-cluster:publisherBundle: {exc}") from None
+    return pulumi.FileArchive(str(bundle))
+
+
+def placeholder_publisher_code(bundle: str, digest: str) -> pulumi.Archive:
+    """What the render shows for the Lambda code: {bundle path: "built from source <digest>"}. Never deployed."""
+    return pulumi.AssetArchive({bundle: pulumi.StringAsset(f"built from source {digest}")})
 
 
 def own_ami_id(config: StackConfig, pool: PoolConfig) -> pulumi.Input[str]:
@@ -237,7 +260,10 @@ def build(
             subnet_ids=network.private_subnet_ids,
             security_group_id=network.publisher_security_group_id,
             broker_secret_arn=broker.publisher_secret_arn,
-            pools={name: (config.pools[name].queues, p.asg_name) for name, p in pools.items()},
+            pools={
+                name: PublishedPool(config.pools[name].queues, p.asg_name, p.scaling.signal)
+                for name, p in pools.items()
+            },
             queue_type=broker.queue_type,
         ),
     )

@@ -38,6 +38,16 @@ METRIC_BUSY_PROCESSES: Final = "PoolBusyProcesses"
 # math divides by a high-resolution number (AWS/AutoScaling group metrics arrive once a minute).
 METRIC_IN_SERVICE: Final = "PoolInServiceInstances"
 
+# Written by the publisher every sample, from `worker.publisher.capacity` (the capacity rule the simulator
+# and the local twin run too); the pool's scaling policies read one of these each, no metric math.
+# CapacityNeeded: the factor by which in-service capacity falls short (1 = enough); no datum while no
+# instance is in service.
+METRIC_CAPACITY_NEEDED: Final = "PoolCapacityNeeded"
+# The load with one instance fewer (scale-in while it stays under a threshold); 1000 with one or none.
+METRIC_LOAD_WITH_ONE_FEWER: Final = "PoolLoadWithOneFewer"
+# With no instance in service: the instances the backlog needs (0 otherwise); scale-out from zero reads it.
+METRIC_NEEDED_AT_ZERO: Final = "PoolInstancesNeededAtZero"
+
 # Written by the periodic task scheduler that holds the lease (worker.scheduler.beat), once per renewal:
 # 1 per renewal (no data at all means no scheduler holds the lease), and per entry (dimension
 # `Entry`) the seconds its next run is past due without having been sent.

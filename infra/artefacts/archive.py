@@ -77,8 +77,3 @@ def write_zip(path: Path, entries: Iterable[Entry], epoch: int) -> None:
             info.create_system = 3  # Unix, so the mode bits below are honoured
             info.external_attr = ((0o755 if entry.executable else 0o644) | stat.S_IFREG) << 16
             archive.writestr(info, entry.data, compress_type=zipfile.ZIP_DEFLATED, compresslevel=COMPRESS_LEVEL)
-
-
-def read_tar_gz(path: Path) -> dict[str, bytes]:
-    with tarfile.open(path, "r:gz") as tar:
-        return {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}  # type: ignore[union-attr]

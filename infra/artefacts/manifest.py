@@ -1,9 +1,10 @@
 """What `make build` wrote, as the Pulumi program reads it: build/dist/manifest.json.
 
 The manifest carries a digest of the source it was built from; the program compares it with the
-source in the working tree, so `pulumi up` never ships a wheelhouse older than the code beside it.
-`make render` uses placeholder hashes derived from the same digest, so a render never depends on
-whether (or when) `make build` ran.
+source in the working tree, so `pulumi up` never ships a wheelhouse or a publisher bundle older than
+the code beside it. `make render` never reads build/dist: it identifies every artefact by that same
+digest (placeholder hashes for the wheelhouses and image files, the digest itself for the Lambda code),
+so a render is a function of the commit and the stack config, whether or not `make build` ran.
 """
 
 from __future__ import annotations
@@ -19,8 +20,21 @@ from infra.artefacts.targets import IMAGE_FILES, MANIFEST, Arch, wheelhouse_name
 
 ROOT: Final = Path(__file__).resolve().parents[2]
 DIST: Final = ROOT / "build" / "dist"
-# Everything that ends up in the wheel (its METADATA holds README.md) or the image files.
-SOURCE: Final = ("worker", "image", "pyproject.toml", "README.md")
+# What decides the bytes of the artefacts: everything in the wheel (`worker` and `celery_cluster_client`,
+# pyproject.toml [tool.hatch.build.targets.wheel]; its METADATA holds README.md), the image files, and the
+# build steps that pick the targets, the dependency closure and the archive layout. Not in it: the
+# versions of indirect dependencies, which come from the build's virtualenv (closure.py), not the commit.
+SOURCE: Final = (
+    "worker",
+    "celery_cluster_client",
+    "image",
+    "pyproject.toml",
+    "README.md",
+    "infra/artefacts/archive.py",
+    "infra/artefacts/closure.py",
+    "infra/artefacts/pipeline.py",
+    "infra/artefacts/targets.py",
+)
 
 
 class ArtefactsError(RuntimeError):
@@ -61,6 +75,17 @@ def source_digest(root: Path = ROOT) -> str:
             digest.update(path.relative_to(root).as_posix().encode() + b"\0")
             digest.update(hashlib.sha256(path.read_bytes()).digest())
     return digest.hexdigest()
+
+
+def check_built_from(bundle: Path, root: Path = ROOT) -> None:
+    """Refuse a file that `make build` wrote (the manifest beside it lists it) from other source than
+    `root`'s. A file no manifest lists (a zip of the operator's own) is theirs to vouch for."""
+    manifest_path = bundle.parent / MANIFEST
+    if not manifest_path.is_file():
+        return
+    manifest = json.loads(manifest_path.read_text())
+    if bundle.name in manifest.get("artefacts", {}) and manifest.get("source_digest") != source_digest(root):
+        raise ArtefactsError(f"{bundle} was built from other source than this working tree: run `make build` again")
 
 
 def placeholder_artefacts(root: Path = ROOT, dist: Path = DIST) -> BuildArtefacts:

@@ -22,7 +22,7 @@ from typing import Any
 from infra.artefacts import archive
 from infra.artefacts.client import build_client_wheel
 from infra.artefacts.closure import runtime_closure
-from infra.artefacts.manifest import source_digest
+from infra.artefacts.manifest import SOURCE, source_digest
 from infra.artefacts.targets import (
     IMAGE_FILES,
     LAMBDA_ARCH,
@@ -200,51 +200,26 @@ def build(plan: BuildPlan, report: Report = print) -> BuildResult:
         report("producer client wheel (celery_cluster_client alone)")
         client = build_client_wheel(plan.root, staging, epoch)
         artefacts[client.name] = client
-
-        downloaded: dict[str, list[Path]] = {}
-        pins_by_arch: dict[str, dict[str, str]] = {}
-        # Pools by architecture; the publisher's Lambda apart (its own CPython, so its own wheels).
-        targets: dict[str, Target] = {**{t.arch: t for t in plan.targets}, LAMBDA: LAMBDA_TARGET}
-        for arch, target in targets.items():
-            pins = runtime_closure(WHEEL_DIST, target.markers)
-            report(f"wheelhouse {arch}: {len(pins)} pinned dependencies ({', '.join(target.platforms)})")
-            wheels = download_wheels(pins, target, scratch / f"wheels-{arch}")
-            downloaded[arch] = [*wheels.values(), wheel]
-            pins_by_arch[arch] = {**pins, WHEEL_DIST: wheel.name.split("-")[1]}
-
+        downloaded, pins_by_arch = _download_wheelhouses(plan, wheel, scratch, report)
         for target in plan.targets:
             name = wheelhouse_name(target.arch)
-            archive.write_tar_gz(
-                staging / name, wheelhouse_entries(pins_by_arch[target.arch], downloaded[target.arch]), epoch
-            )
+            entries = wheelhouse_entries(pins_by_arch[target.arch], downloaded[target.arch])
+            archive.write_tar_gz(staging / name, entries, epoch)
             artefacts[name] = staging / name
-
         report(f"publisher bundle for Lambda {LAMBDA_RUNTIME}/{LAMBDA_ARCH} (handler {LAMBDA_HANDLER})")
         bundle = lambda_entries(downloaded[LAMBDA])
         archive.write_zip(staging / PUBLISHER_BUNDLE, bundle, epoch)
         artefacts[PUBLISHER_BUNDLE] = staging / PUBLISHER_BUNDLE
         unzipped = sum(len(entry.data) for entry in bundle)
-
         report("image files (units, scripts, CloudWatch agent config)")
         image_entries = [
             e for e in archive.entries_from_dir(plan.root / "image", "image/") if "__pycache__" not in e.name
         ]
         archive.write_tar_gz(staging / IMAGE_FILES, image_entries, epoch)
         artefacts[IMAGE_FILES] = staging / IMAGE_FILES
-
-    zipped = artefacts[PUBLISHER_BUNDLE].stat().st_size
-    if zipped > LAMBDA_ZIPPED_LIMIT or unzipped > LAMBDA_UNZIPPED_LIMIT:
-        raise BuildError(
-            f"{PUBLISHER_BUNDLE} is {zipped / 1e6:.1f} MB zipped, {unzipped / 1e6:.1f} MB unzipped: "
-            "over Lambda's 50 MB / 250 MB limits"
-        )
+    _check_lambda_limits(artefacts[PUBLISHER_BUNDLE].stat().st_size, unzipped)
     manifest = {
-        "source_date_epoch": epoch,
-        "source_digest": source_digest(plan.root),
-        "git_commit": _git(plan.root, "rev-parse", "HEAD"),
-        "git_dirty": bool(_git(plan.root, "status", "--porcelain", "--", "worker", "image", "pyproject.toml")),
-        "python": PYTHON_VERSION,
-        "zlib": archive.ZLIB_VERSION,
+        **_provenance(plan, epoch),
         "worker_wheel": wheel.name,
         "client_wheel": client.name,
         "wheelhouses": {t.arch: wheelhouse_name(t.arch) for t in plan.targets},
@@ -265,3 +240,39 @@ def build(plan: BuildPlan, report: Report = print) -> BuildResult:
     shutil.rmtree(plan.out, ignore_errors=True)
     staging.rename(plan.out)
     return BuildResult(plan.out, manifest)
+
+
+def _download_wheelhouses(
+    plan: BuildPlan, wheel: Path, scratch: Path, report: Report
+) -> tuple[dict[str, list[Path]], dict[str, dict[str, str]]]:
+    """Per architecture (and the publisher's Lambda apart: its own CPython, so its own wheels), the
+    downloaded wheels with the worker wheel, and the pins they satisfy."""
+    downloaded: dict[str, list[Path]] = {}
+    pins_by_arch: dict[str, dict[str, str]] = {}
+    targets: dict[str, Target] = {**{t.arch: t for t in plan.targets}, LAMBDA: LAMBDA_TARGET}
+    for arch, target in targets.items():
+        pins = runtime_closure(WHEEL_DIST, target.markers)
+        report(f"wheelhouse {arch}: {len(pins)} pinned dependencies ({', '.join(target.platforms)})")
+        wheels = download_wheels(pins, target, scratch / f"wheels-{arch}")
+        downloaded[arch] = [*wheels.values(), wheel]
+        pins_by_arch[arch] = {**pins, WHEEL_DIST: wheel.name.split("-")[1]}
+    return downloaded, pins_by_arch
+
+
+def _check_lambda_limits(zipped: int, unzipped: int) -> None:
+    if zipped > LAMBDA_ZIPPED_LIMIT or unzipped > LAMBDA_UNZIPPED_LIMIT:
+        raise BuildError(
+            f"{PUBLISHER_BUNDLE} is {zipped / 1e6:.1f} MB zipped, {unzipped / 1e6:.1f} MB unzipped: "
+            "over Lambda's 50 MB / 250 MB limits"
+        )
+
+
+def _provenance(plan: BuildPlan, epoch: int) -> dict[str, Any]:
+    return {
+        "source_date_epoch": epoch,
+        "source_digest": source_digest(plan.root),
+        "git_commit": _git(plan.root, "rev-parse", "HEAD"),
+        "git_dirty": bool(_git(plan.root, "status", "--porcelain", "--", *SOURCE)),
+        "python": PYTHON_VERSION,
+        "zlib": archive.ZLIB_VERSION,
+    }

@@ -14,6 +14,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from infra.bench.table import bench_table
 from infra.local.agreement import TOLERANCE, Comparison, gate_failures
 from infra.local.plan import TwinPlan, assumptions_for, local_pool, local_trace
 from infra.local.run_loop import run_twin
@@ -36,9 +37,10 @@ def run() -> Table:
         f"({result.wall_seconds:.0f} s wall; worst sample lag {result.worst_sample_lag:.2f} s wall). "
         f"Gate: {'held' if not gate else '; '.join(gate)}"
     )
-    out = Table(title=title, title_justify="left")
-    for header in ("measure", "twin", "simulator", "tolerance", "within"):
-        out.add_column(header, justify="right")
+    out = bench_table(
+        title,
+        ("measure", "twin", "simulator", "tolerance", "within"),
+    )
     failing = {f.split(":")[0] for f in comparison.failures()}
 
     def row(name: str, key: str, twin: str, simulated: str, tolerance: str) -> None:

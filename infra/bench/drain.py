@@ -21,8 +21,9 @@ from pathlib import Path
 import redis
 from rich.table import Table
 
-from infra.local.redis_server import RedisServer
+from infra.bench.table import bench_table
 from infra.local.workers import WorkerProcess
+from infra.servers.redis import RedisServer
 from worker.runtime import journal
 from worker.runtime.busy import running_tasks
 from worker.sender import sender_app
@@ -101,13 +102,11 @@ def measure() -> dict[str, tuple[float, float]]:
 
 def run() -> Table:
     results = measure()
-    out = Table(
-        title=f"Drain: SIGTERM with two {TASK_S:.0f} s tasks running, {WINDOW_S} s window (median of {RUNS})",
-        title_justify="left",
+    out = bench_table(
+        f"Drain: SIGTERM with two {TASK_S:.0f} s tasks running, {WINDOW_S} s window (median of {RUNS})",
+        ("shutdown", "exit after SIGTERM", "exit after last task", "ratio to Celery"),
         caption="after last task: how long the instance is held once its work is done",
     )
-    for header in ("shutdown", "exit after SIGTERM", "exit after last task", "ratio to Celery"):
-        out.add_column(header, justify="right")
     base = results["celery"][1]
     names = {"celery": "Celery soft shutdown (before)", "ours": "warm, bounded (worker.runtime.shutdown)"}
     for variant, (after_signal, after_last) in results.items():

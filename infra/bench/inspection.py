@@ -12,8 +12,9 @@ from collections.abc import Sequence
 
 from rich.table import Table
 
-from infra.local.rabbitmq_server import RabbitMQServer
-from infra.local.redis_server import RedisServer
+from infra.bench.table import bench_table
+from infra.servers.rabbitmq import RabbitMQServer
+from infra.servers.redis import RedisServer
 from worker.publisher.queues import QueueInspector, inspector_for
 from worker.sender import sender_app
 
@@ -69,13 +70,11 @@ def measure() -> list[tuple[str, int, float, float]]:
 
 
 def run() -> Table:
-    out = Table(
-        title=f"Queue inspection: one inspect() call, loopback ({CALLS} calls each)",
-        title_justify="left",
+    out = bench_table(
+        f"Queue inspection: one inspect() call, loopback ({CALLS} calls each)",
+        ("broker", "queues", "median ms", "p95 ms"),
         caption="Redis: one pipelined round trip; RabbitMQ: one management API GET (with statistics) for the vhost",
     )
-    for header in ("broker", "queues", "median ms", "p95 ms"):
-        out.add_column(header, justify="right")
     for broker, size, median, p95 in measure():
         out.add_row(broker, str(size), f"{median * 1000:.2f}", f"{p95 * 1000:.2f}")
     return out

@@ -15,10 +15,11 @@ from dataclasses import replace
 import numpy as np
 from rich.table import Table
 
+from infra.bench.table import bench_table
 from infra.config import load_stack_config
 from infra.config.periodic_capacity import SCHEDULE_PREFIX, capacity_for, shift_back
 from infra.config.pool import ScheduleConfig
-from infra.scaling.aws_model import BOOT_SECONDS, ModelAssumptions
+from infra.scaling.assumptions import default_assumptions
 from infra.scaling.schedules import Cron
 from infra.scaling.simulator import SimulationResult, ours, perfect_foresight_instance_hours, simulate
 from infra.scaling.traces import FAN_OUT_EVERY, FAN_OUT_OFFSET, built_in
@@ -47,7 +48,7 @@ def fan_out_entry(tasks: int) -> Periodic:
 def run() -> Table:
     config = load_stack_config(STACK)
     spec = pool_spec(config, POOL)
-    assumptions = ModelAssumptions(boot_seconds=BOOT_SECONDS[spec.image_mode])
+    assumptions = default_assumptions(spec.image_mode)
     trace = built_in(TRACE, spec.trace_shape())
     first = (trace.arrivals >= FAN_OUT_OFFSET) & (trace.arrivals < FAN_OUT_OFFSET + 60.0)
     entry = fan_out_entry(int(np.count_nonzero(first)))
@@ -69,13 +70,12 @@ def run() -> Table:
             simulate(spec, replace(trace, schedules=(derived,)), ours("ours"), assumptions),
         ),
     ]
-    out = Table(
-        title=f"Periodic fan-out, {STACK}/{POOL} on {TRACE}: {entry.expect_tasks} tasks at {entry.schedule} "
+    out = bench_table(
+        f"Periodic fan-out, {STACK}/{POOL} on {TRACE}: {entry.expect_tasks} tasks at {entry.schedule} "
         f"(SLO p95 <= {spec.acceptable_latency_seconds:.0f} s), without and with the entry's scheduled capacity",
-        title_justify="left",
+        ("scheduled capacity", "p95 wait s", "p99 wait s", "SLO", "inst-h", "x bound"),
+        left=("scheduled capacity",),
     )
-    for header in ("scheduled capacity", "p95 wait s", "p99 wait s", "SLO", "inst-h", "x bound"):
-        out.add_column(header, justify="left" if header == "scheduled capacity" else "right")
     for label, result in rows:
         out.add_row(
             label,

@@ -25,7 +25,7 @@ from celery.signals import task_postrun, task_prerun
 from kombu.connection import Connection
 
 from infra.bench import worker_throughput
-from infra.local.rabbitmq_server import RabbitMQServer
+from infra.servers.rabbitmq import RabbitMQServer
 from worker.publisher.rabbit_service import RabbitServiceReader
 from worker.runtime import rabbit_task_stats
 from worker.runtime.rabbit_task_stats import STATS_QUEUE, Sender, Summaries, stats_queue

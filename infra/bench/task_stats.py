@@ -20,7 +20,8 @@ from rich.console import Console
 from rich.table import Table
 
 from infra.bench import rabbit_task_stats
-from infra.local.redis_server import RedisServer
+from infra.bench.table import bench_table
+from infra.servers.redis import RedisServer
 from worker.runtime.task_stats import Recorder, read_service
 
 TASKS = 3000
@@ -78,13 +79,12 @@ def run() -> Table:
     aof_tasks, aof_reads = measure(appendonly=True)
     console = Console(stderr=True)  # progress on stderr: the bench CLI holds a status line on stdout
     rabbit = rabbit_task_stats.rows(lambda line: console.print(line, highlight=False))
-    out = Table(
-        title=f"Task time recording on loopback brokers: {TASKS} tasks, {READS} reads",
-        title_justify="left",
+    out = bench_table(
+        f"Task time recording on loopback brokers: {TASKS} tasks, {READS} reads",
+        ("broker", "what", "median", "p95 or range"),
         caption="per task: what a worker process adds to each task; read: the publisher's, once per sample",
+        left=("broker", "what"),
     )
-    for header in ("broker", "what", "median", "p95 or range"):
-        out.add_column(header, justify="left" if header in ("broker", "what") else "right")
     redis_runs = (("Redis", plain_tasks, plain_reads), ("Redis, AOF fsync always", aof_tasks, aof_reads))
     for broker, tasks, found in redis_runs:
         for what, median, p95 in tasks:

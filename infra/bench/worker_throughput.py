@@ -29,9 +29,9 @@ from rich.console import Console
 from rich.table import Table
 
 from infra.bench.cpu import group_cpu_seconds, process_cpu_seconds
-from infra.local.rabbitmq_server import RabbitMQServer
-from infra.local.redis_server import RedisServer
 from infra.local.workers import WorkerProcess
+from infra.servers.rabbitmq import RabbitMQServer
+from infra.servers.redis import RedisServer
 from worker.sender import sender_app
 
 BrokerKind = Literal["redis", "rabbitmq"]

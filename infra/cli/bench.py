@@ -27,11 +27,11 @@ import time
 from collections.abc import Callable
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from infra.bench import agreement, drain, inspection, periodic, policies, task_stats, worker_throughput
 from infra.cli.entry import run_script
+from infra.cli.fit import output_console, print_fitted
 
 SECTIONS: dict[str, Callable[[], Table]] = {
     "worker": worker_throughput.section,
@@ -50,9 +50,7 @@ SECTIONS: dict[str, Callable[[], Table]] = {
 def main(
     only: list[str] = typer.Option([], "--only", help=f"run only these sections: {', '.join(SECTIONS)}"),
 ) -> None:
-    console = Console()
-    if not console.is_terminal:
-        console = Console(width=150)
+    console = output_console(150)
     unknown = [name for name in only if name not in SECTIONS]
     if unknown:
         console.print(f"[red]bench:[/] unknown section {', '.join(unknown)}; sections: {', '.join(SECTIONS)}")
@@ -61,7 +59,7 @@ def main(
         started = time.perf_counter()
         with console.status(f"bench: {name}"):
             table = SECTIONS[name]()
-        console.print(table)
+        print_fitted(console, table)
         console.print(f"[dim]{name}: {time.perf_counter() - started:.1f} s[/]\n")
 
 

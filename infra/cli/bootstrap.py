@@ -19,11 +19,10 @@ from __future__ import annotations
 
 import boto3
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from infra.bootstrap import bootstrap
+from infra.cli.account_setup import bootstrap
 from infra.cli.entry import script_app
+from infra.cli.fit import output_console, print_pairs
 
 app = script_app("bootstrap", __doc__)
 
@@ -35,22 +34,23 @@ def main(
     environment: list[str] = typer.Option(["dev", "staging", "prod"], help="GitHub environments (repeatable)"),
     profile: str | None = typer.Option(None, help="AWS profile with administrator rights in the account"),
 ) -> None:
-    console = Console()
+    console = output_console()
     session = boto3.Session(profile_name=profile, region_name=region)
     try:
         result = bootstrap(session, repo=github_repo, environments=environment)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
-    table = Table(title="Store these as GitHub Actions variables / use them locally")
-    table.add_column("name")
-    table.add_column("value")
-    table.add_row("PULUMI_BACKEND_URL (variable)", result.backend_url)
-    table.add_row("AWS_REGION (variable)", region)
-    table.add_row("AWS_PREVIEW_ROLE_ARN (repository variable)", result.preview_role_arn)
-    for env, arn in result.deploy_role_arns.items():
-        table.add_row(f"AWS_DEPLOY_ROLE_ARN (variable of environment {env})", arn)
-    table.add_row("secrets provider (pulumi stack init --secrets-provider)", result.secrets_provider)
-    console.print(table)
+    pairs = [
+        ("PULUMI_BACKEND_URL (variable)", result.backend_url),
+        ("AWS_REGION (variable)", region),
+        ("AWS_PREVIEW_ROLE_ARN (repository variable)", result.preview_role_arn),
+        *(
+            (f"AWS_DEPLOY_ROLE_ARN (variable of environment {env})", arn)
+            for env, arn in result.deploy_role_arns.items()
+        ),
+        ("secrets provider (pulumi stack init --secrets-provider)", result.secrets_provider),
+    ]
+    print_pairs(console, "Store these as GitHub Actions variables / use them locally", pairs)
 
 
 if __name__ == "__main__":

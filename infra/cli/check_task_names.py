@@ -29,8 +29,8 @@ from pathlib import Path
 import typer
 
 from infra.cli.entry import run_script
+from infra.cli.task_name_changes import Senders, check, sources_at, sources_here
 from infra.config import ROOT, load_stack_config, stack_names
-from infra.task_names import Senders, check, sources_at, sources_here
 from worker.scheduler.schedule import ENTRIES
 
 

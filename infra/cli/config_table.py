@@ -139,15 +139,19 @@ def replace_block(text: str, block: str, begin: str = BEGIN, end: str = END) -> 
     return head + block + tail
 
 
-def main(write: Path | None = typer.Option(None, help="update the generated block in this Markdown file")) -> None:
-    block = table()
+def print_or_write(block: str, write: Path | None, begin: str, end: str, what: str) -> None:
+    """Print a generated Markdown block, or put it between its markers in `write`."""
     if write is None:
         typer.echo(block)
         return
     text = write.read_text()
-    if BEGIN not in text or END not in text:
-        raise typer.BadParameter(f"{write} has no config-table markers", param_hint="--write")
-    write.write_text(replace_block(text, block))
+    if begin not in text or end not in text:
+        raise typer.BadParameter(f"{write} has no {what} markers", param_hint="--write")
+    write.write_text(replace_block(text, block, begin, end))
+
+
+def main(write: Path | None = typer.Option(None, help="update the generated block in this Markdown file")) -> None:
+    print_or_write(table(), write, BEGIN, END, "config-table")
 
 
 if __name__ == "__main__":

@@ -28,9 +28,9 @@ from __future__ import annotations
 
 import typer
 
+from infra.cli.deploy_steps import DeployError, rollback_help, run
+from infra.cli.deployed_outputs import StackOutputsError, stack_outputs
 from infra.cli.entry import script_app
-from infra.deploy import DeployError, rollback_help, run
-from infra.stack_outputs import StackOutputsError, stack_outputs
 
 app = script_app("deploy", __doc__)
 

@@ -29,8 +29,9 @@ from rich.table import Table
 
 from infra.cli.entry import run_script
 from infra.cli.errors import report
+from infra.cli.fit import print_fitted
+from infra.cli.offline_render import RENDER_DIR, render_stack, write_render
 from infra.config import ROOT, ConfigError, stack_names
-from infra.render import RENDER_DIR, render_stack, write_render
 
 
 def main(
@@ -57,7 +58,7 @@ def main(
         table.add_column("count", justify="right")
         for kind, count in sorted(counts.items()):
             table.add_row(kind, str(count))
-        console.print(table)
+        print_fitted(console, table)
 
 
 if __name__ == "__main__":

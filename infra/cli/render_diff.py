@@ -23,7 +23,7 @@ from pathlib import Path
 import typer
 
 from infra.cli.entry import run_script
-from infra.render_diff import BaseRenderError, diff_renders, markdown, render_base, render_tree
+from infra.cli.render_comparison import BaseRenderError, diff_renders, markdown, render_base, render_tree
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -32,12 +32,15 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from infra.cli.entry import run_script
 from infra.cli.errors import report
+from infra.cli.fit import output_console, print_fitted
 from infra.config import ROOT, ConfigError
-from infra.scaling.aws_model import BOOT_SECONDS, ModelAssumptions
+from infra.scaling.assumptions import ModelAssumptions, default_assumptions
 from infra.scaling.plot import write_plot
-from infra.scaling.simulator import ours, reference_contenders
-from infra.scaling.traces import BUILT_IN, TraceError, built_in, read_csv
+from infra.scaling.pool_spec import PoolSpec
+from infra.scaling.simulator import SimulationResult, ours, reference_contenders
+from infra.scaling.traces import BUILT_IN, Trace, TraceError, built_in, read_csv
 from infra.simulation.report import (
+    NARROW_DROP_ORDER,
     CompareError,
     Entry,
     bound_for,
@@ -62,51 +65,22 @@ def main(
     out: Path | None = typer.Option(None, help="PNG path (default build/simulate/<stack>-<pool>-<trace>.png)"),
     as_json: bool = typer.Option(False, "--json", help="print the table as JSON on stdout (and nothing else)"),
 ) -> None:
-    console = Console()
-    if not console.is_terminal:  # a pipe or CI log: wide enough for the table
-        console = Console(width=170)
+    console = output_console()  # a terminal's width; a pipe: COLUMNS, else wide enough for every column
     if as_json:  # everything but the JSON goes to stderr
         console = Console(stderr=True, quiet=True)
     try:
         spec = load_pool_spec(stack, pool)
-        entries = [Entry(spec, ours("ours"))]
-        if compare_config is not None:
-            entries.append(Entry(spec_from_file(compare_config, stack, pool), ours(f"ours@{compare_config.name}")))
-        if compare_ref is not None:
-            entries.append(Entry(spec_from_git(compare_ref, stack, pool, ROOT), ours(f"ours@{compare_ref}")))
-        highlighted = len(entries)
-        if references:
-            entries.extend(Entry(spec, contender) for contender in reference_contenders())
-        shape = spec.trace_shape(seed)
+        entries = _entries(spec, stack, pool, compare_config, compare_ref, references)
         path = Path(trace)
+        shape = spec.trace_shape(seed)
         traffic = read_csv(path) if path.suffix == ".csv" or path.is_file() else built_in(trace, shape)
     except (ConfigError, PoolNotFoundError, CompareError, TraceError) as exc:
         report("simulate", exc)
         raise typer.Exit(2) from None
-
-    boot = BOOT_SECONDS[spec.image_mode] if boot_seconds is None else boot_seconds
-    assumptions = ModelAssumptions(boot_seconds=boot)
-    console.print(
-        f"[bold]{stack}/{pool}[/]: {spec.concurrency} processes x {spec.min_size}..{spec.max_size} instances, "
-        f"SLO p95 wait <= {spec.slo_seconds:.0f} s (alarm threshold {spec.alarm_threshold_seconds:.0f} s); "
-        f"task time starts at {spec.average_task_seconds:g} s, then measured; "
-        f"image {spec.image_mode} (launch-to-ready {boot:.0f} s, "
-        f"CloudWatch delay {assumptions.alarm_delay_seconds:.0f} s: assumed)"
-    )
-    console.print(f"[bold]trace {traffic.name}[/]: {traffic.description}; {traffic.count} tasks")
-
-    columns = (
-        TextColumn("{task.description:<14}"),
-        BarColumn(),
-        TextColumn("{task.percentage:>3.0f}%"),
-        TimeElapsedColumn(),
-    )
-    with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as progress:
-        bars = {e.contender.name: progress.add_task(e.contender.name, total=1.0) for e in entries}
-        results = run_entries(
-            entries, traffic, assumptions, on_progress=lambda name, done: progress.update(bars[name], completed=done)
-        )
-
+    highlighted = 1 + (compare_config is not None) + (compare_ref is not None)
+    assumptions = default_assumptions(spec.image_mode, boot_seconds)
+    _announce(console, f"{stack}/{pool}", spec, assumptions, traffic)
+    results = _run_with_progress(console, entries, traffic, assumptions)
     bound = bound_for(spec, traffic)
     title = f"{stack}/{pool} on {traffic.name}"
     if as_json:
@@ -116,13 +90,13 @@ def main(
             "trace": traffic.name,
             "slo_seconds": spec.slo_seconds,
             "alarm_threshold_seconds": spec.alarm_threshold_seconds,
-            "launch_to_ready_seconds": boot,
+            "launch_to_ready_seconds": assumptions.boot_seconds,
             "cloudwatch_delay_seconds": assumptions.alarm_delay_seconds,
             "bound_instance_hours": round(bound, 2),
             "rows": results_rows(results, bound, spec.slo_seconds),
         }
         typer.echo(json.dumps(document, indent=2))
-    console.print(results_table(results, bound, title, spec.slo_seconds))
+    print_fitted(console, results_table(results, bound, title, spec.slo_seconds), NARROW_DROP_ORDER)
     ours_result = results[0]
     if ours_result.first_scale_out_after_burst is not None:
         console.print(
@@ -130,11 +104,51 @@ def main(
         )
     speed = sum(r.simulated_seconds for r in results) / sum(r.wall_seconds for r in results)
     console.print(f"simulated {ours_result.simulated_seconds / 3600:.1f} h per policy at {speed:,.0f}x real time")
-
     target = out or ROOT / "build" / "simulate" / f"{stack}-{pool}-{traffic.name}.png"
     write_plot(results, target, f"{title}: arrivals, backlog, latency, instances", spec.slo_seconds, highlighted)
     console.print(f"plot: {target}")
     raise typer.Exit(0 if ours_result.meets_slo else 1)
+
+
+def _entries(
+    spec: PoolSpec, stack: str, pool: str, compare_config: Path | None, compare_ref: str | None, references: bool
+) -> list[Entry]:
+    """Ours first, then ours on the compared configs (drawn bold too), then the references."""
+    entries = [Entry(spec, ours("ours"))]
+    if compare_config is not None:
+        entries.append(Entry(spec_from_file(compare_config, stack, pool), ours(f"ours@{compare_config.name}")))
+    if compare_ref is not None:
+        entries.append(Entry(spec_from_git(compare_ref, stack, pool, ROOT), ours(f"ours@{compare_ref}")))
+    if references:
+        entries.extend(Entry(spec, contender) for contender in reference_contenders())
+    return entries
+
+
+def _announce(console: Console, name: str, spec: PoolSpec, assumptions: ModelAssumptions, traffic: Trace) -> None:
+    console.print(
+        f"[bold]{name}[/]: {spec.concurrency} processes x {spec.min_size}..{spec.max_size} instances, "
+        f"SLO p95 wait <= {spec.slo_seconds:.0f} s (alarm threshold {spec.alarm_threshold_seconds:.0f} s); "
+        f"task time starts at {spec.average_task_seconds:g} s, then measured; "
+        f"image {spec.image_mode} (launch-to-ready {assumptions.boot_seconds:.0f} s, "
+        f"CloudWatch delay {assumptions.alarm_delay_seconds:.0f} s: assumed)"
+    )
+    console.print(f"[bold]trace {traffic.name}[/]: {traffic.description}; {traffic.count} tasks")
+
+
+def _run_with_progress(
+    console: Console, entries: list[Entry], traffic: Trace, assumptions: ModelAssumptions
+) -> list[SimulationResult]:
+    columns = (
+        TextColumn("{task.description:<14}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as progress:
+        bars = {e.contender.name: progress.add_task(e.contender.name, total=1.0) for e in entries}
+        return run_entries(
+            entries, traffic, assumptions, on_progress=lambda name, done: progress.update(bars[name], completed=done)
+        )
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ from rich.table import Table
 
 from infra.cli.entry import script_app
 from infra.cli.errors import report as report_error
+from infra.cli.fit import output_console, print_fitted
 from worker.sender import sender_app
 from worker.smoke.handler import broker_problem, run_smoke
 
@@ -82,9 +83,9 @@ def _in_vpc(console: Console, stack: str, count: int, timeout: float) -> dict[st
     """Invoke the stack's smoke function (inside the VPC) and return its report."""
     import boto3  # noqa: PLC0415 - only this path talks to AWS
 
+    from infra.cli.deployed_outputs import StackOutputsError, stack_outputs  # noqa: PLC0415 - needs the Pulumi CLI
+    from infra.cli.remote_smoke import RemoteSmokeError, client_config, invoke_smoke  # noqa: PLC0415
     from infra.outputs import SMOKE_FUNCTION_NAME  # noqa: PLC0415
-    from infra.remote_smoke import RemoteSmokeError, client_config, invoke_smoke  # noqa: PLC0415
-    from infra.stack_outputs import StackOutputsError, stack_outputs  # noqa: PLC0415 - needs the Pulumi CLI
 
     try:
         outputs = stack_outputs(stack)
@@ -111,7 +112,7 @@ def main(
     count: int = typer.Option(20, min=1, help="canaries per pool"),
     timeout: float = typer.Option(120.0, min=1, max=880, help="seconds to wait for every ping and canary"),
 ) -> None:
-    console = Console()
+    console = output_console()
     pools = _parse_pools(pool)
     if stack is not None and not direct and broker_url is None and not pools:
         report = _in_vpc(console, stack, count, timeout)
@@ -122,7 +123,7 @@ def main(
         return
     queue_type = os.environ.get("CELERY_QUEUE_TYPE", "classic")
     if stack is not None and (broker_url is None or not pools):
-        from infra.stack_outputs import StackOutputsError, smoke_target  # noqa: PLC0415 - needs the Pulumi CLI
+        from infra.cli.deployed_outputs import StackOutputsError, smoke_target  # noqa: PLC0415 - needs the Pulumi CLI
 
         try:
             settings, target_pools = smoke_target(stack)
@@ -154,8 +155,12 @@ def main(
     _verdict(console, [entry.as_dict() for entry in report.values()], timeout)
 
 
+# What an 80-column terminal loses first; it keeps what came back, the tail and the verdict.
+SMOKE_DROP_ORDER = ("p50 round trip", "in service", "sent", "pings")
+
+
 def _verdict(console: Console, rows: Sequence[Mapping[str, Any]], timeout: float) -> None:
-    console.print(_table(rows))
+    print_fitted(console, _table(rows), SMOKE_DROP_ORDER)
     if not rows or not all(row["ok"] for row in rows):
         console.print(f"[red]smoke test failed: not every ping and canary came back within {timeout:.0f} s[/]")
         raise typer.Exit(1)

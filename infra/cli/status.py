@@ -31,8 +31,12 @@ from rich.console import Console
 from rich.table import Table
 
 from infra.cli.entry import run_script
+from infra.cli.fit import output_console, print_fitted
+from infra.cli.pool_status import PoolStatus, StatusError, pool_statuses
 from infra.config import ConfigError, load_stack_config
-from infra.status import PoolStatus, StatusError, pool_statuses
+
+# What an 80-column terminal loses first; it keeps the pool, its size and the oldest task against the SLO.
+STATUS_DROP_ORDER = ("busy", "in flight", "task time", "desired (min-max)", "waiting")
 
 
 def _number(value: float | None, unit: str = "") -> str:
@@ -80,7 +84,7 @@ def main(
         if outputs is not None:
             values = json.loads(outputs.read_text())
         else:
-            from infra.stack_outputs import StackOutputsError, stack_outputs  # noqa: PLC0415 - needs the Pulumi CLI
+            from infra.cli.deployed_outputs import StackOutputsError, stack_outputs  # noqa: PLC0415 - needs the Pulumi CLI
 
             try:
                 values = stack_outputs(stack)
@@ -106,8 +110,8 @@ def main(
     if as_json:
         typer.echo(json.dumps([s.as_json() for s in statuses], indent=2))
     else:
-        console = Console()
-        console.print(_table(statuses))
+        console = output_console()
+        print_fitted(console, _table(statuses), STATUS_DROP_ORDER)
         for s in statuses:
             alarms = ", ".join(s.alarms) or "none"
             console.print(f"[bold]{s.pool}[/]: alarms in ALARM: {alarms}", soft_wrap=True)

@@ -9,7 +9,7 @@
 2. Alarms on the *new* version's metrics (dimension Version = the build being deployed), so the old
    instances that still serve most of the pool during a canary cannot dilute its failures.
 3. The refresh preferences (StartInstanceRefresh `Preferences`) that name those alarms in an
-   AlarmSpecification, with the configured checkpoints and AutoRollback; `infra.refresh` starts the
+   AlarmSpecification, with the configured checkpoints and AutoRollback; `infra.cli.canary_rollout` starts the
    refresh with them after `pulumi up` (why not the group's own `instance_refresh`: that module).
 """
 

@@ -14,7 +14,7 @@ Document = dict[str, Any]
 
 IAM_PATH = "/celery-cluster/"
 """Every role and instance profile of a stack lives under this IAM path: the CI deploy role may create,
-change and pass exactly these (`infra.bootstrap.iam_for_stack_policy`), whatever name Pulumi generates.
+change and pass exactly these (`infra.cli.account_setup.iam_for_stack_policy`), whatever name Pulumi generates.
 https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_identifiers.html#identifiers-friendly-names"""
 
 

@@ -29,23 +29,23 @@ from infra.artefacts.manifest import BuildArtefacts
 from infra.artefacts.targets import Arch
 from infra.components import iam
 from infra.components.artefact_bucket import read_artefacts_policy
+from infra.components.instance import ROOT_DEVICE, SSM_CORE_POLICY
 from infra.config import StackConfig
 from infra.vm.component import component_parameters, component_text
 
 BUILDER_PROFILE_POLICY: Final = "arn:aws:iam::aws:policy/EC2InstanceProfileForImageBuilder"
-SSM_CORE_POLICY: Final = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
+
 # Build instances: small and cheap; the build installs a few dozen wheels.
 BUILD_INSTANCE_TYPES: Final[Mapping[Arch, tuple[str, ...]]] = {
     "arm64": ("t4g.medium",),
     "x86_64": ("t3.medium",),
 }
-ROOT_DEVICE: Final = "/dev/xvda"
 ROOT_VOLUME_GB: Final = 8
 TEST_TIMEOUT_MINUTES: Final = 60
 """Image Builder's timeout for the image's test phase."""
 IMAGE_CREATE_TIMEOUT_MINUTES: Final = 2 * TEST_TIMEOUT_MINUTES
 """How long `pulumi up` waits for one image (build, then test): the CI deploy job and its AWS role
-session must outlast it (`.github/workflows/deploy-stack.yml`, `infra.bootstrap`)."""
+session must outlast it (`.github/workflows/deploy-stack.yml`, `infra.cli.account_setup`)."""
 NAMING_INPUTS: Final = ("name", "version", "tags")
 """Inputs that are not part of a component's or recipe's content (the name carries the content's digest)."""
 COMPONENT_DESCRIPTION: Final = "celery-cluster worker: Python venv from the wheelhouse, units, CloudWatch agent"
@@ -171,9 +171,39 @@ def _first_ami(resources: Sequence[aws.imagebuilder.outputs.ImageOutputResource]
 
 def create_image(name: str, args: BakeArgs, opts: pulumi.ResourceOptions) -> pulumi.Output[str]:
     """Recipe, infrastructure, distribution and the image of one architecture; returns its AMI id."""
-    config, arch = args.config, args.arch
-    tags = image_tags(config.stack, arch)
-    content = pulumi.Output.all(
+    kept = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(retain_on_delete=True))
+    tags = image_tags(args.config.stack, args.arch)
+    recipe = _create_recipe(name, args, tags, kept)
+    infrastructure = _create_infrastructure(name, args, tags, opts)
+    distribution = _create_distribution(name, args, tags, opts)
+    image = aws.imagebuilder.Image(
+        f"{name}-{args.arch}",
+        aws.imagebuilder.ImageArgs(
+            image_recipe_arn=recipe.arn,
+            infrastructure_configuration_arn=infrastructure.arn,
+            distribution_configuration_arn=distribution.arn,
+            image_tests_configuration=aws.imagebuilder.ImageImageTestsConfigurationArgs(
+                image_tests_enabled=True, timeout_minutes=TEST_TIMEOUT_MINUTES
+            ),
+            enhanced_image_metadata_enabled=True,
+            tags=tags,
+        ),
+        opts=pulumi.ResourceOptions.merge(
+            kept,
+            pulumi.ResourceOptions(
+                # IAM is eventually consistent: the build reads S3 with the role's policies first thing.
+                # https://docs.aws.amazon.com/IAM/latest/UserGuide/troubleshoot_general.html#troubleshoot_general_eventual-consistency
+                depends_on=list(args.identity.grants),
+                custom_timeouts=pulumi.CustomTimeouts(create=f"{IMAGE_CREATE_TIMEOUT_MINUTES}m"),
+            ),
+        ),
+    )
+    return image.output_resources.apply(_first_ami)
+
+
+def _recipe_content(args: BakeArgs) -> pulumi.Output[dict[str, Any]]:
+    arch = args.arch
+    return pulumi.Output.all(
         args.parent_ami, args.component.arn, args.wheelhouse.bucket, args.wheelhouse.key, args.image_files.key
     ).apply(
         lambda v: recipe_content(
@@ -187,8 +217,14 @@ def create_image(name: str, args: BakeArgs, opts: pulumi.ResourceOptions) -> pul
             ),
         )
     )
-    kept = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(retain_on_delete=True))
-    recipe = aws.imagebuilder.ImageRecipe(
+
+
+def _create_recipe(
+    name: str, args: BakeArgs, tags: dict[str, str], opts: pulumi.ResourceOptions
+) -> aws.imagebuilder.ImageRecipe:
+    config, arch = args.config, args.arch
+    content = _recipe_content(args)
+    return aws.imagebuilder.ImageRecipe(
         f"{name}-recipe-{arch}",
         aws.imagebuilder.ImageRecipeArgs(
             name=content.apply(lambda c: f"celery-cluster-{config.stack}-{arch}-{content_digest(c)[:12]}"),
@@ -215,9 +251,15 @@ def create_image(name: str, args: BakeArgs, opts: pulumi.ResourceOptions) -> pul
             ],
             tags=tags,
         ),
-        opts=kept,
+        opts=opts,
     )
-    infrastructure = aws.imagebuilder.InfrastructureConfiguration(
+
+
+def _create_infrastructure(
+    name: str, args: BakeArgs, tags: dict[str, str], opts: pulumi.ResourceOptions
+) -> aws.imagebuilder.InfrastructureConfiguration:
+    config, arch = args.config, args.arch
+    return aws.imagebuilder.InfrastructureConfiguration(
         f"{name}-infra-{arch}",
         aws.imagebuilder.InfrastructureConfigurationArgs(
             name=f"celery-cluster-{config.stack}-{arch}",
@@ -235,44 +277,27 @@ def create_image(name: str, args: BakeArgs, opts: pulumi.ResourceOptions) -> pul
         ),
         opts=opts,
     )
-    distribution = aws.imagebuilder.DistributionConfiguration(
+
+
+def _create_distribution(
+    name: str, args: BakeArgs, tags: dict[str, str], opts: pulumi.ResourceOptions
+) -> aws.imagebuilder.DistributionConfiguration:
+    config, arch = args.config, args.arch
+    ami = aws.imagebuilder.DistributionConfigurationDistributionAmiDistributionConfigurationArgs(
+        name=f"celery-cluster-{config.stack}-{arch}-{{{{ imagebuilder:buildDate }}}}",
+        description=f"celery-cluster {config.stack} worker ({arch})",
+        ami_tags=tags,
+    )
+    return aws.imagebuilder.DistributionConfiguration(
         f"{name}-distribution-{arch}",
         aws.imagebuilder.DistributionConfigurationArgs(
             name=f"celery-cluster-{config.stack}-{arch}",
             distributions=[
                 aws.imagebuilder.DistributionConfigurationDistributionArgs(
-                    region=config.region,
-                    ami_distribution_configuration=aws.imagebuilder.DistributionConfigurationDistributionAmiDistributionConfigurationArgs(
-                        name=f"celery-cluster-{config.stack}-{arch}-{{{{ imagebuilder:buildDate }}}}",
-                        description=f"celery-cluster {config.stack} worker ({arch})",
-                        ami_tags=tags,
-                    ),
+                    region=config.region, ami_distribution_configuration=ami
                 )
             ],
             tags=tags,
         ),
         opts=opts,
     )
-    image = aws.imagebuilder.Image(
-        f"{name}-{arch}",
-        aws.imagebuilder.ImageArgs(
-            image_recipe_arn=recipe.arn,
-            infrastructure_configuration_arn=infrastructure.arn,
-            distribution_configuration_arn=distribution.arn,
-            image_tests_configuration=aws.imagebuilder.ImageImageTestsConfigurationArgs(
-                image_tests_enabled=True, timeout_minutes=TEST_TIMEOUT_MINUTES
-            ),
-            enhanced_image_metadata_enabled=True,
-            tags=tags,
-        ),
-        opts=pulumi.ResourceOptions.merge(
-            kept,
-            pulumi.ResourceOptions(
-                # IAM is eventually consistent: the build reads S3 with the role's policies first thing.
-                # https://docs.aws.amazon.com/IAM/latest/UserGuide/troubleshoot_general.html#troubleshoot_general_eventual-consistency
-                depends_on=list(args.identity.grants),
-                custom_timeouts=pulumi.CustomTimeouts(create=f"{IMAGE_CREATE_TIMEOUT_MINUTES}m"),
-            ),
-        ),
-    )
-    return image.output_resources.apply(_first_ami)

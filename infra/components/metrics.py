@@ -1,7 +1,7 @@
-"""Where the publisher's metrics live: namespace, dimension names, and the metric queries that read them.
+"""Where the publisher's metrics live: namespace and dimension names.
 
 Metric names come from `worker.names` (the publisher writes them); this module only says how the
-Pulumi program addresses them. Pure code: plain dicts that alarms and policies turn into Args.
+Pulumi program addresses them.
 """
 
 from __future__ import annotations
@@ -28,26 +28,3 @@ GROUP_METRICS: Final = (
     "GroupInServiceCapacity",
     "GroupTotalCapacity",
 )
-
-
-def queue_ids(prefix: str, queues: tuple[str, ...]) -> list[tuple[str, str]]:
-    """(metric-math id, queue) pairs; ids must start with a lowercase letter."""
-    return [(f"{prefix}{index}", queue) for index, queue in enumerate(queues)]
-
-
-def backlog_per_instance_expression(waiting_ids: list[str], in_flight_ids: list[str], in_service_id: str) -> str:
-    """Metric math for backlog per instance that stays defined at zero instances.
-
-    Backlog counts waiting plus in-flight (reserved + running) tasks: a bare queue length misses
-    prefetched and running work and would scale in a busy pool. In-service is filled forward
-    (group metrics arrive once a minute, the queue metrics every 10 s) and floored at 1, so a pool
-    at zero with work waiting yields backlog / 1 and scales out from zero.
-    """
-    backlog = " + ".join([*waiting_ids, *in_flight_ids])
-    in_service = f"FILL({in_service_id}, REPEAT)"
-    return f"({backlog}) / IF({in_service} > 0, {in_service}, 1)"
-
-
-def max_expression(ids: list[str]) -> str:
-    """The largest of several series (one id needs no MAX)."""
-    return ids[0] if len(ids) == 1 else f"MAX([{', '.join(ids)}])"

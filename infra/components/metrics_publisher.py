@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import pulumi
 import pulumi_aws as aws
@@ -24,6 +24,7 @@ from infra.artefacts.targets import LAMBDA_ARCH, LAMBDA_HANDLER, LAMBDA_RUNTIME
 from infra.components import iam
 from infra.components.smoke_function import SmokeFunctionArgs, create_smoke_function
 from infra.config import StackConfig
+from worker.publisher.capacity import PoolSignal
 
 TYPE = "celery-cluster:publisher:MetricsPublisher"
 HANDLER = LAMBDA_HANDLER
@@ -41,14 +42,22 @@ ENV_BROKER_SECRET = "BROKER_SECRET_ARN"  # noqa: S105 - a variable name
 
 
 @dataclass(frozen=True)
+class PublishedPool:
+    """What the publisher needs of one pool: its queues, its group and its capacity-rule constants."""
+
+    queues: tuple[str, ...]
+    asg_name: pulumi.Input[str]
+    signal: PoolSignal
+
+
+@dataclass(frozen=True)
 class MetricsPublisherArgs:
     config: StackConfig
     code: pulumi.Archive
     subnet_ids: pulumi.Input[Sequence[str]]
     security_group_id: pulumi.Input[str]
     broker_secret_arn: pulumi.Input[str]
-    pools: Mapping[str, tuple[tuple[str, ...], pulumi.Input[str]]]
-    """pool -> (queues, Auto Scaling group name)."""
+    pools: Mapping[str, PublishedPool]
     queue_type: str = "classic"
     """The workers' CELERY_QUEUE_TYPE (the smoke function declares the pools' queues as they do)."""
 
@@ -57,10 +66,15 @@ def function_name(stack: str) -> str:
     return f"celery-cluster-{stack}-publisher"
 
 
-def pools_document(pools: Mapping[str, tuple[tuple[str, ...], str]]) -> str:
-    """POOLS_JSON: [{"name", "queues", "asg"}, ...] in pool-name order."""
+def pools_document(pools: Mapping[str, PublishedPool], asg_names: Mapping[str, str]) -> str:
+    """POOLS_JSON: [{"name", "queues", "asg", "signal"}, ...] in pool-name order, compact (Lambda's
+    environment holds 4 KB in all, https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html)."""
     return json.dumps(
-        [{"name": name, "queues": list(queues), "asg": asg} for name, (queues, asg) in sorted(pools.items())]
+        [
+            {"name": name, "queues": list(pool.queues), "asg": asg_names[name], "signal": asdict(pool.signal)}
+            for name, pool in sorted(pools.items())
+        ],
+        separators=(",", ":"),
     )
 
 
@@ -103,11 +117,9 @@ class MetricsPublisher(pulumi.ComponentResource):
             opts=child,
         )
         pool_names = sorted(args.pools)
-        asg_names = pulumi.Output.all(*[args.pools[p][1] for p in pool_names])
+        asg_names = pulumi.Output.all(*[args.pools[p].asg_name for p in pool_names])
         pools_json = asg_names.apply(
-            lambda names: pools_document(
-                {p: (args.pools[p][0], str(n)) for p, n in zip(pool_names, names, strict=True)}
-            )
+            lambda names: pools_document(args.pools, {p: str(n) for p, n in zip(pool_names, names, strict=True)})
         )
         function = aws.lambda_.Function(
             f"{name}-fn",

@@ -1,6 +1,12 @@
-"""A pool's scaling as Auto Scaling resources: target tracking on our metric-math signal, step policies
-with the CloudWatch alarms that drive them, and scheduled actions. The policy objects come from
-`infra.scaling.default_policy` (the same objects the simulator runs)."""
+"""A pool's scaling as Auto Scaling resources: target tracking and step policies, each reading one metric
+the publisher writes for the pool, and scheduled actions. The policy objects come from
+`infra.scaling.default_policy` (the same objects the simulator runs).
+
+No policy or alarm evaluates metric math: the publisher computes the capacity rule in Python every
+sample (`worker.publisher.capacity`) and publishes its result, so every alarm and target-tracking policy
+reads one metric whatever the number of queues (PutMetricAlarm: at most 10 metrics and 10 expressions,
+https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_MetricDataQuery.html).
+"""
 
 from __future__ import annotations
 
@@ -8,60 +14,17 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.components.metrics import DIMENSION_POOL
-from infra.components.scaling_math import MATH_SIGNALS, Query, signal_queries
 from infra.config import PoolConfig, StackConfig
 from infra.scaling.policy import PoolScaling, StepScalingPolicy
 
-_TT = aws.autoscaling.PolicyTargetTrackingConfigurationCustomizedMetricSpecificationMetricArgs
-_TT_STAT = aws.autoscaling.PolicyTargetTrackingConfigurationCustomizedMetricSpecificationMetricMetricStatArgs
-_TT_METRIC = aws.autoscaling.PolicyTargetTrackingConfigurationCustomizedMetricSpecificationMetricMetricStatMetricArgs
-_TT_DIM = (
-    aws.autoscaling.PolicyTargetTrackingConfigurationCustomizedMetricSpecificationMetricMetricStatMetricDimensionArgs
-)
+_TT_SPEC = aws.autoscaling.PolicyTargetTrackingConfigurationCustomizedMetricSpecificationArgs
+_TT_DIM = aws.autoscaling.PolicyTargetTrackingConfigurationCustomizedMetricSpecificationMetricDimensionArgs
 
 
 def bound(value: float) -> str:
     """A step bound as the API's decimal string: no exponent, no float noise, no "-0"."""
     text = f"{value:.6f}".rstrip("0").rstrip(".")
     return "0" if text in ("-0", "") else text
-
-
-def _tt_query(query: Query) -> _TT:
-    if query.stat is None:
-        return _TT(id=query.id, expression=query.expression, label=query.label, return_data=query.return_data)
-    stat = query.stat
-    return _TT(
-        id=query.id,
-        return_data=False,
-        metric_stat=_TT_STAT(
-            stat=stat.stat,
-            period=stat.period,
-            metric=_TT_METRIC(
-                namespace=stat.namespace,
-                metric_name=stat.metric_name,
-                dimensions=[_TT_DIM(name=k, value=v) for k, v in stat.dimensions],
-            ),
-        ),
-    )
-
-
-def _alarm_query(query: Query) -> aws.cloudwatch.MetricAlarmMetricQueryArgs:
-    if query.stat is None:
-        return aws.cloudwatch.MetricAlarmMetricQueryArgs(
-            id=query.id, expression=query.expression, label=query.label, return_data=query.return_data
-        )
-    stat = query.stat
-    return aws.cloudwatch.MetricAlarmMetricQueryArgs(
-        id=query.id,
-        return_data=False,
-        metric=aws.cloudwatch.MetricAlarmMetricQueryMetricArgs(
-            namespace=stat.namespace,
-            metric_name=stat.metric_name,
-            dimensions=dict(stat.dimensions),
-            stat=stat.stat,
-            period=stat.period,
-        ),
-    )
 
 
 def create_target_tracking(
@@ -73,17 +36,10 @@ def create_target_tracking(
     scaling: PoolScaling,
     opts: pulumi.ResourceOptions,
 ) -> aws.autoscaling.Policy:
-    """The pool's target-tracking policy on its metric-math signal (infra.components.scaling_math)."""
+    """The pool's target-tracking policy on one published metric (dimension Pool), at the policy's
+    period: 10 s reads the publisher's high-resolution datapoints (TargetTrackingMetricStat.Period
+    accepts 10, 30 and 60, https://docs.aws.amazon.com/autoscaling/ec2/userguide/policy-creating-high-resolution-metrics.html)."""
     policy = scaling.target_tracking
-    queries = signal_queries(
-        policy.metric_name,
-        config.metric_namespace,
-        pool_name,
-        pool.queues,
-        scaling.signal,
-        policy.statistic,
-        policy.metric_period_seconds,
-    )
     return aws.autoscaling.Policy(
         f"{name}-backlog",
         aws.autoscaling.PolicyArgs(
@@ -93,8 +49,12 @@ def create_target_tracking(
             target_tracking_configuration=aws.autoscaling.PolicyTargetTrackingConfigurationArgs(
                 target_value=policy.target_value,
                 disable_scale_in=policy.disable_scale_in,
-                customized_metric_specification=aws.autoscaling.PolicyTargetTrackingConfigurationCustomizedMetricSpecificationArgs(
-                    metrics=[_tt_query(q) for q in queries]
+                customized_metric_specification=_TT_SPEC(
+                    namespace=config.metric_namespace,
+                    metric_name=policy.metric_name,
+                    metric_dimensions=[_TT_DIM(name=DIMENSION_POOL, value=pool_name)],
+                    statistic=policy.statistic,
+                    period=policy.metric_period_seconds,
                 ),
             ),
         ),
@@ -114,8 +74,7 @@ def create_step_policy(
     why: str,
     opts: pulumi.ResourceOptions,
 ) -> aws.cloudwatch.MetricAlarm:
-    """A step policy and the alarm that drives it: on a published metric (dimension Pool), or on one of
-    our metric-math signals."""
+    """A step policy and the alarm that drives it, on one published metric (dimension Pool)."""
     step = aws.autoscaling.Policy(
         f"{name}-{suffix}",
         aws.autoscaling.PolicyArgs(
@@ -137,40 +96,23 @@ def create_step_policy(
         opts=opts,
     )
     description = f"Pool {pool_name}: {policy.metric_name} {policy.comparison} {policy.threshold:g}; {why}"
-    common = {
-        "alarm_description": description,
-        "comparison_operator": policy.comparison,
-        "threshold": policy.threshold,
-        "evaluation_periods": policy.evaluation_periods,
-        "datapoints_to_alarm": policy.datapoints_to_alarm,
-        # No datapoints (publisher down, or an idle queue) never moves capacity.
-        "treat_missing_data": "notBreaching",
-        "alarm_actions": [step.arn],
-    }
-    if policy.metric_name in MATH_SIGNALS:
-        queries = signal_queries(
-            policy.metric_name,
-            config.metric_namespace,
-            pool_name,
-            pool.queues,
-            scaling.signal,
-            policy.statistic,
-            policy.metric_period_seconds,
-        )
-        return aws.cloudwatch.MetricAlarm(
-            f"{name}-{suffix}",
-            aws.cloudwatch.MetricAlarmArgs(metric_queries=[_alarm_query(q) for q in queries], **common),  # type: ignore[arg-type]
-            opts=opts,
-        )
     return aws.cloudwatch.MetricAlarm(
         f"{name}-{suffix}",
         aws.cloudwatch.MetricAlarmArgs(
+            alarm_description=description,
             namespace=config.metric_namespace,
             metric_name=policy.metric_name,
             dimensions={DIMENSION_POOL: pool_name},
             statistic=policy.statistic,
             period=policy.metric_period_seconds,
-            **common,  # type: ignore[arg-type]
+            comparison_operator=policy.comparison,
+            threshold=policy.threshold,
+            evaluation_periods=policy.evaluation_periods,
+            datapoints_to_alarm=policy.datapoints_to_alarm,
+            # No datapoint (the publisher missed a sample, or CapacityNeeded at zero in service) never
+            # moves capacity; the publisher-stale alarm reports a publisher that is down.
+            treat_missing_data="notBreaching",
+            alarm_actions=[step.arn],
         ),
         opts=opts,
     )

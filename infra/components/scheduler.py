@@ -23,11 +23,9 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.components import iam
-from infra.components.artefact_bucket import read_artefacts_policy
+from infra.components.instance import IdentityArgs, LaunchArgs, create_instance_identity, create_launch_template
 from infra.components.scheduler_alarms import scheduler_alarms
-from infra.components.worker_pool import ROOT_DEVICE, SSM_CORE_POLICY
 from infra.config import StackConfig
-from infra.vm.user_data import encode
 from worker.scheduler.periodic import Periodic
 
 TYPE = "celery-cluster:scheduler:Scheduler"
@@ -118,109 +116,36 @@ class Scheduler(pulumi.ComponentResource):
         self, args: SchedulerArgs, table: aws.dynamodb.Table | None
     ) -> tuple[aws.iam.InstanceProfile, list[pulumi.Resource]]:
         config = args.config
-        logs = aws.cloudwatch.LogGroup(
-            f"{self._name}-logs",
-            aws.cloudwatch.LogGroupArgs(
-                name=scheduler_log_group(config.stack), retention_in_days=config.log_retention_days
-            ),
-            opts=self._child,
-        )
-        role = aws.iam.Role(
-            f"{self._name}-role",
-            aws.iam.RoleArgs(
-                path=iam.IAM_PATH,
-                assume_role_policy=json.dumps(iam.assume_role("ec2.amazonaws.com")),
-                description=f"celery-cluster {config.stack} periodic task scheduler",
-            ),
-            opts=self._child,
-        )
-        grants: list[pulumi.Resource] = []
-        grants.append(
-            aws.iam.RolePolicyAttachment(
-                f"{self._name}-ssm",
-                aws.iam.RolePolicyAttachmentArgs(role=role.name, policy_arn=SSM_CORE_POLICY),
-                opts=self._child,
-            )
-        )
-        grants.append(
-            aws.iam.RolePolicy(
-                f"{self._name}-runtime",
-                aws.iam.RolePolicyArgs(
-                    role=role.id,
-                    policy=pulumi.Output.all(args.broker_secret_arn, logs.arn).apply(
-                        lambda v: json.dumps(iam.worker_instance_policy(v[0], v[1], config.metric_namespace))
-                    ),
-                ),
-                opts=self._child,
-            )
-        )
+        lease: dict[str, pulumi.Input[str]] = {}
         if table is not None:
-            grants.append(
-                aws.iam.RolePolicy(
-                    f"{self._name}-lease",
-                    aws.iam.RolePolicyArgs(
-                        role=role.id, policy=table.arn.apply(lambda arn: json.dumps(lease_table_policy(arn)))
-                    ),
-                    opts=self._child,
-                )
-            )
-        if args.artefact_bucket_arn is not None:
-            grants.append(
-                aws.iam.RolePolicy(
-                    f"{self._name}-artefacts",
-                    aws.iam.RolePolicyArgs(
-                        role=role.id,
-                        policy=pulumi.Output.from_input(args.artefact_bucket_arn).apply(
-                            lambda arn: json.dumps(read_artefacts_policy(arn))
-                        ),
-                    ),
-                    opts=self._child,
-                )
-            )
-        profile = aws.iam.InstanceProfile(
-            f"{self._name}-profile", aws.iam.InstanceProfileArgs(path=iam.IAM_PATH, role=role.name), opts=self._child
+            lease["lease"] = table.arn.apply(lambda arn: json.dumps(lease_table_policy(arn)))
+        identity = create_instance_identity(
+            self._name,
+            IdentityArgs(
+                log_group=scheduler_log_group(config.stack),
+                retention_days=config.log_retention_days,
+                description=f"celery-cluster {config.stack} periodic task scheduler",
+                broker_secret_arn=args.broker_secret_arn,
+                metric_namespace=config.metric_namespace,
+                artefact_bucket_arn=args.artefact_bucket_arn,
+                extra_policies=lease,
+            ),
+            self._child,
         )
-        return profile, grants
+        return identity.profile, identity.grants
 
     def _create_launch_template(self, args: SchedulerArgs, profile: aws.iam.InstanceProfile) -> aws.ec2.LaunchTemplate:
         config = args.config
-        tags = {"celery-cluster:stack": config.stack, "celery-cluster:role": "scheduler"}
-        return aws.ec2.LaunchTemplate(
-            f"{self._name}-lt",
-            aws.ec2.LaunchTemplateArgs(
-                description=f"celery-cluster {config.stack} periodic task scheduler",
-                image_id=args.image_id,
-                instance_type=config.scheduler_instance_type,
-                iam_instance_profile=aws.ec2.LaunchTemplateIamInstanceProfileArgs(arn=profile.arn),
-                user_data=pulumi.Output.from_input(args.user_data).apply(encode),
-                update_default_version=True,
-                metadata_options=aws.ec2.LaunchTemplateMetadataOptionsArgs(
-                    http_endpoint="enabled", http_tokens="required", http_put_response_hop_limit=1
-                ),
-                block_device_mappings=[
-                    aws.ec2.LaunchTemplateBlockDeviceMappingArgs(
-                        device_name=ROOT_DEVICE,
-                        ebs=aws.ec2.LaunchTemplateBlockDeviceMappingEbsArgs(
-                            encrypted="true", volume_size=VOLUME_GB, volume_type="gp3", delete_on_termination="true"
-                        ),
-                    )
-                ],
-                network_interfaces=[
-                    aws.ec2.LaunchTemplateNetworkInterfaceArgs(
-                        device_index=0,
-                        associate_public_ip_address="false",
-                        security_groups=[args.security_group_id],
-                        delete_on_termination="true",
-                    )
-                ],
-                tag_specifications=[
-                    aws.ec2.LaunchTemplateTagSpecificationArgs(resource_type=kind, tags=tags)
-                    for kind in ("instance", "volume")
-                ],
-                tags=tags,
-            ),
-            opts=self._child,
+        launch = LaunchArgs(
+            description=f"celery-cluster {config.stack} periodic task scheduler",
+            image_id=args.image_id,
+            instance_type=config.scheduler_instance_type,
+            user_data=args.user_data,
+            security_group_id=args.security_group_id,
+            volume_gb=VOLUME_GB,
+            tags={"celery-cluster:stack": config.stack, "celery-cluster:role": "scheduler"},
         )
+        return create_launch_template(self._name, launch, profile, self._child)
 
     def _create_group(
         self, args: SchedulerArgs, template: aws.ec2.LaunchTemplate, grants: Sequence[pulumi.Resource]

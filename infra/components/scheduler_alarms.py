@@ -15,7 +15,7 @@ from collections.abc import Iterable
 
 from infra.components.alarm_args import MINUTE, AlarmArgs, Metric, alarm
 from worker.names import METRIC_ENTRY_LATENESS, METRIC_SCHEDULER_HEARTBEAT
-from worker.scheduler.periodic import Periodic, Slots
+from worker.scheduler.periodic import Periodic, shortest_gap
 
 HIGH_RESOLUTION_PERIODS = (10, 20, 30)
 ENTRY_DIMENSION = "Entry"
@@ -47,7 +47,7 @@ def scheduler_alarms(namespace: str, lease_seconds: int, entries: Iterable[Perio
         )
     ]
     for entry in entries:
-        gap = Slots.of(entry).shortest_gap()
+        gap = shortest_gap(entry.schedule)
         alarms.append(
             (
                 f"periodic-{entry.name}-late",

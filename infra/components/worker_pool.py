@@ -5,7 +5,7 @@ The launch template takes the AMI and the user data as inputs (the image compone
 lookup provides the first, `infra.vm.user_data` the second); a new build makes a new template version.
 The group is created on the template's version *number* (`$Latest` or `$Default` would rule out a
 rollback), and from then on `pulumi up` never moves it to a new version: the deploy step does, with
-an instance refresh whose DesiredConfiguration is that version (`infra.refresh`, preferences from
+an instance refresh whose DesiredConfiguration is that version (`infra.cli.canary_rollout`, preferences from
 `refresh_plan`). AWS saves a refresh's desired configuration on the group only once it succeeds, so
 AutoRollback returns the instances to the version the group still holds. Had the provider moved the
 group first (its `instance_refresh` block calls UpdateAutoScalingGroup, then StartInstanceRefresh),
@@ -26,24 +26,22 @@ import pulumi_aws as aws
 
 from infra import outputs
 from infra.components import iam
-from infra.components.artefact_bucket import read_artefacts_policy
 from infra.components.canary import LOG_METRICS, metric_filter_args, refresh_preferences
+from infra.components.instance import IdentityArgs, LaunchArgs, create_instance_identity, create_launch_template
 from infra.components.metrics import (
     GROUP_METRICS,
 )
 from infra.components.pool_scaling import create_schedules, create_step_policy, create_target_tracking
 from infra.config import PoolConfig, StackConfig
 from infra.scaling.policy import PoolScaling
-from infra.vm.user_data import encode
 
 TYPE = "celery-cluster:pool:WorkerPool"
 DRAIN_HOOK = "drain"
-SSM_CORE_POLICY = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
-ROOT_DEVICE = "/dev/xvda"  # Amazon Linux 2023's root device name
 
 STEP_PURPOSE = {
     "latency": "adds instances (latency safety net)",
     "fast-out": "adds instances at the start of a burst",
+    "from-zero": "adds what the backlog needs while no instance is in service",
     "scale-in": "removes instances (never the last one)",
     "to-zero": "removes the last instance of an idle pool",
 }
@@ -160,104 +158,35 @@ class WorkerPool(pulumi.ComponentResource):
         self, args: WorkerPoolArgs
     ) -> tuple[aws.iam.InstanceProfile, aws.iam.Role, list[pulumi.Resource]]:
         config = args.config
-        logs = aws.cloudwatch.LogGroup(
-            f"{self._name}-logs",
-            aws.cloudwatch.LogGroupArgs(
-                name=log_group_name(config.stack, self._pool_name),
-                retention_in_days=config.log_retention_days,
-            ),
-            opts=self._child,
-        )
-        self._create_metric_filters(logs)
-        role = aws.iam.Role(
-            f"{self._name}-role",
-            aws.iam.RoleArgs(
-                path=iam.IAM_PATH,
-                assume_role_policy=json.dumps(iam.assume_role("ec2.amazonaws.com")),
+        identity = create_instance_identity(
+            self._name,
+            IdentityArgs(
+                log_group=log_group_name(config.stack, self._pool_name),
+                retention_days=config.log_retention_days,
                 description=f"celery-cluster {config.stack} pool {self._pool_name} instances",
+                broker_secret_arn=args.broker_secret_arn,
+                metric_namespace=config.metric_namespace,
+                artefact_bucket_arn=args.artefact_bucket_arn,
             ),
-            opts=self._child,
+            self._child,
         )
-        # Session Manager replaces SSH: no key pair, no port 22.
-        ssm = aws.iam.RolePolicyAttachment(
-            f"{self._name}-ssm",
-            aws.iam.RolePolicyAttachmentArgs(role=role.name, policy_arn=SSM_CORE_POLICY),
-            opts=self._child,
-        )
-        runtime = aws.iam.RolePolicy(
-            f"{self._name}-runtime",
-            aws.iam.RolePolicyArgs(
-                role=role.id,
-                policy=pulumi.Output.all(args.broker_secret_arn, logs.arn).apply(
-                    lambda v: json.dumps(iam.worker_instance_policy(v[0], v[1], config.metric_namespace))
-                ),
-            ),
-            opts=self._child,
-        )
-        grants: list[pulumi.Resource] = [ssm, runtime]
-        if args.artefact_bucket_arn is not None:
-            artefacts = aws.iam.RolePolicy(
-                f"{self._name}-artefacts",
-                aws.iam.RolePolicyArgs(
-                    role=role.id,
-                    policy=pulumi.Output.from_input(args.artefact_bucket_arn).apply(
-                        lambda arn: json.dumps(read_artefacts_policy(arn))
-                    ),
-                ),
-                opts=self._child,
-            )
-            grants.append(artefacts)
-        profile = aws.iam.InstanceProfile(
-            f"{self._name}-profile", aws.iam.InstanceProfileArgs(path=iam.IAM_PATH, role=role.name), opts=self._child
-        )
-        return profile, role, grants
+        self._create_metric_filters(identity.log_group)
+        return identity.profile, identity.role, identity.grants
 
     def _create_launch_template(self, args: WorkerPoolArgs, profile: aws.iam.InstanceProfile) -> aws.ec2.LaunchTemplate:
         pool, config = args.pool, args.config
-        tags = {"celery-cluster:stack": config.stack, "celery-cluster:pool": self._pool_name}
-        return aws.ec2.LaunchTemplate(
-            f"{self._name}-lt",
-            aws.ec2.LaunchTemplateArgs(
-                description=f"celery-cluster {config.stack} pool {self._pool_name}",
-                image_id=args.image_id,
-                instance_type=pool.instance_types[0],
-                iam_instance_profile=aws.ec2.LaunchTemplateIamInstanceProfileArgs(arn=profile.arn),
-                user_data=pulumi.Output.from_input(args.user_data).apply(encode),
-                update_default_version=True,
-                metadata_options=aws.ec2.LaunchTemplateMetadataOptionsArgs(
-                    http_endpoint="enabled",
-                    http_tokens="required",  # IMDSv2 only
-                    http_put_response_hop_limit=1,  # no container or forwarded hop reaches IMDS
-                    instance_metadata_tags="enabled",  # the drain agent reads its group name from tags
-                ),
-                block_device_mappings=[
-                    aws.ec2.LaunchTemplateBlockDeviceMappingArgs(
-                        device_name=ROOT_DEVICE,
-                        ebs=aws.ec2.LaunchTemplateBlockDeviceMappingEbsArgs(
-                            encrypted="true",
-                            volume_size=pool.volume_size_gb,
-                            volume_type="gp3",
-                            delete_on_termination="true",
-                        ),
-                    )
-                ],
-                network_interfaces=[
-                    aws.ec2.LaunchTemplateNetworkInterfaceArgs(
-                        device_index=0,
-                        associate_public_ip_address="false",
-                        security_groups=[args.security_group_id],
-                        delete_on_termination="true",
-                    )
-                ],
-                monitoring=aws.ec2.LaunchTemplateMonitoringArgs(enabled=True),
-                tag_specifications=[
-                    aws.ec2.LaunchTemplateTagSpecificationArgs(resource_type=kind, tags=tags)
-                    for kind in ("instance", "volume")
-                ],
-                tags=tags,
-            ),
-            opts=self._child,
+        launch = LaunchArgs(
+            description=f"celery-cluster {config.stack} pool {self._pool_name}",
+            image_id=args.image_id,
+            instance_type=pool.instance_types[0],
+            user_data=args.user_data,
+            security_group_id=args.security_group_id,
+            volume_gb=pool.volume_size_gb,
+            tags={"celery-cluster:stack": config.stack, "celery-cluster:pool": self._pool_name},
+            metadata_tags=True,  # the drain agent reads its group name from tags
+            detailed_monitoring=True,
         )
+        return create_launch_template(self._name, launch, profile, self._child)
 
     def _create_drain_hook(self, config: StackConfig, group: aws.autoscaling.Group) -> aws.autoscaling.LifecycleHook:
         """The termination hook as its own resource: a changed drain window updates the hook in place,

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints, field_validator, model_validator
 
+from celery_cluster_client.routing import QUEUE_NAME
 from infra.config.aws_types import architecture_of, ec2_instance_types
 from infra.config.base import ConfigModel
 from infra.config.errors import KeyRuleError
@@ -16,8 +16,6 @@ from infra.scaling.default_policy import Slo, default_pool_scaling
 from infra.scaling.policy import PoolScaling
 from infra.scaling.schedules import Cron, Schedule, ScheduleError, end_cron, rate_to_cron
 from worker.names import DEAD_LETTER_QUEUE
-
-_QUEUE = re.compile(r"^[A-Za-z0-9_.:-]+$")
 
 
 class SpotConfig(ConfigModel):
@@ -85,7 +83,7 @@ class ScheduleConfig(ConfigModel):
         return Schedule(self.name, Cron.parse(self.cron_expression), self.capacity, float(self.duration_seconds))
 
 
-QueueName = Annotated[str, StringConstraints(pattern=_QUEUE.pattern)]
+QueueName = Annotated[str, StringConstraints(pattern=QUEUE_NAME.pattern)]
 
 
 class PoolConfig(ConfigModel):

@@ -87,7 +87,7 @@ class StackConfig(ConfigModel):
     scheduler_enabled: bool
     scheduler_instance_type: str
     scheduler_lease_seconds: int = Field(ge=5, le=300)
-    # The canary refresh (infra/config/refresh.py, infra.components.canary, infra.refresh).
+    # The canary refresh (infra/config/refresh.py, infra.components.canary, infra.cli.canary_rollout).
     refresh_checkpoint_percentages: tuple[int, ...]
     refresh_checkpoint_delay_seconds: int = Field(ge=0, le=CHECKPOINT_DELAY_MAX)
     refresh_auto_rollback: bool

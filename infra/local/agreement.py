@@ -91,7 +91,7 @@ class Comparison:
         lo, sim = self.local, self.simulated
 
         def first(value: float | None) -> str:
-            return "-" if value is None else f"{value:.0f} s"
+            return "none" if value is None else f"{value:.0f} s"
 
         failures = self.failures()
         verdict = "within tolerance" if not failures else f"{len(failures)} beyond tolerance"

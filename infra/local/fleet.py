@@ -9,6 +9,9 @@ busy machine; a process that is not ready by then starts late, and the view says
 
 A terminated instance drains: SIGTERM, which `start-worker` maps to Celery's soft shutdown (stop
 consuming, finish or requeue the running tasks), and it is billed until its process exits.
+
+A process that exits on its own (a task module that fails to import, a bad setting) is `failed`, and the
+fleet keeps what its log says (`failures`): the run loop stops a run in which no instance can start.
 """
 
 from __future__ import annotations
@@ -20,9 +23,9 @@ from typing import Literal
 
 from celery import Celery
 
-from infra.local.workers import WorkerProcess
+from infra.local.workers import WorkerProcess, log_excerpt
 
-State = Literal["booting", "in service", "draining", "gone"]
+State = Literal["booting", "in service", "draining", "gone", "failed"]
 READY_MARK = b" ready."  # celery.apps.worker logs "<hostname> ready." once its consumer runs
 
 
@@ -52,6 +55,24 @@ class LocalInstance:
         return max(0.0, self.consuming_at - self.in_service_at)
 
 
+@dataclass(frozen=True)
+class Failure:
+    """An instance whose worker process exited without being told to."""
+
+    instance: int
+    phase: str
+    """"booting" or "in service"."""
+    exit_code: int | None
+    log_path: Path
+    excerpt: tuple[str, ...]
+    """The lines of its log that say why (`workers.log_excerpt`)."""
+
+    def lines(self) -> list[str]:
+        code = "" if self.exit_code is None else f" (exit code {self.exit_code})"
+        head = f"instance #{self.instance}'s worker exited while {self.phase}{code}"
+        return [head, f"  its log: {self.log_path}", *(f"  {line}" for line in self.excerpt)]
+
+
 class Fleet:
     """The local pool's instances; `tick(now)` moves each along its life."""
 
@@ -74,6 +95,7 @@ class Fleet:
         self.run_id = run_id
         self.instances: dict[int, LocalInstance] = {}
         self.problems: list[str] = []
+        self.failures: list[Failure] = []
 
     def launch(self, instance_id: int, now: float, in_service_at: float) -> LocalInstance:
         name = f"i-{instance_id:03d}-{self.run_id}"
@@ -91,7 +113,7 @@ class Fleet:
 
     def terminate(self, instance_id: int, now: float) -> None:
         instance = self.instances.get(instance_id)
-        if instance is None or instance.state in ("draining", "gone"):
+        if instance is None or instance.state in ("draining", "gone", "failed"):
             return
         instance.terminated_at = now
         instance.state = "draining"
@@ -101,20 +123,34 @@ class Fleet:
         for instance in self.instances.values():
             if instance.state == "booting":
                 self._boot(instance, now)
-            elif instance.state in ("in service", "draining") and not instance.worker.running():
-                if instance.state == "in service":
-                    self.problems.append(
-                        f"instance {instance.id} exited while in service; see {instance.worker.log_path}"
-                    )
+            elif instance.state == "in service" and not instance.worker.running():
+                self._failed(instance, now)
+            elif instance.state == "draining" and not instance.worker.running():
                 instance.state = "gone"
                 instance.exited_at = now
                 instance.worker.wait(1)
 
+    def _failed(self, instance: LocalInstance, now: float) -> None:
+        failure = Failure(
+            instance.id,
+            instance.state,
+            instance.worker.wait(1),
+            instance.worker.log_path,
+            tuple(log_excerpt(instance.worker.log_path)),
+        )
+        self.failures.append(failure)
+        self.problems.append(f"{failure.lines()[0]}; see {failure.log_path}")
+        instance.state = "failed"
+        instance.exited_at = now
+
+    def can_start(self) -> bool:
+        """False once an instance failed to boot and none serves: no instance can start with this code."""
+        booted_none = any(f.phase == "booting" for f in self.failures) and self.count("in service") == 0
+        return not booted_none
+
     def _boot(self, instance: LocalInstance, now: float) -> None:
         if not instance.worker.running():
-            self.problems.append(f"instance {instance.id} exited while booting; see {instance.worker.log_path}")
-            instance.state = "gone"
-            instance.exited_at = now
+            self._failed(instance, now)
             return
         if not instance.ready:
             path = instance.worker.log_path

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from infra.config import ROOT, load_stack_config
 from infra.local.timescale import DEFAULT_WINDOWS, window
-from infra.scaling.aws_model import BOOT_SECONDS, ModelAssumptions
+from infra.scaling.assumptions import ModelAssumptions, default_assumptions
 from infra.scaling.simulator import PoolSpec
 from infra.scaling.traces import Trace, built_in, read_csv
 from infra.simulation.stack import pool_spec
@@ -87,5 +87,4 @@ def local_trace(plan: TwinPlan, spec: PoolSpec) -> Trace:
 
 
 def assumptions_for(plan: TwinPlan, spec: PoolSpec) -> ModelAssumptions:
-    boot = BOOT_SECONDS[spec.image_mode] if plan.boot_seconds is None else plan.boot_seconds
-    return ModelAssumptions(boot_seconds=boot)
+    return default_assumptions(spec.image_mode, plan.boot_seconds)

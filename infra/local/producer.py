@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 import uuid
@@ -51,18 +52,33 @@ class Producer(threading.Thread):
                 task_wall = round(self.clock.wall(seconds), 4)
                 self.sent.append(app.send_task("cluster.sleep", args=[task_wall], queue=self.queue).id)
             self.canaries_sent = len(canaries)
-            deadline = time.monotonic() + self.canary_timeout
-            for token, result in canaries:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or self.stop.is_set():
-                    break
-                try:
-                    if result.get(timeout=remaining, propagate=False) == token:
-                        self.canaries_returned += 1
-                except ResultTimeoutError:
-                    break
+            self._collect(canaries)
         except BaseException as exc:  # reported by the main loop; the run ends with what was sent
             self.error = exc
         finally:
+            # Each result subscribes to its task's channel and unsubscribes when garbage-collected; one
+            # collected after the run stopped the broker printed "Exception ignored in AsyncResult.__del__
+            # ... Retry limit exceeded" (a traceback keeps this frame, and so the results, alive). Drop them
+            # now, while the broker is up.
+            for _, result in canaries:
+                with contextlib.suppress(Exception):  # a broker already gone: nothing left to unsubscribe from
+                    app.backend.remove_pending_result(result)
+                result.backend = None  # and its __del__ does nothing
+            canaries.clear()
             app.close()
             self.done.set()
+
+    def _collect(self, canaries: list[tuple[str, AsyncResult]]) -> None:
+        """Wait for each canary's token, a second at a time so that a stopped run does not wait."""
+        deadline = time.monotonic() + self.canary_timeout
+        for token, result in canaries:
+            while not self.stop.is_set() and time.monotonic() < deadline:
+                try:
+                    returned = result.get(timeout=min(1.0, max(deadline - time.monotonic(), 0.01)), propagate=False)
+                except ResultTimeoutError:
+                    continue
+                if returned == token:
+                    self.canaries_returned += 1
+                break
+            else:
+                return

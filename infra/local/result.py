@@ -7,12 +7,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from infra.local.accounting import Tally
-from infra.local.fleet import Fleet
+from infra.local.fleet import Failure, Fleet
 from infra.scaling.aws_model import GroupModel, PoolSample, ScalingEvent
 from infra.scaling.simulator import PoolSpec, SimulationResult, summarise_run
 from infra.scaling.traces import Trace
 
 PERIODIC_PREFIX = "periodic:"
+# Why a run stopped before its trace and its last tasks were done (`TwinResult.stopped`).
+NO_WORKER_STARTS = "no worker could start"
+INTERRUPTED = "interrupted"
 
 
 @dataclass(frozen=True)
@@ -39,11 +42,16 @@ class TwinResult:
     """Most wall seconds a sample was read after its 10 s boundary (the queue as it was that much later)."""
     periodic: tuple[int, int] | None = None
     """With the schedulers (`--scheduler`): periodic runs journalled, and how many of them ran twice."""
+    stopped: str | None = None
+    """None when the run went to its end; else why it stopped early (NO_WORKER_STARTS, INTERRUPTED, a timeout)."""
+    failures: tuple[Failure, ...] = ()
+    """Worker processes that exited without being told to, with what their logs say."""
 
     @property
     def ok(self) -> bool:
         return (
-            self.tally.lost == 0
+            self.stopped is None
+            and self.tally.lost == 0
             and self.tally.sent == self.local.tasks
             and self.canaries_returned == self.canaries_sent
             and (self.periodic is None or self.periodic[1] == 0)

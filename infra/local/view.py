@@ -8,7 +8,7 @@ from rich.console import Group, RenderableType
 from rich.panel import Panel
 from rich.table import Table
 
-from infra.local.fleet import LocalInstance
+from infra.local.fleet import Failure, LocalInstance
 from infra.scaling.aws_model import AlarmState, ScalingEvent
 
 
@@ -34,6 +34,7 @@ class Status:
     alarms: tuple[AlarmState, ...]
     events: tuple[ScalingEvent, ...]
     header: str
+    failures: tuple[Failure, ...] = ()
 
 
 def clock(seconds: float) -> str:
@@ -53,10 +54,32 @@ def event_line(event: ScalingEvent) -> str:
     )
 
 
-# Rows the live view needs besides the instance list: header 4, the "now" table 5, the alarm and
-# events lines, and the panel borders. The instance list gets what is left, so 80x24 shows every panel.
+# Rows the live view needs besides the instance list and a failure: header 4, the "now" table and its
+# legend 3, the alarm line 1, the events panel 5, the workers panel's borders 2, and a spare row for a
+# header line that wraps. The instance list gets what is left, so 80x24 shows every panel.
 _FIXED_ROWS = 16
 _EVENTS_SHOWN = 3
+LEGEND = "backlog/inst = (waiting + in flight) / in service; target = what the SLO allows"
+
+
+def alarms_line(alarms: tuple[AlarmState, ...]) -> str:
+    """Which alarms are in ALARM (with the last value), and which are OK; one that acts on nothing says so."""
+
+    def firing(alarm: AlarmState) -> str:
+        value = "-" if alarm.last_value is None else f"{alarm.last_value:.3g}"
+        return f"{alarm.name} ({value}{'' if alarm.acts else ', no action'})"
+
+    in_alarm = [firing(a) for a in alarms if a.in_alarm]
+    ok = [a.name for a in alarms if not a.in_alarm]
+    if not in_alarm:
+        return f"alarms: none in ALARM; OK: {', '.join(ok) or 'none'}"
+    return f"alarms in ALARM: {', '.join(in_alarm)}; {len(ok)} OK"
+
+
+def failure_panel(failure: Failure) -> Panel:
+    """The first worker that failed, and the lines of its log that say why."""
+    head, *excerpt = failure.lines()
+    return Panel("\n".join(excerpt), title=f"[red]{head}[/]", title_align="left", border_style="red")
 
 
 def render(status: Status, height: int = 24) -> RenderableType:
@@ -71,7 +94,7 @@ def render(status: Status, height: int = 24) -> RenderableType:
     in_service = sum(1 for i in status.instances if i.state == "in service")
     over = status.oldest_age > status.slo_seconds
     p95_ok = status.p95_wait is None or status.p95_wait <= status.slo_seconds
-    now = Table(expand=True, box=None, padding=(0, 1))
+    now = Table(expand=True, box=None, padding=(0, 1), caption=LEGEND, caption_justify="left")
     for column in ("waiting", "in flight", "oldest", "p50 wait", "p95 wait", "SLO", "backlog/inst", "target"):
         now.add_column(column, justify="right", no_wrap=True)
     now.add_row(
@@ -92,20 +115,22 @@ def render(status: Status, height: int = 24) -> RenderableType:
     for _ in range(4):
         workers.add_column(no_wrap=True)
     shown = [i for i in status.instances if i.state != "gone"]
-    room = max(height - _FIXED_ROWS, 0)
+    failure = failure_panel(status.failures[0]) if status.failures else None
+    room = max(height - _FIXED_ROWS - (len(status.failures[0].lines()) + 1 if failure else 0), 0)
     for instance in shown[-room:] if room else []:
-        colour = {"booting": "yellow", "in service": "green", "draining": "magenta"}.get(instance.state, "dim")
+        colour = {"booting": "yellow", "in service": "green", "draining": "magenta", "failed": "red"}.get(
+            instance.state, "dim"
+        )
         note = f"started {instance.late_seconds:.0f} s late" if instance.late_seconds >= 5 else ""
         pid = str(instance.worker.process.pid) if instance.worker.process else "-"
         workers.add_row(f"#{instance.id}", f"[{colour}]{instance.state}[/]", f"pid {pid}", note)
-    firing = [a for a in status.alarms if a.in_alarm]
-    alarms = ", ".join(f"{a.name} ({'-' if a.last_value is None else f'{a.last_value:.3g}'})" for a in firing)
     events = "\n".join(event_line(e) for e in status.events[-_EVENTS_SHOWN:]) or "none yet"
     return Group(
         Panel(head, title="make local: the local twin", title_align="left"),
         now,
+        *([failure] if failure else []),
         Panel(workers, title=f"workers: desired {status.desired}; {summary}", title_align="left"),
-        f"alarms in ALARM: {alarms or 'none'}",
+        alarms_line(status.alarms),
         Panel(events, title="recent scale events", title_align="left"),
     )
 
@@ -115,10 +140,12 @@ def line(status: Status) -> str:
     booting = sum(1 for i in status.instances if i.state == "booting")
     serving = sum(1 for i in status.instances if i.state == "in service")
     draining = sum(1 for i in status.instances if i.state == "draining")
+    failed = sum(1 for i in status.instances if i.state == "failed")
     alarms = ",".join(a.name for a in status.alarms if a.in_alarm) or "none"
     return (
         f"[{clock(status.now)}/{clock(status.duration)}] waiting {status.waiting} in flight {status.in_flight} "
         f"oldest {status.oldest_age:.0f}s (SLO {status.slo_seconds:.0f}s) | p95 {_wait(status.p95_wait)} | "
-        f"workers {serving} in service, {booting} booting, {draining} draining (desired {status.desired}) | "
-        f"alarms: {alarms} | done {status.completed}/{status.total}"
+        f"workers {serving} in service, {booting} booting, {draining} draining"
+        f"{f', {failed} failed' if failed else ''} (desired {status.desired}) | "
+        f"alarms in ALARM: {alarms} | done {status.completed}/{status.total}"
     )

@@ -4,6 +4,7 @@ with the pool's queues and concurrency in the environment."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -16,6 +17,28 @@ from celery import Celery
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 START_WORKER = REPO_ROOT / "image" / "bin" / "start-worker"
+EXCERPT_LINES = 5
+_TRACEBACK = "Traceback (most recent call last):"
+# Frames of these are Celery's and Python's machinery around the import, not the line to fix.
+_LIBRARY_FRAME = re.compile(r'^\s*File "[^"]*(/site-packages/|/lib/python\d[^/]*/|<frozen )')
+
+
+def log_excerpt(path: Path, lines: int = EXCERPT_LINES) -> list[str]:
+    """The lines of a worker's log that say why it exited: from a traceback, the innermost frame of your
+    code (file, line, source) and the exception; otherwise the first lines (a bad setting is one line)."""
+    try:
+        text = path.read_text(errors="replace")
+    except OSError as exc:
+        return [f"(no log: {exc.strerror})"]
+    if _TRACEBACK not in text:
+        return [line for line in text.splitlines() if line.strip()][:lines] or ["(the log is empty)"]
+    tail = text.rsplit(_TRACEBACK, 1)[1].splitlines()
+    frames = [i for i, line in enumerate(tail) if line.lstrip().startswith('File "')]
+    own = [i for i in frames if not _LIBRARY_FRAME.match(tail[i])]
+    end = next((i for i, line in enumerate(tail) if line and not line[0].isspace()), len(tail))
+    error = [line for line in tail[end:] if line.strip()][:2]
+    where = tail[own[-1] : own[-1] + 2] if own else []
+    return [line.strip() for line in [*where, *error]][:lines]
 
 
 @dataclass

@@ -19,6 +19,8 @@ class AlarmState:
     in_alarm: bool
     last_value: float | None
     """The statistic of the last closed period; None when that period had no sample."""
+    acts: bool = True
+    """False for an alarm whose state changes nothing (target tracking's low alarm when scale-in is off)."""
 
 
 @dataclass

@@ -89,5 +89,26 @@ class ModelAssumptions:
     threshold has run for this many seconds (DRAIN_PROTECT_IDLE_SECONDS, worker.drain.settings; a test
     holds the two equal)."""
 
+    empty_group_counts_as: int = 1
+    """Target tracking sets the capacity in proportion to the metric (TT); with zero capacity AWS
+    documents nothing. The model counts an empty group as this many instances (0: target tracking
+    never leaves zero). Our policy does not depend on it: CapacityNeeded has no datum at zero in
+    service, and the from-zero step (ChangeInCapacity) takes the pool off zero. The reference
+    policies do (Copilot's target tracking from zero)."""
+
+    min_adjustment_at_zero: bool = False
+    """Whether MinAdjustmentMagnitude lifts a PercentChangeInCapacity step of an empty group (0 % of 0
+    instances is 0; API documents rounding only for 0 < |x| < 1, and MinAdjustmentMagnitude with an
+    example at 4 instances). False: no change, so our latency net and burst step never leave zero by
+    themselves; the from-zero step does."""
+
     termination_seed: int = 11
     """TERM ends with "terminate one of these instances at random": the model's random choice is seeded."""
+
+
+def default_assumptions(image_mode: ImageMode, boot_seconds: float | None = None) -> ModelAssumptions:
+    """What the model assumes for a pool booting from `image_mode`: its launch-to-ready (BOOT_SECONDS),
+    or `boot_seconds` where the operator overrides it, and every other default. One definition for
+    scripts/simulate, the local twin, `make bench` and the CI test of the promise, so none of them
+    judges the policy under an easier model than the others."""
+    return ModelAssumptions(boot_seconds=BOOT_SECONDS[image_mode] if boot_seconds is None else boot_seconds)

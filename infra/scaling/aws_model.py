@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 
 from infra.scaling.alarms import AlarmState, MetricAlarm
 from infra.scaling.assumptions import BOOT_SECONDS, GROUP_METRIC_SECONDS, ImageMode, ModelAssumptions
@@ -29,7 +30,7 @@ from infra.scaling.group_state import (
 )
 from infra.scaling.policy import SCALE_IN_RATIO, PoolScaling, StepScalingPolicy, TargetTrackingPolicy
 from infra.scaling.schedules import START_WEEKDAY
-from infra.scaling.signals import MetricFunction, metric_functions
+from infra.scaling.signals import PUBLISHED, REFERENCE_METRICS, published
 
 # The names callers import from here: the model's inputs and outputs.
 __all__ = [
@@ -50,12 +51,9 @@ _Wanted = tuple[int, str, float, str]
 
 
 class _TargetTracking:
-    def __init__(
-        self, name: str, policy: TargetTrackingPolicy, metric: MetricFunction, assumptions: ModelAssumptions
-    ) -> None:
+    def __init__(self, name: str, policy: TargetTrackingPolicy, assumptions: ModelAssumptions) -> None:
         self.name = name
         self.policy = policy
-        self.metric = metric
         period = float(policy.metric_period_seconds)
         # TT: AWS creates and manages two alarms per policy, a high one for scale-out and a low one
         # for scale-in; the low one fires only under the target less a margin ("more than 10% below").
@@ -80,10 +78,9 @@ class _TargetTracking:
 
 
 class _StepScaling:
-    def __init__(self, name: str, policy: StepScalingPolicy, metric: MetricFunction) -> None:
+    def __init__(self, name: str, policy: StepScalingPolicy) -> None:
         self.name = name
         self.policy = policy
-        self.metric = metric
         self.alarm = MetricAlarm(
             float(policy.metric_period_seconds),
             policy.evaluation_periods,
@@ -126,7 +123,6 @@ class GroupModel:
         self._next_id = 0
         self._rng = random.Random(assumptions.termination_seed)
         self.events: list[ScalingEvent] = []
-        metrics = metric_functions(scaling.signal)
         tt = [
             ("target-tracking", scaling.target_tracking),
             *(("target-tracking", p) for p in scaling.extra_target_tracking),
@@ -134,10 +130,13 @@ class GroupModel:
         steps = [(f"step-{name}", policy) for name, policy in scaling.step_policies]
         if not include_pool_policies:
             tt, steps = [], []
-        self._tt = [
-            _TargetTracking(n, p, metrics[p.metric_name], assumptions) for n, p in [*tt, *extra.target_tracking]
-        ]
-        self._steps = [_StepScaling(n, p, metrics[p.metric_name]) for n, p in [*steps, *extra.step_scaling]]
+        self._tt = [_TargetTracking(n, p, assumptions) for n, p in [*tt, *extra.target_tracking]]
+        self._steps = [_StepScaling(n, p) for n, p in [*steps, *extra.step_scaling]]
+        read = {t.policy.metric_name for t in self._tt} | {s.policy.metric_name for s in self._steps}
+        unknown = sorted(read - PUBLISHED - set(REFERENCE_METRICS))
+        if unknown:
+            raise ValueError(f"no policy can read {', '.join(unknown)}: neither published nor a reference metric")
+        self._references = {name: REFERENCE_METRICS[name] for name in read & set(REFERENCE_METRICS)}
         self._tt_names = {t.name for t in self._tt}
         if not self._tt and not self._steps:
             raise ValueError("GroupModel needs at least one policy")
@@ -174,13 +173,12 @@ class GroupModel:
         live = self.live()
         ready = sum(1 for i in live if i.in_service_at <= now and not i.warming(now))
         return GroupView(
-            # Our metric math divides by the publisher's count, read once per sample.
+            # The capacity rule divides by the publisher's count, read once per sample.
             in_service=self._in_service_at(now - self.assumptions.publisher_lag_seconds),
             ready=ready,
             concurrency=self.concurrency,
             # ASGM: AWS/AutoScaling group metrics are one-minute datapoints: the count at the last minute.
             group_metric_in_service=self._in_service_at(math.floor(now / GROUP_METRIC_SECONDS) * GROUP_METRIC_SECONDS),
-            configured_task_seconds=self.scaling.signal.average_task_seconds,
         )
 
     def warming_count(self, now: float) -> int:
@@ -191,7 +189,8 @@ class GroupModel:
         states: list[AlarmState] = []
         for tt in self._tt:
             states.append(tt.high.state(f"{tt.name} high"))
-            states.append(tt.low.state(f"{tt.name} low"))
+            # AWS keeps the low alarm even when the policy does not scale in; its ALARM then does nothing.
+            states.append(replace(tt.low.state(f"{tt.name} low"), acts=not tt.policy.disable_scale_in))
         states.extend(step.alarm.state(step.name) for step in self._steps)
         return states
 
@@ -201,14 +200,23 @@ class GroupModel:
     # ------------------------------------------------------------------ input
 
     def observe(self, sample: PoolSample) -> None:
-        """One published sample (every 10 s from our publisher). Each alarm adds it to its current period."""
+        """One sample (every 10 s from our publisher): what the publisher publishes for it (the capacity
+        rule, `infra.scaling.signals.published`), and the reference policies' metrics."""
         group = self.view(sample.at)
+        values = published(sample, group, self.scaling.signal)
+        values.update({name: metric(sample, group) for name, metric in self._references.items()})
+        self.observe_published(sample.at, values)
+
+    def observe_published(self, at: float, values: Mapping[str, float | None]) -> None:
+        """Datapoints as CloudWatch receives them at `at`, by metric name. Each alarm adds its metric's to
+        its current period; a metric absent or None has no datum (a sample the publisher missed, or
+        CapacityNeeded at zero in service), and a period without one is missing data."""
         for tt in self._tt:
-            value = tt.metric(sample, group)
-            tt.high.add(value, sample.at)
-            tt.low.add(value, sample.at)
+            value = values.get(tt.policy.metric_name)
+            tt.high.add(value, at)
+            tt.low.add(value, at)
         for step in self._steps:
-            step.alarm.add(step.metric(sample, group), sample.at)
+            step.alarm.add(values.get(step.policy.metric_name), at)
 
     # ------------------------------------------------------------------ decisions
 
@@ -261,8 +269,10 @@ class GroupModel:
         if tt.high.action_due(now):
             tt.high.acted(now)
             # TT: capacity proportional to the metric, rounded up ("scales out proportionally to the
-            # metric as fast as it can"). A pool at zero counts as one instance: an assumption, AWS is silent.
-            wanted = math.ceil(max(base, 1) * value / target)
+            # metric as fast as it can"). An empty group: `empty_group_counts_as`, an assumption (AWS is
+            # silent) that only the reference policies rely on; ours has no datum at zero.
+            counted = base if base > 0 else self.assumptions.empty_group_counts_as
+            wanted = math.ceil(counted * value / target)
             out_wanted.append((wanted, tt.name, value, f"{tt.policy.metric_name} {value:.3g} > target {target:.3g}"))
         elif tt.low.action_due(now) and not tt.policy.disable_scale_in:
             tt.low.acted(now)
@@ -291,6 +301,10 @@ class GroupModel:
         kind = step.policy.adjustment_type
         if kind == "ExactCapacity":
             wanted = change
+        elif kind == "PercentChangeInCapacity" and self.desired == 0 and not self.assumptions.min_adjustment_at_zero:
+            # API: 0 % of an empty group is 0, and rounding is documented only for 0 < |x| < 1; whether
+            # MinAdjustmentMagnitude lifts that 0 is not documented (`min_adjustment_at_zero`).
+            return
         elif kind == "PercentChangeInCapacity":
             # API (PercentChangeInCapacity): a fraction is rounded towards zero when its magnitude is
             # above 1, away from zero between 0 and 1; MinAdjustmentMagnitude sets a floor.

@@ -1,16 +1,18 @@
 """Our default scaling policy for a pool, derived from what its operator states (`Slo`).
 
-It needs no guess of the task time: every signal uses the task time the workers measure
-(METRIC_TASK_SECONDS), with `averageTaskSeconds` only as the value until a task has ended (FILL in
-the metric math). The signals are defined in `infra.scaling.signals`, rendered by
-`infra.components.scaling_math`. Numbers and why: docs/scaling.md; measured by `make bench`.
+It needs no guess of the task time: the capacity rule (`worker.publisher.capacity`) uses the task time
+the workers measure, with `averageTaskSeconds` only until a task has ended. The publisher computes the
+rule every sample and publishes its values; each policy below reads one of those metrics (names in
+`worker.names`). Numbers and why: docs/scaling.md; measured by `make bench`.
 
-- Target tracking (scale-out only) on CapacityNeeded = MIN(estimated queue wait / target wait,
-  process demand), target 1. The estimated queue wait (work queued ahead x measured task time /
-  processes) sizes the pool for short tasks; process demand ((busy + waiting) / processes) caps it for
-  long ones: a pool of 10-minute tasks scales out as soon as every process is busy and work waits, by
-  as many instances as the waiting tasks need, and not by what a 10-minute wait estimate would ask.
-- A one-datapoint step on the same signal for the start of a burst (target tracking needs three).
+- Target tracking (scale-out only) on CapacityNeeded, target 1: the estimated queue wait (work queued
+  ahead x measured task time / processes) over the target wait for short tasks; process demand
+  ((busy + waiting) / processes) with headroom for long ones, so a pool of 10-minute tasks scales out
+  as soon as every process is busy and work waits, by as many instances as the waiting tasks need.
+- A one-datapoint step on the same metric for the start of a burst (target tracking needs three).
+- Scale-out from zero: with no instance in service CapacityNeeded has no datum (target tracking's
+  proportional change of zero capacity is zero, and AWS documents PercentChangeInCapacity rounding only
+  for 0 < x < 1), so a ChangeInCapacity step on InstancesNeededAtZero adds what the backlog needs.
 - A safety net on queue latency (oldest message) at the SLO.
 - Scale-in, with hysteresis: while the pool would still run under SCALE_IN_LOAD with one instance
   fewer, for SCALE_IN_SECONDS; never below one instance. Going from one to none takes a separate
@@ -24,15 +26,15 @@ from typing import Final
 
 from infra.scaling.policy import (
     PoolScaling,
-    PoolSignal,
     StepAdjustment,
     StepScalingPolicy,
     TargetTrackingPolicy,
-    _finite_positive,
-    _require,
+    finite_positive,
+    require,
 )
 from infra.scaling.schedules import Schedule
-from infra.scaling.signals import SIGNAL_ACTIVITY, SIGNAL_CAPACITY_NEEDED, SIGNAL_LOAD_WITH_ONE_FEWER
+from worker.names import METRIC_BACKLOG, METRIC_CAPACITY_NEEDED, METRIC_LOAD_WITH_ONE_FEWER, METRIC_NEEDED_AT_ZERO
+from worker.publisher.capacity import PoolSignal
 
 TARGET_WAIT_SHARE: Final = 0.5
 """The estimated queue wait that target tracking holds, as a share of the SLO: p95 must stay under
@@ -53,6 +55,10 @@ in->out reversal within 5 minutes fewer on long tasks (2 instead of 3 in 4 h).""
 TO_ZERO_MINUTES: Final = 15
 """A minSize 0 pool goes from one instance to none after this many minutes with no task seen."""
 
+STEP_ADJUSTMENTS_MAX: Final = 20
+"""Step adjustments per step scaling policy: 20
+(https://docs.aws.amazon.com/autoscaling/ec2/userguide/ec2-auto-scaling-quotas.html)."""
+
 
 def target_backlog_per_instance(
     acceptable_latency_seconds: float,
@@ -68,13 +74,13 @@ def target_backlog_per_instance(
     and Copilot's `queue_delay`). Our estimated queue wait is the same idea in seconds, with the
     measured task time. Every input must be > 0; a bad one raises PolicyError naming it.
     """
-    _finite_positive("acceptable_latency_seconds", acceptable_latency_seconds)
-    _finite_positive("average_task_seconds", average_task_seconds)
-    _require(
+    finite_positive("acceptable_latency_seconds", acceptable_latency_seconds)
+    finite_positive("average_task_seconds", average_task_seconds)
+    require(
         isinstance(concurrency_per_instance, int) and not isinstance(concurrency_per_instance, bool),
         f"concurrency_per_instance must be an integer, got {concurrency_per_instance!r}",
     )
-    _require(concurrency_per_instance >= 1, f"concurrency_per_instance must be >= 1, got {concurrency_per_instance}")
+    require(concurrency_per_instance >= 1, f"concurrency_per_instance must be >= 1, got {concurrency_per_instance}")
     return acceptable_latency_seconds / average_task_seconds * concurrency_per_instance
 
 
@@ -98,7 +104,7 @@ class Slo:
         target_backlog_per_instance(
             self.acceptable_latency_seconds, self.average_task_seconds, self.concurrency_per_instance
         )
-        _finite_positive("latency_alarm_seconds", self.latency_alarm_seconds)
+        finite_positive("latency_alarm_seconds", self.latency_alarm_seconds)
 
     @property
     def target_backlog_per_instance(self) -> float:
@@ -120,7 +126,7 @@ class Slo:
 
 
 def default_latency_net(slo: Slo, warmup_seconds: int) -> StepScalingPolicy:
-    """The safety net: oldest message at or over the SLO on 3 of 3 datapoints adds 25% / 50% / 100% (at
+    """The safety net: oldest message at or over the SLO on 3 of 3 datapoints adds 50% / 100% / 200% (at
     least one instance) by how far over (under 1.5x, up to 3x, beyond), for what the other signals miss:
     tasks whose time nobody has measured yet."""
     slo_seconds = slo.acceptable_latency_seconds
@@ -139,7 +145,7 @@ def default_latency_net(slo: Slo, warmup_seconds: int) -> StepScalingPolicy:
 
 def default_fast_scale_out(warmup_seconds: int) -> StepScalingPolicy:
     """From one 10 s datapoint of CapacityNeeded >= 1.5, add about what it asks: +50% under 2, +100%
-    under 3, +200% under 5, +400% beyond; at least 2 instances (a pool at zero gets 2 at once)."""
+    under 3, +200% under 5, +400% beyond; at least 2 instances. Never at zero in service (no datum)."""
     at = FAST_SCALE_OUT_AT
     return StepScalingPolicy(
         threshold=at,
@@ -151,7 +157,7 @@ def default_fast_scale_out(warmup_seconds: int) -> StepScalingPolicy:
         ),
         adjustment_type="PercentChangeInCapacity",
         min_adjustment_magnitude=2,
-        metric_name=SIGNAL_CAPACITY_NEEDED,
+        metric_name=METRIC_CAPACITY_NEEDED,
         statistic="Average",
         evaluation_periods=1,
         datapoints_to_alarm=1,
@@ -174,7 +180,7 @@ def default_scale_in(warmup_seconds: int) -> StepScalingPolicy:
         ),
         adjustment_type="PercentChangeInCapacity",
         min_adjustment_magnitude=1,
-        metric_name=SIGNAL_LOAD_WITH_ONE_FEWER,
+        metric_name=METRIC_LOAD_WITH_ONE_FEWER,
         statistic="Maximum",
         evaluation_periods=periods,
         datapoints_to_alarm=periods,
@@ -190,12 +196,52 @@ def default_to_zero(warmup_seconds: int) -> StepScalingPolicy:
         threshold=0.0,
         steps=(StepAdjustment(scaling_adjustment=0, lower_bound=None, upper_bound=0.0),),
         adjustment_type="ExactCapacity",
-        metric_name=SIGNAL_ACTIVITY,
+        metric_name=METRIC_BACKLOG,
         statistic="Maximum",
         metric_period_seconds=60,
         evaluation_periods=TO_ZERO_MINUTES,
         datapoints_to_alarm=TO_ZERO_MINUTES,
         comparison="LessThanOrEqualToThreshold",
+        estimated_instance_warmup_seconds=warmup_seconds,
+    )
+
+
+def from_zero_ladder(max_size: int) -> tuple[int, ...]:
+    """The instance counts the from-zero step can add, at most STEP_ADJUSTMENTS_MAX of them: every count
+    up to max_size when that fits, else 1, 2, 3, ... growing geometrically to max_size."""
+    if max_size <= STEP_ADJUSTMENTS_MAX:
+        return tuple(range(1, max_size + 1))
+    last = STEP_ADJUSTMENTS_MAX - 1
+    ladder: list[int] = []
+    for index in range(last):
+        ladder.append(max(ladder[-1] + 1 if ladder else 1, round(max_size ** (index / last))))
+    return (*ladder, max_size)
+
+
+def default_from_zero(max_size: int, warmup_seconds: int) -> StepScalingPolicy:
+    """With no instance in service, one 10 s datapoint of InstancesNeededAtZero >= 1 adds the ladder's
+    count at or above it (ChangeInCapacity: a count, not a percentage of zero). While the launched
+    instances warm up, a repeat in the same step adds nothing and a higher step adds the difference
+    (STEP, warm-up), so the repeats of the alarm every minute do not stack up."""
+    ladder = from_zero_ladder(max_size)
+    # Threshold 1, so a need of n instances is n - 1 above it; needs are whole numbers, so the step that
+    # adds ladder[i] covers n - 1 in [ladder[i - 1], ladder[i]).
+    steps = [
+        StepAdjustment(
+            scaling_adjustment=count,
+            lower_bound=float(ladder[index - 1]) if index else 0.0,
+            upper_bound=float(count) if index < len(ladder) - 1 else None,
+        )
+        for index, count in enumerate(ladder)
+    ]
+    return StepScalingPolicy(
+        threshold=1.0,
+        steps=tuple(steps),
+        adjustment_type="ChangeInCapacity",
+        metric_name=METRIC_NEEDED_AT_ZERO,
+        statistic="Maximum",
+        evaluation_periods=1,
+        datapoints_to_alarm=1,
         estimated_instance_warmup_seconds=warmup_seconds,
     )
 
@@ -212,6 +258,7 @@ def default_pool_scaling(
     steps: list[tuple[str, StepScalingPolicy]] = [
         ("latency", default_latency_net(slo, warmup_seconds)),
         ("fast-out", default_fast_scale_out(warmup_seconds)),
+        ("from-zero", default_from_zero(max_size, warmup_seconds)),
         ("scale-in", default_scale_in(warmup_seconds)),
     ]
     if min_size == 0:
@@ -222,25 +269,11 @@ def default_pool_scaling(
         max_size=max_size,
         target_tracking=TargetTrackingPolicy(
             target_value=1.0,
-            metric_name=SIGNAL_CAPACITY_NEEDED,
+            metric_name=METRIC_CAPACITY_NEEDED,
             estimated_instance_warmup_seconds=warmup_seconds,
             disable_scale_in=True,
         ),
         steps=tuple(steps),
         signal=slo.signal_with(warmup_seconds),
         schedules=schedules,
-    )
-
-
-def untuned_pool_scaling(pool: str, slo: Slo, min_size: int, max_size: int, warmup_seconds: int = 120) -> PoolScaling:
-    """Plain target tracking on the same signal, scaling in by AWS's proportional rule: the policy
-    without its steps, kept for the bench row that shows what they buy."""
-    return PoolScaling(
-        pool=pool,
-        min_size=min_size,
-        max_size=max_size,
-        target_tracking=TargetTrackingPolicy(
-            target_value=1.0, metric_name=SIGNAL_CAPACITY_NEEDED, estimated_instance_warmup_seconds=warmup_seconds
-        ),
-        signal=slo.signal_with(warmup_seconds),
     )

@@ -80,8 +80,6 @@ class GroupView:
     concurrency: int
     group_metric_in_service: int = 0
     """AWS/AutoScaling GroupInServiceInstances: one-minute granularity (ASGM), so up to a minute old."""
-    configured_task_seconds: float = 1.0
-    """The pool's averageTaskSeconds: metric math's FILL value until a measured task time exists."""
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -53,35 +54,41 @@ def write_plot(
 
     fig, axes = plt.subplots(4, 1, figsize=(12, 11), sharex=True, constrained_layout=True)
     fig.suptitle(title, fontsize=13, fontweight="bold")
-    x0 = first.t / scale
     # Arrivals are the same trace for every policy; a moving mean reads better than 10 s counts.
     window, label = (60, "10 min mean") if hours else (6, "1 min mean")
-    axes[0].plot(x0, _smooth(first.arrivals_per_second, window), color="#333333", linewidth=1.2)
+    axes[0].plot(first.t / scale, _smooth(first.arrivals_per_second, window), color="#333333", linewidth=1.2)
     axes[0].set_ylabel(f"arrivals / s\n({label})")
-
     for index, result in enumerate(results):
-        timeline = result.timeline
-        keep = timeline.t <= span
-        x = timeline.t[keep] / scale
-        if index < highlighted:
-            style = {"color": _STRONG[index % len(_STRONG)], "linewidth": 2.0, "zorder": 3}
-        else:
-            style = {"color": _MUTED[(index - highlighted) % len(_MUTED)], "linewidth": 1.1, "alpha": 0.9}
-        if never_left_zero(result):
-            # Its queue only grows: drawn, it would flatten every other line. The legend says so instead.
-            label = (
-                f"{result.policy}  never left 0 instances: backlog and latency not drawn (p95 {result.p95_wait:.0f} s)"
-            )
-            axes[1].plot([], [], label=label, linestyle="--", **style)
-            axes[3].step(x, timeline.in_service[keep], where="post", linestyle="--", **style)
-            continue
-        label = f"{result.policy}  (p95 {result.p95_wait:.0f} s, {result.instance_hours:.1f} inst-h)"
-        if timeline.t.size and timeline.t[-1] > span:
-            label += f", tasks left waiting until {timeline.t[-1] / scale:.0f} {unit}: cut off"
-        axes[1].plot(x, timeline.backlog[keep], label=label, **style)
-        axes[2].plot(x, timeline.oldest_age[keep], **style)
-        axes[3].step(x, timeline.in_service[keep], where="post", **style)
+        strong = index < highlighted
+        palette, offset = (_STRONG, index) if strong else (_MUTED, index - highlighted)
+        style: dict[str, Any] = {"color": palette[offset % len(palette)]}
+        style.update({"linewidth": 2.0, "zorder": 3} if strong else {"linewidth": 1.1, "alpha": 0.9})
+        _draw_result(axes, result, span, scale, unit, style)
+    _label_axes(axes, slo_seconds, unit, span / scale)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
+
+def _draw_result(axes: Any, result: SimulationResult, span: float, scale: float, unit: str, style: Any) -> None:
+    timeline = result.timeline
+    keep = timeline.t <= span
+    x = timeline.t[keep] / scale
+    if never_left_zero(result):
+        # Its queue only grows: drawn, it would flatten every other line. The legend says so instead.
+        label = f"{result.policy}  never left 0 instances: backlog and latency not drawn (p95 {result.p95_wait:.0f} s)"
+        axes[1].plot([], [], label=label, linestyle="--", **style)
+        axes[3].step(x, timeline.in_service[keep], where="post", linestyle="--", **style)
+        return
+    label = f"{result.policy}  (p95 {result.p95_wait:.0f} s, {result.instance_hours:.1f} inst-h)"
+    if timeline.t.size and timeline.t[-1] > span:
+        label += f", tasks left waiting until {timeline.t[-1] / scale:.0f} {unit}: cut off"
+    axes[1].plot(x, timeline.backlog[keep], label=label, **style)
+    axes[2].plot(x, timeline.oldest_age[keep], **style)
+    axes[3].step(x, timeline.in_service[keep], where="post", **style)
+
+
+def _label_axes(axes: Any, slo_seconds: float, unit: str, x_max: float) -> None:
     axes[1].set_ylabel("backlog\n(waiting + in flight)")
     axes[1].legend(loc="upper right", fontsize=9, framealpha=0.9)
     axes[2].axhline(slo_seconds, color="#222222", linestyle="--", linewidth=1.2)
@@ -102,7 +109,4 @@ def write_plot(
         axis.set_ylim(bottom=0)
         axis.margins(x=0)
         # The first (our) run sets the time axis: a reference that strands tasks does not stretch it.
-        axis.set_xlim(0, span / scale)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+        axis.set_xlim(0, x_max)

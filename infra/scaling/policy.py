@@ -18,6 +18,7 @@ from typing import Final, Literal
 
 from infra.scaling.schedules import Schedule
 from worker.names import METRIC_BACKLOG_PER_INSTANCE, METRIC_OLDEST_AGE
+from worker.publisher.capacity import PoolSignal
 
 AdjustmentType = Literal["ChangeInCapacity", "PercentChangeInCapacity", "ExactCapacity"]
 # CloudWatch periods target tracking accepts for a customized metric (TargetTrackingMetricStat.Period:
@@ -41,24 +42,24 @@ class PolicyError(ValueError):
     """A policy value is invalid; the message names the field and the value."""
 
 
-def _require(condition: bool, message: str) -> None:
+def require(condition: bool, message: str) -> None:
     if not condition:
         raise PolicyError(message)
 
 
-def _finite_positive(name: str, value: float) -> None:
-    _require(
+def finite_positive(name: str, value: float) -> None:
+    require(
         isinstance(value, int | float) and math.isfinite(value) and value > 0,
         f"{name} must be a finite number > 0, got {value!r}",
     )
 
 
 def _non_negative(name: str, value: float) -> None:
-    _require(value >= 0, f"{name} must be >= 0, got {value!r}")
+    require(value >= 0, f"{name} must be >= 0, got {value!r}")
 
 
 def _period(policy: str, value: int) -> None:
-    _require(value in METRIC_PERIODS, f"{policy}.metric_period_seconds must be one of {METRIC_PERIODS}, got {value!r}")
+    require(value in METRIC_PERIODS, f"{policy}.metric_period_seconds must be one of {METRIC_PERIODS}, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -86,8 +87,8 @@ class TargetTrackingPolicy:
     """True: this policy only adds instances (TargetTrackingConfiguration.DisableScaleIn)."""
 
     def __post_init__(self) -> None:
-        _finite_positive("target_tracking.target_value", self.target_value)
-        _require(bool(self.metric_name), "target_tracking.metric_name must not be empty")
+        finite_positive("target_tracking.target_value", self.target_value)
+        require(bool(self.metric_name), "target_tracking.metric_name must not be empty")
         _period("target_tracking", self.metric_period_seconds)
         _non_negative("target_tracking.estimated_instance_warmup_seconds", self.estimated_instance_warmup_seconds)
 
@@ -116,7 +117,7 @@ class StepAdjustment:
 
     def __post_init__(self) -> None:
         if self.lower_bound is not None and self.upper_bound is not None:
-            _require(
+            require(
                 self.lower_bound < self.upper_bound,
                 f"step lower_bound {self.lower_bound} must be below upper_bound {self.upper_bound}",
             )
@@ -174,41 +175,41 @@ class StepScalingPolicy:
     """With PercentChangeInCapacity, the least number of instances a step changes (MinAdjustmentMagnitude)."""
 
     def __post_init__(self) -> None:
-        _require(
+        require(
             math.isfinite(self.threshold) and self.threshold >= 0,
             f"step_scaling.threshold must be >= 0, got {self.threshold!r}",
         )
-        _require(len(self.steps) > 0, "step_scaling.steps must hold at least one step")
-        _require(
+        require(len(self.steps) > 0, "step_scaling.steps must hold at least one step")
+        require(
             self.metric_period_seconds in (10, 30)
             or (self.metric_period_seconds >= 60 and self.metric_period_seconds % 60 == 0),
             f"step_scaling.metric_period_seconds must be 10, 30 or a multiple of 60, got {self.metric_period_seconds}",
         )
-        _require(
+        require(
             self.evaluation_periods >= 1, f"step_scaling.evaluation_periods must be >= 1, got {self.evaluation_periods}"
         )
-        _require(
+        require(
             1 <= self.datapoints_to_alarm <= self.evaluation_periods,
             f"step_scaling.datapoints_to_alarm must be within 1..evaluation_periods ({self.evaluation_periods}), "
             f"got {self.datapoints_to_alarm}",
         )
-        _require(self.cooldown_seconds >= 0, f"step_scaling.cooldown_seconds must be >= 0, got {self.cooldown_seconds}")
+        require(self.cooldown_seconds >= 0, f"step_scaling.cooldown_seconds must be >= 0, got {self.cooldown_seconds}")
         _non_negative("step_scaling.estimated_instance_warmup_seconds", self.estimated_instance_warmup_seconds)
         if self.min_adjustment_magnitude is not None:
-            _require(
+            require(
                 self.adjustment_type == "PercentChangeInCapacity",
                 "step_scaling.min_adjustment_magnitude is valid only with PercentChangeInCapacity",
             )
-            _require(self.min_adjustment_magnitude >= 1, "step_scaling.min_adjustment_magnitude must be >= 1")
+            require(self.min_adjustment_magnitude >= 1, "step_scaling.min_adjustment_magnitude must be >= 1")
         _check_steps(self.steps)
         if self.scales_in:
-            _require(
+            require(
                 all(s.upper_bound is not None and s.upper_bound <= 0 for s in self.steps),
                 "a LessThan step policy's steps must lie at or below the threshold (upper_bound <= 0)",
             )
         else:
             first = self.steps[0].lower_bound
-            _require(
+            require(
                 first is not None and first >= 0,
                 "a GreaterThan step policy's steps must start at or above the threshold (lower_bound >= 0)",
             )
@@ -249,35 +250,14 @@ def _check_steps(steps: tuple[StepAdjustment, ...]) -> None:
     # a null upper bound; the alarm's breach side decides whether bounds are >= 0 or <= 0.
     # https://docs.aws.amazon.com/autoscaling/ec2/userguide/as-scaling-simple-step.html
     ordered = sorted(steps, key=lambda s: -math.inf if s.lower_bound is None else s.lower_bound)
-    _require(list(ordered) == list(steps), "step_scaling.steps must be sorted by lower_bound")
-    _require(sum(s.lower_bound is None for s in steps) <= 1, "only one step may have no lower_bound")
-    _require(sum(s.upper_bound is None for s in steps) <= 1, "only one step may have no upper_bound")
+    require(list(ordered) == list(steps), "step_scaling.steps must be sorted by lower_bound")
+    require(sum(s.lower_bound is None for s in steps) <= 1, "only one step may have no lower_bound")
+    require(sum(s.upper_bound is None for s in steps) <= 1, "only one step may have no upper_bound")
     for before, after in itertools.pairwise(steps):
-        _require(
+        require(
             before.upper_bound is not None and before.upper_bound == after.lower_bound,
             f"steps must be contiguous: upper_bound {before.upper_bound} is followed by {after.lower_bound}",
         )
-
-
-@dataclass(frozen=True)
-class PoolSignal:
-    """What our metric math needs to know about the pool (constants in the rendered expressions)."""
-
-    concurrency: int = 1
-    """Worker processes per instance: processes in service = in-service instances x this."""
-
-    average_task_seconds: float = 1.0
-    """averageTaskSeconds: the FILL value of the measured task time until a task has ended."""
-
-    acceptable_latency_seconds: float = 60.0
-    """The SLO; with work queued and no instance in service, the estimated wait is at least this."""
-
-    target_wait_seconds: float = 30.0
-    """The estimated queue wait that CapacityNeeded = 1 stands for."""
-
-    headroom_seconds: float = 120.0
-    """For long tasks (measured time over the target wait), the processes kept free for the arrivals of
-    this many seconds: about the time a new instance takes to help (the pool's instance warm-up)."""
 
 
 @dataclass(frozen=True)
@@ -303,7 +283,7 @@ class PoolScaling:
     """Further target-tracking policies (on other metrics); AWS scales out if any wants to and in only if all do."""
 
     signal: PoolSignal = field(default_factory=PoolSignal)
-    """The constants of our metric math."""
+    """The constants of the capacity rule (worker.publisher.capacity), which the publisher gets in POOLS_JSON."""
 
     schedules: tuple[Schedule, ...] = ()
     """Scheduled capacity (`pools.<name>.schedules`): MinSize raised for each window."""
@@ -317,11 +297,11 @@ class PoolScaling:
         return dict(self.steps).get(name)
 
     def __post_init__(self) -> None:
-        _require(bool(self.pool), "pool must not be empty")
-        _require(self.min_size >= 0, f"pool {self.pool}: min_size must be >= 0, got {self.min_size}")
+        require(bool(self.pool), "pool must not be empty")
+        require(self.min_size >= 0, f"pool {self.pool}: min_size must be >= 0, got {self.min_size}")
         names = [name for name, _ in self.steps]
-        _require(len(set(names)) == len(names), f"pool {self.pool}: step policy names must be unique, got {names}")
-        _require(
+        require(len(set(names)) == len(names), f"pool {self.pool}: step policy names must be unique, got {names}")
+        require(
             self.max_size >= max(self.min_size, 1),
             f"pool {self.pool}: max_size ({self.max_size}) must be >= min_size ({self.min_size}) and >= 1",
         )

@@ -28,10 +28,13 @@ from typing import Final
 
 import numpy as np
 
-from infra.scaling.aws_model import BOOT_SECONDS, GroupModel, ModelAssumptions, PoolSample, ScalingEvent
+from infra.scaling.assumptions import default_assumptions
+from infra.scaling.aws_model import GroupModel, ModelAssumptions, PoolSample, ScalingEvent
 from infra.scaling.pool_spec import PoolSpec
 from infra.scaling.references import Contender, ours, reference_contenders
+from infra.scaling.slo import meets_slo
 from infra.scaling.traces import FloatArray, Trace
+from worker.percentiles import percentiles as wait_percentiles
 from worker.runtime.task_stats import WINDOW_MINUTES
 
 __all__ = [
@@ -98,7 +101,7 @@ class SimulationResult:
 
     @property
     def meets_slo(self) -> bool:
-        return self.p95_wait <= self.slo_seconds
+        return meets_slo(self.p95_wait, self.slo_seconds)
 
     @property
     def speed(self) -> float:
@@ -263,7 +266,7 @@ def simulate(
     started_wall = time.perf_counter()
     spec = spec_for_trace(spec, trace)
     if assumptions is None:
-        assumptions = ModelAssumptions(boot_seconds=BOOT_SECONDS[spec.image_mode])
+        assumptions = default_assumptions(spec.image_mode)
     model = contender.build(spec, assumptions)
     pool = _Pool(trace, model, spec.concurrency, spec.drain_seconds)
     arrivals, n = pool.arrivals, pool.n
@@ -366,7 +369,7 @@ def summarise_run(
 ) -> SimulationResult:
     """One run's result from its task waits and its 10 s samples (time, arrivals/s, backlog, oldest
     age, in service, desired): shared by the simulator and the local twin so both report alike."""
-    percentiles = np.percentile(waits, [50, 95, 99]) if waits.size else np.zeros(3)
+    percentiles = wait_percentiles(waits.tolist(), (50, 95, 99)) or [0.0, 0.0, 0.0]
     columns = np.asarray(rows, dtype=np.float64).reshape(-1, 6)
     outs = [e for e in model.events if e.direction == "out"]
     first_after_burst = None

@@ -77,8 +77,35 @@ def _poisson_arrivals(
     return arrivals[arrivals < duration]
 
 
-def _exponential_tasks(n: int, mean: float, rng: np.random.Generator) -> FloatArray:
-    return np.maximum(rng.exponential(mean, n), 0.01)
+TaskSeconds = Callable[[int, np.random.Generator], FloatArray]
+"""Run times of n tasks, drawn after the arrivals from the same generator (so a trace is reproducible)."""
+
+
+def _exponential(mean: float) -> TaskSeconds:
+    return lambda n, rng: np.maximum(rng.exponential(mean, n), 0.01)
+
+
+def _poisson_trace(
+    shape: TraceShape,
+    name: str,
+    duration: float,
+    rate: Callable[[FloatArray], FloatArray],
+    description: str,
+    *,
+    tasks: TaskSeconds | None = None,
+    burst_start: float | None = None,
+    min_size: int | None = None,
+    schedules: tuple[Schedule, ...] = (),
+) -> Trace:
+    """The one skeleton of every built-in trace: Poisson arrivals at `rate`, then each task's run time
+    (exponential with the pool's mean unless the trace says otherwise)."""
+    rng = np.random.default_rng(shape.seed)
+    arrivals = _poisson_arrivals(rate, duration, rng)
+    seconds = (tasks or _exponential(shape.average_task_seconds))(arrivals.size, rng)
+    return Trace(
+        name, arrivals, seconds, duration,
+        burst_start=burst_start, description=description, min_size=min_size, schedules=schedules,
+    )  # fmt: skip
 
 
 def _ramped(level: float, ramp_seconds: float = 600.0) -> Callable[[FloatArray], FloatArray]:
@@ -92,21 +119,24 @@ def _ramped(level: float, ramp_seconds: float = 600.0) -> Callable[[FloatArray],
     return rate
 
 
+def _window(start: float, end: float, inside: float, outside: float) -> Callable[[FloatArray], FloatArray]:
+    """`inside` from `start` to `end`, `outside` before and after: a burst."""
+
+    def rate(t: FloatArray) -> FloatArray:
+        result: FloatArray = np.where((t >= start) & (t < end), inside, outside)
+        return result
+
+    return rate
+
+
 def steady(shape: TraceShape) -> Trace:
-    rng = np.random.default_rng(shape.seed)
-    duration = 2 * 3600.0
-    arrivals = _poisson_arrivals(_ramped(0.4 * shape.capacity_per_second), duration, rng)
-    return Trace(
-        "steady",
-        arrivals,
-        _exponential_tasks(arrivals.size, shape.average_task_seconds, rng),
-        duration,
-        description="2 h of Poisson arrivals at 40% of the pool's full capacity (after a 10 min ramp)",
-    )
+    return _poisson_trace(
+        shape, "steady", 2 * 3600.0, _ramped(0.4 * shape.capacity_per_second),
+        "2 h of Poisson arrivals at 40% of the pool's full capacity (after a 10 min ramp)",
+    )  # fmt: skip
 
 
 def diurnal(shape: TraceShape) -> Trace:
-    rng = np.random.default_rng(shape.seed)
     duration = 24 * 3600.0
     peak = 0.7 * shape.capacity_per_second
 
@@ -117,40 +147,21 @@ def diurnal(shape: TraceShape) -> Trace:
         result: FloatArray = peak * np.minimum(day + shoulder, 1.0)
         return result
 
-    arrivals = _poisson_arrivals(rate, duration, rng)
-    return Trace(
-        "diurnal",
-        arrivals,
-        _exponential_tasks(arrivals.size, shape.average_task_seconds, rng),
-        duration,
-        description="24 h day: 5% of peak at night, peak (70% of full capacity) at noon",
+    return _poisson_trace(
+        shape, "diurnal", duration, rate, "24 h day: 5% of peak at night, peak (70% of full capacity) at noon"
     )
 
 
 def burst(shape: TraceShape) -> Trace:
-    rng = np.random.default_rng(shape.seed)
-    duration = 90 * 60.0
     start, end = 20 * 60.0, 35 * 60.0
-    base, high = 0.1 * shape.capacity_per_second, 0.75 * shape.capacity_per_second
-
-    def rate(t: FloatArray) -> FloatArray:
-        result: FloatArray = np.where((t >= start) & (t < end), high, base)
-        return result
-
-    arrivals = _poisson_arrivals(rate, duration, rng)
-    return Trace(
-        "burst",
-        arrivals,
-        _exponential_tasks(arrivals.size, shape.average_task_seconds, rng),
-        duration,
-        burst_start=start,
-        description="10% of full capacity, then 15 min at 75% from minute 20, then 10% again",
-    )
+    rate = _window(start, end, 0.75 * shape.capacity_per_second, 0.1 * shape.capacity_per_second)
+    return _poisson_trace(
+        shape, "burst", 90 * 60.0, rate,
+        "10% of full capacity, then 15 min at 75% from minute 20, then 10% again", burst_start=start,
+    )  # fmt: skip
 
 
 def spike_to_zero(shape: TraceShape) -> Trace:
-    rng = np.random.default_rng(shape.seed)
-    duration = 60 * 60.0
     start, ramp, stop = 5 * 60.0, 2 * 60.0, 17 * 60.0
     high = 0.6 * shape.capacity_per_second
 
@@ -161,73 +172,51 @@ def spike_to_zero(shape: TraceShape) -> Trace:
         result: FloatArray = np.where(t < stop, high * climb, 0.0)
         return result
 
-    arrivals = _poisson_arrivals(rate, duration, rng)
-    return Trace(
-        "spike-to-zero",
-        arrivals,
-        _exponential_tasks(arrivals.size, shape.average_task_seconds, rng),
-        duration,
-        burst_start=start,
-        description="idle 5 min, a 2 min climb to 60% of full capacity, 10 min there, then zero for 43 min",
-    )
+    return _poisson_trace(
+        shape, "spike-to-zero", 60 * 60.0, rate,
+        "idle 5 min, a 2 min climb to 60% of full capacity, 10 min there, then zero for 43 min", burst_start=start,
+    )  # fmt: skip
 
 
 def heavy_tailed(shape: TraceShape) -> Trace:
-    rng = np.random.default_rng(shape.seed)
-    duration = 2 * 3600.0
-    arrivals = _poisson_arrivals(_ramped(0.4 * shape.capacity_per_second), duration, rng)
     # Pareto task times with alpha 1.5 and the pool's mean: most tasks are short, a few are 50x the mean.
     alpha = 1.5
     scale = shape.average_task_seconds * (alpha - 1) / alpha
-    tasks = np.minimum(scale * (1 + rng.pareto(alpha, arrivals.size)), 100 * shape.average_task_seconds)
-    return Trace(
-        "heavy-tailed",
-        arrivals,
-        tasks,
-        duration,
-        description="2 h at 40% of full capacity; Pareto(1.5) task times with the pool's mean, capped at 100x",
-    )
+
+    def pareto(n: int, rng: np.random.Generator) -> FloatArray:
+        return np.minimum(scale * (1 + rng.pareto(alpha, n)), 100 * shape.average_task_seconds)
+
+    return _poisson_trace(
+        shape, "heavy-tailed", 2 * 3600.0, _ramped(0.4 * shape.capacity_per_second),
+        "2 h at 40% of full capacity; Pareto(1.5) task times with the pool's mean, capped at 100x", tasks=pareto,
+    )  # fmt: skip
 
 
 def misestimated(shape: TraceShape) -> Trace:
     """The burst, with every task 3x longer than the pool's config says (rates sized to the real time)."""
-    rng = np.random.default_rng(shape.seed)
-    duration = 90 * 60.0
     start, end = 20 * 60.0, 35 * 60.0
     real = shape.capacity_per_second / 3
-    base, high = 0.1 * real, 0.6 * real
-
-    def rate(t: FloatArray) -> FloatArray:
-        result: FloatArray = np.where((t >= start) & (t < end), high, base)
-        return result
-
-    arrivals = _poisson_arrivals(rate, duration, rng)
-    return Trace(
-        "misestimated-3x",
-        arrivals,
-        _exponential_tasks(arrivals.size, 3 * shape.average_task_seconds, rng),
-        duration,
-        burst_start=start,
-        description="tasks 3x the configured time; 10% of the real capacity, 15 min at 60% from minute 20",
-    )
+    return _poisson_trace(
+        shape, "misestimated-3x", 90 * 60.0, _window(start, end, 0.6 * real, 0.1 * real),
+        "tasks 3x the configured time; 10% of the real capacity, 15 min at 60% from minute 20",
+        tasks=_exponential(3 * shape.average_task_seconds), burst_start=start,
+    )  # fmt: skip
 
 
 def bimodal(shape: TraceShape) -> Trace:
     """Many short tasks and a few 20x long ones, with the pool's mean overall."""
-    rng = np.random.default_rng(shape.seed)
-    duration = 2 * 3600.0
-    arrivals = _poisson_arrivals(_ramped(0.4 * shape.capacity_per_second), duration, rng)
     long_share, factor = 0.05, 20.0
     short = shape.average_task_seconds / (1 - long_share + long_share * factor)
-    is_long = rng.random(arrivals.size) < long_share
-    tasks = np.where(is_long, factor * short, short) * rng.uniform(0.8, 1.2, arrivals.size)
-    return Trace(
-        "bimodal",
-        arrivals,
-        tasks,
-        duration,
-        description="2 h at 40% of full capacity; 95% short tasks, 5% 20x as long (the pool's mean overall)",
-    )
+
+    def two_modes(n: int, rng: np.random.Generator) -> FloatArray:
+        is_long = rng.random(n) < long_share
+        result: FloatArray = np.where(is_long, factor * short, short) * rng.uniform(0.8, 1.2, n)
+        return result
+
+    return _poisson_trace(
+        shape, "bimodal", 2 * 3600.0, _ramped(0.4 * shape.capacity_per_second),
+        "2 h at 40% of full capacity; 95% short tasks, 5% 20x as long (the pool's mean overall)", tasks=two_modes,
+    )  # fmt: skip
 
 
 FAN_OUT_EVERY: Final = 15 * 60.0
@@ -239,8 +228,6 @@ def periodic_fan_out(shape: TraceShape) -> Trace:
     """Thousands of tasks every 15 minutes (a scheduler's fan-out, at :05, :20, :35, :50) over a light
     background, with the scheduled capacity that known load gets (`pools.<name>.schedules`): the pool at
     maxSize from 2 minutes before each fan-out for 4 minutes."""
-    rng = np.random.default_rng(shape.seed)
-    duration = 2 * 3600.0
     spread = 60.0
     background = 0.05 * shape.capacity_per_second
     # Each fan-out is 1.5 minutes of the pool's full capacity, arriving within one minute.
@@ -250,38 +237,26 @@ def periodic_fan_out(shape: TraceShape) -> Trace:
         result: FloatArray = background + np.where(((t - FAN_OUT_OFFSET) % FAN_OUT_EVERY) < spread, fan_out, 0.0)
         return result
 
-    arrivals = _poisson_arrivals(rate, duration, rng)
     starts = sorted({int((FAN_OUT_OFFSET - FAN_OUT_LEAD) // 60 + k * FAN_OUT_EVERY // 60) % 60 for k in range(4)})
     schedule = Schedule("fan-out", Cron.parse(f"{','.join(map(str, starts))} * * * *"), shape.max_size, 4 * 60.0)
-    return Trace(
-        "periodic-fan-out",
-        arrivals,
-        _exponential_tasks(arrivals.size, shape.average_task_seconds, rng),
-        duration,
-        burst_start=FAN_OUT_OFFSET,
-        description="every 15 min, 90 s of full capacity's work arriving within 1 min; 5% background; "
+    return _poisson_trace(
+        shape, "periodic-fan-out", 2 * 3600.0, rate,
+        "every 15 min, 90 s of full capacity's work arriving within 1 min; 5% background; "
         "scheduled capacity: maxSize from 2 min before each fan-out, for 4 min",
-        schedules=(schedule,),
-    )
+        burst_start=FAN_OUT_OFFSET, schedules=(schedule,),
+    )  # fmt: skip
 
 
 def ramp_cliff(shape: TraceShape) -> Trace:
     """A long ramp to 80% of full capacity, then nothing at all."""
-    rng = np.random.default_rng(shape.seed)
-    duration = 2 * 3600.0
     ramp_end = 90 * 60.0
 
     def rate(t: FloatArray) -> FloatArray:
         result: FloatArray = np.where(t < ramp_end, shape.capacity_per_second * (0.05 + 0.75 * t / ramp_end), 0.0)
         return result
 
-    arrivals = _poisson_arrivals(rate, duration, rng)
-    return Trace(
-        "ramp-cliff",
-        arrivals,
-        _exponential_tasks(arrivals.size, shape.average_task_seconds, rng),
-        duration,
-        description="90 min ramp from 5% to 80% of full capacity, then zero for 30 min",
+    return _poisson_trace(
+        shape, "ramp-cliff", 2 * 3600.0, rate, "90 min ramp from 5% to 80% of full capacity, then zero for 30 min"
     )
 
 
@@ -291,8 +266,6 @@ LONG_TASK_SECONDS: Final = 600.0
 def long_tasks(shape: TraceShape) -> Trace:
     """10-minute tasks whatever the pool's config says, with arrivals that swing between 15% and 75% of
     the processes every 40 minutes."""
-    rng = np.random.default_rng(shape.seed)
-    duration = 4 * 3600.0
     processes = shape.capacity_per_second * shape.average_task_seconds
     mean_rate = processes / LONG_TASK_SECONDS
 
@@ -300,21 +273,19 @@ def long_tasks(shape: TraceShape) -> Trace:
         result: FloatArray = mean_rate * (0.45 + 0.3 * np.sin(2 * np.pi * t / 2400.0))
         return result
 
-    arrivals = _poisson_arrivals(rate, duration, rng)
-    return Trace(
-        "long-tasks",
-        arrivals,
-        LONG_TASK_SECONDS * rng.uniform(0.9, 1.1, arrivals.size),
-        duration,
-        description="10 min tasks (+-10%); arrivals swing between 15% and 75% of the pool's processes every 40 min",
-    )
+    def ten_minutes(n: int, rng: np.random.Generator) -> FloatArray:
+        return LONG_TASK_SECONDS * rng.uniform(0.9, 1.1, n)
+
+    return _poisson_trace(
+        shape, "long-tasks", 4 * 3600.0, rate,
+        "10 min tasks (+-10%); arrivals swing between 15% and 75% of the pool's processes every 40 min",
+        tasks=ten_minutes,
+    )  # fmt: skip
 
 
 def flash_crowd(shape: TraceShape) -> Trace:
     """An idle minSize 0 pool: nothing for 20 minutes, a flash crowd, then a trickle that must not send it
     back to zero, then nothing."""
-    rng = np.random.default_rng(shape.seed)
-    duration = 90 * 60.0
     start, crowd_end, trickle_end = 20 * 60.0, 25 * 60.0, 60 * 60.0
     crowd = 0.7 * shape.capacity_per_second
     trickle = 1 / 30.0
@@ -327,16 +298,11 @@ def flash_crowd(shape: TraceShape) -> Trace:
         )
         return result
 
-    arrivals = _poisson_arrivals(rate, duration, rng)
-    return Trace(
-        "flash-crowd",
-        arrivals,
-        _exponential_tasks(arrivals.size, shape.average_task_seconds, rng),
-        duration,
-        burst_start=start,
-        description="minSize 0 pool idle 20 min; 5 min at 70% of full capacity; a task every 30 s for 35 min",
-        min_size=0,
-    )
+    return _poisson_trace(
+        shape, "flash-crowd", 90 * 60.0, rate,
+        "minSize 0 pool idle 20 min; 5 min at 70% of full capacity; a task every 30 s for 35 min",
+        burst_start=start, min_size=0,
+    )  # fmt: skip
 
 
 BUILT_IN: Final[dict[str, Callable[[TraceShape], Trace]]] = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -19,6 +19,7 @@ from infra.scaling.simulator import (
     perfect_foresight_instance_hours,
     simulate,
 )
+from infra.scaling.slo import meets_slo
 from infra.scaling.traces import Trace
 from infra.simulation.stack import pool_spec
 
@@ -70,9 +71,14 @@ COLUMNS = (
 
 
 def results_rows(
-    results: Sequence[SimulationResult], bound_hours: float, slo_seconds: float
+    results: Sequence[SimulationResult],
+    bound_hours: float,
+    slo_seconds: float,
+    unjudged: Mapping[str, str] | None = None,
 ) -> list[dict[str, str | float | int | None]]:
-    """The table's rows as plain values: one per policy, then the perfect-foresight bound."""
+    """The table's rows as plain values: one per policy, then the perfect-foresight bound. A policy named in
+    `unjudged` (the local twin when some tasks never ran) gets no SLO verdict: "unknown"."""
+    unjudged = unjudged or {}
     rows: list[dict[str, str | float | int | None]] = []
     for result in results:
         values: tuple[str | float | int | None, ...] = (
@@ -89,7 +95,7 @@ def results_rows(
             round(result.cost_usd, 2),
             result.interrupted_tasks,
             round(result.work_lost_seconds),
-            "met" if result.p95_wait <= slo_seconds else "missed",
+            "unknown" if result.policy in unjudged else "met" if meets_slo(result.p95_wait, slo_seconds) else "missed",
         )
         rows.append(dict(zip(COLUMNS, values, strict=True)))
     bound: dict[str, str | float | int | None] = dict.fromkeys(COLUMNS)
@@ -98,8 +104,21 @@ def results_rows(
     return rows
 
 
-# What fits an 80-column terminal: the verdict, the tail wait, the size and the cost against the bound.
-NARROW_COLUMNS = ("policy", "p95 s", "peak", "inst-h", "x bound", "interrupted", "SLO")
+# The columns a narrow terminal loses first (`infra.cli.fit`); it keeps the verdict, the tail wait, the size
+# and the cost against the bound longest: at 80 columns, policy, p95 s, peak, inst-h, x bound and SLO.
+NARROW_DROP_ORDER = (
+    "work lost s",
+    "p50 s",
+    "p99 s",
+    "$",
+    "backlog",
+    "min>SLO",
+    "out/in",
+    "interrupted",
+    "x bound",
+    "inst-h",
+    "peak",
+)
 
 
 def results_table(
@@ -108,19 +127,22 @@ def results_table(
     title: str,
     slo_seconds: float,
     columns: Sequence[str] = COLUMNS,
+    unjudged: Mapping[str, str] | None = None,
 ) -> Table:
+    reasons = "".join(f"; {policy}: SLO unknown, {why}" for policy, why in (unjudged or {}).items())
     table = Table(
         title=title,
         title_justify="left",
         caption=f"waits in seconds; SLO: p95 wait <= {slo_seconds:g} s; backlog = max waiting + in flight; "
-        "interrupted = tasks killed when a drain ended (requeued)",
+        f"interrupted = tasks killed when a drain ended (requeued){reasons}",
     )
     for header in columns:
         table.add_column(header, justify="left" if header == "policy" else "right", no_wrap=header != "policy")
-    for row in results_rows(results, bound_hours, slo_seconds):
+    colours = {"met": "green", "missed": "red", "unknown": "yellow"}
+    for row in results_rows(results, bound_hours, slo_seconds, unjudged):
         cells = {c: "" if row[c] is None else str(row[c]) for c in columns}
         if "SLO" in cells and row["SLO"] is not None:
-            cells["SLO"] = "[green]met[/]" if row["SLO"] == "met" else "[red]missed[/]"
+            cells["SLO"] = f"[{colours[str(row['SLO'])]}]{row['SLO']}[/]"
         for name in ("x bound", "inst-h"):
             if name in cells and isinstance(row[name], float):
                 cells[name] = f"{row[name]:.2f}"

@@ -72,50 +72,62 @@ def problems(text: str) -> list[str]:
     document = yaml.safe_load(text)
     if not isinstance(document, dict):
         return [*found, "document is not a mapping"]
-    for key in ("name", "schemaVersion", "phases"):
-        if key not in document:
-            found.append(f"missing top-level {key!r}")
+    found += _top_level_problems(document)
+    phases = document.get("phases") or []
+    found += _phase_problems(phases)
+    for phase in phases:
+        found += _step_problems(phase)
+    found += download_folder_problems(document)
+    declared = declared_parameters(document)
+    used = set(PARAMETER_REF.findall(text))
+    found += [f"parameter {name} is used but not declared" for name in sorted(used - set(declared))]
+    found += [f"parameter {name} is declared but never used" for name in sorted(set(declared) - used)]
+    return found
+
+
+def _top_level_problems(document: dict[str, Any]) -> list[str]:
+    found = [f"missing top-level {key!r}" for key in ("name", "schemaVersion", "phases") if key not in document]
     if str(document.get("schemaVersion")) != "1.0":
         found.append(f"schemaVersion must be 1.0, got {document.get('schemaVersion')!r}")
-    declared = declared_parameters(document)
     for entry in document.get("parameters", []):
         for name, spec in entry.items():
             if not isinstance(spec, dict) or spec.get("type") != "string":
                 found.append(f"parameter {name}: type must be string")
-    phases = document.get("phases") or []
+    return found
+
+
+def _phase_problems(phases: list[dict[str, Any]]) -> list[str]:
     names = [phase.get("name") for phase in phases]
-    if "build" not in names:
-        found.append("no build phase")
-    for name in names:
-        if name not in PHASES:
-            found.append(f"unknown phase {name!r}")
+    found = [] if "build" in names else ["no build phase"]
+    found += [f"unknown phase {name!r}" for name in names if name not in PHASES]
     if len(set(names)) != len(names):
         found.append("a phase appears twice")
-    for phase in phases:
-        steps = phase.get("steps") or []
-        if not steps:
-            found.append(f"phase {phase.get('name')}: no steps")
-        step_names = [step.get("name") for step in steps]
-        if len(set(step_names)) != len(step_names):
-            found.append(f"phase {phase.get('name')}: step names repeat")
-        for step in steps:
-            where = f"{phase.get('name')}/{step.get('name')}"
-            if not STEP_NAME.match(str(step.get("name"))):
-                found.append(f"{where}: step name must be alphanumeric")
-            if step.get("action") not in ACTIONS:
-                found.append(f"{where}: unknown action {step.get('action')!r}")
-            if "inputs" not in step:
-                found.append(f"{where}: no inputs")
-            if step.get("action") == "ExecuteBash" and not (step.get("inputs") or {}).get("commands"):
-                found.append(f"{where}: ExecuteBash without commands")
-            if step.get("action") == "S3Download":
-                for item in step.get("inputs") or []:
-                    if not PARAMETER_REF.fullmatch(str(item.get("source", "")).strip()):
-                        found.append(f"{where}: S3Download source must be a parameter, not a fixed location")
-    found += download_folder_problems(document)
-    used = set(PARAMETER_REF.findall(text))
-    for name in sorted(used - set(declared)):
-        found.append(f"parameter {name} is used but not declared")
-    for name in sorted(set(declared) - used):
-        found.append(f"parameter {name} is declared but never used")
+    return found
+
+
+def _step_problems(phase: dict[str, Any]) -> list[str]:
+    found: list[str] = []
+    steps = phase.get("steps") or []
+    if not steps:
+        found.append(f"phase {phase.get('name')}: no steps")
+    step_names = [step.get("name") for step in steps]
+    if len(set(step_names)) != len(step_names):
+        found.append(f"phase {phase.get('name')}: step names repeat")
+    for step in steps:
+        where = f"{phase.get('name')}/{step.get('name')}"
+        action, inputs = step.get("action"), step.get("inputs")
+        if not STEP_NAME.match(str(step.get("name"))):
+            found.append(f"{where}: step name must be alphanumeric")
+        if action not in ACTIONS:
+            found.append(f"{where}: unknown action {action!r}")
+        if "inputs" not in step:
+            found.append(f"{where}: no inputs")
+        if action == "ExecuteBash" and not (inputs or {}).get("commands"):
+            found.append(f"{where}: ExecuteBash without commands")
+        downloads = (inputs or []) if action == "S3Download" else []
+        found += [
+            f"{where}: S3Download source must be a parameter, not a fixed location"
+            for item in downloads
+            if not PARAMETER_REF.fullmatch(str(item.get("source", "")).strip())
+        ]
     return found

@@ -91,45 +91,8 @@ def render_scheduler_user_data(mode: ImageMode, runtime: SchedulerRuntime, artef
             raise UserDataError("scheduler: image.mode boot needs the stack's artefact bucket and keys")
         # The same install as a pool instance in boot mode (image/cloud-init/boot.yaml).
         document["packages"] = ["python3.11", "python3.11-pip", "amazon-cloudwatch-agent", "logrotate"]
-        checksums = "".join(
-            f"{sha}  {name}\n"
-            for sha, name in (
-                (artefacts.wheelhouse_sha256, "wheelhouse.tar.gz"),
-                (artefacts.image_files_sha256, "image-files.tar.gz"),
-            )
-        )
-        write_files.append(
-            {
-                "path": "/var/lib/celery-cluster/artefacts.sha256",
-                "owner": "root:root",
-                "permissions": "0644",
-                "content": checksums,
-            }
-        )
-        state = "/var/lib/celery-cluster"
-        runcmd += [
-            ["mkdir", "-p", state],
-            [
-                "aws",
-                "s3",
-                "cp",
-                "--only-show-errors",
-                artefacts.uri(artefacts.wheelhouse_key),
-                f"{state}/wheelhouse.tar.gz",
-            ],
-            [
-                "aws",
-                "s3",
-                "cp",
-                "--only-show-errors",
-                artefacts.uri(artefacts.image_files_key),
-                f"{state}/image-files.tar.gz",
-            ],
-            ["sh", "-c", f"cd {state} && sha256sum --check --strict artefacts.sha256"],
-            ["mkdir", "-p", f"{state}/files"],
-            ["tar", "--extract", "--gzip", "--file", f"{state}/image-files.tar.gz", "--directory", f"{state}/files"],
-            [f"{state}/files/image/bin/install-worker", state],
-        ]
+        write_files.append(_checksums_file(artefacts))
+        runcmd += _boot_install(artefacts)
     runcmd += [
         ["systemctl", "daemon-reload"],
         [AGENT_CTL, "-a", "fetch-config", "-m", "ec2", "-s", "-c", f"file:{CLOUDWATCH_CONFIG}"],
@@ -145,3 +108,32 @@ def render_scheduler_user_data(mode: ImageMode, runtime: SchedulerRuntime, artef
     if len(text.encode()) > USER_DATA_LIMIT:
         raise UserDataError(f"scheduler: user data is {len(text.encode())} bytes, over EC2's 16 KB")
     return text
+
+
+_STATE = "/var/lib/celery-cluster"
+
+
+def _checksums_file(artefacts: BootArtefacts) -> dict[str, str]:
+    checksums = "".join(
+        f"{sha}  {name}\n"
+        for sha, name in (
+            (artefacts.wheelhouse_sha256, "wheelhouse.tar.gz"),
+            (artefacts.image_files_sha256, "image-files.tar.gz"),
+        )
+    )
+    return {"path": f"{_STATE}/artefacts.sha256", "owner": "root:root", "permissions": "0644", "content": checksums}
+
+
+def _boot_install(artefacts: BootArtefacts) -> list[list[str]]:
+    """Download the wheelhouse and image files, check them, and install the worker (image/bin/install-worker)."""
+    state = _STATE
+    copy = ["aws", "s3", "cp", "--only-show-errors"]
+    return [
+        ["mkdir", "-p", state],
+        [*copy, artefacts.uri(artefacts.wheelhouse_key), f"{state}/wheelhouse.tar.gz"],
+        [*copy, artefacts.uri(artefacts.image_files_key), f"{state}/image-files.tar.gz"],
+        ["sh", "-c", f"cd {state} && sha256sum --check --strict artefacts.sha256"],
+        ["mkdir", "-p", f"{state}/files"],
+        ["tar", "--extract", "--gzip", "--file", f"{state}/image-files.tar.gz", "--directory", f"{state}/files"],
+        [f"{state}/files/image/bin/install-worker", state],
+    ]

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from infra.local.redis_server import RedisServer
 from infra.local.workers import START_WORKER
+from infra.servers.redis import RedisServer
 from worker.runtime.settings import SETTINGS_EXIT_CODE
 
 CELERY = str(Path(sys.executable).parent / "celery")
@@ -44,7 +44,7 @@ ANNOTATIONS = "CELERY_TASK_ANNOTATIONS"
 # (id, the environment's bad variables, the variable named, a fragment of the line)
 CASES: list[tuple[str, dict[str, str], str, str]] = [
     ("broker scheme", {"CELERY_BROKER_URL": "http://user:secret@example.com"}, "CELERY_BROKER_URL", "must start with"),
-    ("broker missing", {"CELERY_BROKER_URL": ""}, "CELERY_BROKER_URL", ""),
+    ("broker missing", {"CELERY_BROKER_URL": ""}, "CELERY_BROKER_URL", "is required but not set"),
     ("broker no host", {"CELERY_BROKER_URL": "amqp://"}, "CELERY_BROKER_URL", "has no host"),
     ("broker port word", {"CELERY_BROKER_URL": "redis://:secret@h:notaport/0"}, "CELERY_BROKER_URL", "port"),
     ("broker port range", {"CELERY_BROKER_URL": "redis://h:99999/0"}, "CELERY_BROKER_URL", "1 to 65535"),

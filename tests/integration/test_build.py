@@ -1,13 +1,11 @@
-"""`make build`: two builds of the same source give the same bytes, and the wheelhouse installs
-offline into a fresh virtualenv (as an instance installs it, with no package index)."""
+"""`make build`: two builds of the same source give the same bytes, holding what instances and the Lambda
+need. That the wheelhouse installs offline (no package index) is tested where an instance installs it:
+tests/integration/test_image_files.py runs the image's install-worker on this build."""
 
 from __future__ import annotations
 
 import json
-import platform
-import subprocess
 import tarfile
-import venv
 import zipfile
 from pathlib import Path
 
@@ -15,17 +13,16 @@ import pytest
 
 from infra.artefacts.pipeline import BuildPlan, build, sha256
 from infra.artefacts.targets import IMAGE_FILES, LAMBDA_PYTHON, MANIFEST, PUBLISHER_BUNDLE, Arch, wheelhouse_name
-from tests.built import dist
+from tests.support.built import EPOCH
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
-EPOCH = 1_700_000_000
-
 
 @pytest.fixture(scope="module")
-def builds(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+def builds(dist: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The run's shared build and a second, independent one of the same source and epoch."""
     second = build(BuildPlan(out=tmp_path_factory.mktemp("second") / "dist", epoch=EPOCH), report=lambda _: None)
-    return dist(EPOCH), second.out
+    return dist, second.out
 
 
 def test_two_builds_are_byte_identical(builds: tuple[Path, Path]) -> None:
@@ -67,50 +64,3 @@ def test_artefacts_hold_what_instances_and_lambda_need(builds: tuple[Path, Path]
         assert manifest["lambda"]["runtime"] == f"python{LAMBDA_PYTHON}"
         assert not any(n.endswith(".pyc") or n.startswith("bin/") for n in files)
         assert {info.date_time for info in bundle.infolist()} == {(2023, 11, 14, 22, 13, 20)}
-
-
-@pytest.mark.skipif(platform.machine() != "x86_64", reason="installs the x86_64 wheelhouse on this machine")
-def test_wheelhouse_installs_without_a_package_index(builds: tuple[Path, Path], tmp_path: Path) -> None:
-    with tarfile.open(builds[0] / wheelhouse_name("x86_64")) as tar:
-        tar.extractall(tmp_path, filter="data")
-    venv.create(tmp_path / "venv", with_pip=True)
-    python = tmp_path / "venv" / "bin" / "python"
-    wheelhouse = tmp_path / "wheelhouse"
-    install = subprocess.run(
-        [
-            str(python),
-            "-m",
-            "pip",
-            "install",
-            "--no-index",  # as on an instance: the wheelhouse or nothing
-            "--find-links",
-            str(wheelhouse),
-            "--require-hashes",
-            "--no-deps",
-            "-r",
-            str(wheelhouse / "requirements.txt"),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-        env={"PATH": "/usr/bin:/bin", "PIP_CONFIG_FILE": "/dev/null", "PIP_NO_CACHE_DIR": "1"},
-    )
-    assert install.returncode == 0, install.stderr
-    check = subprocess.run(
-        [str(python), "-m", "pip", "check"], capture_output=True, text=True, check=False, env={"PATH": "/usr/bin:/bin"}
-    )
-    assert check.returncode == 0, check.stdout
-    drain_help = subprocess.run(
-        [str(tmp_path / "venv" / "bin" / "celery-cluster-drain"), "--help"], capture_output=True, text=True, check=False
-    )
-    assert drain_help.returncode == 0, drain_help.stderr
-    assert "DRAIN_" in drain_help.stdout
-    imported = subprocess.run(
-        [str(python), "-c", "import worker.app, worker.drain.agent; print(worker.app.app.main)"],
-        capture_output=True,
-        text=True,
-        check=False,
-        env={"PATH": "/usr/bin:/bin", "CELERY_BROKER_URL": "redis://127.0.0.1:1/0"},
-    )
-    assert imported.returncode == 0, imported.stderr
-    assert imported.stdout.strip() == "worker"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import pickle
+import re
 import subprocess
 import sys
 import threading
@@ -136,7 +137,7 @@ def test_dead_letter_cli_peeks_and_removes(cluster: Cluster) -> None:
 
     def cli(*args: str) -> list[dict[str, Any]]:
         done = subprocess.run(
-            [sys.executable, "-m", "worker.deadletter", *args],
+            [sys.executable, "-m", "worker.deadletter", *args, "--json"],
             env=env,
             capture_output=True,
             text=True,
@@ -237,7 +238,7 @@ def test_a_dead_lettered_task_replayed_after_the_fix_runs_once_and_leaves_the_qu
         assert keys == [delivery_id, delivery_id]
         missing = _deadletter_cli(cluster, "show", letter_id)
         assert missing.returncode == 1
-        assert f"no dead letter with id {letter_id}" in missing.stderr
+        assert f"no dead letter with dead-letter id or task id {letter_id}" in missing.stderr
     finally:
         server.shutdown()
         server.server_close()
@@ -259,3 +260,43 @@ def test_dead_letter_purge_counts_on_a_dry_run_and_then_empties_the_queue(cluste
     done = _deadletter_cli(cluster, "purge")
     assert (done.returncode, done.stdout.strip()) == (0, f"removed 3 dead letter(s) from {cluster.dead_letter_queue}")
     assert cluster.dead_letters(remove=False) == []
+
+
+def _logged_dead_letter(worker_log: Path, task_id: str, timeout: float) -> str:
+    """The dead-letter id the worker's log line gives for `task_id` ("dead-lettered <task id> as <id> ...")."""
+    found: list[str] = []
+
+    def logged() -> bool:
+        text = worker_log.read_text(errors="replace") if worker_log.exists() else ""
+        found[:] = re.findall(rf"dead-lettered {re.escape(task_id)} as (\w+) \(", text)
+        return bool(found)
+
+    _poll(logged, timeout, f"the worker's dead-lettered line for {task_id}")
+    return found[-1]
+
+
+def test_a_dead_letter_is_found_by_the_task_id_in_the_workers_log_line(cluster: Cluster) -> None:
+    worker = cluster.start_worker()
+    (task_id,) = cluster.send("no.such.task", ["x"])  # a name no worker knows: dead-lettered, not dropped
+    letter_id = _logged_dead_letter(worker.log_path, task_id, timeout=30)
+
+    for wanted in (task_id, letter_id):  # either id from the log line finds it
+        shown = _deadletter_cli(cluster, "show", wanted)
+        assert shown.returncode == 0, shown.stderr
+        record = json.loads(shown.stdout)
+        assert (record["task_id"], record["dead_letter_id"], record["reason"]) == (task_id, letter_id, "unknown_task")
+    dry = _deadletter_cli(cluster, "replay", task_id, "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert f"would replay {letter_id} (no.such.task) to {cluster.queue}" in dry.stdout
+
+    # Replayed by the task id: the worker still does not know the task, so it is dead-lettered again, under a
+    # new dead-letter id that the next log line gives; the task id still finds it, and only it.
+    replayed = _deadletter_cli(cluster, "replay", task_id)
+    assert (replayed.returncode, replayed.stdout.splitlines()[-1]) == (0, "replayed 1 dead letter(s)"), replayed
+    _poll(lambda: len(re.findall(f"dead-lettered {task_id} as", worker.log_path.read_text())) == 2, 30, "again")
+    again = _logged_dead_letter(worker.log_path, task_id, timeout=1)
+    assert again != letter_id
+    (record,) = [json.loads(_deadletter_cli(cluster, "show", task_id).stdout)]
+    assert record["dead_letter_id"] == again
+    # Celery's own line says the opposite of what happened to the message: not in the log.
+    assert "ignored and discarded" not in worker.log_path.read_text()

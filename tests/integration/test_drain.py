@@ -8,13 +8,9 @@ boto3 client. Every task is counted through the execution journal: none is lost.
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -22,44 +18,23 @@ import pytest
 import redis
 
 from infra.local.accounting import tally
-from infra.local.redis_server import RedisServer
 from infra.local.workers import WorkerProcess, wait_for_workers
-from tests.fake_imds import ImdsState, fake_imds
-from tests.lifecycle_stub import COMPLETE, HEARTBEAT, LifecycleStub
-from worker.drain.agent import DrainAgent, DrainOutcome, build_agent
-from worker.drain.settings import load_settings
-from worker.instance.imds import LIFECYCLE_STATE_PATH, SPOT_ACTION_PATH, Imds
+from infra.servers.redis import RedisServer
+from tests.support.drain import ASG, HOOK, INSTANCE, agent_for, start_stubborn, wait_for_active
+from tests.support.fake_imds import ImdsState, fake_imds
+from tests.support.lifecycle_stub import COMPLETE, HEARTBEAT, LifecycleStub
+from worker.drain.agent import DrainAgent, DrainOutcome
+from worker.instance.imds import LIFECYCLE_STATE_PATH, SPOT_ACTION_PATH
 from worker.runtime import journal
 from worker.sender import sender_app
 
 pytestmark = [pytest.mark.redis, pytest.mark.timeout(180)]
 
-HOOK = "celery-cluster-dev-default-drain"
-ASG = "celery-cluster-dev-default"
-INSTANCE = "i-0abc1234def567890"
 TASKS = 6
 TASK_SECONDS = 1.5
 SOFT_SHUTDOWN_S = 3
 # Long enough to be running when the notice comes (an inspect round trip takes about a second).
 LONGER_TASK_S = 5.0
-
-
-@dataclass
-class ProcessControl:
-    """The agent's stop action pointed at a real worker process instead of a systemd unit."""
-
-    worker: WorkerProcess
-
-    def stop(self) -> None:
-        self.worker.terminate()
-
-    def requeue(self) -> None:
-        if self.worker.running():
-            assert self.worker.process is not None
-            self.worker.process.send_signal(signal.SIGQUIT)
-
-    def stopped(self) -> bool:
-        return not self.worker.running()
 
 
 @pytest.fixture(scope="module")
@@ -82,44 +57,8 @@ def start_worker(server: RedisServer, name: str, log_dir: Path, soft_shutdown: i
     ).start()
 
 
-def start_stubborn(seconds: float) -> subprocess.Popen[bytes]:
-    """A process that ignores SIGTERM (and the SIGQUIT that requeues before the deadline), returned once it
-    does: a signal during a slow interpreter start-up would still end it and make a test that needs it
-    stubborn pass or fail by the machine's load."""
-    code = (
-        "import signal, time\n"
-        "for s in (signal.SIGTERM, signal.SIGQUIT): signal.signal(s, signal.SIG_IGN)\n"
-        f"print('ignoring', flush=True); time.sleep({seconds})"
-    )
-    process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
-    assert process.stdout is not None
-    assert process.stdout.readline() == b"ignoring\n"
-    return process
-
-
 def journal_url(server: RedisServer) -> str:
     return server.url.removesuffix("/0") + "/1"
-
-
-def agent_for(endpoint: str, worker: WorkerProcess, stub: LifecycleStub) -> DrainAgent:
-    settings = load_settings(
-        lifecycle_hook_name=HOOK,
-        imds_endpoint=endpoint,
-        poll_interval=0.2,
-        heartbeat_interval=0.5,
-        timeout=60,
-        spot_margin=5,
-    )
-    return build_agent(settings, worker=ProcessControl(worker), autoscaling=stub.client, imds=Imds(endpoint=endpoint))
-
-
-def wait_for_active(app: object, count: int, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        active = app.control.inspect(timeout=1.0).active() or {}  # type: ignore[attr-defined]
-        if sum(len(tasks) for tasks in active.values()) >= count:
-            return
-    raise TimeoutError(f"fewer than {count} tasks in flight after {timeout} s")
 
 
 def wait_for_polls(state: ImdsState, count: int, timeout: float = 30) -> None:

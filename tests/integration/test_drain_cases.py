@@ -19,11 +19,10 @@ import redis
 from celery import Celery
 
 from infra.local.accounting import tally
-from infra.local.rabbitmq_server import RabbitMQServer
-from infra.local.redis_server import RedisServer
 from infra.local.workers import WorkerProcess, wait_for_workers
-from tests.fake_imds import fake_imds
-from tests.integration.test_drain import (
+from infra.servers.rabbitmq import RabbitMQServer
+from infra.servers.redis import RedisServer
+from tests.support.drain import (
     ASG,
     HOOK,
     INSTANCE,
@@ -32,7 +31,8 @@ from tests.integration.test_drain import (
     start_stubborn,
     wait_for_active,
 )
-from tests.lifecycle_stub import COMPLETE, HEARTBEAT, LifecycleStub, RefusingStub
+from tests.support.fake_imds import fake_imds
+from tests.support.lifecycle_stub import COMPLETE, HEARTBEAT, LifecycleStub, RefusingStub
 from worker.drain.agent import DrainAgent, DrainOutcome
 from worker.instance.imds import LIFECYCLE_STATE_PATH, SPOT_ACTION_PATH
 from worker.runtime import journal

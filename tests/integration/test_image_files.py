@@ -14,10 +14,9 @@ import pytest
 
 from infra.vm import files
 from infra.vm.user_data import render_user_data, worker_dropin
-from tests.built import dist
-from tests.cloud_init_tool import cloud_init_command
+from tests.support.boot import ARTEFACTS, POOL
+from tests.support.cloud_init_tool import cloud_init_command
 from tests.support.units import restart_prevented
-from tests.unit.test_user_data import ARTEFACTS, POOL
 from worker.runtime.settings import SETTINGS_EXIT_CODE
 
 pytestmark = pytest.mark.timeout(600)
@@ -60,11 +59,11 @@ def test_shellcheck_passes_on_every_shell_script() -> None:
 
 
 @pytest.fixture(scope="module")
-def instance_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def instance_root(dist: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A root file system laid out by the real install-worker from the real build artefacts."""
     root = tmp_path_factory.mktemp("instance")
     artefacts = tmp_path_factory.mktemp("artefacts")
-    built = dist()
+    built = dist
     arch = "arm64" if platform.machine() == "aarch64" else "x86_64"
     shutil.copy(built / f"wheelhouse-{arch}.tar.gz", artefacts / "wheelhouse.tar.gz")
     shutil.copy(built / "image-files.tar.gz", artefacts / "image-files.tar.gz")
@@ -102,6 +101,31 @@ def test_systemd_analyze_verifies_the_installed_units(instance_root: Path) -> No
     assert (done.stdout + done.stderr).strip() == ""
     drain = instance_root / "opt" / "celery-cluster" / "venv" / "bin" / "celery-cluster-drain"
     assert subprocess.run([str(drain), "--help"], capture_output=True, check=False).returncode == 0
+
+
+def test_the_wheelhouse_installed_offline_is_complete(instance_root: Path) -> None:
+    """install-worker installed this build's wheelhouse with no package index (`--no-index
+    --require-hashes`, the fixture's exit 0): nothing is missing, and the worker and the agent load."""
+    bin_dir = instance_root / "opt" / "celery-cluster" / "venv" / "bin"
+    bare = {"PATH": "/usr/bin:/bin"}
+    check = subprocess.run(
+        [str(bin_dir / "python"), "-m", "pip", "check"], capture_output=True, text=True, env=bare, check=False
+    )
+    assert check.returncode == 0, check.stdout
+    drain_help = subprocess.run(
+        [str(bin_dir / "celery-cluster-drain"), "--help"], capture_output=True, text=True, check=False
+    )
+    assert drain_help.returncode == 0, drain_help.stderr
+    assert "DRAIN_" in drain_help.stdout
+    imported = subprocess.run(
+        [str(bin_dir / "python"), "-c", "import worker.app, worker.drain.agent; print(worker.app.app.main)"],
+        capture_output=True,
+        text=True,
+        env={**bare, "CELERY_BROKER_URL": "redis://127.0.0.1:1/0"},
+        check=False,
+    )
+    assert imported.returncode == 0, imported.stderr
+    assert imported.stdout.strip() == "worker"
 
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")

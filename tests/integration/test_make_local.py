@@ -1,15 +1,21 @@
 """`make local`'s job, run as the Makefile runs it: exit 0 and a summary with 0 lost, the simulator's table
-and plot, plain lines when stdout is not a terminal."""
+and plot, plain lines when stdout is not a terminal; a task that did not run is counted as what it is; a
+worker that cannot start stops the run at once, with the error from its log."""
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from infra.local.workers import REPO_ROOT
+
+# A pipe without COLUMNS: every line whole, every column of the table (what a CI log gets).
+PIPE_ENV = {name: value for name, value in os.environ.items() if name not in ("COLUMNS", "LINES")}
 
 
 @pytest.mark.redis
@@ -26,6 +32,7 @@ def test_scripts_local_replays_a_window_with_nothing_lost(tmp_path: Path) -> Non
         text=True,
         timeout=240,
         check=False,
+        env=PIPE_ENV,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout
@@ -36,15 +43,18 @@ def test_scripts_local_replays_a_window_with_nothing_lost(tmp_path: Path) -> Non
     assert sent > 50, out  # 6 model minutes of the dev pool's burst trace: a few hundred tasks
     assert rows["completed"] == str(sent)
     assert rows["lost"] == "0"
-    assert "scale-out" in out  # the burst on an empty dev pool (min 0) makes the model launch instances
+    # The burst on an empty dev pool (min 0) makes the model launch instances: at least one scale-out.
+    scale_outs, _, scale_ins = rows["scale-outs / scale-ins"].partition(" / ")
+    assert int(scale_outs) >= 1, out
+    assert scale_ins.isdigit(), out  # the row holds two counts
     assert re.search(r"│ local twin +│", out)
     assert re.search(r"│ simulator +│", out)
     assert plot.stat().st_size > 10_000
 
 
 @pytest.mark.redis
-def test_scripts_local_exits_1_when_a_task_is_lost(tmp_path: Path) -> None:
-    # One task far longer than the wait for the last tasks (1 s): it cannot complete, so it counts as lost.
+def test_scripts_local_exits_1_when_a_task_does_not_run_and_says_it_never_left_the_queue(tmp_path: Path) -> None:
+    # One task far longer than the wait for the last tasks (1 s): the run ends before it completes.
     trace = tmp_path / "one-long-task.csv"
     trace.write_text("arrival_seconds,task_seconds\n0,6000\n")
     done = subprocess.run(
@@ -57,7 +67,88 @@ def test_scripts_local_exits_1_when_a_task_is_lost(tmp_path: Path) -> None:
         text=True,
         timeout=240,
         check=False,
+        env=PIPE_ENV,
     )
     assert done.returncode == 1, done.stdout + done.stderr
     rows = dict(re.findall(r"│ (\w[\w /()>=-]*?) +│ (.+?) +│", done.stdout))
-    assert (rows["sent"], rows["completed"], rows["lost"]) == ("1", "0", "1"), done.stdout
+    held = int(rows["never delivered (still queued)"]) + int(rows["unfinished (with a worker)"])
+    assert (rows["sent"], rows["completed"], held, rows["lost"]) == ("1", "0", 1, "0"), done.stdout
+    # The p95 of no task is no verdict: the twin's SLO cell says "unknown", never "met".
+    assert re.search(r"│ local twin +│.*│ +unknown │", done.stdout), done.stdout
+
+
+BROKEN_TASKS = "import no_such_package_celery_cluster  # what a missing dependency or a typo does\n"
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize(
+    ("imports", "error"),
+    [
+        # A task module that fails to import: Celery imports it as the worker starts, and the worker exits.
+        ("broken_tasks", "ModuleNotFoundError: No module named 'no_such_package_celery_cluster'"),
+        # A typo in the module name: the worker's settings check refuses it before Celery starts.
+        ("worker.tasks.invoicez", "invalid setting CELERY_IMPORTS: module 'worker.tasks.invoicez' cannot be imported"),
+    ],
+    ids=["module-fails-to-import", "no-such-module"],
+)
+def test_make_local_stops_at_once_when_no_worker_can_start_and_shows_why(
+    imports: str, error: str, tmp_path: Path
+) -> None:
+    # The bad task module reaches the workers the way an extra include does (CELERY_IMPORTS), without
+    # touching worker/app.py; the module itself sits in a scratch directory on PYTHONPATH.
+    (tmp_path / "broken_tasks.py").write_text(BROKEN_TASKS)
+    env = {**PIPE_ENV, "PYTHONPATH": str(tmp_path), "CELERY_IMPORTS": imports}
+    args = f"--log-dir {tmp_path / 'logs'} --out {tmp_path / 'local.png'}"
+    done = subprocess.run(
+        ["make", "--no-print-directory", "-C", str(REPO_ROOT), "local", f"ARGS={args}"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,  # the issue's bound: a newcomer learns why within a minute, not after a 5-minute run
+        check=False,
+    )
+    out = done.stdout + done.stderr
+    assert done.returncode != 0, out
+    assert re.search(r"\] Error 3$", done.stderr, re.MULTILINE), out  # make passes on scripts/local's exit 3
+    assert error in done.stdout, out
+    assert re.search(r"instance #\d+'s worker exited while booting \(exit code \d+\)", done.stdout), out
+    if imports == "broken_tasks":
+        assert f'File "{tmp_path / "broken_tasks.py"}", line 1' in done.stdout, out
+    assert "stopped: no worker could start" in done.stdout, out
+    rows = dict(re.findall(r"│ (\w[\w /()>=-]*?) +│ (.+?) +│", done.stdout))
+    assert rows["completed"] == "0", out
+    assert rows["never delivered (still queued)"] == rows["sent"], out  # not "lost": they never left the queue
+    assert rows["lost"] == "0", out
+    assert "met" not in re.findall(r"\b(met|missed)\b", done.stdout), out
+    assert "Exception ignored" not in out, out  # no AsyncResult.__del__ noise as the broker goes
+
+
+@pytest.mark.redis
+def test_ctrl_c_drains_and_prints_the_counts_so_far(tmp_path: Path) -> None:
+    process = subprocess.Popen(
+        [
+            str(REPO_ROOT / "scripts" / "local"),
+            *("--window", "19:25", "--log-dir", str(tmp_path / "logs"), "--out", str(tmp_path / "local.png")),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=PIPE_ENV,
+    )
+    assert process.stdout is not None
+    seen = []
+    for seen_line in process.stdout:  # wait for the model's first scale-out: workers are up, tasks were sent
+        seen.append(seen_line)
+        if " scale-out " in seen_line:
+            break
+    process.send_signal(signal.SIGINT)  # what Ctrl-C in the terminal sends to the foreground process
+    out, _ = process.communicate(timeout=120)
+    text = "".join(seen) + out
+    assert process.returncode == 130, text
+    rows = dict(re.findall(r"│ (\w[\w /()>=-]*?) +│ (.+?) +│", out))
+    assert int(rows["sent"]) > 0, text
+    assert int(rows["completed"]) + int(rows["never delivered (still queued)"]) + int(
+        rows["unfinished (with a worker)"]
+    ) + int(rows["lost"]) == int(rows["sent"]), text
+    assert "interrupted: the counts so far" in out, text
+    assert "Exception ignored" not in text

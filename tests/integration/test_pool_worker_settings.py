@@ -15,13 +15,13 @@ from typing import Any
 import pytest
 import yaml
 
+from infra.cli.offline_render import render_config
 from infra.config import merged_raw, parse_config, read_stack_file
-from infra.local.redis_server import RedisServer
 from infra.local.workers import WorkerProcess
-from infra.render import render_config
+from infra.servers.redis import RedisServer
 from infra.vm import files
 from tests.support.cluster import unique
-from tests.unit.test_fetchenv import systemd_unquote
+from tests.support.units import systemd_unquote
 from worker.sender import sender_app
 
 pytestmark = [pytest.mark.redis, pytest.mark.timeout(300)]

@@ -1,5 +1,6 @@
-"""A producer outside the repository: a virtualenv holding only the client wheel runs the README's
-example against real Redis and RabbitMQ, and the task runs on the pool its route names."""
+"""A producer outside the repository: `make client` in a fresh clone builds the client wheel without
+installing Pulumi; a virtualenv holding only that wheel runs the README's example against real Redis and
+RabbitMQ, and the task runs on the pool its route names."""
 
 from __future__ import annotations
 
@@ -16,7 +17,6 @@ from typing import Any
 import pytest
 import redis
 
-from infra.artefacts.client import build_client_wheel
 from infra.local.workers import WorkerProcess
 from tests.support.brokers import Broker
 from tests.support.cluster import unique
@@ -37,10 +37,33 @@ def readme_example() -> str:
 
 
 @pytest.fixture(scope="module")
-def producer_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def client_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`make client` as a newcomer runs it: in a fresh clone (this branch's last commit), whose virtualenv
+    it creates; the README's producer section installs what it writes."""
+    clone = tmp_path_factory.mktemp("clone") / "celery-cluster"
+    subprocess.run(["git", "clone", "--quiet", "--no-hardlinks", str(ROOT), str(clone)], check=True)
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "MAKEFLAGS", "MAKELEVEL")}
+    done = subprocess.run(
+        ["make", "--no-print-directory", "client"], cwd=clone, env=env, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    installed = subprocess.run(
+        [str(clone / ".venv" / "bin" / "python"), "-c", "import importlib.util as u; print(u.find_spec('pulumi'))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert installed.stdout.strip() == "None", "make client installed Pulumi"
+    (wheel,) = (clone / "build" / "dist").glob("celery_cluster_client-*-py3-none-any.whl")
+    assert f"pip install '{wheel}[aws]'" in done.stdout  # what it tells you to run next
+    return wheel
+
+
+@pytest.fixture(scope="module")
+def producer_python(client_wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A fresh virtualenv with the client wheel (and what pip resolves for it) and nothing else."""
     scratch = tmp_path_factory.mktemp("producer")
-    wheel = build_client_wheel(ROOT, scratch / "dist", 1_700_000_000)
+    wheel = client_wheel
     venv.create(scratch / "venv", with_pip=True)
     python = scratch / "venv" / "bin" / "python"
     subprocess.run(

@@ -5,59 +5,25 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
-from infra.local.redis_server import RedisServer
 from infra.local.workers import WorkerProcess
-from tests.support.moto_groups import create_group
+from infra.servers.redis import RedisServer
+from tests.support.moto_metrics import NAMESPACE, REGION, group, latest
 from worker.names import METRIC_BACKLOG, METRIC_BACKLOG_PER_INSTANCE, METRIC_IN_FLIGHT, METRIC_OLDEST_AGE
 from worker.publisher.handler import PoolQueues, Publisher, PublisherConfigError, load_config, metric_data
 from worker.publisher.queues import QueueStats, Snapshot, inspector_for
 from worker.sender import sender_app
 
-NAMESPACE = "CeleryCluster/test"
-REGION = "eu-west-1"
-
-
-@pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    with mock_aws():
-        yield
-
-
-def _group(name: str, instances: int) -> None:
-    create_group(name, REGION, desired=instances, max_size=10)
-
-
-def _latest(cloudwatch: Any, name: str, dimensions: dict[str, str]) -> float:
-    now = datetime.now(UTC)
-    points = cloudwatch.get_metric_statistics(
-        Namespace=NAMESPACE,
-        MetricName=name,
-        Dimensions=[{"Name": k, "Value": v} for k, v in dimensions.items()],
-        StartTime=now - timedelta(minutes=5),
-        EndTime=now + timedelta(minutes=1),
-        Period=10,
-        Statistics=["Maximum"],
-    )["Datapoints"]
-    assert points, f"no datapoints for {name} {dimensions}"
-    return float(max(points, key=lambda p: p["Timestamp"])["Maximum"])
-
 
 @pytest.mark.redis
 def test_publishes_backlog_per_instance_with_in_flight(aws: None, tmp_path: Path) -> None:
-    _group("pool-default", instances=2)
-    _group("pool-idle", instances=0)
+    group("pool-default", instances=2)
+    group("pool-idle", instances=0)
     secrets = boto3.client("secretsmanager", region_name=REGION)
     with RedisServer(appendonly=False) as server:
         arn = secrets.create_secret(Name="broker", SecretString=json.dumps({"url": server.url}))["ARN"]
@@ -102,13 +68,13 @@ def test_publishes_backlog_per_instance_with_in_flight(aws: None, tmp_path: Path
     assert all(d["StorageResolution"] == 1 for d in data)
     cloudwatch = boto3.client("cloudwatch", region_name=REGION)
     # default: 3 waiting + 1 running on pub_a, 1 waiting on pub_b = 5, over 2 in-service instances.
-    assert _latest(cloudwatch, METRIC_BACKLOG, {"Pool": "default"}) == 5
-    assert _latest(cloudwatch, METRIC_BACKLOG_PER_INSTANCE, {"Pool": "default"}) == 2.5
-    assert _latest(cloudwatch, METRIC_IN_FLIGHT, {"Pool": "default", "Queue": "pub_a"}) == 1
-    age = _latest(cloudwatch, METRIC_OLDEST_AGE, {"Pool": "default"})
+    assert latest(cloudwatch, METRIC_BACKLOG, {"Pool": "default"}) == 5
+    assert latest(cloudwatch, METRIC_BACKLOG_PER_INSTANCE, {"Pool": "default"}) == 2.5
+    assert latest(cloudwatch, METRIC_IN_FLIGHT, {"Pool": "default", "Queue": "pub_a"}) == 1
+    age = latest(cloudwatch, METRIC_OLDEST_AGE, {"Pool": "default"})
     assert 0 <= age <= time.time() - sent_at
     # A pool at zero instances still reports its whole backlog, so it can scale from zero.
-    assert _latest(cloudwatch, METRIC_BACKLOG_PER_INSTANCE, {"Pool": "idle"}) == 3
+    assert latest(cloudwatch, METRIC_BACKLOG_PER_INSTANCE, {"Pool": "idle"}) == 3
 
 
 def test_run_takes_the_samples_and_stops_before_the_deadline() -> None:
@@ -132,8 +98,9 @@ def test_run_takes_the_samples_and_stops_before_the_deadline() -> None:
     def sleep(seconds: float) -> None:
         now[0] += seconds
 
-    assert stub.run(sleep=sleep, clock=lambda: now[0]) == 6
-    assert calls == [0, 10, 20, 30, 40, 50]
+    # The configured samples, interval_seconds apart from the start (6 x 10 s: one Lambda run a minute).
+    assert stub.run(sleep=sleep, clock=lambda: now[0]) == config.samples
+    assert calls == [i * config.interval_seconds for i in range(config.samples)]
     calls.clear()
     now[0] = 0.0
     # 28 s left in the invocation: samples at 0, 10 and 20, then no room for 30 (+5 s margin).

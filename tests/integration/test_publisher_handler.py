@@ -14,8 +14,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from infra.local.rabbitmq_server import RabbitMQServer
-from tests.integration.test_publisher import NAMESPACE, REGION, _group, _latest
+from infra.servers.rabbitmq import RabbitMQServer
+from tests.support.moto_metrics import NAMESPACE, REGION, group, latest
 from worker.names import METRIC_BACKLOG, METRIC_BACKLOG_PER_INSTANCE
 from worker.publisher import handler as publisher
 from worker.publisher.queues import inspector_for
@@ -48,7 +48,7 @@ def test_handler_publishes_a_rabbitmq_pool_and_stops_before_the_invocation_ends(
     aws: None, rabbitmq_server: RabbitMQServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     queue = f"pub-{uuid.uuid4().hex[:8]}"
-    _group("pool-rabbit", instances=2)
+    group("pool-rabbit", instances=2)
     arn = boto3.client("secretsmanager", region_name=REGION).create_secret(
         Name="broker", SecretString=json.dumps({"url": rabbitmq_server.url})
     )["ARN"]
@@ -82,8 +82,8 @@ def test_handler_publishes_a_rabbitmq_pool_and_stops_before_the_invocation_ends(
     # A whole minute left: every sample is taken.
     assert publisher.handler({}, LambdaContext(remaining_ms=60_000)) == {"samples": 3}
     cloudwatch = boto3.client("cloudwatch", region_name=REGION)
-    assert _latest(cloudwatch, METRIC_BACKLOG, {"Pool": "rabbit"}) == 6
-    assert _latest(cloudwatch, METRIC_BACKLOG_PER_INSTANCE, {"Pool": "rabbit"}) == 3
+    assert latest(cloudwatch, METRIC_BACKLOG, {"Pool": "rabbit"}) == 6
+    assert latest(cloudwatch, METRIC_BACKLOG_PER_INSTANCE, {"Pool": "rabbit"}) == 3
     # The warm container reuses its publisher; with 3 s left it takes the first sample and stops
     # rather than sleep past the end of the invocation (each later sample needs its wait + 5 s).
     cached = publisher._cached

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import redis
 
-from infra.local.rabbitmq_server import RabbitMQServer
-from infra.local.redis_server import RedisServer
 from infra.local.workers import WorkerProcess
+from infra.servers.rabbitmq import RabbitMQServer
+from infra.servers.redis import RedisServer
 from worker.publisher.queues import REDIS_PRIORITY_SEP, InspectionError, QueueInspector, Snapshot, inspector_for
 from worker.sender import sender_app
 

@@ -17,10 +17,10 @@ import pytest
 from kombu.connection import Connection
 from kombu.entity import Queue
 
-from infra.local.rabbitmq_server import RabbitMQServer
-from tests.integration.test_publisher import NAMESPACE, REGION, _group, _latest, aws  # noqa: F401 - fixture
+from infra.servers.rabbitmq import RabbitMQServer
 from tests.support.brokers import Broker
 from tests.support.fixtures import ClusterFactory
+from tests.support.moto_metrics import NAMESPACE, REGION, group, latest
 from worker.names import METRIC_BUSY_PROCESSES, METRIC_TASK_SECONDS
 from worker.publisher.handler import PoolQueues, Publisher, PublisherConfig
 from worker.publisher.queues import QueueStats, Snapshot, inspector_for
@@ -58,9 +58,9 @@ def read_until(reader: RabbitServiceReader, queues: list[str], ended: dict[str, 
         time.sleep(0.2)
 
 
-def test_publishes_what_the_tasks_took_per_pool(aws: None, node: Broker, cluster_factory: ClusterFactory) -> None:  # noqa: F811
-    _group("pool-short", instances=1)
-    _group("pool-long", instances=1)
+def test_publishes_what_the_tasks_took_per_pool(aws: None, node: Broker, cluster_factory: ClusterFactory) -> None:
+    group("pool-short", instances=1)
+    group("pool-long", instances=1)
     short, long = cluster_factory(node), cluster_factory(node)
     short.start_worker(concurrency=2)
     long.start_worker(concurrency=2)
@@ -104,9 +104,9 @@ def test_publishes_what_the_tasks_took_per_pool(aws: None, node: Broker, cluster
     # Each pool's mean is of its own tasks only: at least their sleep, at most the send-to-seen envelope.
     assert SHORT_S <= published["short"] <= envelope, (published, envelope)
     assert LONG_S <= published["long"] <= envelope, (published, envelope)
-    assert _latest(cloudwatch, METRIC_TASK_SECONDS, {"Pool": "short"}) == published["short"]
+    assert latest(cloudwatch, METRIC_TASK_SECONDS, {"Pool": "short"}) == published["short"]
     # Busy processes on RabbitMQ are the in-flight count, and nothing is in flight now.
-    assert _latest(cloudwatch, METRIC_BUSY_PROCESSES, {"Pool": "short"}) == 0
+    assert latest(cloudwatch, METRIC_BUSY_PROCESSES, {"Pool": "short"}) == 0
 
 
 def test_the_window_survives_a_new_reader_and_ends_with_no_value(node: Broker, cluster_factory: ClusterFactory) -> None:

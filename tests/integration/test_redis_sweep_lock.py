@@ -16,7 +16,7 @@ from kombu.connection import Connection
 from kombu.entity import Exchange, Queue
 from kombu.transport.redis import Mutex
 
-from infra.local.redis_server import RedisServer
+from infra.servers.redis import RedisServer
 from tests.support.whereabouts import redis_whereabouts
 from worker.runtime.celeryconfig import build_config
 from worker.runtime.settings import load_settings

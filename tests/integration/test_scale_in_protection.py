@@ -20,12 +20,12 @@ import boto3
 import pytest
 import redis
 
-from infra.local.redis_server import RedisServer
 from infra.local.workers import WorkerProcess, wait_for_workers
-from tests.fake_imds import fake_imds
-from tests.integration.test_drain import ProcessControl
-from tests.integration.test_publisher import REGION, _group, aws  # noqa: F401 - fixture
+from infra.servers.redis import RedisServer
 from tests.support.cluster import unique
+from tests.support.drain import ProcessControl
+from tests.support.fake_imds import fake_imds
+from tests.support.moto_metrics import REGION, group
 from worker.drain.agent import DrainAgent, build_agent
 from worker.drain.settings import load_settings
 from worker.instance.imds import Imds
@@ -45,8 +45,8 @@ SHORT_TASKS = 4
 
 
 def protected(client: Any) -> dict[str, bool]:
-    group = client.describe_auto_scaling_groups(AutoScalingGroupNames=[ASG])["AutoScalingGroups"][0]
-    return {i["InstanceId"]: i["ProtectedFromScaleIn"] for i in group["Instances"]}
+    (described,) = client.describe_auto_scaling_groups(AutoScalingGroupNames=[ASG])["AutoScalingGroups"]
+    return {i["InstanceId"]: i["ProtectedFromScaleIn"] for i in described["Instances"]}
 
 
 def wait_until(what: str, check: Callable[[], bool], timeout: float = 60) -> float:
@@ -64,11 +64,11 @@ def server() -> Iterator[RedisServer]:
 
 
 def test_busy_instance_is_protected_and_scale_in_takes_the_idle_one(
-    aws: None,  # noqa: F811
+    aws: None,
     server: RedisServer,
     tmp_path: Path,
 ) -> None:
-    _group(ASG, instances=2)
+    group(ASG, instances=2)
     autoscaling = boto3.client("autoscaling", region_name=REGION)
     busy_id, idle_id = list(protected(autoscaling))
     journal_url = server.url.removesuffix("/0") + "/1"
@@ -162,13 +162,13 @@ def test_busy_instance_is_protected_and_scale_in_takes_the_idle_one(
 
 
 def test_a_short_task_does_not_protect_its_instance(
-    aws: None,  # noqa: F811
+    aws: None,
     server: RedisServer,
     tmp_path: Path,
 ) -> None:
     """Short tasks back to back on one instance, its agent polling every 0.2 s with the default
     threshold: the agent sees them run and never protects the instance, so scale-in takes it."""
-    _group(ASG, instances=2)
+    group(ASG, instances=2)
     autoscaling = boto3.client("autoscaling", region_name=REGION)
     busy_id, _other = list(protected(autoscaling))
     busy_dir = tmp_path / "busy"

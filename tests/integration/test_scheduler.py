@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from infra.local.redis_server import RedisServer
 from infra.local.scheduler import SchedulerProcess
+from infra.servers.redis import RedisServer
 from tests.support.brokers import Broker
 from tests.support.cluster import Cluster, unique
 from tests.support.fixtures import ClusterFactory

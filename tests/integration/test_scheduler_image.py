@@ -11,8 +11,8 @@ import yaml
 
 from infra.vm import files
 from infra.vm.scheduler_data import SchedulerRuntime, render_scheduler_user_data
-from tests.cloud_init_tool import cloud_init_command
-from tests.unit.test_user_data import ARTEFACTS
+from tests.support.boot import ARTEFACTS
+from tests.support.cloud_init_tool import cloud_init_command
 
 RUNTIME = SchedulerRuntime(
     stack="dev",

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.local.rabbitmq_server import RabbitMQServer
+from infra.servers.rabbitmq import RabbitMQServer
 from tests.support.brokers import Broker
 from tests.support.fixtures import ClusterFactory
 from tests.support.periodic import check_runs, runs, wait_runs, wait_span

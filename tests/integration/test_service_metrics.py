@@ -10,10 +10,19 @@ import boto3
 import pytest
 import redis
 
-from infra.local.redis_server import RedisServer
 from infra.local.workers import WorkerProcess
-from tests.integration.test_publisher import NAMESPACE, REGION, _group, _latest, aws  # noqa: F401 - fixture
-from worker.names import METRIC_BUSY_PROCESSES, METRIC_IN_FLIGHT, METRIC_IN_SERVICE, METRIC_TASK_SECONDS
+from infra.servers.redis import RedisServer
+from tests.support.moto_metrics import NAMESPACE, REGION, group, latest
+from worker.names import (
+    METRIC_BUSY_PROCESSES,
+    METRIC_CAPACITY_NEEDED,
+    METRIC_IN_FLIGHT,
+    METRIC_IN_SERVICE,
+    METRIC_LOAD_WITH_ONE_FEWER,
+    METRIC_NEEDED_AT_ZERO,
+    METRIC_TASK_SECONDS,
+)
+from worker.publisher.capacity import PoolSignal, Sample, capacity
 from worker.publisher.handler import PoolQueues, Publisher, PublisherConfig
 from worker.publisher.queues import QueueStats, Snapshot, inspector_for
 from worker.publisher.service_metrics import RedisServiceReader, pool_values
@@ -23,6 +32,7 @@ from worker.sender import sender_app
 pytestmark = [pytest.mark.redis, pytest.mark.timeout(180)]
 
 SHORT_S = 0.3
+SIGNAL = PoolSignal(concurrency=2, average_task_seconds=5.0, acceptable_latency_seconds=60.0, target_wait_seconds=30.0)
 SHORT_TASKS = 4
 
 
@@ -36,8 +46,8 @@ def wait_for(client: redis.Redis, queue: str, ended: int, running: int, timeout:
         time.sleep(0.2)
 
 
-def test_publishes_measured_task_seconds_busy_processes_and_in_service(aws: None, tmp_path: Path) -> None:  # noqa: F811
-    _group("pool-svc", instances=2)
+def test_publishes_measured_task_seconds_busy_processes_and_in_service(aws: None, tmp_path: Path) -> None:
+    group("pool-svc", instances=2)
     queue = "svc_a"
     with RedisServer(appendonly=False) as server:
         app = sender_app(server.url)
@@ -58,7 +68,7 @@ def test_publishes_measured_task_seconds_busy_processes_and_in_service(aws: None
             config = PublisherConfig(
                 broker_url=server.url,
                 namespace=NAMESPACE,
-                pools=(PoolQueues(name="svc", queues=(queue,), asg="pool-svc"),),
+                pools=(PoolQueues(name="svc", queues=(queue,), asg="pool-svc", signal=SIGNAL),),
             )
             publisher = Publisher(
                 config,
@@ -79,12 +89,18 @@ def test_publishes_measured_task_seconds_busy_processes_and_in_service(aws: None
     cloudwatch = boto3.client("cloudwatch", region_name=REGION)
     pool = {"Pool": "svc"}
     # The short tasks' measured run time: at least what they slept, far from the 120 s ones still running.
-    task_seconds = _latest(cloudwatch, METRIC_TASK_SECONDS, pool)
+    task_seconds = latest(cloudwatch, METRIC_TASK_SECONDS, pool)
     assert SHORT_S <= task_seconds < 120, task_seconds
     # Two processes run a task; the countdown task is in flight but not running.
-    assert _latest(cloudwatch, METRIC_BUSY_PROCESSES, pool) == 2
-    assert _latest(cloudwatch, METRIC_IN_FLIGHT, {**pool, "Queue": queue}) == 3
-    assert _latest(cloudwatch, METRIC_IN_SERVICE, pool) == 2
+    assert latest(cloudwatch, METRIC_BUSY_PROCESSES, pool) == 2
+    assert latest(cloudwatch, METRIC_IN_FLIGHT, {**pool, "Queue": queue}) == 3
+    assert latest(cloudwatch, METRIC_IN_SERVICE, pool) == 2
+    # The capacity rule on those very numbers: nothing waits, 3 in flight of which 2 run, 2 in service.
+    expected = capacity(Sample(waiting=0, in_flight=3, busy=2, task_seconds=task_seconds, in_service=2), SIGNAL)
+    assert expected.needed is not None
+    assert latest(cloudwatch, METRIC_CAPACITY_NEEDED, pool) == pytest.approx(expected.needed)
+    assert latest(cloudwatch, METRIC_LOAD_WITH_ONE_FEWER, pool) == pytest.approx(expected.load_with_one_fewer)
+    assert latest(cloudwatch, METRIC_NEEDED_AT_ZERO, pool) == 0
 
 
 def test_a_stale_running_entry_is_dropped_and_no_task_time_is_made_up() -> None:

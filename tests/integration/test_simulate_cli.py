@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from infra.config import ROOT
 from infra.scaling.traces import Trace, write_csv
 from infra.simulation.report import COLUMNS
+from tests.support.terminal import run_in_terminal
 
 SIMULATE = ROOT / "scripts" / "simulate"
 
@@ -139,3 +142,30 @@ def test_git_ref_without_the_stack_file_is_named() -> None:
     result = _run("--stack", "prod", "--trace", "burst", "--compare-ref", "refs/heads/no-such-branch")
     assert result.returncode == 2
     assert "git ref 'refs/heads/no-such-branch' has no Pulumi.prod.yaml" in result.stderr
+
+
+@pytest.mark.parametrize("where", ["pipe", "terminal"])
+def test_at_80_columns_the_table_drops_columns_and_says_so_and_cuts_no_value(where: str, tmp_path: Path) -> None:
+    argv = [str(SIMULATE), "--stack", "prod", "--pool", "default", "--trace", "burst", "--out", str(tmp_path / "p.png")]
+    if where == "pipe":
+        env = {**os.environ, "COLUMNS": "80"}
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=240, check=False, env=env)
+        returncode, text = done.returncode, done.stdout + done.stderr
+    else:
+        screen = run_in_terminal(argv, columns=80, rows=24)
+        # From the table on: the progress bars before it redraw their line in place (cursor moves).
+        returncode, text = screen.returncode, screen.text[screen.text.index("prod/default on burst") :]
+    assert returncode in (0, 1), text  # met or missed; 2 would be a bad input
+    assert "…" not in text, text
+    too_wide = [line for line in text.splitlines() if len(line) > 80]
+    assert too_wide == [], too_wide
+    dropped = re.search(r"\((\d+) of the table's columns left out to fit 80 columns: ([^;]+);", " ".join(text.split()))
+    assert dropped, text
+    names = dropped.group(2).split(", ")
+    assert len(names) == int(dropped.group(1)), names
+    assert set(names) <= set(COLUMNS), names
+    header = next(line for line in text.splitlines() if "policy" in line and "SLO" in line)
+    kept = [c.strip() for c in header.strip("┃│ ").split("┃" if "┃" in header else "│")]
+    assert kept == [c for c in COLUMNS if c not in names], (kept, names)
+    for policy in ("ours", "perfect"):  # every row is there, its name whole (wrapped between words at most)
+        assert re.search(rf"^[│┃] {policy}\b", text, re.MULTILINE), text

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from infra.local.redis_server import RedisServer
 from infra.local.workers import REPO_ROOT, WorkerProcess, wait_for_workers
+from infra.servers.redis import RedisServer
 from worker.sender import sender_app
 
 pytestmark = pytest.mark.redis

@@ -20,8 +20,8 @@ import pytest
 import redis
 from moto import mock_aws
 
-from infra.local.redis_server import RedisServer
 from infra.local.workers import WorkerProcess, wait_for_workers
+from infra.servers.redis import RedisServer
 from tests.support.moto_groups import create_group
 from worker.sender import sender_app
 from worker.smoke.handler import MARGIN_SECONDS, handler

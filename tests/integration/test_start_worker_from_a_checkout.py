@@ -12,18 +12,20 @@ from pathlib import Path
 
 import pytest
 
+from infra.servers.redis import RedisServer
+
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "image" / "bin" / "start-worker"
 BARE_PATH = "/usr/bin:/bin"  # no virtualenv, no celery
 
 
 @pytest.mark.redis
-def test_start_worker_finds_the_checkouts_virtualenv(tmp_path: Path) -> None:
+def test_start_worker_finds_the_checkouts_virtualenv(tmp_path: Path, redis_server: RedisServer) -> None:
     log = tmp_path / "worker.log"
     env = {
         "PATH": BARE_PATH,
         "HOME": str(tmp_path),
-        "CELERY_BROKER_URL": "redis://127.0.0.1:6379/0",
+        "CELERY_BROKER_URL": redis_server.url,
         "WORKER_QUEUES": f"start-worker-{uuid.uuid4().hex[:8]}",
         "WORKER_CONCURRENCY": "1",
     }

@@ -29,13 +29,13 @@ from moto import mock_aws
 from celery_cluster_client import client_app as producer_app
 from infra.components.broker import MQ_PASSWORD, REDIS_AUTH_TOKEN
 from infra.components.producer_access import producer_secret_document
-from infra.local.rabbitmq_server import RabbitMQServer
-from infra.local.redis_server import RedisServer
-from infra.local.tls import TlsFiles
 from infra.local.workers import REPO_ROOT, WorkerProcess
-from tests.integration import test_worker_faults as faults
+from infra.servers.rabbitmq import RabbitMQServer
+from infra.servers.redis import RedisServer
+from infra.servers.tls import TlsFiles
 from tests.support.brokers import Broker
 from tests.support.credentials import sample_password
+from tests.support.faults import broker_restart_loses_nothing, sigkill_loses_nothing, sigterm_drains_within_the_window
 from tests.support.fixtures import ClusterFactory
 from tests.support.moto_groups import create_group
 from tests.support.tls import make_tls_files
@@ -194,17 +194,17 @@ def test_the_producer_client_sends_a_routed_task_over_tls(
 
 @pytest.mark.slow
 def test_sigkill_over_tls(tls_broker: Broker, cluster_factory: ClusterFactory) -> None:
-    faults.test_sigkill_with_tasks_in_flight_loses_nothing(tls_broker, cluster_factory)
+    sigkill_loses_nothing(tls_broker, cluster_factory)
 
 
 @pytest.mark.slow
 def test_sigterm_drain_over_tls(tls_broker: Broker, cluster_factory: ClusterFactory) -> None:
-    faults.test_sigterm_drains_in_flight_tasks_within_the_window(tls_broker, cluster_factory)
+    sigterm_drains_within_the_window(tls_broker, cluster_factory)
 
 
 @pytest.mark.slow
 def test_broker_restart_over_tls(tls_broker: Broker, cluster_factory: ClusterFactory) -> None:
-    faults.test_broker_restart_under_load_loses_nothing(tls_broker, cluster_factory)
+    broker_restart_loses_nothing(tls_broker, cluster_factory)
 
 
 def _bad_url(

@@ -5,203 +5,94 @@ They run on Redis and on RabbitMQ. Short sleeps keep them quick; each one assert
 
 from __future__ import annotations
 
-import threading
+import os
+import signal
 import time
-from typing import Any
 
 import pytest
 
 from tests.support.brokers import Broker
-from tests.support.cluster import Cluster
+from tests.support.cluster import unique
+from tests.support.faults import (
+    CONCURRENCY,
+    EXIT_MARGIN,
+    broker_restart_loses_nothing,
+    sigkill_loses_nothing,
+    sigterm_drains_within_the_window,
+)
 from tests.support.fixtures import ClusterFactory
-from tests.support.whereabouts import NOWHERE, describe, redis_whereabouts
-
-# Small limits so Redis redelivers a killed worker's tasks within seconds (the settings insist
-# that the visibility timeout exceeds the hard time limit, which exceeds the soft one).
-FAST_REDELIVERY = {
-    "CELERY_VISIBILITY_TIMEOUT": "6",
-    "CELERY_TASK_TIME_LIMIT": "5",
-    "CELERY_TASK_SOFT_TIME_LIMIT": "4",
-}
-CONCURRENCY = 2
-# Under the 4 s soft limit, and long enough that a task seen starting under half of it ago is still
-# running when the kill lands.
-SIGKILL_TASK_SECONDS = 2.0
-# kombu's Redis transport can drop the message a worker's BRPOP took when the broker stops before replying.
-REDIS_BRPOP_DROPS_PER_CONNECTION = 1
-
-
-def start_times(active: list[dict[str, Any]]) -> dict[str, float]:
-    """Each active task's start, as its worker reports it (so a slow machine only makes a test wait)."""
-    return {t["id"]: float(t["time_start"]) for t in active if t.get("time_start")}
 
 
 @pytest.mark.slow
 def test_sigkill_with_tasks_in_flight_loses_nothing(broker: Broker, cluster_factory: ClusterFactory) -> None:
-    cluster = cluster_factory(broker, **FAST_REDELIVERY)
-    first = cluster.start_worker(concurrency=CONCURRENCY)
-    sent = cluster.send("cluster.sleep", [SIGKILL_TASK_SECONDS], count=8)
-
-    # Kill while the worker reports a task that started under half its length ago (its own start time,
-    # so a slow machine only makes the test wait; waiting on completions instead let a busy CI run
-    # observe them so late that every task had finished before the kill).
-    in_flight: list[str] = []
-
-    def fresh(active: list[dict[str, Any]]) -> bool:
-        started = start_times(active)
-        in_flight[:] = [i for i in sent if i in started and time.time() - started[i] < SIGKILL_TASK_SECONDS / 2]
-        return bool(in_flight)
-
-    cluster.wait_inspect("active", fresh, timeout=60)
-    killed_at = time.monotonic()
-    first.kill()  # the whole process group: main process and pool children, as an instance loss
-    first.wait(10)
-    cluster.start_worker(concurrency=CONCURRENCY)
-    result = cluster.wait_all(sent, timeout=60)
-
-    assert result.lost == 0, f"{result}\n{cluster.log_tail()}"
-    # Only tasks that were running on the killed worker may run twice.
-    assert result.duplicates <= CONCURRENCY, result
-    redelivered = [e for e in cluster.journal() if e["task_id"] in sent and e["redelivered"] == "True"]
-    assert set(in_flight) <= {e["task_id"] for e in redelivered}, (in_flight, redelivered)
-    print(
-        f"sigkill on {broker.kind}: {result.completed}/{result.sent} completed, {result.duplicates} duplicates, "
-        f"{len(redelivered)} redelivered, all done {time.monotonic() - killed_at:.1f} s after the kill"
-    )
-
-
-SOFT_SHUTDOWN_WINDOW = 3.0
-EXIT_MARGIN = 10.0
-# The long task outlasts the window by this much from its start, so the drain must cut it off and requeue it.
-LONG_TASK_SECONDS = SOFT_SHUTDOWN_WINDOW + 8.0
-# Short tasks run back to back on the other process; SIGTERM goes out while one has at least half to go.
-SHORT_TASK_SECONDS = 2.0
+    sigkill_loses_nothing(broker, cluster_factory)
 
 
 @pytest.mark.slow
 def test_sigterm_drains_in_flight_tasks_within_the_window(broker: Broker, cluster_factory: ClusterFactory) -> None:
-    # The default (long) visibility timeout: tasks requeued by the drain must come back at once,
-    # not when Redis would redeliver them.
-    cluster = cluster_factory(broker, CELERY_SOFT_SHUTDOWN_TIMEOUT=str(SOFT_SHUTDOWN_WINDOW))
-    first = cluster.start_worker(concurrency=CONCURRENCY)
-    # One process takes the long task (longer than the window), the other runs short ones.
-    long_ids = cluster.send("cluster.sleep", [LONG_TASK_SECONDS])
-    short_ids = cluster.send("cluster.sleep", [SHORT_TASK_SECONDS], count=6)
-    long_ids += cluster.send("cluster.sleep", [LONG_TASK_SECONDS])
-    sent = long_ids + short_ids
-
-    # SIGTERM once the worker reports the long task running and a short one that started under half its
-    # length ago (each task's start as the worker reports it, so a slow machine only makes the test wait).
-    def ready(active: list[dict[str, Any]]) -> bool:
-        started = start_times(active)
-        fresh = [i for i in short_ids if i in started and time.time() - started[i] < SHORT_TASK_SECONDS / 2]
-        return long_ids[0] in started and bool(fresh)
-
-    active = cluster.wait_inspect("active", ready, timeout=90)
-    started = start_times(active)
-    running_short = max((i for i in short_ids if i in started), key=lambda i: started[i])
-    sigterm_at = time.time()
-    first.terminate()  # scale-in: SIGTERM, soft shutdown
-    # The premise, from the worker's own start time: the long task cannot finish inside the window.
-    assert sigterm_at + SOFT_SHUTDOWN_WINDOW < started[long_ids[0]] + LONG_TASK_SECONDS
-    exit_code = first.wait(SOFT_SHUTDOWN_WINDOW + EXIT_MARGIN)
-    exited_after = time.time() - sigterm_at
-    assert exit_code == 0, cluster.log_tail(first)
-
-    cluster.start_worker(concurrency=CONCURRENCY)
-    result = cluster.wait_all(sent, timeout=LONG_TASK_SECONDS + 60)
-    assert result.lost == 0, f"{result}\n{cluster.log_tail()}"
-    assert result.duplicates == 0, result
-
-    entries = {e["task_id"]: e for e in cluster.journal() if e["task_id"] in sent}
-    # The short task running at SIGTERM finished inside the window, on the draining worker...
-    short = entries[running_short]
-    assert short["hostname"].startswith(f"{first.name}@"), short
-    assert sigterm_at < float(short["finished_at"]) < sigterm_at + SOFT_SHUTDOWN_WINDOW, (short, sigterm_at)
-    # ...and the long one, cut off at the end of the window, was requeued and ran on the next worker.
-    assert not entries[long_ids[0]]["hostname"].startswith(f"{first.name}@")
-    print(
-        f"sigterm on {broker.kind}: worker exited {exited_after:.1f} s after SIGTERM (window {SOFT_SHUTDOWN_WINDOW} s)"
-    )
-
-
-class Producer(threading.Thread):
-    """Publishes short tasks at a steady rate; keeps the ids of the publishes that returned.
-
-    A publish that raised (the broker was down longer than the retry policy) is not counted:
-    the producer knows it failed and would resend it.
-    """
-
-    def __init__(self, cluster: Cluster, seconds: float = 0.2, every: float = 0.05) -> None:
-        super().__init__(daemon=True)
-        self.cluster, self.seconds, self.every = cluster, seconds, every
-        self.sent: list[str] = []
-        self.failed = 0
-        self.stopping = threading.Event()
-
-    def run(self) -> None:
-        while not self.stopping.is_set():
-            try:
-                self.sent += self.cluster.send("cluster.sleep", [self.seconds])
-            except Exception:
-                self.failed += 1
-            time.sleep(self.every)
-
-    def stop(self) -> list[str]:
-        self.stopping.set()
-        self.join(60)
-        return list(self.sent)
+    sigterm_drains_within_the_window(broker, cluster_factory)
 
 
 @pytest.mark.slow
 def test_broker_restart_under_load_loses_nothing(own_broker: Broker, cluster_factory: ClusterFactory) -> None:
-    cluster = cluster_factory(own_broker, **FAST_REDELIVERY)
+    broker_restart_loses_nothing(own_broker, cluster_factory)
+
+
+def test_a_task_delivered_twice_counts_as_one_duplicate(broker: Broker, cluster_factory: ClusterFactory) -> None:
+    """The fault tests' `duplicates == 0` means something only if the journal and the count see a second
+    run: the same message (same task id) delivered twice, as a redelivery is, shows as one duplicate."""
+    cluster = cluster_factory(broker)
+    cluster.start_worker(concurrency=CONCURRENCY)
+    task_id = unique("twice")
+
+    def deliver() -> None:
+        cluster.client.send_task("cluster.sleep", args=[0.1], task_id=task_id, queue=cluster.queue)
+
+    # One delivery at a time: the second is sent after the first completed, so both certainly run.
+    deliver()
+    first = cluster.wait_all([task_id], timeout=60)
+    assert (first.completed, first.duplicates) == (1, 0), cluster.log_tail()
+    deliver()
+    counted = cluster.wait_until([task_id], lambda t: t.duplicates > 0, timeout=60)
+    assert (counted.sent, counted.completed, counted.lost, counted.duplicates) == (1, 1, 0, 1), cluster.log_tail()
+
+
+# Long enough that a task the worker reports running is still running when the kill lands.
+CHILD_TASK_SECONDS = 5.0
+
+
+@pytest.mark.slow
+def test_a_pool_child_killed_mid_task_leaves_its_task_to_run_again(
+    broker: Broker, cluster_factory: ClusterFactory
+) -> None:
+    """The out-of-memory case: the kernel kills one prefork child and the worker's main process lives on.
+    With late acks and task_reject_on_worker_lost, the main process rejects the message with requeue, so
+    the task runs again at once (the default visibility timeout, an hour, would be far too late on Redis):
+    never acked as if done, never dead-lettered, never dropped."""
+    cluster = cluster_factory(broker)
     worker = cluster.start_worker(concurrency=CONCURRENCY)
-    producer = Producer(cluster)
-    producer.start()
-    time.sleep(2)
+    (task_id,) = cluster.send("cluster.sleep", [CHILD_TASK_SECONDS])
+    # The child that runs it, as the worker itself reports it (`inspect active` gives each task's pool pid).
+    (active,) = cluster.wait_inspect("active", lambda items: [t["id"] for t in items] == [task_id], timeout=60)
+    child = int(active["worker_pid"])
+    assert child != worker.pid, "inspect reported the main process as the task's process"
+    killed_at = time.time()
+    os.kill(child, signal.SIGKILL)
+    # The premise, from the worker's own start time: the task had not ended when its process died.
+    assert killed_at < float(active["time_start"]) + CHILD_TASK_SECONDS
 
-    restart_started = time.monotonic()
-    own_broker.restart(down_for=2.0)  # Redis: AOF with fsync always; RabbitMQ: durable queues, persistent messages
-    outage = time.monotonic() - restart_started
-    time.sleep(2)
-    sent = producer.stop()
-    before = cluster.tally(sent)
-
-    result = cluster.wait_until(sent, lambda t: t.completed == t.sent or not worker.running(), timeout=60)
-    restarted = ""
-    if not worker.running():
-        # kombu's Redis transport can die while restoring unacked messages on reconnect ("'NoneType'
-        # object has no attribute 'hostname'" in restore_unacked; the kombu #970/#582 family): when a
-        # BRPOP is outstanding as the drop is seen on another socket, the channel's first close reads
-        # that BRPOP, fails and stops half-way; Celery closes it again after collect() dropped the
-        # transport's client. On an instance systemd restarts the worker (celery-worker.service:
-        # Restart=on-failure), so the promise under test is that nothing is lost across that restart.
-        code = worker.wait(10)
-        assert code != 0, "the worker stopped cleanly during the broker restart; systemd would not restart it"
-        restarted = f" (worker exited {code} and was restarted as systemd would)"
-        cluster.start_worker(concurrency=CONCURRENCY)
-        result = cluster.wait_all(sent, timeout=60)
-    where, dropped = "", []
-    if result.lost and own_broker.is_redis:
-        # Queued or held unacked means late (a sweep held back), nowhere means dropped.
-        places, lock_ms = redis_whereabouts(own_broker.url, cluster.queue, cluster.missing(sent))
-        where = "\n" + describe(places, lock_ms)
-        dropped = [task_id for task_id, place in places.items() if place == NOWHERE]
-    # The one loss this test accepts, and only on Redis: kombu takes a message off its queue (BRPOP) and
-    # records it unacked with a second command, so a broker that stops between the two drops it, at most
-    # one per worker connection per drop (celery/kombu#305, open; docs/worker.md, "Known limits";
-    # 3 of 38 runs here). A task late or lost any other way fails, as does a second one dropped.
-    allowed = REDIS_BRPOP_DROPS_PER_CONNECTION if own_broker.is_redis else 0
-    lost = f"lost {cluster.missing(sent)} of {result.sent}{restarted}{where}\n{cluster.log_tail()}"
-    assert result.lost == len(dropped) <= allowed, lost
-    # Only tasks running when the connection dropped may run twice.
-    assert result.duplicates <= CONCURRENCY, result
+    result = cluster.wait_all([task_id], timeout=60)
+    assert (result.completed, result.lost, result.duplicates) == (1, 0, 0), f"{result}\n{cluster.log_tail()}"
+    (entry,) = [e for e in cluster.journal() if e["task_id"] == task_id]
+    assert entry["state"] == "SUCCESS", entry
+    assert float(entry["started_at"]) > killed_at, "the run that completed began before the kill"
+    assert entry["hostname"].startswith(f"{worker.name}@"), entry  # the same worker: its main process lived
+    assert worker.running(), cluster.log_tail(worker)
+    cluster.wait_quiet(30)
+    assert cluster.dead_letters() == [], "a task whose process was killed is requeued, not dead-lettered"
     print(
-        f"broker restart on {own_broker.kind}: outage {outage:.1f} s, {len(sent)} published "
-        f"({producer.failed} publishes failed and were not counted), {before.completed} done before the "
-        f"drain, lost {result.lost} (in kombu's BRPOP window: {len(dropped)}), "
-        f"duplicates {result.duplicates}{restarted}"
+        f"pool child killed on {broker.kind}: the task ran again {float(entry['started_at']) - killed_at:.1f} s "
+        f"after the kill (redelivered flag: {entry['redelivered']})"
     )
 
 

@@ -7,8 +7,8 @@ import time
 from dataclasses import dataclass
 from typing import Literal
 
-from infra.local.rabbitmq_server import RabbitMQServer
-from infra.local.redis_server import RedisServer
+from infra.servers.rabbitmq import RabbitMQServer
+from infra.servers.redis import RedisServer
 
 BrokerKind = Literal["redis", "rabbitmq"]
 

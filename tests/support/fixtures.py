@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from infra.local.rabbitmq_server import RabbitMQServer
-from infra.local.redis_server import RedisServer
+from infra.servers.rabbitmq import RabbitMQServer
+from infra.servers.redis import RedisServer
 from tests.support.brokers import Broker, BrokerKind
 from tests.support.cluster import Cluster
 

@@ -1,7 +1,7 @@
-"""Queues of one test on the shared Redis (REDIS_URL, else 127.0.0.1:6379, CI's service): every name
-carries a prefix of its own, and the keys are deleted afterwards, so tests never see each other's
-messages. For in-process tests of code that publishes and consumes (dead letters), which mutation
-testing can see, unlike a worker subprocess."""
+"""Queues of one test on a Redis of the session (the fixtures' own server on a free port, or REDIS_URL
+when set): every name carries a prefix of its own, and the keys are deleted afterwards, so tests never
+see each other's messages. For in-process tests of code that publishes and consumes (dead letters),
+which mutation testing can see, unlike a worker subprocess."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from kombu.connection import Connection
 from kombu.entity import Exchange, Queue
 from kombu.message import Message
 
-REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+from infra.servers.redis import RedisServer
 
 
 @dataclass(frozen=True)
@@ -49,9 +49,19 @@ class RedisQueues:
         return taken
 
 
+@pytest.fixture(scope="session")
+def queues_redis_url(request: pytest.FixtureRequest) -> str:
+    """REDIS_URL when set (as for the `broker` fixture), else the session's own server."""
+    external = os.environ.get("REDIS_URL")
+    if external:
+        return external
+    server: RedisServer = request.getfixturevalue("redis_server")
+    return server.url
+
+
 @pytest.fixture
-def redis_queues() -> Iterator[RedisQueues]:
-    queues = RedisQueues(REDIS_URL, f"test-{uuid.uuid4().hex[:12]}")
+def redis_queues(queues_redis_url: str) -> Iterator[RedisQueues]:
+    queues = RedisQueues(queues_redis_url, f"test-{uuid.uuid4().hex[:12]}")
     yield queues
     client = redis.Redis.from_url(queues.url)
     for key in client.scan_iter(match=f"*{queues.prefix}*", count=1000):

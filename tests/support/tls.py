@@ -7,7 +7,7 @@ from pathlib import Path
 
 import trustme
 
-from infra.local.tls import TlsFiles
+from infra.servers.tls import TlsFiles
 
 # kombu connects to `localhost` as 127.0.0.1 and then checks that name (kombu/transport/pyamqp.py),
 # redis-py checks `localhost`: the test brokers' certificates name both.

@@ -17,9 +17,9 @@ import pytest
 import trustme
 
 from infra.components.broker import MQ_PASSWORD, MQ_USER, REDIS_AUTH_TOKEN, amqp_url, redis_url
-from infra.local.rabbitmq_server import RabbitMQServer
-from infra.local.redis_server import RedisServer
-from infra.local.tls import TlsFiles
+from infra.servers.rabbitmq import RabbitMQServer
+from infra.servers.redis import RedisServer
+from infra.servers.tls import TlsFiles
 from tests.support.brokers import Broker, BrokerKind
 from tests.support.credentials import sample_password
 from tests.support.fixtures import BOTH_BROKERS

@@ -1,10 +1,13 @@
-"""Reading the image's systemd units the way the rules about them need: `key -> [values]`."""
+"""Reading the image's systemd units the way the rules about them need: `key -> [values]`; and an
+EnvironmentFile line the way systemd reads it."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from infra.vm.files import IMAGE_DIR
+from worker.instance import fetchenv
 
 UNITS_DIR = IMAGE_DIR / "systemd"
 
@@ -24,3 +27,13 @@ def restart_prevented(name: str, directory: Path = UNITS_DIR) -> set[str]:
     return {
         status for line in unit_settings(name, directory).get("RestartPreventExitStatus", []) for status in line.split()
     }
+
+
+def systemd_unquote(line: str) -> tuple[str, str]:
+    """How systemd reads an EnvironmentFile line: bare, or double-quoted with \\ \" \\$ \\` escapes."""
+    name, _, quoted = line.partition("=")
+    if not quoted.startswith('"'):
+        assert fetchenv.BARE.match(quoted), line
+        return name, quoted
+    assert quoted.endswith('"')
+    return name, re.sub(r'\\([\\"$`])', r"\1", quoted[1:-1])

@@ -7,7 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from infra.artefacts.manifest import ArtefactsError, load_artefacts, placeholder_artefacts, source_digest
+from infra.artefacts.manifest import (
+    ArtefactsError,
+    check_built_from,
+    load_artefacts,
+    placeholder_artefacts,
+    source_digest,
+)
 
 
 def tree(root: Path) -> Path:
@@ -60,3 +66,28 @@ def test_missing_build_is_refused_unless_rendering(tmp_path: Path) -> None:
     placeholder = load_artefacts(tmp_path, tmp_path / "nowhere", allow_placeholder=True)
     assert placeholder.placeholder
     assert placeholder == placeholder_artefacts(tmp_path, tmp_path / "nowhere")
+
+
+def test_a_bundle_that_make_build_wrote_must_come_from_this_source(tmp_path: Path) -> None:
+    dist = tree(tmp_path)
+    bundle = dist / "wheelhouse-arm64.tar.gz"  # any file the manifest lists
+    check_built_from(bundle, tmp_path)
+    (tmp_path / "worker" / "tasks.py").write_text("x = 2\n")
+    with pytest.raises(ArtefactsError, match=r"built from other source .* run `make build` again"):
+        check_built_from(bundle, tmp_path)
+    # A file the manifest does not list, or one with no manifest beside it, is the operator's own.
+    (dist / "own.zip").write_bytes(b"zip")
+    check_built_from(dist / "own.zip", tmp_path)
+    (tmp_path / "own.zip").write_bytes(b"zip")
+    check_built_from(tmp_path / "own.zip", tmp_path)
+
+
+def test_the_digest_covers_the_client_package_the_wheel_ships_and_the_build_steps(tmp_path: Path) -> None:
+    tree(tmp_path)
+    before = source_digest(tmp_path)
+    (tmp_path / "celery_cluster_client").mkdir()
+    (tmp_path / "celery_cluster_client" / "routes.py").write_text("ROUTES = {}\n")
+    with_client = source_digest(tmp_path)
+    (tmp_path / "infra" / "artefacts").mkdir(parents=True)
+    (tmp_path / "infra" / "artefacts" / "pipeline.py").write_text("LAYOUT = 1\n")
+    assert len({before, with_client, source_digest(tmp_path)}) == 3

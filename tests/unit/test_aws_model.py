@@ -10,6 +10,7 @@ from dataclasses import replace
 import pytest
 
 from infra.scaling.aws_model import GroupModel, ModelAssumptions, NamedPolicies, PoolSample, ScalingEvent
+from infra.scaling.default_policy import Slo, default_pool_scaling
 from infra.scaling.group_state import Instance, choose_for_termination
 from infra.scaling.policy import PoolScaling, StepAdjustment, StepScalingPolicy, TargetTrackingPolicy
 from infra.scaling.schedules import Cron, Schedule
@@ -320,3 +321,59 @@ def test_protected_instances_hold_the_excess_until_one_loses_its_protection() ->
     (freed,) = model.decide(220.0)
     assert freed.policy == "protection"
     assert len(freed.terminated) == 1
+
+
+def _latency_percent(minimum: int | None) -> StepScalingPolicy:
+    return StepScalingPolicy(
+        threshold=60,
+        steps=(StepAdjustment(100, 0.0, None),),
+        adjustment_type="PercentChangeInCapacity",
+        min_adjustment_magnitude=minimum,
+        evaluation_periods=1,
+        datapoints_to_alarm=1,
+        estimated_instance_warmup_seconds=0,
+    )
+
+
+@pytest.mark.parametrize(("at_zero", "expected"), [(False, []), (True, [(0, 2)])])
+def test_a_percentage_of_an_empty_group_is_no_change_unless_assumed(
+    at_zero: bool, expected: list[tuple[int, int]]
+) -> None:
+    """API: 0 % of 0 instances is 0; whether MinAdjustmentMagnitude lifts it is the named assumption."""
+    assumptions = replace(NO_BOOT, min_adjustment_at_zero=at_zero, empty_group_counts_as=0)
+    model = group(tt(disable_scale_in=True), step=_latency_percent(2), initial=0, min_size=0, assumptions=assumptions)
+    events = run(model, 0, 3, age=500)
+    assert [(e.old_desired, e.new_desired) for e in events] == expected
+
+
+def test_target_tracking_leaves_zero_only_by_the_named_assumption() -> None:
+    """TT is proportional to the current capacity; at zero the model counts `empty_group_counts_as`."""
+    stuck = group(initial=0, min_size=0, assumptions=replace(NO_BOOT, empty_group_counts_as=0))
+    assert run(stuck, 0, 6, per_instance=35) == []
+
+
+def test_our_pool_leaves_zero_by_its_change_in_capacity_step_whatever_the_assumptions() -> None:
+    """Ours publishes no CapacityNeeded at zero in service and adds what InstancesNeededAtZero asks, by a
+    count: the same decision with either assumption about zero."""
+    slo = Slo(
+        acceptable_latency_seconds=60, average_task_seconds=3, concurrency_per_instance=4, latency_alarm_seconds=120
+    )
+    scaling = default_pool_scaling("p", slo, min_size=0, max_size=30, warmup_seconds=0)
+    decisions = []
+    for assumptions in (NO_BOOT, replace(NO_BOOT, empty_group_counts_as=0, min_adjustment_at_zero=True)):
+        model = GroupModel(scaling, 4, replace(assumptions, boot_seconds=120.0))
+        model.observe(PoolSample(5.0, waiting=100, in_flight=0, oldest_age=500.0))
+        decisions.append([(e.policy, e.old_desired, e.new_desired) for e in model.decide(10.0)])
+    # 100 tasks x 3 s within the 30 s target wait: 10 processes, 3 instances of 4.
+    assert decisions == [[("step-from-zero", 0, 3)]] * 2
+
+
+def test_a_missed_sample_is_missing_data_and_moves_nothing() -> None:
+    model = group(initial=2)
+    for at in (10.0, 20.0):
+        model.observe_published(at - 5, {METRIC_BACKLOG_PER_INSTANCE: 100.0})
+        assert model.decide(at) == []
+    model.observe_published(25.0, {})  # the publisher missed this sample: no datum
+    assert model.decide(30.0) == []  # 2 of 3 breaching datapoints: no ALARM
+    model.observe_published(35.0, {METRIC_BACKLOG_PER_INSTANCE: 100.0})
+    assert model.decide(40.0) == []

@@ -9,7 +9,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from infra.bootstrap import DEPLOY_SESSION_SECONDS, bootstrap
+from infra.cli.account_setup import DEPLOY_SESSION_SECONDS, bootstrap
 
 ENVS = ["dev", "staging", "prod"]
 

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
+from infra.cli.deploy_steps import rollback_help
 from infra.config import PROJECT, ROOT, ConfigError, parse_engine_config, read_stack_file, to_pulumi_config
-from infra.deploy import rollback_help
 
 # What a placeholder in the docs stands for, per key (a value of the documented shape).
 EXAMPLES = {f"{PROJECT}:imageAmiId": "ami-0123456789abcdef0"}

@@ -1,10 +1,10 @@
-"""Drain agent settings and its IMDSv2 client (against the loopback IMDS server)."""
+"""Drain agent settings and its IMDSv2 client (against the loopback IMDS server); the agent driving
+systemctl is in tests/integration/test_drain_systemctl.py."""
 
 from __future__ import annotations
 
 import json
 import os
-import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,8 +14,7 @@ import pytest
 from botocore.stub import Stubber
 
 from infra.vm.files import DRAIN_UNIT
-from tests.fake_imds import fake_imds
-from tests.lifecycle_stub import COMPLETE, LifecycleStub, RefusingStub
+from tests.support.fake_imds import fake_imds
 from tests.support.units import restart_prevented
 from worker.drain import agent as drain
 from worker.drain.settings import DrainSettingsError, load_settings
@@ -134,36 +133,6 @@ def test_missing_asg_name_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
             drain.build_agent(settings, autoscaling=object())
 
 
-def test_systemd_unit_control_runs_systemctl(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """On a VM the agent drives the worker through systemctl: a stand-in on PATH records the calls."""
-    calls = tmp_path / "calls"
-    state = tmp_path / "state"
-    state.write_text("active\n")
-    systemctl = tmp_path / "systemctl"
-    systemctl.write_text(f'#!/bin/sh\necho "$*" >> {calls}\n[ "$1" = show ] && cat {state}\nexit 0\n')
-    systemctl.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
-    unit = drain.SystemdUnit("celery-worker.service")
-    assert not unit.stopped()
-    unit.stop()
-    state.write_text("deactivating\n")
-    assert not unit.stopped()
-    state.write_text("inactive\n")
-    assert unit.stopped()
-    state.write_text("failed\n")
-    assert unit.stopped()
-    unit.requeue()
-    lines = calls.read_text().splitlines()
-    assert lines[1] == "stop --no-block celery-worker.service"
-    assert lines[0] == "show --property=ActiveState --value celery-worker.service"
-    assert lines[-1] == "kill --kill-whom=main --signal=SIGQUIT celery-worker.service"
-    # A refused systemctl is an error the agent sees (and logs), not a silent success.
-    systemctl.write_text("#!/bin/sh\nexit 1\n")
-    for action in (unit.stop, unit.requeue, unit.stopped):
-        with pytest.raises(subprocess.CalledProcessError):
-            action()
-
-
 def test_check_validates_settings_and_metadata(monkeypatch: pytest.MonkeyPatch) -> None:
     with fake_imds(asg_name="pool") as (endpoint, state):
         monkeypatch.setenv("DRAIN_LIFECYCLE_HOOK_NAME", "drain")
@@ -203,65 +172,6 @@ def test_a_validator_message_is_the_whole_line() -> None:
     with pytest.raises(DrainSettingsError) as caught:
         load_settings(lifecycle_hook_name="hook", imds_endpoint="ftp://169.254.169.254")
     assert str(caught.value) == "DRAIN_IMDS_ENDPOINT: must be an http:// URL with a host"
-
-
-@pytest.mark.parametrize(
-    ("stub_kind", "unit_stops", "exit_code", "completes_sent"),
-    [
-        ("accepting", True, 0, 1),  # the drain as it should go: worker stopped, hook completed
-        ("refusing", True, 0, 1),  # "No active Lifecycle Action": the worker is down, nothing waits on us
-        ("refusing", False, 1, 1),  # neither: exit 1, so systemd restarts the agent and it tries again
-    ],
-)
-def test_main_drains_through_systemd_and_exits_by_what_it_achieved(
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    stub_kind: str,
-    unit_stops: bool,
-    exit_code: int,
-    completes_sent: int,
-) -> None:
-    """`celery-cluster-drain` as systemd runs it: settings from DRAIN_*, the worker unit driven through
-    systemctl (a stand-in on PATH), Auto Scaling through a Stubber-checked client."""
-    state = tmp_path / "state"
-    state.write_text("active\n")
-    stops_to = "inactive" if unit_stops else "active"
-    systemctl = tmp_path / "systemctl"
-    systemctl.write_text(f'#!/bin/sh\nif [ "$1" = stop ]; then echo {stops_to} > {state}; exit 0; fi\ncat {state}\n')
-    systemctl.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
-    stub_type = LifecycleStub if stub_kind == "accepting" else RefusingStub
-    stub = stub_type(
-        "pool-drain", "pool", "i-0feedfacecafe0001", worker_running=lambda: state.read_text().strip() == "active"
-    )
-    made: list[dict[str, object]] = []
-
-    def client(service: str, **kwargs: object) -> object:
-        made.append({"service": service, **kwargs})
-        return stub.client
-
-    monkeypatch.setattr(boto3, "client", client)
-    with fake_imds(instance_id="i-0feedfacecafe0001", region="eu-west-1", asg_name="pool") as (endpoint, imds):
-        imds.set(LIFECYCLE_STATE_PATH, "Terminated")
-        for name, value in {
-            "DRAIN_LIFECYCLE_HOOK_NAME": "pool-drain",
-            "DRAIN_IMDS_ENDPOINT": endpoint,
-            "DRAIN_POLL_INTERVAL": "0.05",
-            "DRAIN_HEARTBEAT_INTERVAL": "0.05",
-            "DRAIN_TIMEOUT": "0.5",
-        }.items():
-            monkeypatch.setenv(name, value)
-        assert drain.main([]) == exit_code
-
-    (made_client,) = made
-    assert (made_client["service"], made_client["region_name"]) == ("autoscaling", "eu-west-1")
-    config = made_client["config"]
-    assert config.retries == {"mode": "standard", "max_attempts": 5}  # type: ignore[attr-defined]
-    assert (config.connect_timeout, config.read_timeout) == (5, 10)  # type: ignore[attr-defined]
-    completes = stub.of(COMPLETE)
-    assert len(completes) == completes_sent
-    assert completes[0].params == {**stub.ids, "LifecycleActionResult": "CONTINUE"}
-    assert completes[0].worker_running is not unit_stops
 
 
 def test_the_agent_protects_its_instance_only_for_a_task_past_the_threshold(

@@ -21,8 +21,8 @@ from botocore.config import Config
 from botocore.stub import Stubber
 from structlog.testing import capture_logs
 
-from tests.fake_imds import ImdsState, fake_imds
-from tests.lifecycle_stub import COMPLETE, HEARTBEAT, LifecycleStub, RefusingStub
+from tests.support.fake_imds import ImdsState, fake_imds
+from tests.support.lifecycle_stub import COMPLETE, HEARTBEAT, LifecycleStub, RefusingStub
 from worker.drain import agent as drain
 from worker.drain.settings import load_settings
 from worker.instance.imds import ASG_TAG_PATH, LIFECYCLE_STATE_PATH, SPOT_ACTION_PATH, Imds

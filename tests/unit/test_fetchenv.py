@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from tests.support.units import systemd_unquote
 from worker.instance import fetchenv
 
 REGION = "eu-west-1"
@@ -41,16 +41,6 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
             Name="celery-cluster/dev/broker", SecretString=json.dumps({"CELERY_BROKER_URL": BROKER})
         )
         yield
-
-
-def systemd_unquote(line: str) -> tuple[str, str]:
-    """How systemd reads an EnvironmentFile line: bare, or double-quoted with \\ \" \\$ \\` escapes."""
-    name, _, quoted = line.partition("=")
-    if not quoted.startswith('"'):
-        assert fetchenv.BARE.match(quoted), line
-        return name, quoted
-    assert quoted.endswith('"')
-    return name, re.sub(r'\\([\\"$`])', r"\1", quoted[1:-1])
 
 
 @pytest.mark.usefixtures("aws")

@@ -15,7 +15,7 @@ import pytest
 from botocore.stub import Stubber
 
 from infra.vm.files import POOL_ENV, WORKER_UNIT
-from tests.fake_imds import fake_imds
+from tests.support.fake_imds import fake_imds
 from tests.support.units import restart_prevented, unit_settings
 from worker.drain import agent as drain
 from worker.drain.protection import ScaleInProtection

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 from rich.console import Console
 
-from infra.local.fleet import LocalInstance
-from infra.local.view import Status, event_line, line, render
-from infra.local.workers import WorkerProcess
+from infra.cli.fit import print_fitted
+from infra.local.fleet import Failure, LocalInstance
+from infra.local.view import LEGEND, Status, alarms_line, event_line, line, render
+from infra.local.workers import WorkerProcess, log_excerpt
 from infra.scaling.aws_model import AlarmState, ScalingEvent
 from infra.scaling.simulator import SimulationResult, Timeline
-from infra.simulation.report import NARROW_COLUMNS, results_table
+from infra.simulation.report import COLUMNS, NARROW_DROP_ORDER, results_table
 
 
 def _status(instances: int, now: float = 95.0) -> Status:
@@ -49,7 +51,14 @@ def test_the_live_view_fits_80x24_with_every_panel_and_nothing_cut() -> None:
     assert len(rows) <= 24, "\n".join(rows)
     text = "\n".join(rows)
     assert "…" not in text
-    for panel in ("make local: the local twin", "waiting", "workers: desired 20", "alarms in ALARM", "recent scale"):
+    for panel in (
+        "make local: the local twin",
+        "waiting",
+        "workers: desired 20",
+        "alarms in ALARM",
+        "recent scale",
+        LEGEND,
+    ):
         assert panel in text, panel
     assert "trace over" in text  # now (95 s) is past the 90 s trace
 
@@ -66,7 +75,7 @@ def test_headless_lines_and_events_state_their_units() -> None:
     assert "0->2 instances" in event_line(status.events[0])
 
 
-def test_the_narrow_results_table_fits_80_columns_uncut() -> None:
+def test_the_results_table_at_80_columns_keeps_the_verdict_drops_columns_and_says_which() -> None:
     empty = np.zeros(1)
     timeline = Timeline(empty, empty, empty, empty, empty, empty)
     results = [
@@ -96,11 +105,69 @@ def test_the_narrow_results_table_fits_80_columns_uncut() -> None:
         )
         for name in ("local twin x10", "simulator (ours)")
     ]
-    table = results_table(results, 0.21, "dev/default on burst, local twin x10 vs simulator", 120.0, NARROW_COLUMNS)
+    table = results_table(results, 0.21, "dev/default on burst, local twin x10 vs simulator", 120.0)
     console = Console(width=80, record=True, force_terminal=True, color_system=None)
-    console.print(table)
+    dropped = print_fitted(console, table, NARROW_DROP_ORDER)
     text = console.export_text()
     assert "…" not in text
     assert all(len(row) <= 80 for row in text.splitlines())
-    for header in NARROW_COLUMNS:
-        assert header in text
+    assert dropped == list(NARROW_DROP_ORDER[: len(dropped)])  # the least useful first
+    kept = [c for c in COLUMNS if c not in dropped]
+    assert {"policy", "p95 s", "SLO"} <= set(kept), kept
+    for value in ("221.4", "missed", "local twin x10"):
+        assert value in text
+    assert f"left out to fit 80 columns: {', '.join(dropped)}" in text.replace("\n", " ")
+
+
+TRACEBACK = """\
+Traceback (most recent call last):
+  File "/repo/.venv/bin/celery", line 8, in <module>
+    sys.exit(main())
+  File "/repo/.venv/lib/python3.11/site-packages/celery/loaders/base.py", line 85, in import_task_module
+    return self.import_from_cwd(module)
+  File "<frozen importlib._bootstrap>", line 1204, in _gcd_import
+  File "/repo/worker/tasks/invoices.py", line 3, in <module>
+    import stripe
+  File "/repo/.venv/lib/python3.11/site-packages/stripe/__init__.py", line 1, in <module>
+    import missing_dependency
+ModuleNotFoundError: No module named 'missing_dependency'
+"""
+
+
+def test_the_excerpt_of_a_traceback_is_your_line_and_the_error(tmp_path: Path) -> None:
+    log = tmp_path / "worker.log"
+    log.write_text(" -------------- celery banner\n" + TRACEBACK)
+    assert log_excerpt(log) == [
+        'File "/repo/worker/tasks/invoices.py", line 3, in <module>',
+        "import stripe",
+        "ModuleNotFoundError: No module named 'missing_dependency'",
+    ]
+
+
+def test_the_excerpt_of_a_log_without_a_traceback_is_its_first_lines(tmp_path: Path) -> None:
+    log = tmp_path / "worker.log"
+    log.write_text("\ncelery-cluster worker: invalid setting CELERY_IMPORTS: module 'x' cannot be imported\n")
+    assert log_excerpt(log) == ["celery-cluster worker: invalid setting CELERY_IMPORTS: module 'x' cannot be imported"]
+    assert log_excerpt(tmp_path / "missing.log") == ["(no log: No such file or directory)"]
+
+
+def test_a_failed_worker_is_shown_with_its_error_and_the_view_still_fits_80x24() -> None:
+    failure = Failure(
+        1, "booting", 1, Path("build/local/i-001-abc123.log"), ("ModuleNotFoundError: No module named 'x'",)
+    )
+    status = replace(_status(instances=20), failures=(failure,))
+    rows = _screen(status, 80, 24)
+    text = "\n".join(rows)
+    assert len(rows) <= 24, text
+    assert "…" not in text
+    assert "instance #1's worker exited while booting (exit code 1)" in text
+    assert "ModuleNotFoundError: No module named 'x'" in text
+    assert "i-001-abc123.log" in text
+    assert LEGEND in text
+
+
+def test_the_alarm_line_names_the_ok_alarms_and_one_that_acts_on_nothing() -> None:
+    quiet = (AlarmState("step-latency", False, 3.0), AlarmState("target-tracking low", False, None, acts=False))
+    assert alarms_line(quiet) == "alarms: none in ALARM; OK: step-latency, target-tracking low"
+    firing = (AlarmState("step-latency", True, 75.0), AlarmState("target-tracking low", True, 0.352, acts=False))
+    assert alarms_line(firing) == "alarms in ALARM: step-latency (75), target-tracking low (0.352, no action); 0 OK"

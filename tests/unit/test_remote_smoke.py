@@ -13,8 +13,8 @@ import pytest
 from botocore.response import StreamingBody
 from botocore.stub import Stubber
 
+from infra.cli.remote_smoke import READ_MARGIN_SECONDS, RemoteSmokeError, client_config, invoke_smoke
 from infra.components.smoke_function import TIMEOUT_SECONDS, WAIT_SECONDS
-from infra.remote_smoke import READ_MARGIN_SECONDS, RemoteSmokeError, client_config, invoke_smoke
 
 FUNCTION = "celery-cluster-dev-smoke"
 REPORT = {

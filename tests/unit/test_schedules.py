@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from infra.cli.offline_render import render_config
 from infra.config import ConfigError, merged_raw, parse_config, read_stack_file
-from infra.render import render_config
 from infra.scaling.schedules import Cron, Schedule, ScheduleError, end_cron, min_size_at, rate_to_cron
 
 

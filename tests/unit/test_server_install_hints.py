@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from infra.local import rabbitmq_server
-from infra.local.rabbitmq_server import RabbitMQServer
-from infra.local.redis_server import RedisServer, ServerNotInstalledError
+from infra.servers import rabbitmq as rabbitmq_server
+from infra.servers.rabbitmq import RabbitMQServer
+from infra.servers.redis import RedisServer, ServerNotInstalledError
 
 
 def test_missing_redis_server_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:

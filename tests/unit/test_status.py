@@ -14,10 +14,10 @@ from moto import mock_aws
 from typer.testing import CliRunner
 
 from infra.cli.entry import script_app
+from infra.cli.pool_status import StatusError, pool_statuses
 from infra.cli.status import main
 from infra.config import StackConfig, load_stack_config
 from infra.outputs import METRIC_NAMESPACE, POOL_ASG_NAMES
-from infra.status import StatusError, pool_statuses
 from worker.names import METRIC_IN_FLIGHT, METRIC_OLDEST_AGE, METRIC_TASK_SECONDS, METRIC_WAITING
 
 GROUP = "pool-default-asg-1a2b3c4"

@@ -1,8 +1,10 @@
 """Operating the dead-letter queue: list, show one, replay after the fix, purge.
 
 `python -m worker.deadletter` is the command (see `main`); these are its operations, each on a
-broker URL and the dead-letter queue's name. A dead letter is found by its `dead_letter_id` (or, for
-letters written before that field existed, its `task_id`).
+broker URL and the dead-letter queue's name. A dead letter is found by its `dead_letter_id` or by the
+`task_id` of its task (what the worker's log line names first: `dead-lettered <task_id> as
+<dead_letter_id>`). One task can have several dead letters (it failed again after a replay); a replay by
+task id sends the task once and leaves the others, which their own ids can still replay.
 
 Nothing is lost on failure: a replay publishes the task again *before* it acks the dead letter, so a
 crash between the two leaves a duplicate dead letter, never a lost task. Letters that are only looked
@@ -35,11 +37,22 @@ class Replayed:
     dead_letter_id: str
     task: str | None
     queue: str
-    how: str  # "task" (sent again by name with its arguments) or "message" (the original bytes)
+    how: str
+    """"task" (sent again by name with its arguments), "message" (the original bytes), or LEFT: not sent,
+    since another dead letter of the same task was replayed just before (asked for by task id)."""
+    task_id: str | None = None
+
+
+LEFT = "left"
 
 
 def letter_id(record: dict[str, Any]) -> str:
     return str(record.get("dead_letter_id") or record.get("task_id") or "")
+
+
+def ids_of(record: dict[str, Any]) -> set[str]:
+    """Every id that finds this letter: its own and its task's."""
+    return {str(value) for value in (record.get("dead_letter_id"), record.get("task_id")) if value}
 
 
 @contextmanager
@@ -63,13 +76,10 @@ def _letters(broker_url: str, queue_name: str) -> Iterator[Iterator[tuple[dict[s
             channel.close()
 
 
-def show(broker_url: str, queue_name: str, wanted: str) -> dict[str, Any] | None:
-    """The dead letter with this id, in full; it stays in the queue."""
+def show(broker_url: str, queue_name: str, wanted: str) -> list[dict[str, Any]]:
+    """The dead letters with this dead-letter id or task id, in full, oldest first; they stay in the queue."""
     with _letters(broker_url, queue_name) as letters:
-        for record, _ in letters:
-            if letter_id(record) == wanted:
-                return record
-    return None
+        return [record for record, _ in letters if wanted in ids_of(record)]
 
 
 def _republish(app: Celery, record: dict[str, Any], queue: str) -> str:
@@ -111,11 +121,19 @@ def replay(
     dry_run: bool = False,
     on_replay: Callable[[Replayed], None] = lambda _: None,
 ) -> list[Replayed]:
-    """Replay the dead letters whose id is in `wanted` (all when None) to their source queue or `to_queue`."""
+    """Replay the dead letters whose dead-letter id or task id is in `wanted` (all when None) to their source
+    queue or `to_queue`. A task asked for by its id is sent once: its other letters are LEFT."""
     done: list[Replayed] = []
+    sent_tasks: set[str] = set()
     with _letters(broker_url, queue_name) as letters:
         for record, message in letters:
-            if wanted is not None and letter_id(record) not in wanted:
+            if wanted is not None and not ids_of(record) & wanted:
+                continue
+            task_id = str(record.get("task_id") or "")
+            if wanted is not None and task_id in sent_tasks and letter_id(record) not in wanted:
+                entry = Replayed(letter_id(record), record.get("task"), "", LEFT, task_id)
+                done.append(entry)
+                on_replay(entry)
                 continue
             queue = to_queue or record.get("source_queue")
             if not queue:
@@ -126,9 +144,11 @@ def replay(
             if not dry_run:
                 how = _republish(app, record, queue)
                 message.ack()  # only after the task is back on a queue
-            entry = Replayed(letter_id(record), record.get("task"), queue, how)
+            entry = Replayed(letter_id(record), record.get("task"), queue, how, task_id or None)
             done.append(entry)
             on_replay(entry)
+            if task_id:
+                sent_tasks.add(task_id)
     return done
 
 

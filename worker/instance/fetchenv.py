@@ -30,6 +30,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from celery_cluster_client.secret import json_object
+
 NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 
 
@@ -65,12 +67,8 @@ def from_parameters(ssm: Any, path: str) -> dict[str, str]:
 
 
 def from_secret(secrets: Any, secret_id: str) -> dict[str, str]:
-    value = secrets.get_secret_value(SecretId=secret_id).get("SecretString")
-    try:
-        data = json.loads(value or "")
-    except json.JSONDecodeError:
-        data = None
-    if not isinstance(data, dict):
+    data = json_object(secrets.get_secret_value(SecretId=secret_id).get("SecretString"))
+    if data is None:
         raise FetchError(f"secret {secret_id}: SecretString must be a JSON object of variables")
     found: dict[str, str] = {}
     for name, item in data.items():

@@ -10,13 +10,16 @@ Configuration, from the environment:
   or as JSON with a "url" key (or BROKER_URL, the URL itself, for local runs and tests);
 - RABBITMQ_MANAGEMENT_URL: optional; default: the broker's host, port 443 for amqps (Amazon MQ);
 - METRIC_NAMESPACE: the stack's namespace, e.g. "CeleryCluster/prod";
-- POOLS_JSON: [{"name": "default", "queues": ["default"], "asg": "celery-prod-default"}, ...];
+- POOLS_JSON: [{"name": "default", "queues": ["default"], "asg": "celery-prod-default", "signal": {...}}, ...],
+  `signal` holding the pool's capacity-rule constants (`worker.publisher.capacity.PoolSignal`);
 - SAMPLES (6) and SAMPLE_INTERVAL_SECONDS (10): samples per invocation and the spacing.
 
 Metrics (names in `worker.names`): per queue (dimensions Pool, Queue) QueueWaiting, QueueInFlight,
 QueueOldestMessageAge; per pool (dimension Pool) PoolBacklog, PoolBacklogPerInstance,
 QueueOldestMessageAge (worst of the pool's queues) and PublisherHeartbeat; and the pool's service
-measurements PoolTaskSeconds, PoolBusyProcesses and PoolInServiceInstances (`worker.publisher.service_metrics`);
+measurements PoolTaskSeconds, PoolBusyProcesses and PoolInServiceInstances (`worker.publisher.service_metrics`),
+and from them the capacity signals the scaling policies read, PoolCapacityNeeded, PoolLoadWithOneFewer and
+PoolInstancesNeededAtZero (`worker.publisher.capacity`);
 per queue QueueUnstampedWaiting and per pool PoolQueuesWithoutAge (`worker.publisher.unstamped`).
 
 `python -m worker.publisher --once --broker-url URL --queues a,b` prints one sample's metrics as
@@ -45,6 +48,7 @@ from worker.names import (
     METRIC_PUBLISHER_HEARTBEAT,
     METRIC_WAITING,
 )
+from worker.publisher.capacity import PoolSignal
 from worker.publisher.queues import QueueInspector, Snapshot, backlog_per_instance, inspector_for
 from worker.publisher.service_metrics import ServiceReader, pool_values, reader_for
 from worker.publisher.unstamped import unstamped_data
@@ -69,6 +73,9 @@ class PoolQueues(BaseModel):
     name: str = Field(min_length=1)
     queues: tuple[str, ...] = Field(min_length=1)
     asg: str = Field(min_length=1)
+    signal: PoolSignal | None = None
+    """The pool's capacity-rule constants; without them no capacity signal is published (a one-off
+    `python -m worker.publisher --once`, the smoke function, which reads only the queues)."""
 
 
 class _Pools(BaseModel):
@@ -164,13 +171,14 @@ def service_data(
     in_service: Mapping[str, int],
     service: Sequence[QueueService] | None,
 ) -> list[dict[str, Any]]:
-    """Per pool: measured task seconds, busy processes, in-service instances (worker.publisher.service_metrics)."""
+    """Per pool: measured task seconds, busy processes, in-service instances, and the capacity signals
+    computed from them (worker.publisher.service_metrics, worker.publisher.capacity)."""
     at = datetime.fromtimestamp(snapshot.taken_at, tz=UTC)
     by_queue = None if service is None else {s.queue: s for s in service}
     return [
         _datum(value.name, value.value, value.unit, at, Pool=pool.name)
         for pool in pools
-        for value in pool_values(pool.queues, snapshot, in_service.get(pool.asg, 0), by_queue)
+        for value in pool_values(pool.queues, snapshot, in_service.get(pool.asg, 0), by_queue, pool.signal)
     ]
 
 

@@ -16,6 +16,9 @@ Read once per sample next to the queue snapshot, and published at 10-second reso
   this same sample. AWS/AutoScaling group metrics arrive once a minute
   (https://docs.aws.amazon.com/autoscaling/ec2/userguide/ec2-auto-scaling-metrics.html), too coarse
   for a 10-second policy.
+- With the pool's constants (POOLS_JSON's `signal`), the capacity rule's values computed from these
+  same numbers (`worker.publisher.capacity`): PoolCapacityNeeded, PoolLoadWithOneFewer and
+  PoolInstancesNeededAtZero, the metrics the scaling policies read.
 """
 
 from __future__ import annotations
@@ -27,7 +30,15 @@ from urllib.parse import urlsplit
 
 import redis
 
-from worker.names import METRIC_BUSY_PROCESSES, METRIC_IN_SERVICE, METRIC_TASK_SECONDS
+from worker.names import (
+    METRIC_BUSY_PROCESSES,
+    METRIC_CAPACITY_NEEDED,
+    METRIC_IN_SERVICE,
+    METRIC_LOAD_WITH_ONE_FEWER,
+    METRIC_NEEDED_AT_ZERO,
+    METRIC_TASK_SECONDS,
+)
+from worker.publisher.capacity import Capacity, PoolSignal, Sample, capacity
 from worker.publisher.queues import Snapshot
 from worker.publisher.rabbit_service import RabbitServiceReader
 from worker.runtime.task_stats import QueueService, read_service
@@ -74,16 +85,50 @@ def busy(queues: Sequence[str], snapshot: Snapshot, mine: Sequence[QueueService]
     return snapshot.select(queues).in_flight
 
 
-def pool_values(
+def pool_sample(
     queues: Sequence[str], snapshot: Snapshot, in_service: int, service: Mapping[str, QueueService] | None
-) -> list[Value]:
-    """The three service values of one pool; `service` is None where no records were read."""
+) -> Sample:
+    """One pool's reading at this sample, as the capacity rule takes it (`worker.publisher.capacity`);
+    `service` is None where no records were read."""
     mine = [] if service is None else [service[q] for q in queues if q in service]
+    part = snapshot.select(queues)
+    ended = sum(s.ended for s in mine)
+    return Sample(
+        waiting=part.waiting,
+        in_flight=part.in_flight,
+        busy=busy(queues, snapshot, mine),
+        task_seconds=sum(s.seconds for s in mine) / ended if ended else None,
+        in_service=in_service,
+    )
+
+
+def pool_values(
+    queues: Sequence[str],
+    snapshot: Snapshot,
+    in_service: int,
+    service: Mapping[str, QueueService] | None,
+    signal: PoolSignal | None = None,
+) -> list[Value]:
+    """The service values of one pool, and with its `signal` constants its capacity signals."""
+    sample = pool_sample(queues, snapshot, in_service, service)
     values = [
         Value(METRIC_IN_SERVICE, float(in_service), "Count"),
-        Value(METRIC_BUSY_PROCESSES, float(busy(queues, snapshot, mine)), "Count"),
+        Value(METRIC_BUSY_PROCESSES, float(sample.busy), "Count"),
     ]
-    ended = sum(s.ended for s in mine)
-    if ended:
-        values.append(Value(METRIC_TASK_SECONDS, sum(s.seconds for s in mine) / ended, "Seconds"))
+    if sample.task_seconds is not None:
+        values.append(Value(METRIC_TASK_SECONDS, sample.task_seconds, "Seconds"))
+    if signal is not None:
+        values += capacity_values(capacity(sample, signal))
+    return values
+
+
+def capacity_values(signals: Capacity) -> list[Value]:
+    """The capacity rule's result as datums: CapacityNeeded only while an instance is in service (no
+    datum is what target tracking and the fast step see at zero), the other two every sample."""
+    values = [
+        Value(METRIC_LOAD_WITH_ONE_FEWER, signals.load_with_one_fewer, "None"),
+        Value(METRIC_NEEDED_AT_ZERO, float(signals.needed_at_zero), "Count"),
+    ]
+    if signals.needed is not None:
+        values.insert(0, Value(METRIC_CAPACITY_NEEDED, signals.needed, "None"))
     return values

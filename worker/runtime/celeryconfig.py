@@ -11,7 +11,7 @@ from typing import Any
 from kombu.entity import Queue
 
 from celery_cluster_client import routing
-from celery_cluster_client.app import broker_use_ssl, default_result_backend
+from celery_cluster_client.app import client_config, default_result_backend
 from worker.runtime.settings import WorkerSettings
 
 CONF = "https://docs.celeryq.dev/en/stable/userguide/configuration.html"
@@ -33,21 +33,15 @@ def queue(name: str, settings: WorkerSettings) -> Queue:
 
 
 def build_config(settings: WorkerSettings) -> dict[str, Any]:
-    routes = routing.celery_routes(settings.task_routes)
+    """The producers' configuration (`celery_cluster_client.app.client_config`: serializers, queues, routes,
+    publish retries, connection health) with what only a worker needs on top, so the two cannot drift."""
+    shared = client_config(settings.broker_url, settings.task_routes, settings.queue_type, settings.default_queue)
     annotations = {
         task: annotation.model_dump(exclude_none=True) for task, annotation in settings.task_annotations.items()
     }
-    queue_names = routing.queues_for(settings.default_queue, settings.task_routes)
     return {
-        "broker_url": settings.broker_url,
-        # amqps: check the server's name too (broker_use_ssl says why). CONF#broker-use-ssl
-        "broker_use_ssl": broker_use_ssl(settings.broker_url),
+        **shared,
         "result_backend": result_backend_for(settings),
-        # JSON only: pickle lets whoever can publish run code on the workers. CONF#accept-content
-        "accept_content": ["json"],
-        "task_serializer": "json",
-        "result_serializer": "json",
-        "result_accept_content": ["json"],
         # Ack after the task ran, so a worker that dies mid-task leaves it to be redelivered
         # (at-least-once). Tasks must be idempotent. CONF#task-acks-late
         "task_acks_late": True,
@@ -57,18 +51,8 @@ def build_config(settings: WorkerSettings) -> dict[str, Any]:
         # the queue length is an honest scaling signal. CONF#worker-prefetch-multiplier
         "worker_prefetch_multiplier": settings.prefetch_multiplier,
         # Reconnect forever with backoff; systemd restarts only a crashed worker.
-        # CONF#broker-connection-retry-on-startup
-        "broker_connection_retry_on_startup": True,
+        # CONF#broker-connection-max-retries
         "broker_connection_max_retries": None,
-        # A publish during a broker blip retries with backoff instead of raising.
-        # CONF#task-publish-retry-policy
-        "task_publish_retry": True,
-        "task_publish_retry_policy": {
-            "max_retries": 10,
-            "interval_start": 0.2,
-            "interval_step": 0.5,
-            "interval_max": 3,
-        },
         # With late acks, a task still running when the connection drops will be redelivered;
         # cancelling it avoids running it twice at once. CONF#worker-cancel-long-running-tasks-on-connection-loss
         "worker_cancel_long_running_tasks_on_connection_loss": True,
@@ -82,22 +66,11 @@ def build_config(settings: WorkerSettings) -> dict[str, Any]:
         "worker_enable_soft_shutdown_on_idle": False,
         # Redis redelivers an unacked message after this many seconds; it must exceed the
         # longest task, or a running task is delivered twice. CONF#broker-transport-options
-        "broker_transport_options": _transport_options(settings),
+        "broker_transport_options": {**shared["broker_transport_options"], **_transport_options(settings)},
         # Hard and soft limits: a stuck task cannot hold a process forever. CONF#task-time-limit
         "task_time_limit": settings.task_time_limit,
         "task_soft_time_limit": settings.task_soft_time_limit,
-        # Results are written only by tasks that ask (ignore_result=False). CONF#task-ignore-result
-        "task_ignore_result": True,
         "result_expires": 3600,
-        # Routing: a pool is the set of workers started with `-Q` on its queues. CONF#task-routes
-        "task_default_queue": settings.default_queue,
-        "task_default_exchange": settings.default_queue,
-        "task_default_routing_key": settings.default_queue,
-        "task_queues": [queue(name, settings) for name in queue_names],
-        "task_routes": routes,
-        "task_create_missing_queues": True,
-        "task_default_queue_type": settings.queue_type,
-        "task_create_missing_queue_type": settings.queue_type,
         # Per-task rate and time limits from config. CONF#task-annotations
         "task_annotations": annotations,
         # Events let `celery events` and Flower watch tasks, at three messages per task; off by
@@ -111,6 +84,7 @@ def build_config(settings: WorkerSettings) -> dict[str, Any]:
 
 
 def _transport_options(settings: WorkerSettings) -> dict[str, Any]:
+    """What a consuming worker adds to the producers' transport options (redelivery of unacked Redis messages)."""
     if settings.is_redis:
         return {
             "visibility_timeout": settings.visibility_timeout,
@@ -128,12 +102,8 @@ def _transport_options(settings: WorkerSettings) -> dict[str, Any]:
             # reproduces it). Expiring it with the visibility timeout bounds that delay by one timeout. A
             # sweep that outlives the lock only lets a second one run beside it (at worst a duplicate).
             "unacked_mutex_expire": mutex_expire(settings.visibility_timeout),
-            # Detect a half-open connection (e.g. after an ElastiCache failover) within ~30 s.
-            "health_check_interval": 25,
-            "socket_keepalive": True,
-            "retry_on_timeout": True,
         }
-    return {"confirm_publish": True}
+    return {}  # RabbitMQ: the producers' options (publisher confirms) are the workers' too
 
 
 def restore_interval(visibility_timeout: int) -> int:

@@ -18,6 +18,7 @@ from typing import Any
 import structlog
 from celery import Task
 from celery.signals import setup_logging, task_postrun, task_prerun, task_retry
+from celery.worker.consumer import consumer as celery_consumer
 
 from worker.names import EVENT_TASK_FINISHED, EVENT_TASK_RETRY
 from worker.runtime.broker_errors import RefusedCredentialsFilter
@@ -28,6 +29,27 @@ log = structlog.get_logger("worker.tasks")
 _started: dict[str, float] = {}
 
 _PER_TASK_LOGGERS = ("celery.app.trace", "celery.worker.strategy")
+
+# What Celery's consumer logs as it drops a message it cannot run ("The message has been ignored and
+# discarded", "Received and deleted unknown message", "Can't decode message body"). The worker's consumer
+# (worker.runtime.dead_letters.DeadLetteringConsumer) dead-letters each such message before Celery's
+# handler runs, and logs "dead-lettered <task id> as <dead-letter id>"; Celery's line would say the
+# opposite of what happened. Celery's handler runs only after the dead letter was published.
+_DISCARDED = frozenset(
+    {
+        celery_consumer.UNKNOWN_TASK_ERROR,
+        celery_consumer.INVALID_TASK_ERROR,
+        celery_consumer.MESSAGE_DECODE_ERROR,
+        celery_consumer.UNKNOWN_FORMAT,
+    }
+)
+
+
+class DeadLetteredFilter(logging.Filter):
+    """Drops Celery's "discarded" lines for messages the worker dead-lettered (see `_DISCARDED`)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.name == celery_consumer.logger.name and record.msg in _DISCARDED)
 
 
 def identity(process: ProcessSettings) -> dict[str, str]:
@@ -117,6 +139,8 @@ def _on_setup_logging(**_: Any) -> None:
 
 def install(settings: WorkerSettings, process: ProcessSettings) -> None:
     configure(settings.log_level, settings.log_format, settings.broker_url, identity(process))
+    for handler in logging.getLogger().handlers:  # the worker's: its consumer dead-letters what Celery drops
+        handler.addFilter(DeadLetteredFilter())
     setup_logging.connect(_on_setup_logging, weak=False, dispatch_uid="celery-cluster-logs")
     task_prerun.connect(_on_prerun, weak=False, dispatch_uid="celery-cluster-logs-pre")
     task_postrun.connect(_on_postrun, weak=False, dispatch_uid="celery-cluster-logs-post")

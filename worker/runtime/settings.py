@@ -28,7 +28,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 from pydantic_settings import SettingsError as _PydanticSettingsError
 
-from celery_cluster_client.routing import RouteError, parse_routes
+from celery_cluster_client.routing import QUEUE_NAME, RouteError, parse_routes
 from worker import __version__
 from worker.names import DEAD_LETTER_QUEUE, DEFAULT_QUEUE
 
@@ -93,8 +93,8 @@ class WorkerSettings(BaseSettings):
     # Task events (received/started/succeeded) for `celery events` and Flower: three extra broker
     # messages per task, which more than halved no-op throughput in `make bench` (docs/worker.md).
     task_events: bool = False
-    default_queue: str = Field(default=DEFAULT_QUEUE, pattern=r"^[A-Za-z0-9_.:-]+$")
-    dead_letter_queue: str = Field(default=DEAD_LETTER_QUEUE, pattern=r"^[A-Za-z0-9_.:-]+$")
+    default_queue: str = Field(default=DEFAULT_QUEUE, pattern=QUEUE_NAME.pattern)
+    dead_letter_queue: str = Field(default=DEAD_LETTER_QUEUE, pattern=QUEUE_NAME.pattern)
     # RabbitMQ: "quorum" on a multi-node broker (Amazon MQ cluster), "classic" otherwise.
     queue_type: Literal["classic", "quorum"] = "classic"
     # JSON: {"reports.*": "reports", "webhooks.deliver": "io"}; unmatched tasks go to default_queue.

@@ -20,6 +20,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import Any, Final, Literal
 
 from celery.schedules import crontab
@@ -97,9 +98,13 @@ class Slots:
 
     @classmethod
     def of(cls, entry: Periodic) -> Slots:
-        if isinstance(entry.schedule, str):
-            return cls(None, parse_crontab(entry.schedule))
-        return cls(float(entry.schedule), None)
+        return cls.of_schedule(entry.schedule)
+
+    @classmethod
+    def of_schedule(cls, schedule: str | float) -> Slots:
+        if isinstance(schedule, str):
+            return cls(None, parse_crontab(schedule))
+        return cls(float(schedule), None)
 
     def next_after(self, t: float) -> float:
         """The first slot strictly after epoch second `t`."""
@@ -135,6 +140,13 @@ class Slots:
                 break
             t = following
         return gap
+
+
+@cache
+def shortest_gap(schedule: str | float) -> float:
+    """`Slots.shortest_gap` of a schedule, computed once per schedule: a crontab's walks a year of runs,
+    and every render and config check asks again for the same entries."""
+    return Slots.of_schedule(schedule).shortest_gap()
 
 
 def _cron_matches(cron: crontab, t: float) -> bool:
@@ -249,7 +261,7 @@ def _check_capacity(entry: Periodic, where: str) -> None:
         raise ScheduleError(f"{where}: lead_seconds must be a whole number >= 0, got {entry.lead_seconds!r}")
     if isinstance(entry.schedule, str | int | float):
         try:
-            gap = Slots.of(entry).shortest_gap()
+            gap = shortest_gap(entry.schedule)
         except ValueError:
             return  # the schedule's own error is reported above
         if entry.lead_seconds >= gap:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.unit.infra.conftest import Rendered
+from tests.support.rendered import Rendered
 from worker.names import METRIC_QUEUES_WITHOUT_AGE
 
 ROOT = Path(__file__).resolve().parents[3]

@@ -21,7 +21,9 @@ import yaml
 from moto.iam.access_control import IAMPolicy, PermissionResult
 
 from infra.artefacts.targets import LAMBDA_RUNTIME
-from infra.bootstrap import DEPLOY_SESSION_SECONDS, iam_for_stack_policy
+from infra.cli.account_setup import DEPLOY_SESSION_SECONDS, iam_for_stack_policy
+from infra.cli.deploy_steps import plan as deploy_plan
+from infra.cli.offline_render import Render, Resource, render_config
 from infra.components import iam
 from infra.components.artefact_bucket import BUCKET_PREFIX_MAX, bucket_prefix
 from infra.components.image_builder import IMAGE_CREATE_TIMEOUT_MINUTES, content_digest
@@ -30,22 +32,23 @@ from infra.components.smoke_function import HANDLER as SMOKE_HANDLER
 from infra.components.smoke_function import TIMEOUT_SECONDS as SMOKE_TIMEOUT
 from infra.components.smoke_function import WAIT_SECONDS as SMOKE_WAIT
 from infra.config import ROOT, merged_raw, parse_config, read_stack_file
-from infra.deploy import plan as deploy_plan
 from infra.outputs import POOL_REFRESH, SMOKE_FUNCTION_NAME
 from infra.program import longest_task_seconds
-from infra.render import Render, Resource, render_config
 from infra.vm import files
 from infra.vm.component import download_folder_problems
 from infra.vm.user_data import max_wait
 from tests.support.aws_requests import AUTONAME_SUFFIX, requests_of, validate
+from tests.support.rendered import STACKS, Rendered, rendered
 from tests.support.units import restart_prevented, unit_settings
-from tests.unit.infra.conftest import STACKS, Rendered, rendered
 from worker.names import (
     METRIC_BACKLOG,
     METRIC_BACKLOG_PER_INSTANCE,
     METRIC_BUSY_PROCESSES,
+    METRIC_CAPACITY_NEEDED,
     METRIC_IN_FLIGHT,
     METRIC_IN_SERVICE,
+    METRIC_LOAD_WITH_ONE_FEWER,
+    METRIC_NEEDED_AT_ZERO,
     METRIC_OLDEST_AGE,
     METRIC_PUBLISHER_HEARTBEAT,
     METRIC_TASK_SECONDS,
@@ -115,7 +118,7 @@ def _allowed(document: dict[str, Any], action: str, resource: str) -> bool:
 
 def test_the_ci_deploy_role_may_create_and_pass_every_role_and_profile(stack: Rendered) -> None:
     """The deploy role has PowerUserAccess (no IAM) plus IAM on the stack's own ARNs only
-    (infra.bootstrap.iam_for_stack_policy); every role, instance profile and policy the program
+    (infra.cli.account_setup.iam_for_stack_policy); every role, instance profile and policy the program
     creates must be one of those, or `pulumi up` in the pipeline is denied iam:CreateRole/PassRole.
     PowerUserAccess: https://docs.aws.amazon.com/aws-managed-policy/latest/reference/PowerUserAccess.html"""
     policy = iam_for_stack_policy(ACCOUNT)
@@ -432,7 +435,7 @@ def test_instance_refresh_replaces_instances_that_protect_themselves(stack: Rend
     default waits one hour for that protection to go and then fails; Refresh replaces them, through
     the drain hook that waits for their tasks
     (https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_RefreshPreferences.html). The deploy
-    step starts each pool's refresh with these preferences (output poolRefresh, infra.refresh)."""
+    step starts each pool's refresh with these preferences (output poolRefresh, infra.cli.canary_rollout)."""
     plans = stack.document["outputs"][POOL_REFRESH]
     for group in _pool_groups(stack):
         pool = group.name.removeprefix("pool-").removesuffix("-asg")
@@ -512,6 +515,9 @@ HIGH_RESOLUTION = {
     METRIC_TASK_SECONDS,
     METRIC_BUSY_PROCESSES,
     METRIC_IN_SERVICE,
+    METRIC_CAPACITY_NEEDED,
+    METRIC_LOAD_WITH_ONE_FEWER,
+    METRIC_NEEDED_AT_ZERO,
 }
 
 
@@ -526,6 +532,8 @@ def _metric_reads(stack: Rendered) -> Iterator[tuple[str, str, str, int]]:
                 yield name, metric["namespace"], metric["metricName"], metric["period"]
     for name, policy in stack.named(SCALING_POLICY).items():
         spec = (policy.get("targetTrackingConfiguration") or {}).get("customizedMetricSpecification") or {}
+        if "metricName" in spec:
+            yield name, spec["namespace"], spec["metricName"], spec.get("period", 60)
         for query in spec.get("metrics", []):
             stat = query.get("metricStat")
             if stat is not None:

@@ -18,11 +18,11 @@ import pytest
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
+from infra.cli.offline_render import install_mocks
 from infra.config import ConfigError, config_from_pulumi, load_stack_config, read_stack_file
 from infra.config.aws_types import architecture_of
 from infra.config.loading import known_keys
 from infra.config.messages import closest
-from infra.render import install_mocks
 
 Values = dict[str, Any]
 

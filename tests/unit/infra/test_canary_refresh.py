@@ -13,15 +13,15 @@ from typing import Any
 import pytest
 import yaml
 
+from infra.cli.canary_rollout import start_request
 from infra.components.canary import DIMENSION_VERSION, LOG_METRICS, MAX_REFRESH_ALARMS
 from infra.components.metrics import DIMENSION_POOL
 from infra.components.worker_pool import VERSION_PATHS, log_group_name
 from infra.config import ConfigError, merged_raw, parse_config, read_stack_file
 from infra.config.refresh import ALARM_WINDOW_SECONDS, JUDGEMENT_SECONDS
 from infra.outputs import POOL_REFRESH
-from infra.refresh import start_request
 from tests.support.aws_requests import Request, validate
-from tests.unit.infra.conftest import Rendered
+from tests.support.rendered import Rendered
 
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
 FILTER = "aws:cloudwatch/logMetricFilter:LogMetricFilter"

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from infra.cli.offline_render import install_mocks
 from infra.config import (
     POOLS_KEY,
     REGION_KEY,
@@ -24,7 +25,6 @@ from infra.config import (
     stack_names,
 )
 from infra.config.producers import TASK_ROUTES_KEY
-from infra.render import install_mocks
 
 Raw = dict[str, Any]
 
@@ -198,5 +198,10 @@ def test_pool_defaults_and_derived_values() -> None:
     assert pool.on_demand_percentage_above_base == 100  # Spot off: all on-demand
     prod = load_stack_config("prod")
     assert prod.soft_shutdown_seconds == prod.drain_window_seconds - 30
-    signal = prod.pools["default"].scaling("default").signal
-    assert (signal.acceptable_latency_seconds, signal.average_task_seconds, signal.concurrency) == (30, 2, 4)
+    default = prod.pools["default"]
+    signal = default.scaling("default").signal
+    assert (signal.acceptable_latency_seconds, signal.average_task_seconds, signal.concurrency) == (
+        default.acceptable_latency_seconds,
+        default.average_task_seconds,
+        default.concurrency,
+    )

@@ -1,4 +1,4 @@
-"""The README's cost tables are what `infra.costs` computes from the stacks' renders, and the
+"""The README's cost tables are what `infra.cli.cost_estimate` computes from the stacks' renders, and the
 estimate follows the render: a resource more is its price more."""
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
+from infra.cli.cost_estimate import HOURS_PER_MONTH, PRICES, estimate, per_month_metrics, total
 from infra.cli.cost_table import BEGIN, END, tables
 from infra.config import ROOT
-from infra.costs import HOURS_PER_MONTH, PRICES, estimate, per_month_metrics, total
-from tests.unit.infra.conftest import STACKS, Rendered, rendered
+from tests.support.rendered import STACKS, Rendered, rendered
 from worker import names
 
 README = ROOT / "README.md"

@@ -7,7 +7,7 @@ import re
 from infra import outputs
 from infra.cli.config_table import BEGIN, END, table
 from infra.config import PROJECT, ROOT, declared_keys
-from tests.unit.infra.conftest import rendered
+from tests.support.rendered import rendered
 
 DOC = ROOT / "README.md"
 

@@ -14,12 +14,13 @@ from typing import Any
 import pytest
 import yaml
 
-from infra import outputs, render
+from infra import outputs
 from infra.artefacts.manifest import Artefact, placeholder_artefacts
+from infra.cli import offline_render as render
+from infra.cli.offline_render import Render, render_config
 from infra.config import load_stack_config, merged_raw, parse_config, read_stack_file
-from infra.render import Render, render_config
 from infra.vm.component import component_text
-from tests.unit.infra.conftest import Rendered
+from tests.support.rendered import Rendered
 
 LT = "aws:ec2/launchTemplate:LaunchTemplate"
 ASG = "aws:autoscaling/group:Group"
@@ -90,7 +91,7 @@ def test_a_new_template_version_rolls_the_group_with_instance_refresh(stack: Ren
     plans = stack.document["outputs"][outputs.POOL_REFRESH]
     for name, pool in stack.config.pools.items():
         group = stack.one(ASG, f"pool-{name}-asg")
-        # The deploy step's refresh (infra.refresh) rolls the new version out, not the provider's.
+        # The deploy step's refresh (infra.cli.canary_rollout) rolls the new version out, not the provider's.
         assert "instanceRefresh" not in group
         assert plans[name]["preferences"]["MinHealthyPercentage"] >= 50
         spec = (

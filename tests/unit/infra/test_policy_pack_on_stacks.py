@@ -4,7 +4,7 @@ and these tests execute the same functions, so a stack that renders here passes 
 from __future__ import annotations
 
 from policy.rules import RULES, check_rendered
-from tests.unit.infra.conftest import Rendered
+from tests.support.rendered import Rendered
 
 
 def test_every_stack_passes_the_baseline(stack: Rendered) -> None:

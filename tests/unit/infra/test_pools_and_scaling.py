@@ -1,4 +1,4 @@
-"""Worker pools and their scaling policies as rendered: shape, drain window, targets, metric math."""
+"""Worker pools and their scaling policies as rendered: shape, drain window, targets, the metrics they read."""
 
 from __future__ import annotations
 
@@ -6,33 +6,33 @@ import base64
 import json
 from typing import Any
 
-import numpy as np
 import pytest
 import yaml
 
-from infra.components.metrics import backlog_per_instance_expression
 from infra.components.pool_scaling import bound
 from infra.config import DRAIN_MARGIN_SECONDS
 from infra.program import longest_task_seconds
 from infra.scaling.default_policy import SCALE_IN_LOAD, SCALE_IN_SECONDS
-from infra.scaling.group_state import GroupView, PoolSample
-from infra.scaling.signals import SIGNAL_CAPACITY_NEEDED, SIGNAL_LOAD_WITH_ONE_FEWER, metric_functions
 from infra.vm.files import POOL_ENV
 from infra.vm.user_data import STOP_MARGIN_S
-from tests.unit.infra.conftest import Rendered
-from tests.unit.test_fetchenv import systemd_unquote
+from tests.support.rendered import Rendered
+from tests.support.units import systemd_unquote
 from worker.names import (
-    METRIC_BUSY_PROCESSES,
-    METRIC_IN_FLIGHT,
-    METRIC_IN_SERVICE,
+    METRIC_BACKLOG,
+    METRIC_CAPACITY_NEEDED,
+    METRIC_LOAD_WITH_ONE_FEWER,
+    METRIC_NEEDED_AT_ZERO,
     METRIC_OLDEST_AGE,
-    METRIC_TASK_SECONDS,
-    METRIC_WAITING,
 )
+from worker.publisher.capacity import PoolSignal, Sample, capacity
+from worker.publisher.handler import PoolQueues, load_config, metric_data, service_data
+from worker.publisher.queues import QueueStats, Snapshot
+from worker.runtime.task_stats import QueueService
 
 ASG = "aws:autoscaling/group:Group"
 POLICY = "aws:autoscaling/policy:Policy"
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
+FUNCTION = "aws:lambda/function:Function"
 LT = "aws:ec2/launchTemplate:LaunchTemplate"
 ARN = "arn:aws:autoscaling:us-east-1:123456789012:autoscaling"
 
@@ -50,7 +50,7 @@ def test_every_pool_has_template_group_and_policies(stack: Rendered) -> None:
         assert f"pool-{name}-asg" in groups
         assert f"pool-{name}-lt" in stack.named(LT)
         assert policies[f"pool-{name}-backlog"]["policyType"] == "TargetTrackingScaling"
-        for short in ("latency", "fast-out", "scale-in"):
+        for short in ("latency", "fast-out", "from-zero", "scale-in"):
             assert policies[f"pool-{name}-{short}"]["policyType"] == "StepScaling"
     assert len([name for name in groups if name.startswith("pool-")]) == len(stack.config.pools)
 
@@ -109,98 +109,63 @@ def test_group_settings(stack: Rendered) -> None:
             assert distribution["onDemandPercentageAboveBaseCapacity"] == pool.on_demand_percentage_above_base
 
 
-def _evaluate(expression: str, values: dict[str, Any]) -> float:
-    """Evaluate the CloudWatch metric math we emit (arithmetic, comparisons, IF, FILL) on one point."""
-    python = expression.replace("REPEAT", "None")
-    namespace: dict[str, Any] = {
-        "IF": lambda condition, yes, no: yes if condition else no,
-        "FILL": lambda value, fill: fill if value is None else value,
-        **values,
-    }
-    with np.errstate(divide="ignore", invalid="ignore"):  # IF evaluates both branches here
-        result = eval(python, {"__builtins__": {}}, namespace)  # noqa: S307 - our own expression
-    return float(result)
+def _publisher_pools(stack: Rendered) -> tuple[PoolQueues, ...]:
+    """The pools as the publisher reads them from this render's POOLS_JSON."""
+    variables = stack.one(FUNCTION, "publisher-fn")["environment"]["variables"]
+    environ = {**variables, "BROKER_URL": "redis://render.invalid:6379/0"}
+    return load_config(environ).pools
 
 
-def _run_queries(queries: list[dict[str, Any]], metrics: dict[str, float | None]) -> float:
-    """Evaluate a rendered query list: metric reads from `metrics` (by metric name and queue), then each
-    expression in order; the value of the query that returns data."""
-    env: dict[str, Any] = {}
-    returned = None
-    for query in queries:
-        stat = query.get("metricStat", {}).get("metric") or query.get("metric")
-        if stat is not None:
-            dims = stat["dimensions"]
-            queue = (
-                dims.get("Queue")
-                if isinstance(dims, dict)
-                else next((d["value"] for d in dims if d["name"] == "Queue"), None)
-            )
-            value = metrics.get(f"{stat['metricName']}/{queue}" if queue else stat["metricName"])
-            env[query["id"]] = None if value is None else np.float64(value)
-        else:
-            env[query["id"]] = np.float64(_evaluate(query["expression"], env))
-        if query.get("returnData"):
-            returned = env[query["id"]]
-    assert returned is not None
-    return float(returned)
+def _published_names(pool: PoolQueues, in_service: int) -> set[str]:
+    """Every per-pool metric (dimension Pool only) the publisher writes in one sample with work waiting."""
+    stats = tuple(QueueStats(q, waiting=3, in_flight=1, oldest_published_at=0.0) for q in pool.queues)
+    snapshot = Snapshot(10.0, stats)
+    counts = {pool.asg: in_service}
+    service = [QueueService(q, ended=2, seconds=3.0, running=1) for q in pool.queues]
+    data = metric_data((pool,), snapshot, counts) + service_data((pool,), snapshot, counts, service)
+    return {d["MetricName"] for d in data if d["Dimensions"] == [{"Name": "Pool", "Value": pool.name}]}
 
 
-POINTS = [
-    # waiting, in flight, busy (None: not published), measured task seconds (None: none ended), in service
-    (0, 0, 0, None, 0),
-    (12, 0, 0, None, 0),
-    (12, 0, 0, 600.0, 0),
-    (0, 7, 7, 2.0, 2),
-    (40, 8, 8, None, 2),
-    (40, 8, None, 6.0, 2),
-    (3, 16, 16, 600.0, 4),
-    (0, 3, 3, 600.0, 1),
-    (5, 20, 18, 1.5, 6),
-]
-
-
-def test_rendered_signals_are_the_models_signals(stack: Rendered) -> None:
-    """The metric math AWS evaluates is the formula the simulator runs (infra.scaling.signals)."""
-    for name, pool in stack.config.pools.items():
-        scaling = pool.scaling(name)
-        functions = metric_functions(scaling.signal)
-        tracking = stack.one(POLICY, f"pool-{name}-backlog")["targetTrackingConfiguration"]
-        rendered = {scaling.target_tracking.metric_name: tracking["customizedMetricSpecification"]["metrics"]}
+def test_every_policy_reads_one_metric_the_publisher_writes_for_its_pool(stack: Rendered) -> None:
+    """No metric math: target tracking and every step alarm read one metric (dimension Pool) that the
+    publisher, configured by this render's POOLS_JSON, publishes for that pool, named as the policy
+    objects the simulator runs name it."""
+    pools = {pool.name: pool for pool in _publisher_pools(stack)}
+    assert set(pools) == set(stack.config.pools)
+    for name, config in stack.config.pools.items():
+        scaling = config.scaling(name)
+        assert pools[name].signal == scaling.signal, "the publisher computes with the policy's constants"
+        written = _published_names(pools[name], 0) | _published_names(pools[name], 2)
+        spec = stack.one(POLICY, f"pool-{name}-backlog")["targetTrackingConfiguration"]["customizedMetricSpecification"]
+        assert "metrics" not in spec
+        assert spec["metricName"] == scaling.target_tracking.metric_name
+        assert spec["metricDimensions"] == [{"name": "Pool", "value": name}]
+        assert spec["namespace"] == stack.config.metric_namespace
+        assert spec["metricName"] in written
         for short, policy in scaling.step_policies:
             alarm = stack.one(ALARM, f"pool-{name}-{short}")
-            if "metricQueries" in alarm:
-                rendered[policy.metric_name] = alarm["metricQueries"]
-        assert set(rendered) >= {SIGNAL_CAPACITY_NEEDED, SIGNAL_LOAD_WITH_ONE_FEWER}
-        for waiting, in_flight, busy, seconds, in_service in POINTS:
-            # The publisher's numbers, spread over the pool's queues.
-            metrics: dict[str, float | None] = {METRIC_BUSY_PROCESSES: busy, METRIC_TASK_SECONDS: seconds}
-            metrics[METRIC_IN_SERVICE] = in_service
-            for index, queue in enumerate(pool.queues):
-                metrics[f"{METRIC_WAITING}/{queue}"] = waiting if index == 0 else 0
-                metrics[f"{METRIC_IN_FLIGHT}/{queue}"] = in_flight if index == 0 else 0
-            sample = PoolSample(0.0, waiting, in_flight, 0.0, busy_processes=busy, task_seconds=seconds)
-            view = GroupView(
-                in_service, in_service, pool.concurrency, configured_task_seconds=pool.average_task_seconds
-            )
-            for signal, queries in rendered.items():
-                expected = functions[signal](sample, view)
-                assert expected is not None
-                got = _run_queries(queries, metrics)
-                assert got == pytest.approx(expected), (name, signal, waiting, in_flight, busy, seconds, in_service)
+            assert "metricQueries" not in alarm
+            assert (alarm["metricName"], alarm["dimensions"]) == (policy.metric_name, {"Pool": name})
+            assert alarm["metricName"] in written, (short, alarm["metricName"])
 
 
-def test_backlog_expression_counts_waiting_and_in_flight() -> None:
-    expression = backlog_per_instance_expression(["w0", "w1"], ["f0", "f1"], "ins")
-    values = {"w0": 5, "w1": 1, "f0": 2, "f1": 0, "ins": 2}
-    assert _evaluate(expression.replace("FILL(ins, REPEAT)", "ins"), values) == 4
+def test_capacity_needed_is_not_published_at_zero_in_service(stack: Rendered) -> None:
+    """Target tracking multiplies the current capacity, so at zero in service it gets no datum and the
+    from-zero step's metric carries the backlog instead."""
+    for pool in _publisher_pools(stack):
+        assert METRIC_CAPACITY_NEEDED not in _published_names(pool, 0)
+        assert METRIC_CAPACITY_NEEDED in _published_names(pool, 1)
+        assert METRIC_NEEDED_AT_ZERO in _published_names(pool, 1)
 
 
 def test_latency_net_fires_on_the_oldest_message_at_the_slo(stack: Rendered) -> None:
     for name, pool in stack.config.pools.items():
         step = stack.one(POLICY, f"pool-{name}-latency")
         assert step["adjustmentType"] == "PercentChangeInCapacity"
-        assert [s["scalingAdjustment"] for s in step["stepAdjustments"]] == [50, 100, 200]
+        # The policy object's steps, rendered as they are (the rule itself: tests/unit/test_scaling_policy.py).
+        net = pool.scaling(name).step("latency")
+        assert net is not None
+        assert [s["scalingAdjustment"] for s in step["stepAdjustments"]] == [s.scaling_adjustment for s in net.steps]
         assert step["stepAdjustments"][0]["metricIntervalLowerBound"] == "0"
         alarm = stack.one(ALARM, f"pool-{name}-latency")
         assert alarm["threshold"] == pool.acceptable_latency_seconds  # the SLO; the alarm threshold pages
@@ -210,7 +175,7 @@ def test_latency_net_fires_on_the_oldest_message_at_the_slo(stack: Rendered) -> 
         assert alarm["alarmActions"] == [f"{ARN}/pool-{name}-latency"]
 
 
-def test_scale_in_is_a_step_policy_with_hysteresis_that_never_empties_a_busy_pool(stack: Rendered) -> None:
+def test_scale_in_is_a_step_policy_with_hysteresis(stack: Rendered) -> None:
     for name, pool in stack.config.pools.items():
         tracking = stack.one(POLICY, f"pool-{name}-backlog")["targetTrackingConfiguration"]
         assert tracking["disableScaleIn"] is True
@@ -225,6 +190,56 @@ def test_scale_in_is_a_step_policy_with_hysteresis_that_never_empties_a_busy_poo
         names = {r.name for r in stack.render.resources}
         # Only a minSize 0 pool has the policy that takes the last instance away.
         assert (f"pool-{name}-to-zero" in names) == (pool.min_size == 0)
+
+
+_BREACHES = {
+    "LessThanThreshold": lambda value, threshold: value < threshold,
+    "LessThanOrEqualToThreshold": lambda value, threshold: value <= threshold,
+}
+
+
+def _breaches(alarm: dict[str, Any], published: dict[str, float]) -> bool:
+    """The alarm on the value the publisher puts for its one metric (alarms read no metric math now)."""
+    value = published[alarm["metricName"]]
+    return bool(_BREACHES[alarm["comparisonOperator"]](value, alarm["threshold"]))
+
+
+def _published(signal: PoolSignal, *, waiting: int, in_flight: int, busy: int, in_service: int) -> dict[str, float]:
+    """What the publisher puts for a pool at one sample: its capacity rule and the backlog."""
+    rule = capacity(Sample(waiting, in_flight, busy, 2.0, in_service), signal)
+    return {METRIC_LOAD_WITH_ONE_FEWER: rule.load_with_one_fewer, METRIC_BACKLOG: float(waiting + in_flight)}
+
+
+def _removed(instances: int, percent: float, min_magnitude: int) -> int:
+    """Instances a PercentChangeInCapacity step removes: AWS rounds a fraction of magnitude above 1 towards
+    zero and one between 0 and 1 away from it, then applies MinAdjustmentMagnitude
+    (https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_PutScalingPolicy.html)."""
+    raw = instances * percent / 100
+    rounded = 1 if 0 < raw < 1 else int(raw)
+    return max(rounded, min_magnitude)
+
+
+def test_scale_in_never_empties_a_busy_pool(stack: Rendered) -> None:
+    """With one task running, no alarm the stack renders takes a pool's last instance: evaluated on what
+    the publisher's capacity rule publishes and the rendered alarm's comparison, not on the policy's shape.
+    And no scale-in step, as AWS rounds it, removes every instance of a bigger pool."""
+    for name, pool in stack.config.pools.items():
+        signal = pool.scaling(name).signal
+        one_running = _published(signal, waiting=0, in_flight=1, busy=1, in_service=1)
+        idle_of_three = _published(signal, waiting=0, in_flight=0, busy=0, in_service=3)
+        scale_in = stack.one(ALARM, f"pool-{name}-scale-in")
+        assert not _breaches(scale_in, one_running), name
+        assert _breaches(scale_in, idle_of_three), f"{name}: scale-in never fires, even idle"
+        names = {r.name for r in stack.render.resources}
+        if f"pool-{name}-to-zero" in names:
+            to_zero = stack.one(ALARM, f"pool-{name}-to-zero")
+            idle = _published(signal, waiting=0, in_flight=0, busy=0, in_service=1)
+            assert not _breaches(to_zero, one_running), name
+            assert _breaches(to_zero, idle), f"{name}: the to-zero alarm never fires, so the check above proves nothing"
+        step = stack.one(POLICY, f"pool-{name}-scale-in")
+        largest = max(-s["scalingAdjustment"] for s in step["stepAdjustments"])
+        for instances in range(2, pool.max_size + 1):
+            assert instances - _removed(instances, largest, step["minAdjustmentMagnitude"]) >= 1, (name, instances)
 
 
 def test_instance_role_may_complete_only_its_own_lifecycle_hook(stack: Rendered) -> None:

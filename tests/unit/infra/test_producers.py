@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 
 from infra import outputs
+from infra.cli.offline_render import SECRET, Render, render_config
 from infra.components.broker import AMQPS_PORT, REDIS_PORT
 from infra.components.producer_access import policy_name, producer_secret_document
 from infra.config import ConfigError, merged_raw, parse_config, read_stack_file
-from infra.render import SECRET, Render, render_config
 from policy.rules import check_rendered
 
 INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"

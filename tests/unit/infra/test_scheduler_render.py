@@ -10,13 +10,13 @@ from typing import Any
 import pytest
 import yaml
 
+from infra.cli.offline_render import Render, render_config
 from infra.components.scheduler import TYPE, lease_table_name
 from infra.config import ConfigError, merged_raw, parse_config, read_stack_file
 from infra.config.periodic_capacity import capacity_for, check_tasks, derived_schedules
-from infra.render import Render, render_config
 from infra.vm.scheduler_data import SCHEDULER_ENV, SCHEDULER_UNIT
-from tests.unit.infra.conftest import Rendered
-from tests.unit.test_fetchenv import systemd_unquote
+from tests.support.rendered import Rendered
+from tests.support.units import systemd_unquote
 from worker.names import METRIC_ENTRY_LATENESS, METRIC_SCHEDULER_HEARTBEAT
 from worker.scheduler.periodic import Periodic
 from worker.scheduler.schedule import ENTRIES
@@ -70,6 +70,7 @@ def test_prod_scales_the_default_pool_ahead_of_the_fan_out(prod: Rendered) -> No
     assert start["recurrence"] == "10,25,40,55 * * * *"  # five minutes before */15
     assert start["minSize"] == instances
     assert end["minSize"] == pool.min_size
+    # Held from the 5-minute lead through the fan-out's run (30 s, the SLO, on 17 instances), in whole minutes.
     assert hold == 360
 
 

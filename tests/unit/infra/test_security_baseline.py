@@ -7,9 +7,9 @@ import json
 from typing import Any
 
 from infra import outputs
+from infra.cli.offline_render import SECRET
 from infra.components import iam
-from infra.render import SECRET
-from tests.unit.infra.conftest import Rendered
+from tests.support.rendered import Rendered
 
 LT = "aws:ec2/launchTemplate:LaunchTemplate"
 SUBNET = "aws:ec2/subnet:Subnet"

@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pulumi
 import pytest
 
 from infra import outputs
+from infra.artefacts.manifest import source_digest
+from infra.cli.offline_render import SECRET, render_stack
 from infra.components.broker import redis_url
 from infra.components.metrics_publisher import HANDLER
-from infra.config import ROOT, load_stack_config
+from infra.config import load_stack_config
 from infra.program import BundleMissingError, publisher_code
-from infra.render import SECRET, render_stack
-from tests.unit.infra.conftest import Rendered
+from tests.support.rendered import Rendered
 from worker.publisher.handler import load_config
 
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
@@ -164,29 +164,20 @@ def test_prod_differs_from_dev_where_it_should(dev: Rendered, prod: Rendered) ->
     assert prod.config.log_retention_days > dev.config.log_retention_days
 
 
-def test_make_render_writes_json(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [str(ROOT / "scripts" / "render"), "--stack", "dev", "--out", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
-    document = json.loads((tmp_path / "dev.json").read_text())
-    assert document["stack"] == "dev"
-    types = {r["type"] for r in document["resources"]}
-    assert {"aws:ec2/launchTemplate:LaunchTemplate", "aws:autoscaling/group:Group"} <= types
-    assert "dev:" in result.stderr
-
-
-def test_publisher_code_is_the_built_bundle_when_present(tmp_path: Path) -> None:
+def test_publisher_code_is_the_built_bundle_and_the_render_never_reads_it(tmp_path: Path) -> None:
     config = load_stack_config("dev").model_copy(update={"publisher_bundle": str(tmp_path / "publisher.zip")})
     with pytest.raises(BundleMissingError, match=r"celery-cluster:publisherBundle: .* run `make build`"):
         publisher_code(config)
-    placeholder = publisher_code(config, allow_placeholder=True)
-    assert isinstance(placeholder, pulumi.AssetArchive)
+    without_bundle = publisher_code(config, placeholder=True)
     (tmp_path / "publisher.zip").write_bytes(b"PK\x05\x06" + bytes(18))  # an empty zip
     built = publisher_code(config)
     assert isinstance(built, pulumi.FileArchive)
     assert built.path == str(tmp_path / "publisher.zip")
+    # The render's placeholder names the bundle and the source digest, bundle or not.
+    with_bundle = publisher_code(config, placeholder=True)
+    for placeholder in (without_bundle, with_bundle):
+        assert isinstance(placeholder, pulumi.AssetArchive)
+        (asset,) = placeholder.assets.values()
+        assert isinstance(asset, pulumi.StringAsset)
+        assert list(placeholder.assets) == [str(tmp_path / "publisher.zip")]
+        assert asset.text == f"built from source {source_digest()}"

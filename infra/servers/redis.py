@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
-from infra.local.ports import free_port, wait_for_port
-from infra.local.tls import TlsFiles
+from infra.servers.ports import free_port, wait_for_port
+from infra.servers.tls import TlsFiles
 
 INSTALL_HINT = (
     "redis-server was not found on PATH. Install it, then run this again:\n"

@@ -1,7 +1,7 @@
 """What `scripts/deploy <stack>` (and the pipeline) runs: build, preview, confirm, up, roll, smoke.
 
 Each step but `roll` is a subprocess whose output streams to the terminal; the first failure stops
-the run. `roll` is the canary (infra.refresh): an instance refresh per pool to the version `up`
+the run. `roll` is the canary (infra.cli.canary_rollout): an instance refresh per pool to the version `up`
 made, waited for, with one verdict per pool; a pool that did not succeed (rolled back, cancelled,
 failed) stops the deploy before the smoke test, exit ROLL_FAILED. A failed smoke test ends with how
 to roll back, using the stack's own outputs.
@@ -17,14 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from infra import refresh
+from infra.cli import canary_rollout
+from infra.cli.deployed_outputs import POOL_ASG_NAMES, StackOutputsError, stack_outputs
 from infra.components.smoke_function import WAIT_SECONDS
 from infra.config import load_stack_config
 from infra.config.messages import PROJECT
 from infra.outputs import POOL_REFRESH
-from infra.stack_outputs import POOL_ASG_NAMES, StackOutputsError, stack_outputs
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ROLL_FAILED = 3
 """Exit status of a deploy whose canary refresh did not succeed on some pool (AWS rolled it back)."""
 Clients = Callable[[str], tuple[Any, Any]]
@@ -118,7 +118,7 @@ def roll(
         return 1
     autoscaling, cloudwatch = clients(load_stack_config(stack).region)
     echo(f"==> roll: an instance refresh per pool, waiting for each verdict ({len(plans)} pool(s))")
-    verdicts = refresh.roll(plans, autoscaling, cloudwatch, echo, sleep)
+    verdicts = canary_rollout.roll(plans, autoscaling, cloudwatch, echo, sleep)
     echo("Verdicts:")
     for verdict in verdicts:
         echo(verdict.line())

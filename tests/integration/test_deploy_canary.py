@@ -1,4 +1,4 @@
-"""The deploy waits for each pool's canary refresh and acts on the verdict (infra.refresh).
+"""The deploy waits for each pool's canary refresh and acts on the verdict (infra.cli.canary_rollout).
 
 EC2 Auto Scaling and CloudWatch are botocore Stubbers, which check every request against the service
 model; the Pulumi CLI is a stand-in on PATH that answers `stack output` with the plans a deployed
@@ -20,9 +20,9 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
+from infra.cli.deploy_steps import ROLL_FAILED, run
 from infra.components.canary import refresh_preferences
 from infra.config import load_stack_config
-from infra.deploy import ROLL_FAILED, run
 from infra.outputs import POOL_ASG_NAMES, POOL_REFRESH
 
 STACK = "prod"

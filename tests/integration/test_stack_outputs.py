@@ -13,9 +13,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from infra.cli.deployed_outputs import StackOutputsError, smoke_target
 from infra.config import load_stack_config
 from infra.outputs import BROKER_SECRET_ARN
-from infra.stack_outputs import StackOutputsError, smoke_target
 
 
 @pytest.fixture

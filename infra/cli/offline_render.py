@@ -101,12 +101,21 @@ def _plain_object(value: dict[str, Any]) -> Any:
     if signature == rpc._special_resource_sig:
         return value.get("urn")
     if signature in (rpc._special_asset_sig, rpc._special_archive_sig):
-        kind = "asset" if signature == rpc._special_asset_sig else "archive"
-        path = value.get("path")
-        if isinstance(path, str) and path.startswith(f"{ROOT}/"):
-            path = path.removeprefix(f"{ROOT}/")  # machine-independent, so renders diff cleanly
-        return {kind: path or value.get("uri") or sorted(value.get("assets", {}))}
+        return _plain_asset(value, "asset" if signature == rpc._special_asset_sig else "archive")
     return {k: _plain(v) for k, v in sorted(value.items())}
+
+
+def _plain_asset(value: dict[str, Any], kind: str) -> dict[str, Any]:
+    """{kind: path} for a file, {kind: uri} for a remote one, {kind: {"text": ...}} for a string asset,
+    {kind: {name: asset}} for an asset archive: what identifies the content, so a new content diffs."""
+    if "text" in value:
+        return {kind: {"text": value["text"]}}
+    if "assets" in value:
+        return {kind: {name: _plain(asset) for name, asset in sorted(value["assets"].items())}}
+    path = value.get("path")
+    if isinstance(path, str) and path.startswith(f"{ROOT}/"):
+        path = path.removeprefix(f"{ROOT}/")  # machine-independent, so renders diff cleanly
+    return {kind: path or value.get("uri")}
 
 
 def _arn(type_: str, name: str) -> str:
@@ -263,7 +272,7 @@ def render_config(config: StackConfig, stack_values: Mapping[str, Any]) -> Rende
             raise RuntimeError(f"config read through pulumi.Config differs from {config.stack}'s offline config")
         stack_outputs = build(
             from_engine,
-            publisher_code(from_engine, allow_placeholder=True),
+            publisher_code(from_engine, placeholder=True),
             worker_artefacts(from_engine, placeholder=True),
         )
         for name, output in stack_outputs.items():

@@ -9,7 +9,7 @@ data through the NAT, logs) is a named assumption per stack (`USAGE`), stated in
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -263,55 +263,60 @@ def _lambda_lines(document: Mapping[str, Any], usage: Usage) -> Iterable[Line]:
 def estimate(config: StackConfig, document: Mapping[str, Any]) -> list[Line]:
     """The stack's monthly line items, from its render and config."""
     usage = USAGE[config.stack]
-    lines: list[Line] = []
-    add = lines.append
+    return [
+        *_network_lines(config, document, usage),
+        *_broker_lines(document),
+        *_pool_lines(config, document, usage),
+        *_scheduler_lines(config, document),
+        *_lambda_lines(document, usage),
+        *_monitoring_lines(config, document),
+        *_account_lines(document, usage),
+    ]
 
-    def count(type_: str) -> int:
-        return len(_of_type(document, type_))
 
-    nat = count("aws:ec2/natGateway:NatGateway")
+def _count(document: Mapping[str, Any], type_: str) -> int:
+    return len(_of_type(document, type_))
+
+
+def _network_lines(config: StackConfig, document: Mapping[str, Any], usage: Usage) -> Iterator[Line]:
+    nat = _count(document, "aws:ec2/natGateway:NatGateway")
     if nat:
-        add(Line(f"NAT gateway x{nat}", f"{nat} x 730 h x $0.045", nat * HOURS_PER_MONTH * PRICES["nat_hour"].usd))
-        add(Line("NAT data processing", f"assumed {usage.nat_gb:g} GB x $0.045", usage.nat_gb * PRICES["nat_gb"].usd))
-    ips = count("aws:ec2/eip:Eip")
+        yield Line(f"NAT gateway x{nat}", f"{nat} x 730 h x $0.045", nat * HOURS_PER_MONTH * PRICES["nat_hour"].usd)
+        yield Line("NAT data processing", f"assumed {usage.nat_gb:g} GB x $0.045", usage.nat_gb * PRICES["nat_gb"].usd)
+    ips = _count(document, "aws:ec2/eip:Eip")
     if ips:
-        add(
-            Line(
-                f"Public IPv4 x{ips} (NAT)", f"{ips} x 730 h x $0.005", ips * HOURS_PER_MONTH * PRICES["ipv4_hour"].usd
-            )
-        )
+        usd = ips * HOURS_PER_MONTH * PRICES["ipv4_hour"].usd
+        yield Line(f"Public IPv4 x{ips} (NAT)", f"{ips} x 730 h x $0.005", usd)
     interface = [e for e in _inputs(document, "aws:ec2/vpcEndpoint:VpcEndpoint") if e["vpcEndpointType"] == "Interface"]
     if interface:
         azs = len(config.availability_zones)
-        add(
-            Line(
-                f"Interface endpoints x{len(interface)}",
-                f"{len(interface)} x {azs} AZ x 730 h x $0.01",
-                len(interface) * azs * HOURS_PER_MONTH * PRICES["endpoint_hour"].usd,
-            )
+        yield Line(
+            f"Interface endpoints x{len(interface)}",
+            f"{len(interface)} x {azs} AZ x 730 h x $0.01",
+            len(interface) * azs * HOURS_PER_MONTH * PRICES["endpoint_hour"].usd,
         )
+
+
+def _broker_lines(document: Mapping[str, Any]) -> Iterator[Line]:
     for cache in _inputs(document, "aws:elasticache/replicationGroup:ReplicationGroup"):
-        add(_cache_line(cache))
+        yield _cache_line(cache)
     for broker in _inputs(document, "aws:mq/broker:Broker"):
         kind = broker["hostInstanceType"]
         nodes = 3 if broker["deploymentMode"] == "CLUSTER_MULTI_AZ" else 1
         hourly = PRICES[kind].usd
-        add(Line(f"Amazon MQ {kind} x{nodes}", f"{nodes} x 730 h x ${hourly}", nodes * HOURS_PER_MONTH * hourly))
-    lines.extend(_pool_lines(config, document, usage))
-    lines.extend(_scheduler_lines(config, document))
-    lines.extend(_lambda_lines(document, usage))
+        yield Line(f"Amazon MQ {kind} x{nodes}", f"{nodes} x 730 h x ${hourly}", nodes * HOURS_PER_MONTH * hourly)
 
+
+def _monitoring_lines(config: StackConfig, document: Mapping[str, Any]) -> Iterator[Line]:
     alarms = _inputs(document, "aws:cloudwatch/metricAlarm:MetricAlarm")
     entries = sum(1 for a in alarms if a.get("metricName") == names.METRIC_ENTRY_LATENESS)
     metrics = sum(per_month_metrics(config, entries).values())
-    add(Line("Custom metrics", f"{metrics} x $0.30", metrics * PRICES["metric_month"].usd))
+    yield Line("Custom metrics", f"{metrics} x $0.30", metrics * PRICES["metric_month"].usd)
     puts = PUBLISHER_PUTS_PER_MINUTE * MINUTES_PER_MONTH
-    add(
-        Line(
-            "Publisher PutMetricData",
-            f"{PUBLISHER_PUTS_PER_MINUTE}/min x {MINUTES_PER_MONTH:,.0f} min x $0.01/1000",
-            puts * PRICES["put_metric_request"].usd,
-        )
+    yield Line(
+        "Publisher PutMetricData",
+        f"{PUBLISHER_PUTS_PER_MINUTE}/min x {MINUTES_PER_MONTH:,.0f} min x $0.01/1000",
+        puts * PRICES["put_metric_request"].usd,
     )
     ours = [_alarm_metrics(a) for a in alarms]
     tracking = [
@@ -325,30 +330,25 @@ def estimate(config: StackConfig, document: Mapping[str, Any]) -> list[Line]:
         high = sum(n for n, fast in billed if fast)
         standard = sum(n for n, fast in billed if not fast)
         usd = high * PRICES["alarm_metric_high_res"].usd + standard * PRICES["alarm_metric"].usd
-        add(Line(label, f"{high} high-res metrics x $0.30 + {standard} standard x $0.10", usd))
-    dashboards = count("aws:cloudwatch/dashboard:Dashboard")
-    add(Line("Dashboard", f"{dashboards} x $3", dashboards * PRICES["dashboard_month"].usd))
-    keys = count("aws:kms/key:Key")
-    add(Line("KMS key", f"{keys} x $1", keys * PRICES["kms_key_month"].usd))
-    secrets = count("aws:secretsmanager/secret:Secret")
+        yield Line(label, f"{high} high-res metrics x $0.30 + {standard} standard x $0.10", usd)
+    dashboards = _count(document, "aws:cloudwatch/dashboard:Dashboard")
+    yield Line("Dashboard", f"{dashboards} x $3", dashboards * PRICES["dashboard_month"].usd)
+
+
+def _account_lines(document: Mapping[str, Any], usage: Usage) -> Iterator[Line]:
+    keys = _count(document, "aws:kms/key:Key")
+    yield Line("KMS key", f"{keys} x $1", keys * PRICES["kms_key_month"].usd)
+    secrets = _count(document, "aws:secretsmanager/secret:Secret")
     reads = MINUTES_PER_MONTH  # assumed: the publisher reads its secret once a run
-    add(
-        Line(
-            "Secrets Manager",
-            f"{secrets} secrets x $0.40 + assumed {reads:,.0f} reads x $0.05/10k",
-            secrets * PRICES["secret_month"].usd + reads * PRICES["secret_call"].usd,
-        )
+    yield Line(
+        "Secrets Manager",
+        f"{secrets} secrets x $0.40 + assumed {reads:,.0f} reads x $0.05/10k",
+        secrets * PRICES["secret_month"].usd + reads * PRICES["secret_call"].usd,
     )
-    add(Line("Logs", f"assumed {usage.log_gb:g} GB ingested x $0.50", usage.log_gb * PRICES["log_gb"].usd))
+    yield Line("Logs", f"assumed {usage.log_gb:g} GB ingested x $0.50", usage.log_gb * PRICES["log_gb"].usd)
     if usage.cross_az_gb:
-        add(
-            Line(
-                "Cross-AZ traffic",
-                f"assumed {usage.cross_az_gb:g} GB x $0.02",
-                usage.cross_az_gb * PRICES["cross_az_gb"].usd,
-            )
-        )
-    return lines
+        usd = usage.cross_az_gb * PRICES["cross_az_gb"].usd
+        yield Line("Cross-AZ traffic", f"assumed {usage.cross_az_gb:g} GB x $0.02", usd)
 
 
 def total(lines: Iterable[Line]) -> float:

@@ -22,9 +22,9 @@ from types import TracebackType
 
 import httpx
 
-from infra.local.ports import free_port, wait_for_port
-from infra.local.redis_server import ServerNotInstalledError
-from infra.local.tls import TlsFiles
+from infra.servers.ports import free_port, wait_for_port
+from infra.servers.redis import ServerNotInstalledError
+from infra.servers.tls import TlsFiles
 
 INSTALL_HINT = (
     "rabbitmq-server was not found. Install it, then run this again:\n"

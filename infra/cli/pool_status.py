@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from infra.components.metrics import DIMENSION_POOL, DIMENSION_QUEUE
-from infra.config import StackConfig
+from infra.config import PoolConfig, StackConfig
 from infra.outputs import METRIC_NAMESPACE, POOL_ASG_NAMES
 from worker.names import (
     METRIC_BUSY_PROCESSES,
@@ -124,6 +124,24 @@ def pool_statuses(
     if unknown:
         raise StatusError(f"no deployed pool named {', '.join(unknown)} (pools: {', '.join(sorted(groups)) or 'none'})")
 
+    values = _latest(cloudwatch, _pool_queries(config, names, namespace), now)
+    described = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[groups[n] for n in names])
+    by_group = {g["AutoScalingGroupName"]: g for g in described["AutoScalingGroups"]}
+    firing = _alarms_in_alarm(cloudwatch)
+    statuses: list[PoolStatus] = []
+    for p, name in enumerate(names):
+        group = by_group.get(groups[name])
+        if group is None:
+            raise StatusError(
+                f"pool {name}: Auto Scaling group {groups[name]} does not exist (was the stack destroyed?)"
+            )
+        alarms = sorted(a for a, description in firing if description.startswith(f"Pool {name}:"))
+        statuses.append(_pool_status(config.pools[name], name, p, group, values, alarms, autoscaling))
+    return statuses
+
+
+def _pool_queries(config: StackConfig, names: list[str], namespace: str) -> list[dict[str, Any]]:
+    """Per pool p: age{p}, task{p}, busy{p}; per queue q of it: w{p}x{q} (waiting), f{p}x{q} (in flight)."""
     queries: list[dict[str, Any]] = []
     for p, name in enumerate(names):
         pool_dims = {DIMENSION_POOL: name}
@@ -134,41 +152,36 @@ def pool_statuses(
             queue_dims = {DIMENSION_POOL: name, DIMENSION_QUEUE: queue}
             queries.append(_query(f"w{p}x{q}", namespace, METRIC_WAITING, queue_dims, "Average"))
             queries.append(_query(f"f{p}x{q}", namespace, METRIC_IN_FLIGHT, queue_dims, "Average"))
-    values = _latest(cloudwatch, queries, now)
+    return queries
 
-    described = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[groups[n] for n in names])
-    by_group = {g["AutoScalingGroupName"]: g for g in described["AutoScalingGroups"]}
-    firing = _alarms_in_alarm(cloudwatch)
 
-    statuses: list[PoolStatus] = []
-    for p, name in enumerate(names):
-        pool = config.pools[name]
-        group = by_group.get(groups[name])
-        if group is None:
-            raise StatusError(
-                f"pool {name}: Auto Scaling group {groups[name]} does not exist (was the stack destroyed?)"
-            )
-        queues = range(len(pool.queues))
-        statuses.append(
-            PoolStatus(
-                pool=name,
-                asg_name=groups[name],
-                in_service=sum(1 for i in group.get("Instances", []) if i["LifecycleState"] == "InService"),
-                desired=int(group["DesiredCapacity"]),
-                min_size=int(group["MinSize"]),
-                max_size=int(group["MaxSize"]),
-                waiting=_sum([values.get(f"w{p}x{q}") for q in queues]),
-                in_flight=_sum([values.get(f"f{p}x{q}") for q in queues]),
-                oldest_age_seconds=values.get(f"age{p}"),
-                slo_seconds=pool.acceptable_latency_seconds,
-                task_seconds=values.get(f"task{p}"),
-                configured_task_seconds=pool.average_task_seconds,
-                busy_processes=values.get(f"busy{p}"),
-                alarms=sorted(a for a, description in firing if description.startswith(f"Pool {name}:")),
-                activities=_activities(autoscaling, groups[name]),
-            )
-        )
-    return statuses
+def _pool_status(
+    pool: PoolConfig,
+    name: str,
+    p: int,
+    group: Mapping[str, Any],
+    values: Mapping[str, float],
+    alarms: list[str],
+    autoscaling: Any,
+) -> PoolStatus:
+    queues = range(len(pool.queues))
+    return PoolStatus(
+        pool=name,
+        asg_name=str(group["AutoScalingGroupName"]),
+        in_service=sum(1 for i in group.get("Instances", []) if i["LifecycleState"] == "InService"),
+        desired=int(group["DesiredCapacity"]),
+        min_size=int(group["MinSize"]),
+        max_size=int(group["MaxSize"]),
+        waiting=_sum([values.get(f"w{p}x{q}") for q in queues]),
+        in_flight=_sum([values.get(f"f{p}x{q}") for q in queues]),
+        oldest_age_seconds=values.get(f"age{p}"),
+        slo_seconds=pool.acceptable_latency_seconds,
+        task_seconds=values.get(f"task{p}"),
+        configured_task_seconds=pool.average_task_seconds,
+        busy_processes=values.get(f"busy{p}"),
+        alarms=alarms,
+        activities=_activities(autoscaling, str(group["AutoScalingGroupName"])),
+    )
 
 
 def _alarms_in_alarm(cloudwatch: Any) -> list[tuple[str, str]]:

@@ -1,4 +1,4 @@
-"""The consumer's "cannot run this message" hooks and `publish`, in this process against the shared
+"""The consumer's "cannot run this message" hooks and `publish`, in this process against the session's
 Redis: each hook puts a dead letter with its reason and the message whole on the dead-letter queue, and
 the original leaves its queue (Celery's own handling still runs). The same paths inside a real worker,
 on both brokers, are in tests/integration/test_dead_letters.py; these are the ones mutation testing sees."""

@@ -1,5 +1,5 @@
 """`python -m worker.deadletter list|show|replay|purge`, called in this process (`main(argv)`) against the
-shared Redis, one dead-letter queue per test: what each prints, what it leaves in which queue, and its
+session's Redis, one dead-letter queue per test: what each prints, what it leaves in which queue, and its
 exit code. The commands as a user types them, against a worker's letters, are in
 tests/integration/test_dead_letters.py; these are the paths mutation testing sees."""
 
@@ -15,7 +15,7 @@ import pytest
 from celery import Celery
 from kombu.exceptions import ContentDisallowed
 
-from tests.support.redis_queues import REDIS_URL, RedisQueues
+from tests.support.redis_queues import RedisQueues
 from worker.deadletter import cli
 from worker.names import PUBLISHED_AT_HEADER
 from worker.runtime import dead_letters as deadletter
@@ -25,14 +25,14 @@ MESSAGES = ("deadletter:", "invalid setting")
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _worker_app() -> None:
+def _worker_app(queues_redis_url: str) -> None:
     """`replay` sends with the worker's app, which reads its settings and installs its logging when
     first imported: import it once, on the test Redis, before any test captures stderr."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("CELERY_BROKER_URL", REDIS_URL)
+        patch.setenv("CELERY_BROKER_URL", queues_redis_url)
         from worker.app import app  # noqa: PLC0415 - only with the settings above
 
-    assert app.conf.broker_url == REDIS_URL, "worker.app was imported earlier with another broker"
+    assert app.conf.broker_url == queues_redis_url, "worker.app was imported earlier with another broker"
 
 
 @pytest.fixture
@@ -76,13 +76,17 @@ def test_list_prints_letters_oldest_first_and_leaves_them(
     redis_queues: RedisQueues, dlq: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     ids = [_add(redis_queues, dlq, task_id=f"t-{i}", args=[i])["dead_letter_id"] for i in range(3)]
-    code, lines, _ = _run(capsys, "list", "--limit", "2")
+    code, lines, _ = _run(capsys, "list", "--limit", "2", "--json")
     assert code == 0
     assert [json.loads(line)["dead_letter_id"] for line in lines] == ids[:2]
     assert lines[0].startswith('{"args": [0], "dead_letter_id": ')  # keys sorted, one letter a line
     assert redis_queues.depth(dlq) == 3
-    code, lines, _ = _run(capsys)  # no command: list, up to 100
-    assert (code, len(lines)) == (0, 3)
+    code, lines, _ = _run(capsys)  # no command: the short list, up to 100, two lines a letter
+    assert code == 0
+    # A peek hands letters back at the far end of the queue on Redis: the order may have changed.
+    assert sorted(line.split()[0] for line in lines[:-1:2]) == sorted(ids)
+    assert sorted(line.split()[2] for line in lines[1:-1:2]) == ["t-0;", "t-1;", "t-2;"]
+    assert lines[-1] == f"3 dead letter(s) in {dlq} (they stay in the queue)"
     assert redis_queues.depth(dlq) == 3
 
 
@@ -91,9 +95,9 @@ def test_list_remove_takes_what_it_printed(
 ) -> None:
     for i in range(3):
         _add(redis_queues, dlq, task_id=f"t-{i}")
-    code, lines, _ = _run(capsys, "list", "--remove", "--limit", "1")
+    code, lines, _ = _run(capsys, "list", "--remove", "--limit", "1", "--json")
     assert (code, len(lines), redis_queues.depth(dlq)) == (0, 1, 2)
-    code, lines, _ = _run(capsys, "--remove")
+    code, lines, _ = _run(capsys, "--remove", "--json")
     assert (code, len(lines), redis_queues.depth(dlq)) == (0, 2, 0)
 
 
@@ -123,7 +127,7 @@ def test_show_of_an_unknown_id_exits_1_and_names_it(
     _add(redis_queues, dlq, task_id="t-1")
     code, lines, err = _run(capsys, "show", "nope")
     assert (code, lines) == (1, [])
-    assert err == f"deadletter: no dead letter with id nope in {dlq}\n"
+    assert err == f"deadletter: no dead letter with dead-letter id or task id nope in {dlq}\n"
     assert redis_queues.depth(dlq) == 1
 
 
@@ -209,7 +213,7 @@ def test_replay_of_an_unknown_id_replays_the_others_and_exits_1(
     code, lines, err = _run(capsys, "replay", "zz-missing", letter["dead_letter_id"], "aa-missing")
     assert code == 1
     assert lines[-1] == "replayed 1 dead letter(s)"
-    assert err == f"deadletter: no dead letter with id aa-missing, zz-missing in {dlq}\n"
+    assert err == f"deadletter: no dead letter with dead-letter id or task id aa-missing, zz-missing in {dlq}\n"
     assert (redis_queues.depth(source), redis_queues.depth(dlq)) == (1, 0)
 
 
@@ -276,23 +280,28 @@ def test_help_states_the_commands_and_exit_codes(
     text = _help(capsys)
     for line in (
         "List, show, replay and purge the dead-letter queue (broker from CELERY_* settings).",
-        "  list                print dead letters as JSON lines; they stay in the queue",
-        "  show                print one dead letter in full",
+        "  list                a short list, one letter in two lines; they stay in the queue",
+        "  show                print dead letters in full, as JSON",
         "  replay              send dead letters' tasks again, then remove them",
         "  purge               remove every dead letter",
         "  --limit LIMIT       list at most this many (default 100)",
         "  --remove            list and take them off the queue",
-        "  python -m worker.deadletter replay 3f2a... --to io",
+        "  python -m worker.deadletter replay ID --to io",
         "  0  done",
         "  1  no dead letter has that id",
         "  2  invalid setting or argument",
+        "  3  the broker cannot be reached or refused the credentials",
     ):
         assert " ".join(line.split()) in text, line
     for argv, lines in {
-        ("list",): ["  --limit LIMIT  at most this many (default 100)", "  --remove       and take them off the queue"],
-        ("show",): ["  id          its dead_letter_id (or task_id)"],
+        ("list",): [
+            "  --limit LIMIT  at most this many (default 100)",
+            "  --remove       and take them off the queue",
+            "  --json         JSON lines, every field (for scripts)",
+        ],
+        ("show",): ["  id          a dead_letter_id, or a task_id (every dead letter of that task)"],
         ("replay",): [
-            "  ID          dead_letter_id (or task_id) of each to replay",
+            "  ID          dead_letter_id or task_id of each to replay",
             "  --all       replay every dead letter",
             "  --to QUEUE  replay to this queue instead of the source queue",
             "  --dry-run   say what would be replayed, change nothing",
@@ -312,7 +321,7 @@ def test_the_operations_replay_and_purge_unless_asked_for_a_dry_run(redis_queues
     # A letter without content type or encoding (written by hand, or by an older worker): JSON is assumed.
     raw = _add(redis_queues, dlq, source_queue=source, body_b64=base64.b64encode(b"[[], {}, {}]").decode())
     expected = [
-        admin.Replayed(task["dead_letter_id"], "reports.build", source, "task"),
+        admin.Replayed(task["dead_letter_id"], "reports.build", source, "task", task["task_id"]),
         admin.Replayed(raw["dead_letter_id"], None, source, "message"),
     ]
     assert admin.replay(app, redis_queues.url, dlq, None, dry_run=True) == expected
@@ -334,3 +343,64 @@ def test_a_letter_that_is_not_json_is_refused_not_decoded(
     with pytest.raises(ContentDisallowed):
         cli.main(["list"])
     assert redis_queues.depth(dlq) == 1
+
+
+def test_show_and_replay_find_letters_by_task_id_and_a_task_is_replayed_once(
+    redis_queues: RedisQueues, dlq: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = redis_queues.name("io")
+    first = _task_letter(redis_queues, dlq, source)
+    # The same task dead-lettered again (it failed after a replay): a new letter, the same task id.
+    again = _add(redis_queues, dlq, task="reports.build", task_id=first["task_id"], source_queue=source, args=["r7"])
+    code, lines, err = _run(capsys, "show", first["task_id"])
+    assert code == 0
+    shown = [json.loads(block) for block in "\n".join(lines).replace("}\n{", "}\0{").split("\0")]
+    assert [r["dead_letter_id"] for r in shown] == [first["dead_letter_id"], again["dead_letter_id"]]
+    both = f"{first['dead_letter_id']}, {again['dead_letter_id']}"
+    assert err == f"deadletter: task {first['task_id']} has 2 dead letters: {both}\n"
+    code, lines, _ = _run(capsys, "replay", first["task_id"])
+    assert code == 0
+    # The show (a peek) may have reordered them on Redis: either letter can come first.
+    sent, left = lines[0].split()[1], lines[1].split()[1].rstrip(":")
+    assert {sent, left} == {first["dead_letter_id"], again["dead_letter_id"]}
+    assert lines == [
+        f"replayed {sent} (reports.build) to {source}",
+        f"left {left}: another dead letter of the same task was replayed; its id replays it",
+        "replayed 1 dead letter(s)",
+    ]
+    assert (redis_queues.depth(source), redis_queues.depth(dlq)) == (1, 1)  # sent once; the other stays
+    code, lines, _ = _run(capsys, "replay", left)
+    assert (code, lines[-1]) == (0, "replayed 1 dead letter(s)")
+
+
+def test_an_unreachable_broker_is_one_line_and_exit_3(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with socket.socket() as unused:  # a port nothing listens on
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    monkeypatch.setenv("CELERY_BROKER_URL", f"redis://:secret@127.0.0.1:{port}/0")
+    for argv in (["show", "x"], ["list"], ["purge"]):
+        assert cli.main(argv) == 3
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1, err  # one line, no traceback
+        where = f"redis://:**@127.0.0.1:{port}/0"
+        assert err.startswith(f"deadletter: cannot reach the broker in CELERY_BROKER_URL ({where}): "), err
+        assert "secret" not in err
+
+
+def test_the_short_list_wraps_between_words_and_keeps_ids_whole() -> None:
+    record = {
+        "dead_letter_id": "d" * 32,
+        "task_id": "5d6c1c1e-6f5e-4c55-9a43-1b8f2d3c4e5f",
+        "task": "webhooks.deliver",
+        "reason": "retries_exhausted",
+        "source_queue": "default",
+        "dead_lettered_at": 0,
+        "error": "HTTPError('HTTP 503 from https://hooks.example.com/a/very/long/path for delivery 42')",
+    }
+    lines = cli.summary(record, width=80)
+    assert all(len(line) <= 80 for line in lines), lines
+    text = " ".join(lines)
+    for value in (str(record["dead_letter_id"]), str(record["task_id"]), "https://hooks.example.com/a/very/long/path"):
+        assert value in text

@@ -1,7 +1,7 @@
 """scripts/deploy's sequence and its rollback advice. The Pulumi CLI cannot run here, so a stand-in
 `pulumi` on PATH answers `stack output` with the outputs a deployed stack would have. The canary step
 between `up` and the smoke test is recorded here as a step; its own behaviour, against stubbed AWS
-APIs, is tests/unit/test_deploy_canary.py."""
+APIs, is tests/integration/test_deploy_canary.py."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from infra import deploy
-from infra.deploy import run
+from infra.cli import deploy_steps
+from infra.cli.deploy_steps import run
 from infra.outputs import POOL_ASG_NAMES
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,7 +42,7 @@ def roll_step(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         rolled.append(stack)
         return 0
 
-    monkeypatch.setattr(deploy, "roll", roll)
+    monkeypatch.setattr(deploy_steps, "roll", roll)
     return rolled
 
 
