@@ -9,6 +9,14 @@ from typing import Final
 # age of the oldest waiting message, computed from this header (or from the AMQP timestamp).
 PUBLISHED_AT_HEADER: Final = "published_at"
 
+# Header naming the code version of whoever sent the task: CELERY_CLUSTER_SENDER_VERSION (a producer's
+# release), else the worker's WORKER_CODE_VERSION (tasks workers send), else the client's package
+# version. A dead letter carries it beside its reason, so an unknown task name tells which side of a
+# deploy sent it. Kept when present (a retry keeps its first sender's version).
+SENDER_VERSION_HEADER: Final = "sender_version"
+ENV_SENDER_VERSION: Final = "CELERY_CLUSTER_SENDER_VERSION"
+ENV_WORKER_CODE_VERSION: Final = "WORKER_CODE_VERSION"
+
 # Where a task with no route goes (the workers' CELERY_DEFAULT_QUEUE default).
 DEFAULT_QUEUE: Final = "default"
 

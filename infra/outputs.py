@@ -9,6 +9,13 @@ BROKER_SECRET_ARN: Final = "brokerSecretArn"  # noqa: S105 - an output name, not
 BROKER_ENGINE: Final = "brokerEngine"
 POOL_ASG_NAMES: Final = "poolAsgNames"
 """{pool: Auto Scaling group name}."""
+POOL_REFRESH: Final = "poolRefresh"
+"""{pool: plan} for the deploy step's canary refresh (infra.cli.canary_rollout): the group, the launch template
+version to roll out, and the StartInstanceRefresh preferences (checkpoints, AutoRollback, alarms)."""
+PLAN_ASG_NAME: Final = "asgName"
+PLAN_TEMPLATE_ID: Final = "launchTemplateId"
+PLAN_TEMPLATE_VERSION: Final = "launchTemplateVersion"
+PLAN_PREFERENCES: Final = "preferences"
 DASHBOARD_URL: Final = "dashboardUrl"
 ALARM_TOPIC_ARN: Final = "alarmTopicArn"
 METRIC_NAMESPACE: Final = "metricNamespace"
@@ -30,6 +37,7 @@ ALL: Final = (
     BROKER_SECRET_ARN,
     BROKER_ENGINE,
     POOL_ASG_NAMES,
+    POOL_REFRESH,
     DASHBOARD_URL,
     ALARM_TOPIC_ARN,
     METRIC_NAMESPACE,

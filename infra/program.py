@@ -91,7 +91,16 @@ def worker_artefacts(config: StackConfig, *, placeholder: bool = False) -> Build
         raise BundleMissingError(f"celery-cluster:imageMode {config.image_mode}: {exc}") from None
 
 
-def pool_runtime(config: StackConfig, name: str, pool: PoolConfig, secret_arn: str) -> PoolRuntime:
+def code_version(artefacts: BuildArtefacts | None, image_id: pulumi.Input[str]) -> pulumi.Input[str]:
+    """Which build a pool's instances run (WORKER_CODE_VERSION, the `Version` its canary alarms judge):
+    the digest of the source `make build` built (bake, boot), or in imageMode ami the AMI itself, whose
+    code the program cannot see. A new build is a new version; the same source is the same version."""
+    if artefacts is not None:
+        return f"src-{artefacts.source_digest[:12]}"
+    return image_id
+
+
+def pool_runtime(config: StackConfig, name: str, pool: PoolConfig, secret_arn: str, version: str = "") -> PoolRuntime:
     return PoolRuntime(
         stack=config.stack,
         pool=name,
@@ -107,6 +116,7 @@ def pool_runtime(config: StackConfig, name: str, pool: PoolConfig, secret_arn: s
         spot=pool.spot.enabled,
         extra_env=config.worker_environment(name),
         longest_task=longest_task_seconds(config.worker_environment(name)),
+        code_version=version,
     )
 
 
@@ -120,8 +130,8 @@ def longest_task_seconds(environment: Mapping[str, str]) -> int:
 
 def _user_data(config: StackConfig, name: str, pool: PoolConfig) -> Callable[[list[Any]], str]:
     def render(values: list[Any]) -> str:
-        secret_arn, boot = values[0], (values[1] if len(values) > 1 else None)
-        return render_user_data(config.image_mode, pool_runtime(config, name, pool, secret_arn), boot)
+        secret_arn, version, boot = values[0], values[1], (values[2] if len(values) > 2 else None)
+        return render_user_data(config.image_mode, pool_runtime(config, name, pool, secret_arn, version), boot)
 
     return render
 
@@ -218,18 +228,16 @@ def build(
         )
     pools: dict[str, WorkerPool] = {}
     image_ids: dict[str, pulumi.Input[str]] = {}
+    versions: dict[str, pulumi.Input[str]] = {}
     for name, pool in sorted(config.pools.items()):
         for warning in pool_runtime(config, name, pool, "").warnings():
             pulumi.log.warn(warning)
-        if image is not None:
-            image_ids[name] = image.image_ids[pool.architecture]
-            inputs: list[pulumi.Input[Any]] = [broker.secret_arn]
-            if config.image_mode == "boot":
-                inputs.append(image.boot_artefacts[pool.architecture])
-            user_data = pulumi.Output.all(*inputs).apply(_user_data(config, name, pool))
-        else:
-            image_ids[name] = own_ami_id(config, pool)
-            user_data = pulumi.Output.all(broker.secret_arn).apply(_user_data(config, name, pool))
+        image_ids[name] = image.image_ids[pool.architecture] if image is not None else own_ami_id(config, pool)
+        versions[name] = code_version(artefacts if image is not None else None, image_ids[name])
+        inputs: list[pulumi.Input[Any]] = [broker.secret_arn, versions[name]]
+        if image is not None and config.image_mode == "boot":
+            inputs.append(image.boot_artefacts[pool.architecture])
+        user_data = pulumi.Output.all(*inputs).apply(_user_data(config, name, pool))
         pools[name] = WorkerPool(
             f"pool-{name}",
             WorkerPoolArgs(
@@ -268,6 +276,7 @@ def build(
                     config=config.pools[name],
                     asg_name=p.asg_name,
                     target_backlog_per_instance=p.scaling.target_tracking.target_value,
+                    code_version=versions[name],
                 )
                 for name, p in pools.items()
             },
@@ -283,6 +292,9 @@ def build(
         outputs.BROKER_SECRET_ARN: broker.secret_arn,
         outputs.BROKER_ENGINE: pulumi.Output.from_input(config.broker_engine),
         outputs.POOL_ASG_NAMES: pulumi.Output.from_input(asg_names),
+        outputs.POOL_REFRESH: pulumi.Output.from_input(
+            {name: p.refresh_plan(monitoring.refresh_alarm_names[name]) for name, p in pools.items()}
+        ),
         outputs.DASHBOARD_URL: monitoring.dashboard_url,
         outputs.ALARM_TOPIC_ARN: monitoring.topic_arn,
         outputs.METRIC_NAMESPACE: pulumi.Output.from_input(config.metric_namespace),

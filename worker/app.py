@@ -63,10 +63,10 @@ app.conf.worker_concurrency = process.concurrency
 # stops the worker instead of a retry with the same password (worker.runtime.broker_errors).
 app.conf.worker_consumer = "worker.runtime.consumer:WorkerConsumer"
 
-logs.install(settings)
+logs.install(settings, process)
 stamping.install()
 dead_letters.install(settings.dead_letter_queue)
-journal.install(settings.journal_url)
+journal.install(settings.journal_url, process.code_version)
 shutdown.install(settings.soft_shutdown_timeout)
 task_stats.install(settings.broker_url, settings.is_redis)
 rabbit_task_stats.install(settings.broker_url, settings.is_redis)

@@ -63,3 +63,22 @@ METRIC_ENTRY_LATENESS: Final = "PeriodicEntryLateness"
 # started, and refuse the copy (worker.runtime.periodic_fence).
 PERIODIC_SEND_HEADER: Final = "x-periodic-send"
 PERIODIC_TASK_ID_PREFIX: Final = "periodic:"
+
+# Log events the worker and the drain agent write (one JSON line each, with the process's `version` and
+# `pool`: worker.runtime.logs). The pool's CloudWatch Logs metric filters count them into the metrics
+# below, per code version (infra.components.canary), which a canary instance refresh judges.
+EVENT_TASK_FINISHED: Final = "task.finished"
+"""A task run ended; its `outcome` is success, failure or retry (Celery's state, lower case)."""
+EVENT_TASK_RETRY: Final = "task.retry"
+EVENT_DEAD_LETTERED: Final = "task.dead_lettered"
+"""A dead letter was written; its `reason` is one of worker.runtime.dead_letters.REASON_*."""
+EVENT_UNHEALTHY: Final = "health.unhealthy"
+"""The drain agent marked its instance unhealthy: the worker cannot start (or died for good)."""
+
+# Metrics of those events (dimensions Pool and Version, UnknownTaskLetters Pool only).
+METRIC_TASKS_FINISHED: Final = "TasksFinished"
+METRIC_TASK_FAILURES: Final = "TaskFailures"
+METRIC_TASK_RETRIES: Final = "TaskRetries"
+METRIC_DEAD_LETTERS: Final = "DeadLetters"
+METRIC_UNKNOWN_TASK_LETTERS: Final = "UnknownTaskLetters"
+METRIC_WORKERS_UNHEALTHY: Final = "WorkersUnhealthy"

@@ -112,9 +112,13 @@ def per_month_metrics(config: StackConfig, entries: int) -> dict[str, int]:
 
     Per queue (Pool, Queue): waiting, in flight, oldest age, unstamped (worker.publisher).
     Per pool (Pool): backlog, backlog per instance, oldest age, heartbeat, queues without age, task
-    seconds, busy processes, in-service instances (worker.publisher.service_metrics), and the capacity rule's
+    seconds, busy processes, in-service instances (worker.publisher.service_metrics), the capacity rule's
     three signals (worker.publisher.capacity). The scheduler: its heartbeat,
-    and one lateness per periodic entry (worker.scheduler.beat)."""
+    and one lateness per periodic entry (worker.scheduler.beat). Per pool and code version (Pool,
+    Version), from the pool's log metric filters (infra.components.canary): runs, failures, retries,
+    dead letters, unknown task names, unhealthy workers; plus unknown task names per pool alone. One
+    version a month is counted: a deploy's old and new versions overlap for hours, and CloudWatch
+    prorates a metric by the hour; a metric whose event never happens (no failure) is never created."""
     queues = sum(len(pool.queues) for pool in config.pools.values())
     pools = len(config.pools)
     counts = {
@@ -132,6 +136,12 @@ def per_month_metrics(config: StackConfig, entries: int) -> dict[str, int]:
         names.METRIC_CAPACITY_NEEDED: pools,
         names.METRIC_LOAD_WITH_ONE_FEWER: pools,
         names.METRIC_NEEDED_AT_ZERO: pools,
+        names.METRIC_TASKS_FINISHED: pools,
+        names.METRIC_TASK_FAILURES: pools,
+        names.METRIC_TASK_RETRIES: pools,
+        names.METRIC_DEAD_LETTERS: pools,
+        names.METRIC_UNKNOWN_TASK_LETTERS: 2 * pools,
+        names.METRIC_WORKERS_UNHEALTHY: pools,
         names.METRIC_SCHEDULER_HEARTBEAT: 0,
         names.METRIC_ENTRY_LATENESS: 0,
     }

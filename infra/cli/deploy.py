@@ -1,6 +1,9 @@
-"""Build, preview, confirm, `pulumi up`, smoke test: what the pipeline runs, from your machine.
+"""Build, preview, confirm, `pulumi up`, roll every pool (canary), smoke test: what the pipeline runs.
 
 Needs the Pulumi CLI logged in to the state backend and AWS credentials for the stack's account.
+`pulumi up` makes the new launch template version; the roll step then starts an instance refresh per
+pool with the stack's checkpoints, alarms and automatic rollback, shows its progress, and waits for
+the verdict. The smoke test runs only when every pool succeeded.
 
 Examples:
 
@@ -8,13 +11,15 @@ Examples:
   scripts/deploy dev
   scripts/deploy prod --yes
   scripts/deploy prod --rollback-help
+  scripts/deploy prod --after-up      # the pipeline, once its own `pulumi up` step ran
 
 Exit codes:
 
 \b
-  0  deployed and the smoke test passed
+  0  deployed, every pool's refresh succeeded and the smoke test passed
   1  a step failed (preview, up or the smoke test)
   2  the deploy could not start (no Pulumi CLI, no stack)
+  3  a pool's refresh did not succeed: rolled back (an alarm fired), cancelled or failed
 
 --rollback-help prints the advice and exits 0 (with the stack's ASG names when its outputs can be read).
 """
@@ -38,6 +43,9 @@ def main(
     rollback_help_only: bool = typer.Option(
         False, "--rollback-help", help="only print how to roll this stack back (exit 0)"
     ),
+    after_up: bool = typer.Option(
+        False, "--after-up", help="skip build, preview and up (already run): roll the pools, then smoke test"
+    ),
 ) -> None:
     if rollback_help_only:
         try:
@@ -47,7 +55,13 @@ def main(
         typer.echo(rollback_help(stack, outputs))
         raise typer.Exit(0)
     try:
-        code = run(stack, confirm=lambda q: yes or typer.confirm(q), echo=typer.echo, smoke_count=smoke_count)
+        code = run(
+            stack,
+            confirm=lambda q: yes or typer.confirm(q),
+            echo=typer.echo,
+            smoke_count=smoke_count,
+            after_up=after_up,
+        )
     except DeployError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from None

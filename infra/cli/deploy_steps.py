@@ -1,23 +1,40 @@
-"""What `scripts/deploy <stack>` (and the pipeline) runs: build, preview, confirm, up, smoke.
+"""What `scripts/deploy <stack>` (and the pipeline) runs: build, preview, confirm, up, roll, smoke.
 
-Each step is a subprocess whose output streams to the terminal; the first failure stops the run.
-A failed smoke test ends with how to roll back, using the stack's own outputs.
+Each step but `roll` is a subprocess whose output streams to the terminal; the first failure stops
+the run. `roll` is the canary (infra.cli.canary_rollout): an instance refresh per pool to the version `up`
+made, waited for, with one verdict per pool; a pool that did not succeed (rolled back, cancelled,
+failed) stops the deploy before the smoke test, exit ROLL_FAILED. A failed smoke test ends with how
+to roll back, using the stack's own outputs.
 """
 
 from __future__ import annotations
 
 import shutil
 import subprocess
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from infra.cli import canary_rollout
 from infra.cli.deployed_outputs import POOL_ASG_NAMES, StackOutputsError, stack_outputs
 from infra.components.smoke_function import WAIT_SECONDS
+from infra.config import load_stack_config
 from infra.config.messages import PROJECT
+from infra.outputs import POOL_REFRESH
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
+ROLL_FAILED = 3
+"""Exit status of a deploy whose canary refresh did not succeed on some pool (AWS rolled it back)."""
+Clients = Callable[[str], tuple[Any, Any]]
+"""region -> (autoscaling, cloudwatch) clients."""
+
+
+def aws_clients(region: str) -> tuple[Any, Any]:
+    import boto3  # noqa: PLC0415 - only the deploy talks to AWS
+
+    return boto3.client("autoscaling", region_name=region), boto3.client("cloudwatch", region_name=region)
 
 
 class DeployError(RuntimeError):
@@ -34,7 +51,12 @@ def plan(stack: str, *, smoke_count: int = 20) -> list[Step]:
     return [
         Step("build", ("make", "build")),
         Step("preview", ("pulumi", "preview", "--stack", stack, "--policy-pack", "policy", "--diff")),
-        Step("up", ("pulumi", "up", "--stack", stack, "--policy-pack", "policy", "--yes", "--skip-preview")),
+        # --refresh: the state then holds the launch template version each group runs (the canary refresh
+        # moves it, not Pulumi: infra.components.worker_pool), so no stale version is ever sent back.
+        Step(
+            "up",
+            ("pulumi", "up", "--stack", stack, "--policy-pack", "policy", "--yes", "--skip-preview", "--refresh"),
+        ),
         # Inside the VPC (the stack's smoke function), long enough for a pool at zero to scale out.
         Step(
             "smoke",
@@ -77,6 +99,39 @@ def rollback_help(stack: str, outputs: dict[str, Any] | None, *, smoke_failed: b
     return "\n".join(lines)
 
 
+def roll(
+    stack: str,
+    *,
+    echo: Callable[[str], None],
+    clients: Clients = aws_clients,
+    sleep: Callable[[float], None] = time.sleep,
+) -> int:
+    """The canary step: roll every pool to its new version and wait; 0 when every pool succeeded."""
+    try:
+        outputs = stack_outputs(stack)
+    except StackOutputsError as exc:
+        echo(f"roll: {exc}")
+        return 1
+    plans = outputs.get(POOL_REFRESH)
+    if not plans:
+        echo(f"roll: stack {stack!r} has no output {POOL_REFRESH}; deploy it with this version of the program first")
+        return 1
+    autoscaling, cloudwatch = clients(load_stack_config(stack).region)
+    echo(f"==> roll: an instance refresh per pool, waiting for each verdict ({len(plans)} pool(s))")
+    verdicts = canary_rollout.roll(plans, autoscaling, cloudwatch, echo, sleep)
+    echo("Verdicts:")
+    for verdict in verdicts:
+        echo(verdict.line())
+    if all(v.ok for v in verdicts):
+        return 0
+    echo(
+        f"The new version did not go out on every pool of {stack!r}; AWS returned the pools that rolled back "
+        "to the version they ran before. The alarms above name what judged it; each pool's log group "
+        "(CloudWatch Logs Insights, field `version`) and `python -m worker.deadletter` show why."
+    )
+    return ROLL_FAILED
+
+
 def run(
     stack: str,
     *,
@@ -84,15 +139,30 @@ def run(
     echo: Callable[[str], None],
     runner: Callable[[Sequence[str]], int] = lambda argv: subprocess.run(argv, cwd=ROOT, check=False).returncode,
     smoke_count: int = 20,
+    clients: Clients = aws_clients,
+    sleep: Callable[[float], None] = time.sleep,
+    after_up: bool = False,
 ) -> int:
-    if shutil.which("pulumi") is None:
+    """The whole deploy; with `after_up` (the pipeline ran build, preview and up) only roll and smoke."""
+    if not after_up and shutil.which("pulumi") is None:
         raise DeployError("the Pulumi CLI is not on PATH; see the README's 'Deploying' section")
-    for step in plan(stack, smoke_count=smoke_count):
+    steps = plan(stack, smoke_count=smoke_count)
+    if after_up:
+        steps = [s for s in steps if s.name == "smoke"]
+        code = roll(stack, echo=echo, clients=clients, sleep=sleep)
+        if code != 0:
+            return code
+    for step in steps:
         if step.name == "up" and not confirm(f"Deploy the previewed changes to {stack!r}?"):
             echo("Not deployed.")
             return 1
         echo(f"==> {step.name}: {' '.join(step.argv)}")
         code = runner(step.argv)
+        if code == 0 and step.name == "up":
+            code = roll(stack, echo=echo, clients=clients, sleep=sleep)
+            if code != 0:
+                return code
+            continue
         if code != 0:
             echo(f"{step.name} failed (exit {code}).")
             if step.name == "smoke":
@@ -102,5 +172,5 @@ def run(
                     outputs = None
                 echo(rollback_help(stack, outputs, smoke_failed=True))
             return code
-    echo(f"{stack}: deployed and smoke-tested.")
+    echo(f"{stack}: deployed, every pool's canary passed, and smoke-tested.")
     return 0

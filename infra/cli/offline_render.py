@@ -54,6 +54,8 @@ class Resource:
     dependencies: list[str] = field(default_factory=list)
     """Names of the resources this one waits for (inputs and `depends_on`), as the engine orders them."""
     retain_on_delete: bool = False
+    ignore_changes: list[str] = field(default_factory=list)
+    """Property paths the engine keeps from the state on update (the resource option)."""
 
     def as_json(self) -> dict[str, Any]:
         return {"type": self.type, "name": self.name, "parent": self.parent, "inputs": self.inputs}
@@ -224,6 +226,7 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
                     urn=response.urn,
                     dependencies=sorted(self._names.get(urn, urn) for urn in request.dependencies),
                     retain_on_delete=bool(request.retainOnDelete),
+                    ignore_changes=list(request.ignoreChanges),
                 )
             )
         return response

@@ -46,6 +46,8 @@ class InstanceIdentity:
     role: aws.iam.Role
     grants: list[pulumi.Resource]
     """What the instance must not start before: its policies are attached."""
+    log_group: aws.cloudwatch.LogGroup
+    """Where the instance's agent ships its logs (a pool counts its task outcomes there)."""
 
 
 def create_instance_identity(name: str, args: IdentityArgs, opts: pulumi.ResourceOptions) -> InstanceIdentity:
@@ -84,7 +86,7 @@ def create_instance_identity(name: str, args: IdentityArgs, opts: pulumi.Resourc
     profile = aws.iam.InstanceProfile(
         f"{name}-profile", aws.iam.InstanceProfileArgs(path=iam.IAM_PATH, role=role.name), opts=opts
     )
-    return InstanceIdentity(profile, role, grants)
+    return InstanceIdentity(profile, role, grants, logs)
 
 
 @dataclass(frozen=True)

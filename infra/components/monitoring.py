@@ -1,7 +1,9 @@
 """Monitoring: an encrypted alarm topic, the alarms on-call reads, and one dashboard per stack.
 
 Every alarm here notifies the topic on ALARM and on OK. The alarms themselves are pure functions in
-`pool_alarms` and `broker_alarms`; the dashboard's body is in `dashboard`.
+`pool_alarms`, `canary` and `broker_alarms`; the dashboard's body is in `dashboard`. Each pool's
+canary alarms and its latency alarm are the AlarmSpecification of its canary refresh
+(`refresh_alarm_names`).
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ import pulumi_aws as aws
 from infra.components import iam
 from infra.components.alarm_args import AlarmArgs
 from infra.components.broker_alarms import cache_alarms, mq_alarms
+from infra.components.canary import canary_alarms, unknown_task_alarm
 from infra.components.dashboard import dashboard_body, dashboard_name, dashboard_url
-from infra.components.pool_alarms import MonitoredPool, pool_alarms
+from infra.components.pool_alarms import MonitoredPool, latency_alarm_suffix, pool_alarms
 from infra.config import StackConfig
 
 TYPE = "celery-cluster:monitoring:Monitoring"
@@ -37,6 +40,8 @@ class Monitoring(pulumi.ComponentResource):
     topic_arn: pulumi.Output[str]
     dashboard_url: pulumi.Output[str]
     key_arn: pulumi.Output[str]
+    refresh_alarm_names: dict[str, list[pulumi.Output[str]]]
+    """{pool: the alarms that fail (and roll back) its canary refresh}."""
 
     def __init__(self, name: str, args: MonitoringArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(TYPE, name, None, opts)
@@ -46,15 +51,22 @@ class Monitoring(pulumi.ComponentResource):
         self._topic = self._create_topic(args.config)
         self.topic_arn = self._topic.arn
         alarms: list[tuple[str, AlarmArgs]] = []
+        judges: dict[str, str] = {}  # alarm suffix -> the pool whose refresh it judges
         for pool_name, pool in sorted(args.pools.items()):
             alarms += pool_alarms(args.config.metric_namespace, pool_name, pool)
+            canary = canary_alarms(args.config, pool_name, pool.config, pool.code_version)
+            alarms += [*canary, unknown_task_alarm(args.config, pool_name)]
+            judges |= {suffix: pool_name for suffix, _ in canary} | {latency_alarm_suffix(pool_name): pool_name}
         if args.config.is_redis:
             for index, cluster_id in enumerate(args.cache_cluster_ids, start=1):
                 alarms += cache_alarms(args.config, f"node{index}", cluster_id)
         elif args.mq_broker_name is not None:
             alarms += mq_alarms(args.config, args.mq_broker_name)
+        self.refresh_alarm_names = {name: [] for name in args.pools}
         for suffix, alarm_args in alarms:
-            self._alarm(suffix, alarm_args)
+            created = self._alarm(suffix, alarm_args)
+            if suffix in judges:
+                self.refresh_alarm_names[judges[suffix]].append(created.name)
         self._create_dashboard(args)
         self.dashboard_url = pulumi.Output.from_input(dashboard_url(args.config.region, args.config.stack))
         self.register_outputs({"topicArn": self.topic_arn, "dashboardUrl": self.dashboard_url, "keyArn": self.key_arn})

@@ -33,6 +33,13 @@ class MonitoredPool:
     config: PoolConfig
     asg_name: pulumi.Input[str]
     target_backlog_per_instance: float
+    code_version: pulumi.Input[str]
+    """The build being deployed to the pool: the `Version` its canary alarms judge."""
+
+
+def latency_alarm_suffix(name: str) -> str:
+    """The latency alarm, which also judges a canary refresh (infra.components.canary)."""
+    return f"{name}-latency-slo"
 
 
 def _in_service(asg_name: pulumi.Input[str]) -> Query:
@@ -46,7 +53,7 @@ def pool_alarms(namespace: str, name: str, pool: MonitoredPool) -> list[tuple[st
     target = pool.target_backlog_per_instance
     return [
         (
-            f"{name}-latency-slo",
+            latency_alarm_suffix(name),
             alarm(
                 f"Pool {name}: oldest waiting task older than the {threshold:g} s alarm threshold "
                 f"(SLO: p95 wait <= {pool.config.acceptable_latency_seconds:g} s) for 5 minutes "

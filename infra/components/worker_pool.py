@@ -1,9 +1,18 @@
-"""A worker pool: launch template, Auto Scaling group, drain hook, and its scaling policies.
+"""A worker pool: launch template, Auto Scaling group, drain hook, its scaling policies, and the
+metric filters that count its task outcomes per code version (infra.components.canary).
 
 The launch template takes the AMI and the user data as inputs (the image component or an AMI
-lookup provides the first, `infra.vm.user_data` the second). The group references the template's
-latest version *number*: a new template version changes the group's launch template spec, which
-starts an instance refresh; `$Latest` would leave running instances on the old version silently.
+lookup provides the first, `infra.vm.user_data` the second); a new build makes a new template version.
+The group is created on the template's version *number* (`$Latest` or `$Default` would rule out a
+rollback), and from then on `pulumi up` never moves it to a new version: the deploy step does, with
+an instance refresh whose DesiredConfiguration is that version (`infra.cli.canary_rollout`, preferences from
+`refresh_plan`). AWS saves a refresh's desired configuration on the group only once it succeeds, so
+AutoRollback returns the instances to the version the group still holds. Had the provider moved the
+group first (its `instance_refresh` block calls UpdateAutoScalingGroup, then StartInstanceRefresh),
+the "previous configuration" would be the new version and a rollback would relaunch the bad code
+(terraform-provider-aws #34189, open). Hence `ignore_changes` on the version, and `pulumi up --refresh`
+in the deploy so that Pulumi's state holds the version AWS runs (a stale one in the state would be
+sent back with any other change to the launch settings: https://www.pulumi.com/docs/iac/concepts/options/ignorechanges/).
 """
 
 from __future__ import annotations
@@ -15,7 +24,9 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from infra import outputs
 from infra.components import iam
+from infra.components.canary import LOG_METRICS, metric_filter_args, refresh_preferences
 from infra.components.instance import IdentityArgs, LaunchArgs, create_instance_identity, create_launch_template
 from infra.components.metrics import (
     GROUP_METRICS,
@@ -57,10 +68,19 @@ def log_group_name(stack: str, pool: str) -> str:
     return f"/celery-cluster/{stack}/workers/{pool}"
 
 
+# Property paths of the group's launch template version (one per shape of group), left to the deploy
+# step's instance refresh after creation (module docstring).
+VERSION_PATHS = (
+    "launchTemplate.version",
+    "mixedInstancesPolicy.launchTemplate.launchTemplateSpecification.version",
+)
+
+
 class WorkerPool(pulumi.ComponentResource):
     asg_name: pulumi.Output[str]
     asg_arn: pulumi.Output[str]
     launch_template_id: pulumi.Output[str]
+    launch_template_version: pulumi.Output[str]
     scaling: PoolScaling
 
     def __init__(self, name: str, args: WorkerPoolArgs, opts: pulumi.ResourceOptions | None = None) -> None:
@@ -69,6 +89,7 @@ class WorkerPool(pulumi.ComponentResource):
         self._child = pulumi.ResourceOptions(parent=self)
         self._pool_name = args.name
         pool, config = args.pool, args.config
+        self._pool, self._config = pool, config
         self.scaling = pool.scaling(self._pool_name)
         profile, role, grants = self._create_identity(args)
         template = self._create_launch_template(args, profile)
@@ -77,6 +98,7 @@ class WorkerPool(pulumi.ComponentResource):
         self.asg_name = group.name
         self.asg_arn = group.arn
         self.launch_template_id = template.id
+        self.launch_template_version = template.latest_version.apply(str)
         aws.iam.RolePolicy(
             f"{name}-lifecycle",
             aws.iam.RolePolicyArgs(
@@ -102,8 +124,35 @@ class WorkerPool(pulumi.ComponentResource):
             )
         create_schedules(name, self._pool_name, pool, group, self._child)
         self.register_outputs(
-            {"asgName": self.asg_name, "asgArn": self.asg_arn, "launchTemplateId": self.launch_template_id}
+            {
+                "asgName": self.asg_name,
+                "asgArn": self.asg_arn,
+                "launchTemplateId": self.launch_template_id,
+                "launchTemplateVersion": self.launch_template_version,
+            }
         )
+
+    def refresh_plan(self, alarm_names: Sequence[pulumi.Input[str]]) -> pulumi.Output[dict[str, object]]:
+        """What the deploy step needs to roll this pool to its new version (outputs.POOL_REFRESH)."""
+        return pulumi.Output.all(
+            self.asg_name, self.launch_template_id, self.launch_template_version, *alarm_names
+        ).apply(
+            lambda v: {
+                outputs.PLAN_ASG_NAME: v[0],
+                outputs.PLAN_TEMPLATE_ID: v[1],
+                outputs.PLAN_TEMPLATE_VERSION: v[2],
+                outputs.PLAN_PREFERENCES: refresh_preferences(self._config, self._pool, [str(a) for a in v[3:]]),
+            }
+        )
+
+    def _create_metric_filters(self, logs: aws.cloudwatch.LogGroup) -> None:
+        """Task outcomes per code version, counted from the pool's own log lines (infra.components.canary)."""
+        for metric in LOG_METRICS:
+            aws.cloudwatch.LogMetricFilter(
+                f"{self._name}-{metric.key}",
+                metric_filter_args(self._config.metric_namespace, logs.name, metric),
+                opts=self._child,
+            )
 
     def _create_identity(
         self, args: WorkerPoolArgs
@@ -121,6 +170,7 @@ class WorkerPool(pulumi.ComponentResource):
             ),
             self._child,
         )
+        self._create_metric_filters(identity.log_group)
         return identity.profile, identity.role, identity.grants
 
     def _create_launch_template(self, args: WorkerPoolArgs, profile: aws.iam.InstanceProfile) -> aws.ec2.LaunchTemplate:
@@ -208,19 +258,6 @@ class WorkerPool(pulumi.ComponentResource):
                 health_check_grace_period=pool.instance_warmup_seconds,
                 enabled_metrics=[aws.autoscaling.Metric(m) for m in GROUP_METRICS],
                 metrics_granularity="1Minute",
-                instance_refresh=aws.autoscaling.GroupInstanceRefreshArgs(
-                    strategy="Rolling",
-                    preferences=aws.autoscaling.GroupInstanceRefreshPreferencesArgs(
-                        min_healthy_percentage=90,
-                        instance_warmup=str(pool.instance_warmup_seconds),
-                        skip_matching=True,
-                        # Instances protect themselves while busy (worker.drain.protection); a refresh still
-                        # replaces them, through the drain hook that waits for their tasks. The default
-                        # (Wait) waits an hour for the protection to go, then fails the refresh.
-                        # https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_RefreshPreferences.html
-                        scale_in_protected_instances="Refresh",
-                    ),
-                ),
                 tags=[
                     aws.autoscaling.GroupTagArgs(
                         key="Name", value=f"celery-{config.stack}-{self._pool_name}", propagate_at_launch=True
@@ -230,8 +267,13 @@ class WorkerPool(pulumi.ComponentResource):
                     ),
                 ],
             ),
-            # After creation the scaling policies own the desired capacity. The instances' first act is to
-            # read the broker secret: the role's policies exist before the group launches any (IAM is
-            # eventually consistent, https://docs.aws.amazon.com/IAM/latest/UserGuide/troubleshoot_general.html#troubleshoot_general_eventual-consistency).
-            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["desiredCapacity"], depends_on=list(grants)),
+            # After creation the scaling policies own the desired capacity, and the deploy step's canary
+            # refresh the launch template version (module docstring). No `instance_refresh` block: the
+            # provider's would move the group to the new version before the refresh (no rollback).
+            # The instances' first act is to read the broker secret: the role's policies exist before
+            # the group launches any (IAM is eventually consistent,
+            # https://docs.aws.amazon.com/IAM/latest/UserGuide/troubleshoot_general.html#troubleshoot_general_eventual-consistency).
+            opts=pulumi.ResourceOptions(
+                parent=self, ignore_changes=["desiredCapacity", *VERSION_PATHS], depends_on=list(grants)
+            ),
         )

@@ -29,6 +29,7 @@ from infra.config.producers import (
     check_routes_reach_pools,
     check_security_group_ids,
 )
+from infra.config.refresh import CHECKPOINT_DELAY_MAX, check_checkpoints, check_judgement
 from infra.config.sizes import (
     LAMBDA_ENVIRONMENT_BYTES,
     LAMBDA_OTHER_BYTES,
@@ -96,6 +97,15 @@ class StackConfig(ConfigModel):
     scheduler_enabled: bool
     scheduler_instance_type: str
     scheduler_lease_seconds: int = Field(ge=5, le=300)
+    # The canary refresh (infra/config/refresh.py, infra.components.canary, infra.cli.canary_rollout).
+    refresh_checkpoint_percentages: tuple[int, ...]
+    refresh_checkpoint_delay_seconds: int = Field(ge=0, le=CHECKPOINT_DELAY_MAX)
+    refresh_auto_rollback: bool
+    refresh_failure_percent: int = Field(ge=1, le=100)
+    refresh_retry_percent: int = Field(ge=1, le=100)
+    refresh_dead_letters: int = Field(ge=1)
+
+    _checkpoints = field_validator("refresh_checkpoint_percentages")(check_checkpoints)
 
     @field_validator("vpc_cidr")
     @classmethod
@@ -261,6 +271,7 @@ class StackConfig(ConfigModel):
             raise KeyRuleError(
                 "mqInstanceType", f"{self.mq_instance_type} cannot run a cluster; use mq.m5.large or larger"
             )
+        check_judgement(self.refresh_checkpoint_percentages, self.refresh_checkpoint_delay_seconds)
         uses_parameter = self.image_mode != "ami" or not self.image_ami_id
         if uses_parameter and "{arch}" not in self.image_ssm_parameter:
             raise KeyRuleError("imageSsmParameter", "must contain {arch} (pools choose x86_64 or arm64)")

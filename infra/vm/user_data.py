@@ -56,6 +56,8 @@ class PoolRuntime:
     extra_env: Mapping[str, str] = field(default_factory=dict)
     longest_task: int | None = None
     """The longest a task of this pool may run (its time limit); None: the drain window alone decides."""
+    code_version: str = ""
+    """WORKER_CODE_VERSION: the build these instances run, the `Version` its canary alarms judge."""
 
     @property
     def drain_soft_seconds(self) -> int:
@@ -144,6 +146,8 @@ def pool_env(pool: PoolRuntime) -> str:
         variables["DRAIN_ASG_NAME"] = pool.asg_name
     if pool.ssm_path:
         variables["WORKER_SSM_PATH"] = pool.ssm_path
+    if pool.code_version:
+        variables["WORKER_CODE_VERSION"] = pool.code_version
     header = f"# celery-cluster {pool.stack}/{pool.pool}: written by user data at boot\n"
     return header + "".join(quote(name, variables[name]) + "\n" for name in sorted(variables))
 

@@ -1,5 +1,7 @@
 """scripts/deploy's sequence and its rollback advice. The Pulumi CLI cannot run here, so a stand-in
-`pulumi` on PATH answers `stack output` with the outputs a deployed stack would have."""
+`pulumi` on PATH answers `stack output` with the outputs a deployed stack would have. The canary step
+between `up` and the smoke test is recorded here as a step; its own behaviour, against stubbed AWS
+APIs, is tests/integration/test_deploy_canary.py."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from infra.cli import deploy_steps
 from infra.cli.deploy_steps import run
 from infra.outputs import POOL_ASG_NAMES
 
@@ -30,6 +33,19 @@ class Recorder:
         return self.fail.get(argv[0].rsplit("/", 1)[-1] + " " + argv[1], 0)
 
 
+@pytest.fixture(autouse=True)
+def roll_step(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Records the canary step's runs (it succeeds) instead of calling AWS."""
+    rolled: list[str] = []
+
+    def roll(stack: str, **_: object) -> int:
+        rolled.append(stack)
+        return 0
+
+    monkeypatch.setattr(deploy_steps, "roll", roll)
+    return rolled
+
+
 @pytest.fixture
 def fake_pulumi(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     outputs = {
@@ -42,11 +58,12 @@ def fake_pulumi(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-def test_steps_run_in_order_and_up_waits_for_confirmation(fake_pulumi: Path) -> None:
+def test_steps_run_in_order_and_up_waits_for_confirmation(fake_pulumi: Path, roll_step: list[str]) -> None:
     recorder = Recorder()
     code = run("dev", confirm=lambda _: True, echo=lambda _: None, runner=recorder)
     calls = recorder.calls
     assert code == 0
+    assert roll_step == ["dev"]
     assert [c[0].rsplit("/", 1)[-1] + " " + c[1] for c in calls] == [
         "make build",
         "pulumi preview",
@@ -57,11 +74,12 @@ def test_steps_run_in_order_and_up_waits_for_confirmation(fake_pulumi: Path) -> 
     assert "--policy-pack" in calls[2]
 
 
-def test_declining_stops_before_up(fake_pulumi: Path) -> None:
+def test_declining_stops_before_up(fake_pulumi: Path, roll_step: list[str]) -> None:
     recorder = Recorder()
     code = run("prod", confirm=lambda _: False, echo=lambda _: None, runner=recorder)
     assert code == 1
     assert [c[1] for c in recorder.calls] == ["build", "preview"]
+    assert roll_step == []
 
 
 def test_failed_smoke_prints_rollback_with_the_stacks_asgs(fake_pulumi: Path) -> None:

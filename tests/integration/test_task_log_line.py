@@ -1,5 +1,7 @@
 """README: "one JSON log line per task run with `task_id`, `task`, `queue`, `duration_s` and `outcome`", and
-`reports.build` safe to run twice; with a real worker on both brokers, reading the worker's own log file."""
+`reports.build` safe to run twice; with a real worker on both brokers, reading the worker's own log file.
+The same lines carry the worker's code version and pool, which the pool's metric filters count per
+version (infra.components.canary): the filters' conditions are applied here to the real lines."""
 
 from __future__ import annotations
 
@@ -7,11 +9,20 @@ import json
 from pathlib import Path
 from typing import Any
 
+from infra.components.canary import LOG_METRICS
 from tests.support.cluster import Cluster
 
 SLEEP_SECONDS = 0.3
 # worker.tasks.reports.OUTPUT_DIR_ENV (that module needs a broker URL to import: it imports the app).
 OUTPUT_DIR_ENV = "WORKER_REPORTS_DIR"
+
+
+VERSION = "src-0123456789ab"
+POOL = "reports"
+
+
+def _json_lines(log: Path) -> list[dict[str, Any]]:
+    return [json.loads(raw) for raw in log.read_text().splitlines() if raw.startswith("{")]
 
 
 def _task_lines(log: Path) -> dict[str, list[dict[str, Any]]]:
@@ -28,7 +39,14 @@ def _task_lines(log: Path) -> dict[str, list[dict[str, Any]]]:
 
 def test_one_json_line_per_task_run_and_reports_are_written_once(cluster: Cluster, tmp_path: Path) -> None:
     reports = tmp_path / "reports"
-    worker = cluster.start_worker(env={OUTPUT_DIR_ENV: str(reports), "CELERY_LOG_FORMAT": "json"})
+    worker = cluster.start_worker(
+        env={
+            OUTPUT_DIR_ENV: str(reports),
+            "CELERY_LOG_FORMAT": "json",
+            "WORKER_CODE_VERSION": VERSION,
+            "WORKER_POOL_NAME": POOL,
+        }
+    )
     slept = cluster.send("cluster.sleep", [SLEEP_SECONDS])
     refused = cluster.send("reports.build", ["../etc"])
     # The same report three times (a redelivery, a retry, a duplicate send): written by the first run,
@@ -59,3 +77,16 @@ def test_one_json_line_per_task_run_and_reports_are_written_once(cluster: Cluste
 
     assert sorted(p.name for p in reports.iterdir()) == ["r42.json"]
     assert json.loads(report.read_text()) == {"report_id": "r42", "rows": ["r42"] * 3}
+
+    # Every line says which code wrote it; the metric filters count exactly the runs and the failure.
+    everything = _json_lines(worker.log_path)
+    assert {(line.get("version"), line.get("pool")) for line in everything} == {(VERSION, POOL)}
+    counted: dict[str, list[dict[str, Any]]] = {}
+    for metric in LOG_METRICS:
+        conditions = {"event": metric.event, **metric.fields}
+        counted[metric.key] = [line for line in everything if all(line.get(k) == v for k, v in conditions.items())]
+        assert all(line[field] for line in counted[metric.key] for field in metric.dimensions)
+    assert len(counted["finished"]) == len(sent)
+    assert [line["task_id"] for line in counted["failures"]] == refused
+    assert [(line["task_id"], line["reason"]) for line in counted["dead-letters"]] == [(refused[0], "task_failed")]
+    assert counted["retries"] == counted["unknown-tasks"] == []

@@ -76,7 +76,13 @@ def test_a_poison_message_is_recorded_whole() -> None:
         content_type="application/x-python-serialize",
         content_encoding="binary",
         delivery_info={"routing_key": "default"},
-        headers={"task": "cluster.ping", "id": "p-1", "nested": {"no": "kept"}, "retries": 0},
+        headers={
+            "task": "cluster.ping",
+            "id": "p-1",
+            "nested": {"no": "kept"},
+            "retries": 0,
+            "sender_version": "src-0123456789ab",
+        },
     )
     record = deadletter._message_record(message, deadletter.REASON_CONTENT_DISALLOWED, repr(ValueError("refused")))
     assert record == {
@@ -84,10 +90,11 @@ def test_a_poison_message_is_recorded_whole() -> None:
         "error": "ValueError('refused')",
         "task": "cluster.ping",
         "task_id": "p-1",
+        "sender_version": "src-0123456789ab",
         "source_queue": "default",
         "content_type": "application/x-python-serialize",
         "content_encoding": "binary",
-        "headers": {"task": "cluster.ping", "id": "p-1", "retries": 0},
+        "headers": {"task": "cluster.ping", "id": "p-1", "retries": 0, "sender_version": "src-0123456789ab"},
         "body_b64": base64.b64encode(body).decode(),
     }
     unknown = deadletter._message_record(Message(body="text", headers=None), deadletter.REASON_UNKNOWN_MESSAGE, None)

@@ -41,7 +41,7 @@ SETTINGS_MODULES = (
     "worker.runtime.settings",
     "worker.drain.settings",
     "worker.instance.fetchenv",
-    "worker.scheduler.beat",
+    "worker.scheduler.settings",
 )
 # `celery-cluster:<name>` strings that are not config keys: AWS tag keys, Redis key prefixes.
 NOT_CONFIG = {

@@ -7,9 +7,10 @@ import boto3
 from botocore.stub import Stubber
 
 from worker.names import METRIC_ENTRY_LATENESS, METRIC_SCHEDULER_HEARTBEAT
-from worker.scheduler.beat import CloudWatchMetrics, LeasedScheduler
+from worker.scheduler.beat import LeasedScheduler
 from worker.scheduler.lease import RunState
 from worker.scheduler.periodic import Periodic, Slots
+from worker.scheduler.settings import CloudWatchMetrics
 
 
 def test_heartbeat_and_lateness_are_one_valid_put_metric_data() -> None:

@@ -51,7 +51,8 @@ from worker.drain.settings import (
 from worker.instance.imds import Imds, MetadataError, SpotAction
 from worker.instance.state import IN_SERVICE, mark_unhealthy, wait_in_service
 from worker.runtime.logs import configure as configure_logging
-from worker.runtime.settings import SETTINGS_EXIT_CODE
+from worker.runtime.logs import identity
+from worker.runtime.settings import SETTINGS_EXIT_CODE, SettingsError, load_process_settings
 
 TERMINATED: Final = "Terminated"
 LIFECYCLE_CONTINUE: Final = "CONTINUE"
@@ -310,6 +311,16 @@ def _mark_unhealthy(agent: DrainAgent) -> int:
     return 0
 
 
+def _identity() -> dict[str, str]:
+    """The worker's version and pool on this agent's lines too: `health.unhealthy` (the worker cannot
+    start) is counted per code version by the pool's metric filter (infra.components.canary). A
+    WORKER_* value the worker refuses stops the worker, which reports it; the agent still drains."""
+    try:
+        return identity(load_process_settings())
+    except SettingsError:
+        return {}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="celery-cluster-drain",
@@ -334,7 +345,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The worker's status for a bad setting: celery-drain.service does not restart on it.
         print(f"celery-cluster-drain: invalid setting {exc}", file=sys.stderr)
         return SETTINGS_EXIT_CODE
-    configure_logging(settings.log_level, "json")
+    configure_logging(settings.log_level, "json", fields=_identity())
     if args.wait_in_service:
         wait_in_service(
             Imds(endpoint=settings.imds_endpoint, token_ttl=settings.imds_token_ttl), settings.poll_interval

@@ -25,6 +25,7 @@ import httpx
 import structlog
 
 from worker.instance.imds import Imds, MetadataError
+from worker.names import EVENT_UNHEALTHY
 
 IN_SERVICE: Final = "InService"
 
@@ -67,5 +68,5 @@ def mark_unhealthy(imds: Imds, autoscaling: Any) -> Marked:
         return "not-in-service"
     instance_id = imds.instance_id()
     autoscaling.set_instance_health(InstanceId=instance_id, HealthStatus="Unhealthy", ShouldRespectGracePeriod=False)
-    log.warning("health.unhealthy", instance_id=instance_id)
+    log.warning(EVENT_UNHEALTHY, instance_id=instance_id)
     return "marked"

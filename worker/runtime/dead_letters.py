@@ -25,6 +25,7 @@ import traceback as tb
 import uuid
 from typing import Any
 
+import structlog
 from celery import Celery, Task, signals
 from celery.exceptions import NotRegistered
 from celery.signals import task_failure
@@ -36,8 +37,12 @@ from kombu.exceptions import ContentDisallowed
 from kombu.message import Message
 
 from celery_cluster_client.app import broker_use_ssl
-from worker.names import DEAD_LETTER_REASON_HEADER, MALFORMED_HEADER
+from celery_cluster_client.contract import SENDER_VERSION_HEADER
+from worker.names import DEAD_LETTER_REASON_HEADER, EVENT_DEAD_LETTERED, MALFORMED_HEADER
 
+# One `task.dead_lettered` line per letter: the pool's metric filters count them per code version
+# (dead-letter growth) and per reason (unknown task names: version skew), infra.components.canary.
+log = structlog.get_logger("worker.dead_letters")
 logger = logging.getLogger(__name__)
 
 REASON_DECODE_ERROR = "decode_error"
@@ -82,17 +87,23 @@ def publish(app: Celery, record: dict[str, Any], queue: Queue | None = None) -> 
             retry=True,
             retry_policy={"max_retries": 5, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 2},
         )
-    # One line that says what happened (what, why, from where), with both ids, so that
-    # `python -m worker.deadletter show` finds it by either one taken from this line.
-    logger.warning(
-        "dead-lettered %s as %s (%s, %s) from queue %s: %s",
-        record.get("task_id") or "a message with no task id",
-        record["dead_letter_id"],
-        record["reason"],
-        record.get("task") or "no task name",
-        record.get("source_queue"),
-        record.get("error"),
-        extra={"dead_letter": record},
+    # One structured line: `event` for the metric filters that count letters per version and reason,
+    # and both ids in `message`, so that `python -m worker.deadletter show` finds it by either one.
+    log.warning(
+        EVENT_DEAD_LETTERED,
+        message="dead-lettered {} as {} ({}, {})".format(
+            record.get("task_id") or "a message with no task id",
+            record["dead_letter_id"],
+            record["reason"],
+            record.get("task") or "no task name",
+        ),
+        reason=record["reason"],
+        task=record.get("task"),
+        task_id=record.get("task_id"),
+        source_queue=record.get("source_queue"),
+        sender_version=record.get("sender_version"),
+        dead_letter_id=record["dead_letter_id"],
+        error=record.get("error"),
     )
 
 
@@ -104,6 +115,9 @@ def _message_record(message: Message, reason: str, error: str | None) -> dict[st
         "error": error,
         "task": headers.get("task"),
         "task_id": headers.get("id"),
+        # Who sent it, beside the reason: an unknown task name from a newer producer is version skew
+        # (deploy workers first), from an older one a removed task that still has senders.
+        "sender_version": headers.get(SENDER_VERSION_HEADER),
         "source_queue": (message.delivery_info or {}).get("routing_key"),
         "content_type": message.content_type,
         "content_encoding": message.content_encoding,
@@ -205,6 +219,8 @@ def _on_task_failure(
             "error": repr(exception),
             "task": sender.name,
             "task_id": task_id,
+            "sender_version": (request.headers or {}).get(SENDER_VERSION_HEADER)
+            or getattr(request, SENDER_VERSION_HEADER, None),
             "retries": retries,
             "source_queue": (request.delivery_info or {}).get("routing_key"),
             "args": list(args or []),

@@ -21,6 +21,7 @@ JOURNAL_STREAM = "celery-cluster:journal"
 
 _client: redis.Redis | None = None
 _started: dict[str, float] = {}
+_version: str = ""
 
 
 def _on_prerun(task_id: str = "", **_: Any) -> None:
@@ -44,14 +45,17 @@ def _on_postrun(task_id: str = "", task: Task | None = None, state: str | None =
         "started_at": str(_started.pop(task_id, "")),
         "finished_at": str(time.time()),
         "redelivered": str(bool((request.delivery_info or {}).get("redelivered"))),
+        # Which code ran it (WORKER_CODE_VERSION): an upgrade test tells the old workers' runs from the new.
+        "version": _version,
     }
     _client.xadd(JOURNAL_STREAM, entry)  # type: ignore[arg-type]
 
 
-def install(url: str | None) -> None:
-    global _client  # noqa: PLW0603 - one connection per process, set once at import
+def install(url: str | None, version: str = "") -> None:
+    global _client, _version  # noqa: PLW0603 - one connection per process, set once at import
     if url is None:
         return
+    _version = version
     _client = redis.Redis.from_url(url, socket_timeout=5, health_check_interval=30)
     task_prerun.connect(_on_prerun, weak=False, dispatch_uid="celery-cluster-journal-pre")
     task_postrun.connect(_on_postrun, weak=False, dispatch_uid="celery-cluster-journal-post")

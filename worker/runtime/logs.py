@@ -1,7 +1,10 @@
 """Structured logs: one JSON object per line, and one line per task run with its outcome.
 
 Celery's own log records go through the same formatter, so CloudWatch Logs Insights can query
-every line by field (task_id, task, queue, duration_s, outcome).
+every line by field (task_id, task, queue, duration_s, outcome). Every line also carries the
+process's `version` and `pool` (WORKER_CODE_VERSION, WORKER_POOL_NAME): the pool's metric filters
+(infra.components.canary) count task outcomes per code version from these lines, so a canary
+refresh judges the new version's tasks alone, not the pool's average diluted by old instances.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import structlog
@@ -16,8 +20,9 @@ from celery import Task
 from celery.signals import setup_logging, task_postrun, task_prerun, task_retry
 from celery.worker.consumer import consumer as celery_consumer
 
+from worker.names import EVENT_TASK_FINISHED, EVENT_TASK_RETRY
 from worker.runtime.broker_errors import RefusedCredentialsFilter
-from worker.runtime.settings import WorkerSettings
+from worker.runtime.settings import ProcessSettings, WorkerSettings
 
 log = structlog.get_logger("worker.tasks")
 
@@ -47,8 +52,23 @@ class DeadLetteredFilter(logging.Filter):
         return not (record.name == celery_consumer.logger.name and record.msg in _DISCARDED)
 
 
-def configure(level: str, fmt: str, broker_url: str | None = None) -> None:
+def identity(process: ProcessSettings) -> dict[str, str]:
+    """The fields every line of this process carries: which code it runs, for which pool."""
+    return {"version": process.code_version, "pool": process.pool_name}
+
+
+def _stamper(fields: Mapping[str, str]) -> Callable[[Any, str, Any], Any]:
+    def stamp(_: Any, __: str, event: Any) -> Any:
+        for key, value in fields.items():
+            event.setdefault(key, value)
+        return event
+
+    return stamp
+
+
+def configure(level: str, fmt: str, broker_url: str | None = None, fields: Mapping[str, str] | None = None) -> None:
     shared: list[Any] = [
+        _stamper(fields or {}),
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
@@ -96,7 +116,7 @@ def _on_prerun(task_id: str = "", task: Task | None = None, **_: Any) -> None:
 
 
 def _on_retry(request: Any = None, reason: Any = None, **_: Any) -> None:
-    log.info("task.retry", reason=str(reason), retries=getattr(request, "retries", None))
+    log.info(EVENT_TASK_RETRY, reason=str(reason), retries=getattr(request, "retries", None))
 
 
 def _on_postrun(task_id: str = "", task: Task | None = None, state: str | None = None, **_: Any) -> None:
@@ -104,7 +124,7 @@ def _on_postrun(task_id: str = "", task: Task | None = None, state: str | None =
     duration = round(time.monotonic() - started, 4) if started is not None else None
     outcome = (state or "UNKNOWN").lower()
     log.info(
-        "task.finished",
+        EVENT_TASK_FINISHED,
         duration_s=duration,
         outcome=outcome,
         retries=task.request.retries if task is not None else None,
@@ -117,8 +137,8 @@ def _on_setup_logging(**_: Any) -> None:
     pass
 
 
-def install(settings: WorkerSettings) -> None:
-    configure(settings.log_level, settings.log_format, settings.broker_url)
+def install(settings: WorkerSettings, process: ProcessSettings) -> None:
+    configure(settings.log_level, settings.log_format, settings.broker_url, identity(process))
     for handler in logging.getLogger().handlers:  # the worker's: its consumer dead-letters what Celery drops
         handler.addFilter(DeadLetteredFilter())
     setup_logging.connect(_on_setup_logging, weak=False, dispatch_uid="celery-cluster-logs")

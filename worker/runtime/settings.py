@@ -29,6 +29,7 @@ from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource
 from pydantic_settings import SettingsError as _PydanticSettingsError
 
 from celery_cluster_client.routing import QUEUE_NAME, RouteError, parse_routes
+from worker import __version__
 from worker.names import DEAD_LETTER_QUEUE, DEFAULT_QUEUE
 
 ENV_PREFIX = "CELERY_"
@@ -250,6 +251,13 @@ class ProcessSettings(BaseSettings):
     pool: Literal["prefork", "threads", "solo"] = "prefork"
     # Processes (prefork) or threads per worker; the pool's scaling math counts the same number.
     concurrency: int = Field(default=2, ge=1, le=256)
+    # Which code this worker runs: the `version` of every log line it writes, and so the `Version`
+    # dimension of the task outcome metrics that a canary refresh judges (docs/worker.md, "Versions").
+    # The Pulumi program sets the build's source digest (the AMI id in imageMode ami); unset, the
+    # package version. A metric dimension value: short, printable, no spaces.
+    code_version: str = Field(default=__version__, pattern=r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")
+    # The pool this worker serves (its `Pool` metric dimension); `local` off AWS.
+    pool_name: str = Field(default="local", pattern=r"^[a-z][a-z0-9-]{0,19}$")
 
 
 class _FieldError(ValueError):
@@ -315,7 +323,7 @@ def load_settings(**overrides: Any) -> WorkerSettings:
 
 
 def load_process_settings(**overrides: Any) -> ProcessSettings:
-    """Read and validate WORKER_POOL and WORKER_CONCURRENCY; SettingsError names the variable."""
+    """Read and validate the WORKER_* variables; SettingsError names the variable."""
     return _validated(ProcessSettings, PROCESS_ENV_PREFIX, overrides)
 
 

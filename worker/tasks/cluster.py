@@ -8,19 +8,26 @@ import time
 from typing import TypedDict
 
 from worker import __version__
-from worker.app import app
+from worker.app import app, process
 
 
 class Pong(TypedDict):
     hostname: str
     pid: int
     version: str
+    code_version: str
+    """WORKER_CODE_VERSION: the build this worker runs (the package version when unset)."""
 
 
 @app.task(name="cluster.ping", ignore_result=False)
 def ping() -> Pong:
     """Who answered: proves a pool consumes its queue and runs the expected package version."""
-    return {"hostname": socket.gethostname(), "pid": os.getpid(), "version": __version__}
+    return {
+        "hostname": socket.gethostname(),
+        "pid": os.getpid(),
+        "version": __version__,
+        "code_version": process.code_version,
+    }
 
 
 @app.task(name="cluster.sleep")

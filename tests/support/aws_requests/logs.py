@@ -1,4 +1,4 @@
-"""CloudWatch Logs: log groups and their retention."""
+"""CloudWatch Logs: log groups, their retention and their metric filters."""
 
 from __future__ import annotations
 
@@ -15,4 +15,30 @@ def _log_group(name: str, i: Mapping[str, Any]) -> Iterator[Call]:
         yield ("logs", "PutRetentionPolicy", {"logGroupName": group, "retentionInDays": i["retentionInDays"]})
 
 
-BUILDERS: dict[str, Builder] = {"aws:cloudwatch/logGroup:LogGroup": _log_group}
+def _metric_filter(name: str, i: Mapping[str, Any]) -> Iterator[Call]:
+    transformation = i["metricTransformation"]
+    yield (
+        "logs",
+        "PutMetricFilter",
+        {
+            "logGroupName": i["logGroupName"],
+            "filterName": name_of(i, name),
+            "filterPattern": i["pattern"],
+            "metricTransformations": [
+                {
+                    "metricName": transformation["name"],
+                    "metricNamespace": transformation["namespace"],
+                    "metricValue": transformation["value"],
+                    "defaultValue": transformation.get("defaultValue"),
+                    "dimensions": transformation.get("dimensions"),
+                    "unit": transformation.get("unit"),
+                }
+            ],
+        },
+    )
+
+
+BUILDERS: dict[str, Builder] = {
+    "aws:cloudwatch/logGroup:LogGroup": _log_group,
+    "aws:cloudwatch/logMetricFilter:LogMetricFilter": _metric_filter,
+}

@@ -22,6 +22,7 @@ from moto.iam.access_control import IAMPolicy, PermissionResult
 
 from infra.artefacts.targets import LAMBDA_RUNTIME
 from infra.cli.account_setup import DEPLOY_SESSION_SECONDS, iam_for_stack_policy
+from infra.cli.deploy_steps import plan as deploy_plan
 from infra.cli.offline_render import Render, Resource, render_config
 from infra.components import iam
 from infra.components.artefact_bucket import BUCKET_PREFIX_MAX, bucket_prefix
@@ -31,7 +32,7 @@ from infra.components.smoke_function import HANDLER as SMOKE_HANDLER
 from infra.components.smoke_function import TIMEOUT_SECONDS as SMOKE_TIMEOUT
 from infra.components.smoke_function import WAIT_SECONDS as SMOKE_WAIT
 from infra.config import ROOT, merged_raw, parse_config, read_stack_file
-from infra.outputs import SMOKE_FUNCTION_NAME
+from infra.outputs import POOL_REFRESH, SMOKE_FUNCTION_NAME
 from infra.program import longest_task_seconds
 from infra.vm import files
 from infra.vm.component import download_folder_problems
@@ -435,10 +436,12 @@ def test_instance_refresh_replaces_instances_that_protect_themselves(stack: Rend
     """Busy instances protect themselves from scale-in (worker.drain.protection). An instance refresh by
     default waits one hour for that protection to go and then fails; Refresh replaces them, through
     the drain hook that waits for their tasks
-    (https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_RefreshPreferences.html)."""
+    (https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_RefreshPreferences.html). The deploy
+    step starts each pool's refresh with these preferences (output poolRefresh, infra.cli.canary_rollout)."""
+    plans = stack.document["outputs"][POOL_REFRESH]
     for group in _pool_groups(stack):
-        preferences = group.inputs["instanceRefresh"]["preferences"]
-        assert preferences["scaleInProtectedInstances"] == "Refresh", group.name
+        pool = group.name.removeprefix("pool-").removesuffix("-asg")
+        assert plans[pool]["preferences"]["ScaleInProtectedInstances"] == "Refresh", group.name
         (policy,) = _group_policies(stack, group)
         (arn,) = {s["Resource"] for s in policy["Statement"]}
         assert _allowed(policy, "autoscaling:SetInstanceProtection", arn), group.name
@@ -469,10 +472,14 @@ def test_the_smoke_test_runs_inside_the_vpc(stack: Rendered) -> None:
         if rule["securityGroupId"] == "broker-sg-id"
     }
     assert group in broker_port_sources
+    # The workflow's smoke test is the deploy's last step (after the canary refresh), run from the job.
     workflow = yaml.safe_load((ROOT / ".github/workflows/deploy-stack.yml").read_text())
-    (step,) = [s for s in workflow["jobs"]["deploy"]["steps"] if "scripts/smoke" in s.get("run", "")]
-    command = step["run"].split("||")[0].split()
-    assert command[:3] == ["scripts/smoke", "--stack", '"${STACK}"']
+    (step,) = [s for s in workflow["jobs"]["deploy"]["steps"] if "scripts/deploy" in s.get("run", "")]
+    assert step["run"].split()[:3] == ["scripts/deploy", '"${STACK}"', "--after-up"]
+    (smoke_step,) = [s for s in deploy_plan(stack.config.stack) if s.name == "smoke"]
+    command = list(smoke_step.argv)
+    assert command[0].endswith("scripts/smoke")
+    assert command[1:3] == ["--stack", stack.config.stack]
     assert "--direct" not in command
     assert "--broker-url" not in command
     assert float(command[command.index("--timeout") + 1]) == SMOKE_WAIT < SMOKE_TIMEOUT

@@ -88,18 +88,20 @@ def test_launch_templates_take_the_baked_image(prod: Rendered) -> None:
 
 
 def test_a_new_template_version_rolls_the_group_with_instance_refresh(stack: Rendered) -> None:
+    plans = stack.document["outputs"][outputs.POOL_REFRESH]
     for name, pool in stack.config.pools.items():
         group = stack.one(ASG, f"pool-{name}-asg")
-        refresh = group["instanceRefresh"]
-        assert refresh["strategy"] == "Rolling"
-        assert refresh["preferences"]["minHealthyPercentage"] >= 50
+        # The deploy step's refresh (infra.cli.canary_rollout) rolls the new version out, not the provider's.
+        assert "instanceRefresh" not in group
+        assert plans[name]["preferences"]["MinHealthyPercentage"] >= 50
         spec = (
             group["launchTemplate"]
             if pool.warm_pool.enabled
             else group["mixedInstancesPolicy"]["launchTemplate"]["launchTemplateSpecification"]
         )
-        # A version number (not $Latest): a new image's template version changes the group.
+        # A version number (not $Latest): the group is created on it, and the refresh rolls to the next.
         assert spec["version"].isdigit()
+        assert plans[name]["launchTemplateVersion"] == spec["version"]
         template = stack.one(LT, f"pool-{name}-lt")
         assert template["updateDefaultVersion"] is True
         # The refresh drains through the termination hook that the drain agent completes.

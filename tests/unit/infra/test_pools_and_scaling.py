@@ -66,7 +66,6 @@ def test_group_references_latest_template_version_number(stack: Rendered) -> Non
         # The mocked template's latestVersion is 1: the group carries that number, not $Latest.
         assert spec["version"] == "1"
         assert spec.get("launchTemplateId", spec.get("id")) == f"pool-{name}-lt-id"
-        assert group["instanceRefresh"]["strategy"] == "Rolling"
 
 
 def test_lifecycle_hook_timeout_is_the_drain_window(stack: Rendered) -> None:
