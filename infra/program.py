@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import pulumi
@@ -212,46 +213,8 @@ def build(
     producers = ProducerAccess(
         "producers", ProducerAccessArgs(config=config, broker_url=broker.url, queue_type=broker.queue_type)
     )
-    image: WorkerImage | None = None
-    if config.image_mode != "ami":
-        if artefacts is None:
-            raise BundleMissingError(f"celery-cluster:imageMode {config.image_mode} needs `make build`'s artefacts")
-        image = WorkerImage(
-            "image",
-            WorkerImageArgs(
-                config=config,
-                artefacts=artefacts,
-                architectures=sorted({pool.architecture for pool in config.pools.values()} | scheduler_arch(config)),
-                subnet_id=network.private_subnet_ids.apply(lambda ids: ids[0]),
-                security_group_id=network.worker_security_group_id,
-            ),
-        )
-    pools: dict[str, WorkerPool] = {}
-    image_ids: dict[str, pulumi.Input[str]] = {}
-    versions: dict[str, pulumi.Input[str]] = {}
-    for name, pool in sorted(config.pools.items()):
-        for warning in pool_runtime(config, name, pool, "").warnings():
-            pulumi.log.warn(warning)
-        image_ids[name] = image.image_ids[pool.architecture] if image is not None else own_ami_id(config, pool)
-        versions[name] = code_version(artefacts if image is not None else None, image_ids[name])
-        inputs: list[pulumi.Input[Any]] = [broker.secret_arn, versions[name]]
-        if image is not None and config.image_mode == "boot":
-            inputs.append(image.boot_artefacts[pool.architecture])
-        user_data = pulumi.Output.all(*inputs).apply(_user_data(config, name, pool))
-        pools[name] = WorkerPool(
-            f"pool-{name}",
-            WorkerPoolArgs(
-                name=name,
-                pool=pool,
-                config=config,
-                subnet_ids=network.private_subnet_ids,
-                security_group_id=network.worker_security_group_id,
-                image_id=image_ids[name],
-                user_data=user_data,
-                broker_secret_arn=broker.secret_arn,
-                artefact_bucket_arn=image.bucket_arn if image is not None and config.image_mode == "boot" else None,
-            ),
-        )
+    image = _build_image(config, network, artefacts)
+    fleet = _build_pools(config, network, broker, image, artefacts)
     publisher = MetricsPublisher(
         "publisher",
         MetricsPublisherArgs(
@@ -262,30 +225,15 @@ def build(
             broker_secret_arn=broker.publisher_secret_arn,
             pools={
                 name: PublishedPool(config.pools[name].queues, p.asg_name, p.scaling.signal)
-                for name, p in pools.items()
+                for name, p in fleet.pools.items()
             },
             queue_type=broker.queue_type,
         ),
     )
-    monitoring = Monitoring(
-        "monitoring",
-        MonitoringArgs(
-            config=config,
-            pools={
-                name: MonitoredPool(
-                    config=config.pools[name],
-                    asg_name=p.asg_name,
-                    target_backlog_per_instance=p.scaling.target_tracking.target_value,
-                    code_version=versions[name],
-                )
-                for name, p in pools.items()
-            },
-            cache_cluster_ids=broker.cache_cluster_ids,
-            mq_broker_name=broker.mq_broker_name,
-        ),
-    )
+    monitoring = _build_monitoring(config, broker, fleet)
     if config.scheduler_enabled:
         build_scheduler(config, network, broker, image, monitoring.topic_arn)
+    pools = fleet.pools
     asg_names: Mapping[str, pulumi.Output[str]] = {name: p.asg_name for name, p in pools.items()}
     return {
         outputs.BROKER_ENDPOINT: pulumi.Output.secret(broker.endpoint),
@@ -301,8 +249,84 @@ def build(
         outputs.VPC_ID: network.vpc_id,
         outputs.PUBLISHER_FUNCTION_NAME: publisher.function_name,
         outputs.SMOKE_FUNCTION_NAME: publisher.smoke_function_name,
-        outputs.WORKER_IMAGE_IDS: pulumi.Output.from_input(image_ids),
+        outputs.WORKER_IMAGE_IDS: pulumi.Output.from_input(fleet.image_ids),
         outputs.PRODUCER_SECRET_ARN: producers.secret_arn,
         outputs.PRODUCER_POLICY_ARN: producers.policy_arn,
         outputs.BROKER_SECURITY_GROUP_ID: broker.security_group_id,
     }
+
+
+def _build_image(config: StackConfig, network: Network, artefacts: BuildArtefacts | None) -> WorkerImage | None:
+    """The image the pools boot from, when the stack bakes or installs the worker (not for imageMode ami)."""
+    if config.image_mode == "ami":
+        return None
+    if artefacts is None:
+        raise BundleMissingError(f"celery-cluster:imageMode {config.image_mode} needs `make build`'s artefacts")
+    return WorkerImage(
+        "image",
+        WorkerImageArgs(
+            config=config,
+            artefacts=artefacts,
+            architectures=sorted({pool.architecture for pool in config.pools.values()} | scheduler_arch(config)),
+            subnet_id=network.private_subnet_ids.apply(lambda ids: ids[0]),
+            security_group_id=network.worker_security_group_id,
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class _Fleet:
+    pools: dict[str, WorkerPool]
+    image_ids: dict[str, pulumi.Input[str]]
+    versions: dict[str, pulumi.Input[str]]
+    """The code version each pool runs (what its canary alarms judge)."""
+
+
+def _build_pools(
+    config: StackConfig, network: Network, broker: Broker, image: WorkerImage | None, artefacts: BuildArtefacts | None
+) -> _Fleet:
+    fleet = _Fleet({}, {}, {})
+    for name, pool in sorted(config.pools.items()):
+        for warning in pool_runtime(config, name, pool, "").warnings():
+            pulumi.log.warn(warning)
+        image_id = image.image_ids[pool.architecture] if image is not None else own_ami_id(config, pool)
+        fleet.image_ids[name] = image_id
+        fleet.versions[name] = code_version(artefacts if image is not None else None, image_id)
+        inputs: list[pulumi.Input[Any]] = [broker.secret_arn, fleet.versions[name]]
+        if image is not None and config.image_mode == "boot":
+            inputs.append(image.boot_artefacts[pool.architecture])
+        fleet.pools[name] = WorkerPool(
+            f"pool-{name}",
+            WorkerPoolArgs(
+                name=name,
+                pool=pool,
+                config=config,
+                subnet_ids=network.private_subnet_ids,
+                security_group_id=network.worker_security_group_id,
+                image_id=image_id,
+                user_data=pulumi.Output.all(*inputs).apply(_user_data(config, name, pool)),
+                broker_secret_arn=broker.secret_arn,
+                artefact_bucket_arn=image.bucket_arn if image is not None and config.image_mode == "boot" else None,
+            ),
+        )
+    return fleet
+
+
+def _build_monitoring(config: StackConfig, broker: Broker, fleet: _Fleet) -> Monitoring:
+    return Monitoring(
+        "monitoring",
+        MonitoringArgs(
+            config=config,
+            pools={
+                name: MonitoredPool(
+                    config=config.pools[name],
+                    asg_name=p.asg_name,
+                    target_backlog_per_instance=p.scaling.target_tracking.target_value,
+                    code_version=fleet.versions[name],
+                )
+                for name, p in fleet.pools.items()
+            },
+            cache_cluster_ids=broker.cache_cluster_ids,
+            mq_broker_name=broker.mq_broker_name,
+        ),
+    )
