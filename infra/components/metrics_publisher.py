@@ -84,15 +84,54 @@ class MetricsPublisher(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: MetricsPublisherArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(TYPE, name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+        self._name, self._child = name, pulumi.ResourceOptions(parent=self)
         config = args.config
-        fname = function_name(config.stack)
-        interval = 60 // config.publisher_samples_per_minute
         logs = aws.cloudwatch.LogGroup(
             f"{name}-logs",
-            aws.cloudwatch.LogGroupArgs(name=f"/aws/lambda/{fname}", retention_in_days=config.log_retention_days),
-            opts=child,
+            aws.cloudwatch.LogGroupArgs(
+                name=f"/aws/lambda/{function_name(config.stack)}", retention_in_days=config.log_retention_days
+            ),
+            opts=self._child,
         )
+        role, grants = self._create_role(args, logs)
+        pool_names = sorted(args.pools)
+        asg_names = pulumi.Output.all(*[args.pools[p].asg_name for p in pool_names])
+        pools_json = asg_names.apply(
+            lambda names: pools_document(args.pools, {p: str(n) for p, n in zip(pool_names, names, strict=True)})
+        )
+        function = self._create_function(args, role, logs, pools_json, grants)
+        self._schedule(config, function)
+        smoke = create_smoke_function(
+            name,
+            SmokeFunctionArgs(
+                stack=config.stack,
+                code=args.code,
+                role_arn=role.arn,
+                subnet_ids=args.subnet_ids,
+                security_group_id=args.security_group_id,
+                broker_secret_arn=args.broker_secret_arn,
+                pools_json=pools_json,
+                queue_type=args.queue_type,
+                log_group_name=logs.name,
+                grants=grants,
+            ),
+            parent=self,
+        )
+        self.function_name = function.name
+        self.log_group_name = logs.name
+        self.smoke_function_name = smoke.name
+        self.register_outputs(
+            {
+                "functionName": self.function_name,
+                "logGroupName": self.log_group_name,
+                "smokeFunctionName": self.smoke_function_name,
+            }
+        )
+
+    def _create_role(
+        self, args: MetricsPublisherArgs, logs: aws.cloudwatch.LogGroup
+    ) -> tuple[aws.iam.Role, list[pulumi.Resource]]:
+        name, child, config = self._name, self._child, args.config
         role = aws.iam.Role(
             f"{name}-role",
             aws.iam.RoleArgs(
@@ -115,15 +154,22 @@ class MetricsPublisher(pulumi.ComponentResource):
             ),
             opts=child,
         )
-        pool_names = sorted(args.pools)
-        asg_names = pulumi.Output.all(*[args.pools[p].asg_name for p in pool_names])
-        pools_json = asg_names.apply(
-            lambda names: pools_document(args.pools, {p: str(n) for p, n in zip(pool_names, names, strict=True)})
-        )
-        function = aws.lambda_.Function(
-            f"{name}-fn",
+        return role, [vpc_access, runtime]
+
+    def _create_function(
+        self,
+        args: MetricsPublisherArgs,
+        role: aws.iam.Role,
+        logs: aws.cloudwatch.LogGroup,
+        pools_json: pulumi.Output[str],
+        grants: list[pulumi.Resource],
+    ) -> aws.lambda_.Function:
+        config = args.config
+        interval = 60 // config.publisher_samples_per_minute
+        return aws.lambda_.Function(
+            f"{self._name}-fn",
             aws.lambda_.FunctionArgs(
-                name=fname,
+                name=function_name(config.stack),
                 description="Publishes queue depth, in-flight, oldest age and backlog per instance every 10 s",
                 role=role.arn,
                 runtime=RUNTIME,
@@ -152,8 +198,12 @@ class MetricsPublisher(pulumi.ComponentResource):
                 ),
                 logging_config=aws.lambda_.FunctionLoggingConfigArgs(log_format="JSON", log_group=logs.name),
             ),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[vpc_access, runtime]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=grants),
         )
+
+    def _schedule(self, config: StackConfig, function: aws.lambda_.Function) -> None:
+        """Run every minute from an EventBridge rule; a missed minute is not retried."""
+        name, child = self._name, self._child
         aws.lambda_.FunctionEventInvokeConfig(
             f"{name}-invoke",
             aws.lambda_.FunctionEventInvokeConfigArgs(
@@ -173,9 +223,7 @@ class MetricsPublisher(pulumi.ComponentResource):
             opts=child,
         )
         aws.cloudwatch.EventTarget(
-            f"{name}-schedule",
-            aws.cloudwatch.EventTargetArgs(rule=rule.name, arn=function.arn),
-            opts=child,
+            f"{name}-schedule", aws.cloudwatch.EventTargetArgs(rule=rule.name, arn=function.arn), opts=child
         )
         aws.lambda_.Permission(
             f"{name}-schedule",
@@ -186,30 +234,4 @@ class MetricsPublisher(pulumi.ComponentResource):
                 source_arn=rule.arn,
             ),
             opts=child,
-        )
-        smoke = create_smoke_function(
-            name,
-            SmokeFunctionArgs(
-                stack=config.stack,
-                code=args.code,
-                role_arn=role.arn,
-                subnet_ids=args.subnet_ids,
-                security_group_id=args.security_group_id,
-                broker_secret_arn=args.broker_secret_arn,
-                pools_json=pools_json,
-                queue_type=args.queue_type,
-                log_group_name=logs.name,
-                grants=[vpc_access, runtime],
-            ),
-            parent=self,
-        )
-        self.function_name = function.name
-        self.log_group_name = logs.name
-        self.smoke_function_name = smoke.name
-        self.register_outputs(
-            {
-                "functionName": self.function_name,
-                "logGroupName": self.log_group_name,
-                "smokeFunctionName": self.smoke_function_name,
-            }
         )
