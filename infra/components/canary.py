@@ -133,6 +133,7 @@ def unknown_task_alarm(config: StackConfig, name: str) -> tuple[str, AlarmArgs]:
     )
 
 
+# long function: the alarms that judge a version, as one table, an entry each
 def canary_alarms(
     config: StackConfig, name: str, pool: PoolConfig, version: pulumi.Input[str]
 ) -> list[tuple[str, AlarmArgs]]:

@@ -24,6 +24,7 @@ def dashboard_url(region: str, stack: str) -> str:
     return f"https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}#dashboards:name={dashboard_name(stack)}"
 
 
+# long function: the dashboard's widgets in the order they are laid out, top to bottom
 def dashboard_body(
     config: StackConfig, pools: Mapping[str, PoolConfig], asg_names: Mapping[str, str], broker_ids: Sequence[str]
 ) -> dict[str, Any]:

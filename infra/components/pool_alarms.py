@@ -46,6 +46,7 @@ def _in_service(asg_name: pulumi.Input[str]) -> Query:
     return queried_metric("ins", ASG_NAMESPACE, ASG_IN_SERVICE, {ASG_DIMENSION: asg_name}, "Average")
 
 
+# long function: the pool's five alarms as one table, an entry each, read top to bottom
 def pool_alarms(namespace: str, name: str, pool: MonitoredPool) -> list[tuple[str, AlarmArgs]]:
     """The five alarms of one pool, as `(suffix, args)`."""
     dimensions = {DIMENSION_POOL: name}

@@ -204,6 +204,7 @@ class WorkerPool(pulumi.ComponentResource):
             opts=self._child,
         )
 
+    # long function: one Auto Scaling group's arguments (its warm pool, mixed instances and refresh), each with why
     def _create_group(
         self, args: WorkerPoolArgs, template: aws.ec2.LaunchTemplate, grants: Sequence[pulumi.Resource]
     ) -> aws.autoscaling.Group:
