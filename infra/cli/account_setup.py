@@ -82,6 +82,11 @@ def iam_for_stack_policy(account: str, path: str = IAM_PATH) -> dict[str, Any]:
     The program puts every role, instance profile and policy under `path` (names are Pulumi's
     auto-names), so an ARN pattern on the path matches them all; the pipeline's own roles live at
     "/" and stay out of reach. ARN format: https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_identifiers.html#identifiers-arns
+
+    Besides the creates, what the provider calls to read and update in place: a changed role description
+    is iam:UpdateRoleDescription, a changed max session duration iam:UpdateRole, and it lists a role's,
+    policy's and instance profile's tags to diff them (terraform-provider-aws internal/service/iam/role.go,
+    resourceRoleUpdate and roleTags; policy.go and instance_profile.go alike).
     """
     resources = [f"arn:aws:iam::{account}:{kind}{path}*" for kind in ("role", "policy", "instance-profile")]
     return {
@@ -96,6 +101,9 @@ def iam_for_stack_policy(account: str, path: str = IAM_PATH) -> dict[str, Any]:
                     "iam:TagRole",
                     "iam:UntagRole",
                     "iam:UpdateAssumeRolePolicy",
+                    "iam:UpdateRole",
+                    "iam:UpdateRoleDescription",
+                    "iam:ListRoleTags",
                     "iam:PutRolePolicy",
                     "iam:GetRolePolicy",
                     "iam:DeleteRolePolicy",
@@ -112,12 +120,17 @@ def iam_for_stack_policy(account: str, path: str = IAM_PATH) -> dict[str, Any]:
                     "iam:CreatePolicyVersion",
                     "iam:DeletePolicyVersion",
                     "iam:ListPolicyVersions",
+                    "iam:TagPolicy",
+                    "iam:UntagPolicy",
+                    "iam:ListPolicyTags",
                     "iam:CreateInstanceProfile",
                     "iam:DeleteInstanceProfile",
                     "iam:GetInstanceProfile",
                     "iam:AddRoleToInstanceProfile",
                     "iam:RemoveRoleFromInstanceProfile",
                     "iam:TagInstanceProfile",
+                    "iam:UntagInstanceProfile",
+                    "iam:ListInstanceProfileTags",
                     "iam:CreateServiceLinkedRole",
                 ],
                 "Resource": [*resources, f"arn:aws:iam::{account}:role/aws-service-role/*"],

@@ -102,11 +102,21 @@ def producer_policy(secret_arn: str) -> Document:
     return document(read_secret(secret_arn, sid="ReadProducerSecret"))
 
 
+ALARMS_PRINCIPAL = "cloudwatch.amazonaws.com"
+ALARMS_KEY_ACTIONS = ("kms:Decrypt", "kms:GenerateDataKey*")
+
+
 def alarm_key_policy(account_id: str, partition: str = "aws") -> Document:
-    """Key policy of the stack's KMS key: the account administers it; CloudWatch and SNS may use it.
+    """Key policy of the stack's KMS key: the account administers it; CloudWatch alarms may use it.
 
     Alarms cannot publish to a topic encrypted with the AWS-managed SNS key, so the topic uses this
-    customer-managed key and CloudWatch is allowed to generate data keys with it.
+    customer-managed key, and CloudWatch may use it in the form AWS documents for a service that publishes
+    to an encrypted topic: the service principal, kms:Decrypt and kms:GenerateDataKey*, no condition
+    (https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html#compatibility-with-aws-services,
+    https://repost.aws/knowledge-center/cloudwatch-configure-alarm-sns). No AWS document says that
+    CloudWatch's calls to KMS carry aws:SourceAccount, and with a condition they do not match, the alarm
+    history shows "CloudWatch Alarms does not have authorization to access the SNS topic encryption key"
+    and no page is sent. SNS itself needs no grant here: the publisher (CloudWatch) does.
     """
     root = f"arn:{partition}:iam::{account_id}:root"
     admin_actions: Sequence[str] = (
@@ -143,10 +153,9 @@ def alarm_key_policy(account_id: str, partition: str = "aws") -> Document:
         {
             "Sid": "AlarmsPublishEncrypted",
             "Effect": "Allow",
-            "Principal": {"Service": ["cloudwatch.amazonaws.com", "sns.amazonaws.com"]},
-            "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+            "Principal": {"Service": ALARMS_PRINCIPAL},
+            "Action": list(ALARMS_KEY_ACTIONS),
             "Resource": "*",
-            "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
         },
     )
 

@@ -30,6 +30,18 @@ INTERFACE_ENDPOINTS = (
     "autoscaling",
     "sts",
 )
+# With imageMode bake, Image Builder's build instances run in the same private subnets. Their SSM agent
+# needs ssm, ec2messages and ssmmessages ("All build activity is orchestrated by Systems Manager
+# Automation", https://docs.aws.amazon.com/imagebuilder/latest/userguide/image-builder-setting-up.html), and
+# AWSTOE calls Image Builder itself (https://docs.aws.amazon.com/imagebuilder/latest/userguide/vpc-interface-endpoints.html);
+# its downloads come through the S3 gateway endpoint, its logs through logs. The build instances use the
+# workers' security group, which the endpoints admit.
+BAKE_ENDPOINTS = ("imagebuilder",)
+
+
+def interface_endpoints(config: StackConfig) -> tuple[str, ...]:
+    """The interface endpoints a stack with egress=endpoints creates."""
+    return INTERFACE_ENDPOINTS + (BAKE_ENDPOINTS if config.image_mode == "bake" else ())
 
 
 @dataclass(frozen=True)
@@ -231,7 +243,7 @@ class Network(pulumi.ComponentResource):
                 ),
                 opts=self._child,
             )
-        for service in INTERFACE_ENDPOINTS:
+        for service in interface_endpoints(config):
             aws.ec2.VpcEndpoint(
                 f"{self._name}-{service}",
                 aws.ec2.VpcEndpointArgs(

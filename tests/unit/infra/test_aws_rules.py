@@ -139,6 +139,26 @@ def test_the_ci_deploy_role_may_create_and_pass_every_role_and_profile(stack: Re
     assert seen >= 2, "every stack has at least a pool role and its instance profile"
 
 
+def test_the_ci_deploy_role_may_update_what_the_provider_updates_in_place(stack: Rendered) -> None:
+    """`pulumi up` after a change of a role's description calls iam:UpdateRoleDescription, of its session
+    length iam:UpdateRole, and reads tags with iam:List*Tags to diff them (terraform-provider-aws
+    internal/service/iam/role.go, resourceRoleUpdate and roleTags); every role here has a description, so
+    rewording one would otherwise fail the pipeline."""
+    policy = iam_for_stack_policy(ACCOUNT)
+    checks = {
+        ROLE: ("role", ("iam:UpdateRoleDescription", "iam:UpdateRole", "iam:ListRoleTags")),
+        PROFILE: ("instance-profile", ("iam:ListInstanceProfileTags", "iam:UntagInstanceProfile")),
+        MANAGED_POLICY: ("policy", ("iam:ListPolicyTags", "iam:TagPolicy", "iam:UntagPolicy")),
+    }
+    for type_, (kind, actions) in checks.items():
+        for resource in _resources(stack, type_):
+            if type_ == ROLE:
+                assert resource.inputs.get("description"), f"{resource.name}: has a description to update"
+            arn = _iam_arn(kind, resource.inputs, resource.name)
+            for action in actions:
+                assert _allowed(policy, action, arn), f"{resource.name}: the deploy role may not {action}"
+
+
 def test_the_ci_deploy_role_cannot_touch_the_pipelines_own_roles() -> None:
     """The pipeline's roles live at "/"; the stack's path excludes them, so a deploy cannot widen its own rights."""
     policy = iam_for_stack_policy(ACCOUNT)
@@ -351,6 +371,63 @@ def test_every_role_and_profile_is_under_the_stack_path(stack: Rendered) -> None
     for type_ in (ROLE, PROFILE, MANAGED_POLICY):
         for inputs in stack.inputs(type_):
             assert inputs.get("path") == iam.IAM_PATH
+
+
+def test_alarms_may_use_the_topic_key_in_the_form_aws_documents(stack: Rendered) -> None:
+    """Alarms publish to a topic encrypted with the stack's key, so the key policy lets CloudWatch use it, as
+    documented for a service that publishes to an encrypted topic: principal cloudwatch.amazonaws.com,
+    kms:Decrypt and kms:GenerateDataKey*, no condition
+    (https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html#compatibility-with-aws-services,
+    https://repost.aws/knowledge-center/cloudwatch-configure-alarm-sns). No document says CloudWatch's calls
+    carry aws:SourceAccount; a condition on it may leave every page undelivered."""
+    (topic,) = stack.inputs("aws:sns/topic:Topic")
+    key = stack.one("aws:kms/key:Key", "monitoring-key")
+    assert topic["kmsMasterKeyId"].endswith("monitoring-key")
+    statements = [
+        s for s in json.loads(key["policy"])["Statement"] if "cloudwatch.amazonaws.com" in str(s.get("Principal"))
+    ]
+    (statement,) = statements
+    assert statement["Effect"] == "Allow"
+    assert set(statement["Action"]) >= {"kms:Decrypt", "kms:GenerateDataKey*"}
+    assert "Condition" not in statement
+
+
+# What Image Builder's build instance calls, in a subnet without internet access (its own endpoint, and the
+# SSM agent's); see infra/components/network.py for the sources.
+BUILD_ENDPOINTS = ("imagebuilder", "ssm", "ec2messages", "ssmmessages", "logs")
+
+
+def test_image_builds_reach_image_builder_without_internet(stack: Rendered) -> None:
+    """With egress=endpoints and imageMode bake, the build instance has no NAT: every endpoint it calls
+    exists in its subnets and admits its security group on 443
+    (https://docs.aws.amazon.com/imagebuilder/latest/userguide/vpc-interface-endpoints.html,
+    https://docs.aws.amazon.com/systems-manager/latest/userguide/setup-create-vpc.html)."""
+    config = stack.config
+    if config.egress != "endpoints" or config.vpc_id or config.image_mode != "bake":
+        pytest.skip("the build reaches AWS through a NAT gateway, or there is no build")
+    region = config.region
+    services = {e["serviceName"]: e for e in stack.inputs("aws:ec2/vpcEndpoint:VpcEndpoint")}
+    admitted = {
+        rule["referencedSecurityGroupId"]
+        for rule in stack.inputs("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+        if rule["securityGroupId"] == "network-endpoints-id" and rule["fromPort"] <= 443 <= rule["toPort"]
+    }
+    for infrastructure in stack.inputs("aws:imagebuilder/infrastructureConfiguration:InfrastructureConfiguration"):
+        (group,) = infrastructure["securityGroupIds"]
+        assert group in admitted
+        for service in BUILD_ENDPOINTS:
+            endpoint = services.get(f"com.amazonaws.{region}.{service}")
+            assert endpoint is not None, f"no {service} endpoint for the image build"
+            assert endpoint["vpcEndpointType"] == "Interface"
+            assert endpoint["privateDnsEnabled"] is True
+            assert infrastructure["subnetId"] in endpoint["subnetIds"]
+
+
+def test_an_endpoints_stack_that_bakes_renders_every_endpoint_its_build_needs() -> None:
+    """The rule above on a render that needs it (no stack file has egress endpoints with bake)."""
+    values = {**read_stack_file("prod"), "egress": "endpoints", "imageMode": "bake"}
+    config = parse_config("prod", merged_raw(values))
+    test_image_builds_reach_image_builder_without_internet(Rendered(config, render_config(config, values)))
 
 
 # --- Instances that cannot work are replaced; warm-pool instances take no tasks (issue 9, items 5, 6) --
