@@ -76,6 +76,7 @@ def state_access_policy(bucket: str, key_arn: str) -> dict[str, Any]:
     }
 
 
+# long function: one IAM policy document, a statement per group of actions, each with why
 def iam_for_stack_policy(account: str, path: str = IAM_PATH) -> dict[str, Any]:
     """PowerUserAccess excludes IAM; the stack creates its own roles, so allow IAM on its path only.
 
