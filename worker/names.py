@@ -16,6 +16,10 @@ DEAD_LETTER_QUEUE: Final = "dead_letter"
 # Header on dead-lettered messages that says why the message was dead-lettered.
 DEAD_LETTER_REASON_HEADER: Final = "x-dead-letter-reason"
 
+# Header of a message whose envelope the worker's transport could not read (worker.runtime.redis_take):
+# the value says what was wrong; the consumer dead-letters such a message with reason malformed_envelope.
+MALFORMED_HEADER: Final = "x-celery-cluster-malformed"
+
 # CloudWatch namespace and metric names the publisher writes and the alarms/policies read.
 METRIC_NAMESPACE_PREFIX: Final = "CeleryCluster"
 METRIC_WAITING: Final = "QueueWaiting"

@@ -4,8 +4,9 @@ Sections: worker (our worker vs bare Celery on Redis and RabbitMQ), policies (ou
 policies on every trace), sensitivity (launch-to-ready x CloudWatch delay), protection (the two
 scale-in protection rules), periodic-fan-out (a periodic fan-out without and with its entry's
 scheduled capacity), simulator-speed, queue-inspection, task-stats (what recording task run
-time adds per task), drain (how long a draining worker stays after its last task), twin-agreement
-(the local twin's counts against the simulator's).
+time adds per task), drain (how long a draining worker stays after its last task), sigkill (100 SIGKILLs
+of a worker running 10 ms tasks on Redis: tasks lost and duplicated), twin-agreement (the local twin's
+counts against the simulator's).
 
 Examples:
 
@@ -29,7 +30,7 @@ from collections.abc import Callable
 import typer
 from rich.table import Table
 
-from infra.bench import agreement, drain, inspection, periodic, policies, task_stats, worker_throughput
+from infra.bench import agreement, drain, inspection, periodic, policies, sigkill, task_stats, worker_throughput
 from infra.cli.entry import run_script
 from infra.cli.fit import output_console, print_fitted
 
@@ -43,6 +44,7 @@ SECTIONS: dict[str, Callable[[], Table]] = {
     "queue-inspection": inspection.run,
     "task-stats": task_stats.run,
     "drain": drain.run,
+    "sigkill": sigkill.run,
     "twin-agreement": agreement.run,
 }
 

@@ -14,10 +14,9 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from infra.config import StackConfig
+from infra.scaling.warm_pool import GP3_USD_PER_GB_MONTH, HOURS_PER_MONTH
 from worker import names
 
-HOURS_PER_MONTH: Final = 730.0
-"""AWS's own monthly hours in its pricing examples and calculator (24 x 365 / 12)."""
 MINUTES_PER_MONTH: Final = HOURS_PER_MONTH * 60
 
 
@@ -49,7 +48,7 @@ PRICES: Final[Mapping[str, Price]] = {
     "cache.m7g.large": Price(0.158, "per node-hour, Redis OSS", ELASTICACHE),
     "mq.t3.micro": Price(0.027, "per broker-hour, RabbitMQ", AMAZON_MQ),
     "t4g.nano": Price(0.0042, "per instance-hour, Linux on-demand", EC2),
-    "gp3_gb_month": Price(0.08, "per GB-month of gp3", EBS),
+    "gp3_gb_month": Price(GP3_USD_PER_GB_MONTH, "per GB-month of gp3", EBS),
     "lambda_arm_gb_s": Price(0.0000133334, "per GB-second, arm64", LAMBDA),
     "lambda_request": Price(0.20 / 1_000_000, "per request", LAMBDA),
     "metric_month": Price(0.30, "per custom metric-month (first 10,000)", CLOUDWATCH),
@@ -113,7 +112,8 @@ def per_month_metrics(config: StackConfig, entries: int) -> dict[str, int]:
 
     Per queue (Pool, Queue): waiting, in flight, oldest age, unstamped (worker.publisher).
     Per pool (Pool): backlog, backlog per instance, oldest age, heartbeat, queues without age, task
-    seconds, busy processes, in-service instances (worker.publisher.service_metrics). The scheduler: its heartbeat,
+    seconds, busy processes, in-service instances (worker.publisher.service_metrics), and the capacity rule's
+    three signals (worker.publisher.capacity). The scheduler: its heartbeat,
     and one lateness per periodic entry (worker.scheduler.beat). Per pool and code version (Pool,
     Version), from the pool's log metric filters (infra.components.canary): runs, failures, retries,
     dead letters, unknown task names, unhealthy workers; plus unknown task names per pool alone. One
@@ -133,6 +133,9 @@ def per_month_metrics(config: StackConfig, entries: int) -> dict[str, int]:
         names.METRIC_TASK_SECONDS: pools,
         names.METRIC_BUSY_PROCESSES: pools,
         names.METRIC_IN_SERVICE: pools,
+        names.METRIC_CAPACITY_NEEDED: pools,
+        names.METRIC_LOAD_WITH_ONE_FEWER: pools,
+        names.METRIC_NEEDED_AT_ZERO: pools,
         names.METRIC_TASKS_FINISHED: pools,
         names.METRIC_TASK_FAILURES: pools,
         names.METRIC_TASK_RETRIES: pools,

@@ -4,6 +4,10 @@ Runs our policy (from the stack config), the reference policies (CPU target trac
 QueueProcessingService steps, Copilot backlog per task) and the perfect-foresight bound on the same
 trace, prints one table and writes a PNG. Paths are relative to the directory you run it from.
 
+With --tune it searches the pool's knobs (minSize, targetWaitShare, a warm pool) for the cheapest
+configuration that meets the SLO on the trace, prints the lines to set in Pulumi.<stack>.yaml with
+instance-hours and monthly cost against today's, and simulates the changed stack file once more.
+
 Examples:
 
 \b
@@ -12,12 +16,15 @@ Examples:
   scripts/simulate --stack prod --trace my-traffic.csv --compare-config other/Pulumi.prod.yaml
   scripts/simulate --stack dev --trace burst --out burst.png
   scripts/simulate --stack prod --trace long-tasks --json
+  scripts/simulate --stack prod --pool default --trace burst --tune
+  scripts/simulate --stack prod --trace my-traffic.csv --tune --objective instance-hours
 
 Exit codes:
 
 \b
-  0  our policy meets the SLO on this trace (p95 queue wait <= acceptableLatencySeconds)
-  1  it misses the SLO
+  0  our policy meets the SLO on this trace (p95 queue wait <= acceptableLatencySeconds);
+     with --tune: a configuration meets it, and the changed stack file confirms it
+  1  it misses the SLO; with --tune: no configuration searched meets it
   2  bad input (stack, pool, trace or compare target), named in the message
 """
 
@@ -30,6 +37,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from infra.cli import simulate_tune
 from infra.cli.entry import run_script
 from infra.cli.errors import report
 from infra.cli.fit import output_console, print_fitted
@@ -38,7 +46,7 @@ from infra.scaling.assumptions import ModelAssumptions, default_assumptions
 from infra.scaling.plot import write_plot
 from infra.scaling.pool_spec import PoolSpec
 from infra.scaling.simulator import SimulationResult, ours, reference_contenders
-from infra.scaling.traces import BUILT_IN, Trace, TraceError, built_in, read_csv
+from infra.scaling.traces import BUILT_IN, Trace, TraceError, load_trace
 from infra.simulation.report import (
     NARROW_DROP_ORDER,
     CompareError,
@@ -51,6 +59,7 @@ from infra.simulation.report import (
     spec_from_git,
 )
 from infra.simulation.stack import PoolNotFoundError, load_pool_spec
+from infra.simulation.tuning import Objective
 
 
 def main(
@@ -64,16 +73,24 @@ def main(
     boot_seconds: float | None = typer.Option(None, min=0, help="override launch-to-consuming seconds"),
     out: Path | None = typer.Option(None, help="PNG path (default build/simulate/<stack>-<pool>-<trace>.png)"),
     as_json: bool = typer.Option(False, "--json", help="print the table as JSON on stdout (and nothing else)"),
+    tune: bool = typer.Option(
+        False, "--tune", help="search the pool's knobs for the cheapest config that meets the SLO"
+    ),
+    objective: str = typer.Option("cost", help="with --tune, what cheapest means: cost or instance-hours"),
 ) -> None:
     console = output_console()  # a terminal's width; a pipe: COLUMNS, else wide enough for every column
     if as_json:  # everything but the JSON goes to stderr
         console = Console(stderr=True, quiet=True)
+    if tune:
+        if compare_config is not None or compare_ref is not None or objective not in ("cost", "instance-hours"):
+            report("simulate", ValueError("--tune takes no --compare-*, and --objective is cost or instance-hours"))
+            raise typer.Exit(2)
+        chosen: Objective = "cost" if objective == "cost" else "instance-hours"
+        raise typer.Exit(simulate_tune.tune(console, stack, pool, trace, seed, boot_seconds, chosen, as_json))
     try:
         spec = load_pool_spec(stack, pool)
         entries = _entries(spec, stack, pool, compare_config, compare_ref, references)
-        path = Path(trace)
-        shape = spec.trace_shape(seed)
-        traffic = read_csv(path) if path.suffix == ".csv" or path.is_file() else built_in(trace, shape)
+        traffic = load_trace(trace, spec.trace_shape(seed))
     except (ConfigError, PoolNotFoundError, CompareError, TraceError) as exc:
         report("simulate", exc)
         raise typer.Exit(2) from None

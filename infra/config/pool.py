@@ -12,7 +12,7 @@ from infra.config.aws_types import architecture_of, ec2_instance_types
 from infra.config.base import ConfigModel
 from infra.config.errors import KeyRuleError
 from infra.config.pool_worker import PoolWorkerConfig
-from infra.scaling.default_policy import Slo, default_pool_scaling
+from infra.scaling.default_policy import TARGET_WAIT_SHARE, Slo, default_pool_scaling
 from infra.scaling.policy import PoolScaling
 from infra.scaling.schedules import Cron, Schedule, ScheduleError, end_cron, rate_to_cron
 from worker.names import DEAD_LETTER_QUEUE
@@ -106,6 +106,13 @@ class PoolConfig(ConfigModel):
     average_task_seconds: float = Field(
         default=5.0,
         description="Starting value of the task time in seconds, until the workers have measured it; must be > 0.",
+    )
+    target_wait_share: float = Field(
+        default=TARGET_WAIT_SHARE,
+        gt=0,
+        le=1,
+        description="The estimated queue wait that target tracking holds, as a share of acceptableLatencySeconds "
+        "(0-1]: smaller scales out on a shorter queue, sooner in a burst, at more instance-hours.",
     )
     latency_alarm_seconds: float | None = Field(
         default=None,
@@ -209,6 +216,7 @@ class PoolConfig(ConfigModel):
             average_task_seconds=self.average_task_seconds,
             concurrency_per_instance=self.concurrency,
             latency_alarm_seconds=self.alarm_threshold_seconds,
+            target_wait_share=self.target_wait_share,
         )
 
     def scaling(self, name: str) -> PoolScaling:

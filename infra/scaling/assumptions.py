@@ -45,6 +45,8 @@ is a scale-out trigger 86 s after the load (HR), which is 3 periods (60 s) plus 
 
 SENSITIVITY_BOOT_SECONDS: Final = (60.0, 90.0, 120.0, 180.0)
 SENSITIVITY_DELAY_SECONDS: Final = (0.0, 10.0, 20.0)
+SENSITIVITY_WARM_SECONDS: Final = (10.0, 20.0, 30.0, 45.0, 60.0)
+"""Launch-to-ready of a warm-pool instance the bench tries (`warm_launch_seconds`)."""
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,10 @@ class ModelAssumptions:
 
     alarm_delay_seconds: float = DEFAULT_ALARM_DELAY_SECONDS
     """Seconds after a period closes before its alarm evaluates it (CloudWatch ingestion and evaluation)."""
+
+    warm_launch_seconds: float | None = None
+    """Launch-to-ready of an instance a scale-out takes from the pool's warm pool; None =
+    `infra.scaling.warm_pool.WARM_LAUNCH_SECONDS` for the warm pool's state (an assumption with its source there)."""
 
     scale_out_datapoints: int = 3
     """Target tracking's high alarm: this many of as many datapoints at the policy's metric period.

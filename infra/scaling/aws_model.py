@@ -31,6 +31,7 @@ from infra.scaling.group_state import (
 from infra.scaling.policy import SCALE_IN_RATIO, PoolScaling, StepScalingPolicy, TargetTrackingPolicy
 from infra.scaling.schedules import START_WEEKDAY
 from infra.scaling.signals import PUBLISHED, REFERENCE_METRICS, published
+from infra.scaling.warm_pool import WarmPool
 
 # The names callers import from here: the model's inputs and outputs.
 __all__ = [
@@ -115,8 +116,11 @@ class GroupModel:
         initial: int | None = None,
         extra: NamedPolicies = NamedPolicies(),
         include_pool_policies: bool = True,
+        warm_pool: WarmPool | None = None,
     ) -> None:
         self.scaling = scaling
+        self.warm_pool = warm_pool
+        """The group's warm pool (`infra.scaling.warm_pool`): scale-outs take its prepared instances first."""
         self.concurrency = concurrency
         self.assumptions = assumptions
         self.instances: list[Instance] = []
@@ -403,11 +407,14 @@ class GroupModel:
     def _launch(self, now: float, warmup: float | None = None) -> Instance:
         # WARM: the warm-up counts from InService ("how long after an instance reaches the InService
         # state it waits before contributing usage data"), the longest of the policies' warm-ups.
+        boot = self.assumptions.boot_seconds
+        if self.warm_pool is not None and warmup is None:  # a scale-out, not an instance present at the start
+            boot = self.warm_pool.take(now, boot)
         if warmup is None:
             warmup = max(t.policy.estimated_instance_warmup_seconds for t in self._tt) if self._tt else 0.0
             if self._steps:
                 warmup = max(warmup, *(s.policy.estimated_instance_warmup_seconds for s in self._steps))
-        in_service = now + self.assumptions.boot_seconds
+        in_service = now + boot
         # AWS launches into the AZ with the fewest instances, keeping the group balanced (TERM, "Availability
         # Zone rebalancing"); the model's AZs are numbered.
         zones = [sum(1 for i in self.live() if i.zone == z) for z in range(AVAILABILITY_ZONES)]

@@ -38,7 +38,9 @@ from worker.publisher.capacity import PoolSignal
 
 TARGET_WAIT_SHARE: Final = 0.5
 """The estimated queue wait that target tracking holds, as a share of the SLO: p95 must stay under
-the SLO, and a mean held at it would not."""
+the SLO, and a mean held at it would not. The default of `pools.<name>.targetWaitShare`: a smaller
+share scales out on a shorter queue (sooner in a burst, at more instance-hours); `scripts/simulate
+--tune` searches it."""
 
 FAST_SCALE_OUT_AT: Final = 1.5
 """CapacityNeeded at which one datapoint scales out (target tracking waits for three)."""
@@ -100,11 +102,16 @@ class Slo:
     latency_alarm_seconds: float
     """The alarm threshold: oldest-message age at which the latency alarm pages (not the SLO)."""
 
+    target_wait_share: float = TARGET_WAIT_SHARE
+    """The estimated queue wait target tracking holds, as a share of the SLO (0 < share <= 1)."""
+
     def __post_init__(self) -> None:
         target_backlog_per_instance(
             self.acceptable_latency_seconds, self.average_task_seconds, self.concurrency_per_instance
         )
         finite_positive("latency_alarm_seconds", self.latency_alarm_seconds)
+        finite_positive("target_wait_share", self.target_wait_share)
+        require(self.target_wait_share <= 1, f"target_wait_share must be <= 1, got {self.target_wait_share!r}")
 
     @property
     def target_backlog_per_instance(self) -> float:
@@ -118,7 +125,7 @@ class Slo:
             concurrency=self.concurrency_per_instance,
             average_task_seconds=self.average_task_seconds,
             acceptable_latency_seconds=self.acceptable_latency_seconds,
-            target_wait_seconds=TARGET_WAIT_SHARE * self.acceptable_latency_seconds,
+            target_wait_seconds=self.target_wait_share * self.acceptable_latency_seconds,
         )
 
     def signal_with(self, warmup_seconds: int) -> PoolSignal:

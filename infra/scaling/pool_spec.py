@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from infra.scaling.assumptions import ImageMode
-from infra.scaling.default_policy import Slo, default_pool_scaling
+from infra.scaling.default_policy import TARGET_WAIT_SHARE, Slo, default_pool_scaling
 from infra.scaling.policy import PoolScaling
 from infra.scaling.traces import TraceShape
+from infra.scaling.warm_pool import WarmPoolSpec
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,10 @@ class PoolSpec:
     """The longest a terminating instance drains: the worker heartbeats the drain hook while its tasks
     run, up to the task time limit (CELERY_TASK_TIME_LIMIT); a task still running then is interrupted
     and requeued."""
+    warm_pool: WarmPoolSpec | None = None
+    """The group's warm pool (`warmPool`), None without one."""
+    target_wait_share: float = TARGET_WAIT_SHARE
+    """`targetWaitShare`: the estimated queue wait our target tracking holds, as a share of the SLO."""
 
     @property
     def slo_seconds(self) -> float:
@@ -44,17 +49,25 @@ class PoolSpec:
     def capacity_per_second(self) -> float:
         return self.max_size * self.concurrency / self.average_task_seconds
 
+    @property
+    def slo(self) -> Slo:
+        """What the operator states about the pool, from which our policy is built."""
+        return Slo(
+            self.acceptable_latency_seconds,
+            self.average_task_seconds,
+            self.concurrency,
+            self.alarm_threshold_seconds,
+            self.target_wait_share,
+        )
+
     def with_min_size(self, min_size: int) -> PoolSpec:
         """The same pool with another minSize, its policy rebuilt from the same SLO (a minSize 0 pool
         gets the policy that takes it to zero)."""
         if min_size == self.min_size:
             return self
-        slo = Slo(
-            self.acceptable_latency_seconds, self.average_task_seconds, self.concurrency, self.alarm_threshold_seconds
-        )
         scaling = default_pool_scaling(
             self.name,
-            slo,
+            self.slo,
             min_size,
             self.max_size,
             warmup_seconds=self.scaling.target_tracking.estimated_instance_warmup_seconds,

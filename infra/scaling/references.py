@@ -13,6 +13,7 @@ from infra.scaling.default_policy import target_backlog_per_instance
 from infra.scaling.policy import StepAdjustment, StepScalingPolicy, TargetTrackingPolicy
 from infra.scaling.pool_spec import PoolSpec
 from infra.scaling.signals import METRIC_CPU, METRIC_VISIBLE, METRIC_WAITING_PER_INSTANCE
+from infra.scaling.warm_pool import warm_pool_for
 
 
 @dataclass(frozen=True)
@@ -26,7 +27,9 @@ class Contender:
 
 def ours(label: str = "ours") -> Contender:
     def build(spec: PoolSpec, assumptions: ModelAssumptions) -> GroupModel:
-        return GroupModel(spec.scaling, spec.concurrency, assumptions)
+        return GroupModel(
+            spec.scaling, spec.concurrency, assumptions, warm_pool=warm_pool_for(spec.warm_pool, assumptions)
+        )
 
     return Contender(
         label,
@@ -40,8 +43,16 @@ def _warmup(spec: PoolSpec) -> int:
 
 
 def _reference_model(spec: PoolSpec, assumptions: ModelAssumptions, policies: NamedPolicies) -> GroupModel:
-    """A group that runs only a reference policy (none of the pool's own) under the same model."""
-    return GroupModel(spec.scaling, spec.concurrency, assumptions, extra=policies, include_pool_policies=False)
+    """A group that runs only a reference policy (none of the pool's own) under the same model, with the
+    pool's warm pool (it belongs to the group, as its schedules do)."""
+    return GroupModel(
+        spec.scaling,
+        spec.concurrency,
+        assumptions,
+        extra=policies,
+        include_pool_policies=False,
+        warm_pool=warm_pool_for(spec.warm_pool, assumptions),
+    )
 
 
 def cpu_target_tracking(target_percent: float = 50.0) -> Contender:

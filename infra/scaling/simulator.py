@@ -13,7 +13,7 @@ and the measured task time: the mean run time of the tasks that finished in the 
 TASK_SECONDS_WINDOW, as the workers record it (none until a task has ended), never the configured one.
 
 Not modelled: prefetch beyond one task per process, broker latency, task failures and retries,
-instance launch failures, Spot interruptions.
+instance launch failures, Spot interruptions. A warm pool is `infra.scaling.warm_pool`.
 """
 
 from __future__ import annotations
@@ -30,10 +30,12 @@ import numpy as np
 
 from infra.scaling.assumptions import default_assumptions
 from infra.scaling.aws_model import GroupModel, ModelAssumptions, PoolSample, ScalingEvent
+from infra.scaling.bounds import perfect_foresight_instance_hours
 from infra.scaling.pool_spec import PoolSpec
 from infra.scaling.references import Contender, ours, reference_contenders
 from infra.scaling.slo import meets_slo
 from infra.scaling.traces import FloatArray, Trace
+from infra.scaling.warm_pool import WarmCharges
 from worker.percentiles import percentiles as wait_percentiles
 from worker.runtime.task_stats import WINDOW_MINUTES
 
@@ -107,18 +109,6 @@ class SimulationResult:
     def speed(self) -> float:
         """Simulated seconds per wall-clock second."""
         return self.simulated_seconds / self.wall_seconds if self.wall_seconds > 0 else math.inf
-
-
-def perfect_foresight_instance_hours(spec: PoolSpec, trace: Trace, bucket_seconds: float = 60.0) -> float:
-    """The perfect-foresight lower bound on instance-hours: each minute, exactly the (fractional)
-    instances that the minute's arriving work needs, started and stopped instantly and for free,
-    never fewer than min_size. A policy can only beat it by holding work for longer than a minute."""
-    buckets = math.ceil(trace.duration / bucket_seconds)
-    index = np.minimum((trace.arrivals // bucket_seconds).astype(np.int64), buckets - 1)
-    work = np.bincount(index, weights=trace.task_seconds, minlength=buckets)
-    min_size = spec.min_size if trace.min_size is None else trace.min_size
-    instances = np.maximum(work / (spec.concurrency * bucket_seconds), min_size)
-    return float(instances.sum() * bucket_seconds / 3600)
 
 
 def spec_for_trace(spec: PoolSpec, trace: Trace) -> PoolSpec:
@@ -331,6 +321,7 @@ def simulate(
         # A drained instance is billed until its drain ends, even past the end of the run.
         stop = pool.billed_until.get(instance.id, sim_end)
         instance_hours += max(0.0, stop - max(start, 0.0)) / 3600
+    warm = model.warm_pool.charges(sim_end) if model.warm_pool is not None else WarmCharges()
     waits = pool.waits[pool.started]
     never = np.flatnonzero(~pool.started)
     if never.size:  # tasks that never started within the drain limit: their waits are at least this long
@@ -342,16 +333,17 @@ def simulate(
         model=model,
         waits=waits,
         rows=rows,
-        instance_hours=instance_hours,
+        instance_hours=instance_hours + warm.instance_hours,
         peak=peak,
         simulated_seconds=sim_end,
         wall_seconds=time.perf_counter() - started_wall,
     )
-    return _with_interruptions(result, pool.interrupted, pool.work_lost)
-
-
-def _with_interruptions(result: SimulationResult, count: int, lost: float) -> SimulationResult:
-    return replace(result, interrupted_tasks=count, work_lost_seconds=lost)
+    return replace(
+        result,
+        interrupted_tasks=pool.interrupted,
+        work_lost_seconds=pool.work_lost,
+        cost_usd=result.cost_usd + warm.storage_usd,  # stopped warm instances: their volumes only
+    )
 
 
 def summarise_run(

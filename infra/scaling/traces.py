@@ -328,6 +328,12 @@ def built_in(name: str, shape: TraceShape) -> Trace:
     return factory(shape)
 
 
+def load_trace(name: str, shape: TraceShape) -> Trace:
+    """A trace named on a command line: a CSV file (a path that exists, or ends in .csv), else a built-in one."""
+    path = Path(name)
+    return read_csv(path) if path.suffix == ".csv" or path.is_file() else built_in(name, shape)
+
+
 CSV_COLUMNS: Final = ("arrival_seconds", "task_seconds")
 
 

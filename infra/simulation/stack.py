@@ -6,6 +6,7 @@ from pathlib import Path
 
 from infra.config import ROOT, StackConfig, load_stack_config
 from infra.scaling.pool_spec import PoolSpec
+from infra.scaling.warm_pool import WarmPoolSpec
 from worker.runtime.settings import WorkerSettings
 
 # The drain heartbeats the lifecycle hook while tasks run, up to the worker's task time limit.
@@ -48,6 +49,10 @@ def pool_spec(config: StackConfig, pool_name: str) -> PoolSpec:
         image_mode=config.image_mode,
         scaling=pool.scaling(pool_name),
         drain_seconds=float(TASK_TIME_LIMIT),
+        target_wait_share=pool.target_wait_share,
+        warm_pool=WarmPoolSpec(pool.warm_pool.min_size, pool.warm_pool.state, pool.volume_size_gb)
+        if pool.warm_pool.enabled
+        else None,
     )
 
 

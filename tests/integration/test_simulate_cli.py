@@ -169,3 +169,31 @@ def test_at_80_columns_the_table_drops_columns_and_says_so_and_cuts_no_value(whe
     assert kept == [c for c in COLUMNS if c not in names], (kept, names)
     for policy in ("ours", "perfect"):  # every row is there, its name whole (wrapped between words at most)
         assert re.search(rf"^[│┃] {policy}\b", text, re.MULTILINE), text
+
+
+def test_tune_prints_a_config_change_that_the_simulator_confirms() -> None:
+    # The command: prod/default misses its 30 s SLO on the burst today.
+    result = _run("--stack", "prod", "--pool", "default", "--trace", "burst", "--tune", "--json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    document = json.loads(result.stdout)
+    today, tuned = document["today"], document["tuned"]
+    assert today["p95_wait_seconds"] > document["slo_seconds"] >= tuned["p95_wait_seconds"]
+    assert tuned["changes"]
+    assert document["yaml"].startswith("config:\n  celery-cluster:pools:\n    default:\n")
+    # The rows keep scripts/simulate --json's shape: today's run, the confirmed run, the bound.
+    rows = {row["policy"]: row for row in document["rows"]}
+    assert set(rows) == {"ours (today)", "ours (tuned, confirmed)", "perfect foresight"}
+    confirmed = rows["ours (tuned, confirmed)"]
+    assert set(COLUMNS) <= set(confirmed)
+    assert (confirmed["SLO"], confirmed["p95 s"]) == ("met", tuned["p95_wait_seconds"])
+    assert confirmed["inst-h"] == tuned["instance_hours"]
+
+
+def test_tune_says_when_no_configuration_can_meet_the_slo() -> None:
+    # The flash crowd hits an idle minSize 0 pool: even all of maxSize at the first datapoint, from a
+    # warm pool, leaves p95 over prod/default's 30 s SLO.
+    result = _run("--stack", "prod", "--pool", "default", "--trace", "flash-crowd", "--tune")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "No configuration searched meets the 30 s SLO" in result.stdout
+    assert "boot bound: p95" in result.stdout
+    assert "No configuration that reacts to this traffic meets it: only capacity scheduled ahead" in result.stdout

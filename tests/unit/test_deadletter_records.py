@@ -84,7 +84,7 @@ def test_a_poison_message_is_recorded_whole() -> None:
             "sender_version": "src-0123456789ab",
         },
     )
-    record = deadletter._message_record(message, deadletter.REASON_CONTENT_DISALLOWED, ValueError("refused"))
+    record = deadletter._message_record(message, deadletter.REASON_CONTENT_DISALLOWED, repr(ValueError("refused")))
     assert record == {
         "reason": "content_disallowed",
         "error": "ValueError('refused')",

@@ -63,6 +63,14 @@ def test_target_math_refuses_bad_input_by_name(args: tuple[float, float, int], n
         target_backlog_per_instance(*args)
 
 
+def test_the_target_wait_is_the_configured_share_of_the_slo() -> None:
+    slo = Slo(30, 2, 4, 60, target_wait_share=0.1)
+    assert default_pool_scaling("p", slo, 0, 5).signal.target_wait_seconds == pytest.approx(3.0)
+    for share in (0.0, 1.5):
+        with pytest.raises(PolicyError, match=r"^target_wait_share must"):
+            Slo(30, 2, 4, 60, target_wait_share=share)
+
+
 def test_default_policy_follows_the_slo() -> None:
     slo = Slo(
         acceptable_latency_seconds=30, average_task_seconds=2, concurrency_per_instance=4, latency_alarm_seconds=60

@@ -12,6 +12,7 @@ from kombu.entity import Queue
 
 from celery_cluster_client import routing
 from celery_cluster_client.app import client_config, default_result_backend
+from worker.runtime import redis_take
 from worker.runtime.settings import WorkerSettings
 
 CONF = "https://docs.celeryq.dev/en/stable/userguide/configuration.html"
@@ -64,6 +65,10 @@ def build_config(settings: WorkerSettings) -> dict[str, Any]:
         # that ends a second later. CONF#worker-soft-shutdown-timeout
         "worker_soft_shutdown_timeout": 0,
         "worker_enable_soft_shutdown_on_idle": False,
+        # Redis: kombu's transport with an atomic take (pop and record as unacknowledged in one script), so
+        # a worker killed or a connection dropped as it takes a message loses nothing
+        # (worker/runtime/redis_take.py). RabbitMQ: kombu's own. CONF#broker-transport
+        "broker_transport": redis_take.TRANSPORT if settings.is_redis else None,
         # Redis redelivers an unacked message after this many seconds; it must exceed the
         # longest task, or a running task is delivered twice. CONF#broker-transport-options
         "broker_transport_options": {**shared["broker_transport_options"], **_transport_options(settings)},

@@ -147,6 +147,8 @@ INVALID: list[tuple[str, Callable[[Raw], None], str]] = [
     ("no pools", _no_pools, r"celery-cluster:pools: .*at least 1 item"),
     ("spot base", _spot_base_over_max, r"pools\.default\.spot\.onDemandBaseCapacity: must be <= maxSize"),
     ("warm+spot", _warm_pool_with_spot, r"pools\.default\.warmPool\.enabled: needs spot\.enabled=false"),
+    ("share 0", _set_pool("targetWaitShare", 0), r"pools\.default\.targetWaitShare: .*greater than 0"),
+    ("share>1", _set_pool("targetWaitShare", 1.5), r"pools\.default\.targetWaitShare: .*less than or equal to 1"),
     ("price", _set_pool("hourlyUsd", {"x1.large": 1.0}), r"pools\.default\.hourlyUsd: prices types the pool"),
     ("drain", _set("drainWindowSeconds", 30), r"celery-cluster:drainWindowSeconds: .*greater than or equal to 60"),
     ("cidr", _set("vpcCidr", "10.0.0.0/8"), r"celery-cluster:vpcCidr: must be an IPv4 CIDR from /16 to /20"),

@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
-from infra.cli.cost_estimate import HOURS_PER_MONTH, PRICES, estimate, per_month_metrics, total
+from infra.cli.cost_estimate import PRICES, estimate, per_month_metrics, total
 from infra.cli.cost_table import BEGIN, END, tables
 from infra.config import ROOT
+from infra.scaling.warm_pool import HOURS_PER_MONTH
 from tests.support.rendered import STACKS, Rendered, rendered
 from worker import names
 
