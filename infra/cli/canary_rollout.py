@@ -17,6 +17,7 @@ https://docs.aws.amazon.com/autoscaling/ec2/userguide/instance-refresh-rollback.
 from __future__ import annotations
 
 import copy
+import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -123,6 +124,19 @@ def start(pool: str, plan: Mapping[str, Any], autoscaling: Any) -> Rollout | Ver
     return Rollout(pool, asg, answer["InstanceRefreshId"], alarms)
 
 
+def went_to_alarm(item: Mapping[str, Any]) -> bool:
+    """A StateUpdate history item into ALARM. AlarmHistoryItem documents HistoryData only as "data about
+    the alarm, in JSON format" (https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_AlarmHistoryItem.html);
+    named assumption: it holds `newState.stateValue`, as CloudWatch's state updates carry it, and the
+    text summary ("Alarm updated from OK to ALARM") is read when it does not."""
+    try:
+        data = json.loads(item.get("HistoryData") or "{}")
+    except json.JSONDecodeError:
+        data = {}
+    state = (data.get("newState") or {}).get("stateValue") if isinstance(data, dict) else None
+    return state == "ALARM" if state else str(item.get("HistorySummary", "")).endswith("to ALARM")
+
+
 def fired_alarms(cloudwatch: Any, alarms: list[str], since: datetime | None) -> tuple[str, ...]:
     """The alarms that went to ALARM since `since` (the refresh's start), from their history."""
     fired: list[str] = []
@@ -131,7 +145,7 @@ def fired_alarms(cloudwatch: Any, alarms: list[str], since: datetime | None) -> 
         if since is not None:
             kwargs["StartDate"] = since
         items = cloudwatch.describe_alarm_history(**kwargs)["AlarmHistoryItems"]
-        if any("to ALARM" in item.get("HistorySummary", "") for item in items):
+        if any(went_to_alarm(item) for item in items):
             fired.append(name)
     return tuple(fired)
 

@@ -115,18 +115,18 @@ class Aws:
         )
 
     def history(self, alarm: str, went_to_alarm: bool) -> None:
-        items = (
-            [
-                {
-                    "AlarmName": alarm,
-                    "Timestamp": STARTED,
-                    "HistoryItemType": "StateUpdate",
-                    "HistorySummary": "Alarm updated from OK to ALARM",
-                }
-            ]
-            if went_to_alarm
-            else []
-        )
+        """Its state updates since the refresh started: OK -> ALARM for the one that fired; a flap that
+        came back to OK (ALARM -> OK) is not what fired."""
+        items = [
+            {
+                "AlarmName": alarm,
+                "Timestamp": STARTED,
+                "HistoryItemType": "StateUpdate",
+                "HistorySummary": f"Alarm updated from {old} to {new}",
+                "HistoryData": json.dumps({"oldState": {"stateValue": old}, "newState": {"stateValue": new}}),
+            }
+            for old, new in ([("OK", "ALARM")] if went_to_alarm else [("ALARM", "OK")])
+        ]
         self.cw.add_response(
             "describe_alarm_history",
             {"AlarmHistoryItems": items},

@@ -88,14 +88,17 @@ def publish(app: Celery, record: dict[str, Any], queue: Queue | None = None) -> 
             retry_policy={"max_retries": 5, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 2},
         )
     # One structured line: `event` for the metric filters that count letters per version and reason,
-    # and both ids in `message`, so that `python -m worker.deadletter show` finds it by either one.
+    # and in `message` what happened (what, why, from where) with both ids, so that
+    # `python -m worker.deadletter show` finds it by either one taken from this line.
     log.warning(
         EVENT_DEAD_LETTERED,
-        message="dead-lettered {} as {} ({}, {})".format(
+        message="dead-lettered {} as {} ({}, {}) from queue {}: {}".format(
             record.get("task_id") or "a message with no task id",
             record["dead_letter_id"],
             record["reason"],
             record.get("task") or "no task name",
+            record.get("source_queue"),
+            record.get("error"),
         ),
         reason=record["reason"],
         task=record.get("task"),
