@@ -6,7 +6,8 @@ Examples:
 
 \b
   scripts/bootstrap --github-repo my-org/celery-cluster --region eu-west-1
-  scripts/bootstrap --github-repo my-org/celery-cluster --region eu-west-1 --environment dev --profile admin
+  scripts/bootstrap --github-repo my-org/celery-cluster --region eu-west-1 \\
+      --environment dev --profile admin
 
 Exit codes:
 

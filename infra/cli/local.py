@@ -101,9 +101,9 @@ def main(
     except (ConfigError, PoolNotFoundError, TraceError) as exc:
         report("local", exc)
         raise typer.Exit(2) from None
-    header = _announce(console, plan, fitted, traffic, window is None and trace in DEFAULT_WINDOWS)
+    header = announce(console, plan, fitted, traffic, window is None and trace in DEFAULT_WINDOWS)
     try:
-        on_tick = _live_view if live_view else _plain_lines
+        on_tick = _live_view if live_view else plain_lines
         result = on_tick(console, plan, fitted, traffic, header)
     except ServerNotInstalledError as exc:
         report("local", exc)
@@ -112,10 +112,10 @@ def main(
         # Ctrl-C while the run starts or while it drains (the run itself counts what ran): nothing to count.
         console.print("[yellow]interrupted: workers drained, broker stopped; no counts[/]")
         raise typer.Exit(130) from None
-    raise typer.Exit(_report(console, result, plan, fitted, traffic, out))
+    raise typer.Exit(report_run(console, result, plan, fitted, traffic, out))
 
 
-def _announce(console: Console, plan: TwinPlan, fitted: LocalPool, traffic: Trace, windowed: bool) -> str:
+def announce(console: Console, plan: TwinPlan, fitted: LocalPool, traffic: Trace, windowed: bool) -> str:
     """Print what is about to run and how time is scaled; returns the header the live view repeats."""
     spec = fitted.spec
     boot = assumptions_for(plan, spec).boot_seconds
@@ -176,7 +176,7 @@ def _live_view(console: Console, plan: TwinPlan, fitted: LocalPool, traffic: Tra
         return run_twin(plan, fitted, traffic, console, on_tick)
 
 
-def _plain_lines(console: Console, plan: TwinPlan, fitted: LocalPool, traffic: Trace, header: str) -> TwinResult:
+def plain_lines(console: Console, plan: TwinPlan, fitted: LocalPool, traffic: Trace, header: str) -> TwinResult:
     """Off a terminal (or --headless): each scaling event as it happens, and a status line a model minute."""
     shown: dict[str, float] = {"line": -HEADLESS_EVERY, "events": 0, "trace_over": 0, "failures": 0}
 
@@ -200,7 +200,7 @@ def _plain_lines(console: Console, plan: TwinPlan, fitted: LocalPool, traffic: T
     return run_twin(plan, fitted, traffic, console, on_tick)
 
 
-def _report(
+def report_run(
     console: Console, result: TwinResult, plan: TwinPlan, fitted: LocalPool, traffic: Trace, out: Path | None
 ) -> int:
     """The twin next to the simulator, the journal's summary, the agreement, and the plot; the exit status.

@@ -15,7 +15,8 @@ Exit codes:
 \b
   0  written
   1  the program failed
-  2  invalid config: one line per bad key on stderr, naming it; nothing is written
+  2  invalid config: one line per bad key on stderr, naming it; nothing
+     is written
 """
 
 from __future__ import annotations

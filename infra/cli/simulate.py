@@ -13,17 +13,20 @@ Examples:
 \b
   scripts/simulate --stack prod --pool default --trace burst
   scripts/simulate --stack prod --trace diurnal --compare-ref main
-  scripts/simulate --stack prod --trace my-traffic.csv --compare-config other/Pulumi.prod.yaml
+  scripts/simulate --stack prod --trace my-traffic.csv \\
+      --compare-config other/Pulumi.prod.yaml
   scripts/simulate --stack dev --trace burst --out burst.png
   scripts/simulate --stack prod --trace long-tasks --json
   scripts/simulate --stack prod --pool default --trace burst --tune
-  scripts/simulate --stack prod --trace my-traffic.csv --tune --objective instance-hours
+  scripts/simulate --stack prod --trace my-traffic.csv --tune \\
+      --objective instance-hours
 
 Exit codes:
 
 \b
-  0  our policy meets the SLO on this trace (p95 queue wait <= acceptableLatencySeconds);
-     with --tune: a configuration meets it, and the changed stack file confirms it
+  0  our policy meets the SLO on this trace (p95 queue wait <=
+     acceptableLatencySeconds); with --tune: a configuration meets it, and
+     the changed stack file confirms it
   1  it misses the SLO; with --tune: no configuration searched meets it
   2  bad input (stack, pool, trace or compare target), named in the message
 """

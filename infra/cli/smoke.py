@@ -16,7 +16,8 @@ Exit codes:
 \b
   0  every ping and canary came back
   1  not every ping and canary came back within --timeout
-  2  the stack's outputs, secret or smoke function could not be used, or the broker refused the connection
+  2  the stack's outputs, secret or smoke function could not be used, or
+     the broker refused the connection
 """
 
 from __future__ import annotations

@@ -141,7 +141,7 @@ def line(status: Status) -> str:
     serving = sum(1 for i in status.instances if i.state == "in service")
     draining = sum(1 for i in status.instances if i.state == "draining")
     failed = sum(1 for i in status.instances if i.state == "failed")
-    alarms = ",".join(a.name for a in status.alarms if a.in_alarm) or "none"
+    alarms = ",".join(a.name + ("" if a.acts else " (no action)") for a in status.alarms if a.in_alarm) or "none"
     return (
         f"[{clock(status.now)}/{clock(status.duration)}] waiting {status.waiting} in flight {status.in_flight} "
         f"oldest {status.oldest_age:.0f}s (SLO {status.slo_seconds:.0f}s) | p95 {_wait(status.p95_wait)} | "

@@ -279,7 +279,8 @@ def test_help_states_the_commands_and_exit_codes(
     monkeypatch.setenv("COLUMNS", "200")  # no wrapping
     text = _help(capsys)
     for line in (
-        "List, show, replay and purge the dead-letter queue (broker from CELERY_* settings).",
+        "List, show, replay and purge the dead-letter queue",
+        "(broker from CELERY_* settings).",
         "  list                a short list, one letter in two lines; they stay in the queue",
         "  show                print dead letters in full, as JSON",
         "  replay              send dead letters' tasks again, then remove them",
@@ -404,3 +405,14 @@ def test_the_short_list_wraps_between_words_and_keeps_ids_whole() -> None:
     text = " ".join(lines)
     for value in (str(record["dead_letter_id"]), str(record["task_id"]), "https://hooks.example.com/a/very/long/path"):
         assert value in text
+
+
+@pytest.mark.parametrize("argv", [[], ["list"], ["show"], ["replay"], ["purge"]])
+def test_help_fits_80_columns(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, argv: list[str]
+) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    with pytest.raises(SystemExit):
+        cli.main([*argv, "--help"])
+    too_wide = [line for line in capsys.readouterr().out.splitlines() if len(line) > 80]
+    assert too_wide == []  # a terminal would break these mid-word

@@ -110,3 +110,82 @@ def test_readme_command_runs_as_written(command: str, tmp_path: Path) -> None:
     plot = re.search(r"^plot: (.+\.png)$", done.stdout, re.M)
     assert plot, done.stdout
     assert Path(plot.group(1)).stat().st_size > 10_000
+
+
+# Every command written inline (`make ...`, `scripts/...`, `.venv/bin/...`) in the README and the docs, and in
+# their fenced blocks: it must parse as written (make's dry run, the script's or module's --help) and, for a
+# make variable, reach the command (make ignored `--only`; `make local STACK=prod` ran dev).
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+INLINE = re.compile(r"`((?:make|scripts/[\w*-]+|\.venv/bin/\w+)(?:[ \n][^`]*)?)`")
+# Inline text that names a command or an option, not a command to run, and why.
+FRAGMENTS = {
+    "scripts/*": "the scripts as a group",
+    "scripts/smoke --stack": "names the option (the deployed stack's smoke function)",
+    "scripts/simulate --boot-seconds": "names the option",
+    ".venv/bin/python": "the interpreter, named",
+}
+COMMAND = r"(make|scripts/[\w-]+|\.venv/bin/\w+)( |$)"
+TITLE = r"make [\w-]+: "  # a table's title in a sample ("make local: summary"), not a command
+PLACEHOLDERS = {"<stack>": "dev", "URL": "redis://127.0.0.1:6379/0", "DIR": ".", "$(mktemp -d)": "/tmp"}
+
+
+def _fenced_lines(text: str) -> list[str]:
+    """The lines of every fenced block that is not code in a language (python, yaml...)."""
+    lines, fence = [], None
+    for line in text.splitlines():
+        if line.strip().startswith("```"):
+            fence = None if fence is not None else line.strip()[3:]
+        elif fence in ("", "bash", "sh", "shell"):
+            lines.append(line.split(" #", 1)[0].strip())
+    return lines
+
+
+def doc_commands() -> list[str]:
+    found: set[str] = set()
+    for path in DOCS:
+        text = re.sub(r"<!--.*?-->", "", path.read_text(), flags=re.S)
+        found.update(" ".join(m.split()) for m in INLINE.findall(text))
+        found.update(line for line in _fenced_lines(text) if re.match(COMMAND, line) and not re.match(TITLE, line))
+    return sorted(found - FRAGMENTS.keys())
+
+
+def _as_written(command: str) -> list[str]:
+    for placeholder, value in PLACEHOLDERS.items():  # a whole word only: DIR, not MYPY_CACHE_DIR
+        command = re.sub(rf"(?<![\w]){re.escape(placeholder)}(?![\w])", value, command)
+    return shlex.split(command.split(" | ", 1)[0])
+
+
+@pytest.mark.parametrize("command", doc_commands())
+def test_a_documented_command_parses_as_written(command: str) -> None:
+    argv = _as_written(command)
+    if argv[0] == "make":
+        done = subprocess.run(
+            ["make", "--no-print-directory", "-n", *argv[1:]],
+            cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, f"{command}: {done.stderr}"
+        for name, value in (a.split("=", 1) for a in argv[1:] if "=" in a):
+            if "$" not in value and name not in ("PYTEST_WORKERS", "MYPY_CACHE_DIR"):
+                assert value in done.stdout, f"{command}: {name}={value} does not reach the command:\n{done.stdout}"
+        return
+    if argv[0] == ".venv/bin/pytest":
+        done = subprocess.run(
+            [str(ROOT / argv[0]), "--collect-only", "-q", *argv[1:]],
+            cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, f"{command}: {done.stdout[-2000:]}"
+        return
+    done = subprocess.run(
+        [str(ROOT / argv[0]), *argv[1:], "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, f"{command}: {done.stderr[-2000:]}"
+
+
+def test_the_docs_say_which_python() -> None:
+    # The system python has no Celery ("No module named 'celery'"): a command says .venv/bin/python.
+    bare = [
+        (path.name, m)
+        for path in [ROOT / "README.md"]
+        for m in re.findall(r"(?<![/\w])python -m [\w.]+", re.sub(r"<!--.*?-->", "", path.read_text(), flags=re.S))
+    ]
+    assert bare == []

@@ -51,7 +51,7 @@ exit codes:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m worker.deadletter",
-        description="List, show, replay and purge the dead-letter queue (broker from CELERY_* settings).",
+        description="List, show, replay and purge the dead-letter queue\n(broker from CELERY_* settings).",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=EPILOG,
     )
