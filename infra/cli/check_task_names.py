@@ -11,7 +11,8 @@ Examples:
 
 \b
   scripts/check-task-names --base origin/main
-  scripts/check-task-names --base origin/main --seen build/recent-task-names.txt
+  scripts/check-task-names --base origin/main \\
+    --seen build/recent-task-names.txt
 
 Exit codes:
 

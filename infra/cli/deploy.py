@@ -11,7 +11,7 @@ Examples:
   scripts/deploy dev
   scripts/deploy prod --yes
   scripts/deploy prod --rollback-help
-  scripts/deploy prod --after-up      # the pipeline, once its own `pulumi up` step ran
+  scripts/deploy prod --after-up      # the pipeline, after its `pulumi up`
 
 Exit codes:
 
@@ -19,7 +19,8 @@ Exit codes:
   0  deployed, every pool's refresh succeeded and the smoke test passed
   1  a step failed (preview, up or the smoke test)
   2  the deploy could not start (no Pulumi CLI, no stack)
-  3  a pool's refresh did not succeed: rolled back (an alarm fired), cancelled or failed
+  3  a pool's refresh did not succeed: rolled back (an alarm fired),
+     cancelled or failed
 
 --rollback-help prints the advice and exits 0 (with the stack's ASG names when its outputs can be read).
 """

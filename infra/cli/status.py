@@ -16,14 +16,17 @@ Examples:
   scripts/status --stack prod
   scripts/status --stack prod --pool default --json
   scripts/status --stack dev --outputs dev-outputs.json
-  scripts/status --stack prod --pool default --export-trace prod-default.csv --since 7d
+  scripts/status --stack prod --pool default \\
+    --export-trace prod-default.csv --since 7d
 
 Exit codes:
 
 \b
-  0  every pool's oldest waiting task is within its SLO (with --export-trace: the trace is written)
+  0  every pool's oldest waiting task is within its SLO
+     (with --export-trace: the trace is written)
   1  a pool's oldest waiting task is older than its SLO
-  2  the stack cannot be read (no outputs, an unknown pool, no credentials, no metrics to export)
+  2  the stack cannot be read (no outputs, an unknown pool, no credentials,
+     no metrics to export)
 """
 
 from __future__ import annotations
