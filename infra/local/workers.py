@@ -19,8 +19,9 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 START_WORKER = REPO_ROOT / "image" / "bin" / "start-worker"
 EXCERPT_LINES = 5
 _TRACEBACK = "Traceback (most recent call last):"
-# Frames of these are Celery's and Python's machinery around the import, not the line to fix.
-_LIBRARY_FRAME = re.compile(r'^\s*File "[^"]*(/site-packages/|/lib/python\d[^/]*/|<frozen )')
+# Frames of these are Celery's and Python's machinery around the import, not the line to fix: installed
+# packages, the standard library, and the virtualenv's own scripts (its bin/celery).
+_LIBRARY_FRAME = re.compile(r'^\s*File "[^"]*(/site-packages/|/lib/python\d[^/]*/|<frozen |/bin/)')
 
 
 def log_excerpt(path: Path, lines: int = EXCERPT_LINES) -> list[str]:

@@ -144,6 +144,15 @@ def test_the_excerpt_of_a_traceback_is_your_line_and_the_error(tmp_path: Path) -
     ]
 
 
+def test_the_excerpt_of_a_typo_in_the_include_list_is_the_error_alone(tmp_path: Path) -> None:
+    log = tmp_path / "worker.log"
+    only_machinery = [
+        line for line in TRACEBACK.splitlines() if "/repo/worker/" not in line and "import stripe" not in line
+    ]
+    log.write_text("\n".join([*only_machinery[:-1], "ModuleNotFoundError: No module named 'worker.tasks.invoicez'"]))
+    assert log_excerpt(log) == ["ModuleNotFoundError: No module named 'worker.tasks.invoicez'"]
+
+
 def test_the_excerpt_of_a_log_without_a_traceback_is_its_first_lines(tmp_path: Path) -> None:
     log = tmp_path / "worker.log"
     log.write_text("\ncelery-cluster worker: invalid setting CELERY_IMPORTS: module 'x' cannot be imported\n")
