@@ -22,6 +22,7 @@ import boto3
 from celery import Celery
 from celery.result import AsyncResult
 from kombu.exceptions import OperationalError
+from kombu.utils.url import maybe_sanitize_url
 
 from worker.percentiles import percentile
 from worker.publisher.handler import PoolQueues, broker_url_from_secret, in_service_counts
@@ -87,7 +88,9 @@ def broker_problem(app: Celery, retries: int = 2) -> str | None:
         try:
             connection.ensure_connection(max_retries=retries, interval_start=0.5, interval_step=0.5)
         except (OperationalError, *connection.connection_errors, *connection.channel_errors) as exc:
-            return f"cannot connect to the broker at {connection.as_uri()}: {exc}"
+            # The configured URL, masked: as_uri() names the transport class where the worker swaps
+            # in its own Redis transport (worker.runtime.redis_take), which means nothing to an operator.
+            return f"cannot connect to the broker at {maybe_sanitize_url(app.conf.broker_url)}: {exc}"
     return None
 
 
