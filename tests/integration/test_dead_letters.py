@@ -18,12 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kombu.connection import Connection
 
 from tests.support.cluster import Cluster
+from tests.support.raw_messages import publish_task_body
 from worker.runtime import dead_letters as deadletter
-from worker.runtime.celeryconfig import queue as queue_entity
-from worker.runtime.settings import load_settings
 
 
 class Exploit:
@@ -36,32 +34,13 @@ class Exploit:
         return (open, (str(self.path), "w"))
 
 
-def publish_raw(cluster: Cluster, task: str, body: bytes, content_type: str, encoding: str = "utf-8") -> str:
-    """Publish a message with Celery's headers for `task` but the given body and content type."""
-    task_id = str(uuid.uuid4())
-    message = cluster.client.amqp.as_task_v2(task_id, task, args=("x",), kwargs={})
-    destination = queue_entity(cluster.queue, load_settings(broker_url=cluster.broker.url, default_queue=cluster.queue))
-    with Connection(cluster.broker.url) as connection:
-        connection.Producer().publish(
-            body,
-            exchange=destination.exchange,
-            routing_key=destination.routing_key,
-            declare=[destination],
-            headers=message.headers,
-            content_type=content_type,
-            content_encoding=encoding,
-            **message.properties,
-        )
-    return task_id
-
-
 def test_poison_messages_are_dead_lettered_and_the_queue_keeps_flowing(cluster: Cluster, tmp_path: Path) -> None:
     marker = tmp_path / "pickle-was-executed"
     pickled = pickle.dumps(((Exploit(marker),), {}, {}))
     poison = {
-        publish_raw(cluster, "cluster.canary", pickled, "application/x-python-serialize", "binary"): "pickle",
-        publish_raw(cluster, "cluster.canary", b"\xff\xfe{not json", "application/json"): "undecodable",
-        publish_raw(cluster, "no.such.task", json.dumps([["x"], {}, {}]).encode(), "application/json"): "unknown",
+        publish_task_body(cluster, "cluster.canary", pickled, "application/x-python-serialize", "binary"): "pickle",
+        publish_task_body(cluster, "cluster.canary", b"\xff\xfe{not json", "application/json"): "undecodable",
+        publish_task_body(cluster, "no.such.task", json.dumps([["x"], {}, {}]).encode(), "application/json"): "unknown",
     }
     behind = cluster.send("cluster.canary", ["behind"], count=5)
     cluster.start_worker()

@@ -11,32 +11,22 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 import redis
-from moto import mock_aws
 
 from infra.local.workers import WorkerProcess, wait_for_workers
 from infra.servers.redis import RedisServer
 from tests.support.moto_groups import create_group
+from tests.support.moto_metrics import REGION
 from worker.sender import sender_app
 from worker.smoke.handler import MARGIN_SECONDS, handler
 
 pytestmark = pytest.mark.redis
-REGION = "eu-west-1"
-
-
-@pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    with mock_aws():
-        yield
+# The `aws` fixture (moto in REGION) comes from tests.support.moto_metrics, a plugin of tests/conftest.py.
 
 
 def _group(name: str, instances: int) -> None:
