@@ -27,7 +27,7 @@ from infra.components.metrics_publisher import MetricsPublisher, MetricsPublishe
 from infra.components.monitoring import MonitoredPool, Monitoring, MonitoringArgs
 from infra.components.network import Network, NetworkArgs
 from infra.components.producer_access import ProducerAccess, ProducerAccessArgs
-from infra.components.scheduler import Scheduler, SchedulerArgs, lease_table_name, scheduler_log_group
+from infra.components.scheduler import Scheduler, SchedulerArgs, lease_table_arn, scheduler_log_group
 from infra.components.worker_pool import DRAIN_HOOK, WorkerPool, WorkerPoolArgs, log_group_name
 from infra.config import ROOT, PoolConfig, StackConfig
 from infra.config.periodic_capacity import check_tasks
@@ -184,7 +184,7 @@ def scheduler_runtime(config: StackConfig) -> Callable[[str], SchedulerRuntime]:
             metrics_namespace=config.metric_namespace,
             lease_seconds=config.scheduler_lease_seconds,
             queues=tuple(sorted({q for pool in config.pools.values() for q in pool.queues})),
-            lease_url=None if config.is_redis else f"dynamodb://{lease_table_name(config.stack)}",
+            lease_url=None if config.scheduler_table is None else f"dynamodb://{config.scheduler_table}",
             task_routes=config.task_routes,
         )
 
@@ -307,6 +307,7 @@ def _build_pools(
                 user_data=pulumi.Output.all(*inputs).apply(_user_data(config, name, pool)),
                 broker_secret_arn=broker.secret_arn,
                 artefact_bucket_arn=image.bucket_arn if image is not None and config.image_mode == "boot" else None,
+                fence_table_arn=lease_table_arn(config) if config.scheduler_table is not None else None,
             ),
         )
     return fleet

@@ -39,8 +39,37 @@ def scheduler_log_group(stack: str) -> str:
     return f"/celery-cluster/{stack}/scheduler"
 
 
-def lease_table_name(stack: str) -> str:
-    return f"celery-cluster-{stack}-scheduler"
+def lease_table_name(config: StackConfig) -> str:
+    """The table of a RabbitMQ stack's scheduler (StackConfig.scheduler_table)."""
+    if config.scheduler_table is None:
+        raise ValueError(f"stack {config.stack}: a scheduler table is a RabbitMQ stack's, with the scheduler on")
+    return config.scheduler_table
+
+
+def lease_table_arn(config: StackConfig) -> pulumi.Output[str]:
+    """The table's ARN from its name, for the pools, which are created before the scheduler."""
+    identity = aws.get_caller_identity_output()
+    partition = aws.get_partition_output()
+    return pulumi.Output.concat(
+        "arn:", partition.partition, ":dynamodb:", config.region, ":", identity.account_id, ":table/",
+        lease_table_name(config),
+    )  # fmt: skip
+
+
+def fence_table_policy(table_arn: str) -> iam.Document:
+    """The workers' periodic fence: a conditional put of `started#<task id>` items, nothing else
+    (dynamodb:LeadingKeys restricts the partition keys a request may touch:
+    https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/specifying-conditions.html),
+    so a worker can never overwrite the scheduler's lease or state."""
+    return iam.document(
+        {
+            "Sid": "PeriodicFence",
+            "Effect": "Allow",
+            "Action": ["dynamodb:PutItem"],
+            "Resource": table_arn,
+            "Condition": {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["started#*"]}},
+        }
+    )
 
 
 def lease_table_policy(table_arn: str) -> iam.Document:
@@ -102,12 +131,14 @@ class Scheduler(pulumi.ComponentResource):
         return aws.dynamodb.Table(
             f"{self._name}-lease",
             aws.dynamodb.TableArgs(
-                name=lease_table_name(config.stack),
+                name=lease_table_name(config),
                 billing_mode="PAY_PER_REQUEST",  # a few requests a minute
                 hash_key="pk",
                 attributes=[aws.dynamodb.TableAttributeArgs(name="pk", type="S")],
                 server_side_encryption=aws.dynamodb.TableServerSideEncryptionArgs(enabled=True),
                 point_in_time_recovery=aws.dynamodb.TablePointInTimeRecoveryArgs(enabled=True),
+                # The workers' fence items carry `purge_at`; lease and state items have none and stay.
+                ttl=aws.dynamodb.TableTtlArgs(attribute_name="purge_at", enabled=True),
             ),
             opts=self._child,
         )

@@ -32,6 +32,7 @@ from infra.components.metrics import (
     GROUP_METRICS,
 )
 from infra.components.pool_scaling import create_schedules, create_step_policy, create_target_tracking
+from infra.components.scheduler import fence_table_policy
 from infra.config import PoolConfig, StackConfig
 from infra.scaling.policy import PoolScaling
 
@@ -61,6 +62,14 @@ class WorkerPoolArgs:
     broker_secret_arn: pulumi.Input[str]
     artefact_bucket_arn: pulumi.Input[str] | None = None
     """imageMode boot: instances read the wheelhouse from the stack's bucket at boot."""
+    fence_table_arn: pulumi.Input[str] | None = None
+    """RabbitMQ stacks with the scheduler on: its table, where workers fence periodic runs."""
+
+
+def fence_policy(table_arn: pulumi.Input[str] | None) -> dict[str, pulumi.Input[str]]:
+    if table_arn is None:
+        return {}
+    return {"fence": pulumi.Output.from_input(table_arn).apply(lambda arn: json.dumps(fence_table_policy(arn)))}
 
 
 def log_group_name(stack: str, pool: str) -> str:
@@ -167,6 +176,7 @@ class WorkerPool(pulumi.ComponentResource):
                 broker_secret_arn=args.broker_secret_arn,
                 metric_namespace=config.metric_namespace,
                 artefact_bucket_arn=args.artefact_bucket_arn,
+                extra_policies=fence_policy(args.fence_table_arn),
             ),
             self._child,
         )

@@ -39,7 +39,7 @@ from infra.config.sizes import (
     pools_json_bytes,
 )
 from worker.names import METRIC_NAMESPACE_PREFIX
-from worker.runtime.settings import SettingsError, check_environment
+from worker.runtime.settings import ENV_PREFIX, SettingsError, check_environment
 
 REGION_KEY = "aws:region"
 # Seconds between SIGTERM's soft-shutdown deadline and the lifecycle hook's timeout: time for the
@@ -225,6 +225,7 @@ class StackConfig(ConfigModel):
                 {
                     TASK_ROUTES_KEY: environment_file_bytes(routes),
                     f"pools.{name}.worker": environment_file_bytes(pool.worker.environment()),
+                    "schedulerEnabled": environment_file_bytes(self.fence_environment()),
                     f"pools.{name}.queues": environment_file_bytes({"WORKER_QUEUES": ",".join(pool.queues)}),
                 },
             )
@@ -282,6 +283,19 @@ class StackConfig(ConfigModel):
         return "arm64" if architecture_of(self.scheduler_instance_type) == "arm64" else "x86_64"
 
     @property
+    def scheduler_table(self) -> str | None:
+        """The scheduler's DynamoDB table (its lease and state on RabbitMQ stacks, where Amazon MQ has no
+        lease primitive; the workers' periodic fence too), or None: Redis holds both."""
+        return f"celery-cluster-{self.stack}-scheduler" if self.scheduler_enabled and not self.is_redis else None
+
+    def fence_environment(self) -> dict[str, str]:
+        """Where workers refuse a second copy of a periodic run (worker.runtime.periodic_fence): on Redis
+        stacks the broker (the default, nothing to set), on RabbitMQ stacks the scheduler's table."""
+        if self.scheduler_table is None:
+            return {}
+        return {f"{ENV_PREFIX}PERIODIC_FENCE_URL": f"dynamodb://{self.scheduler_table}"}
+
+    @property
     def is_redis(self) -> bool:
         """ElastiCache (valkey or redis) rather than Amazon MQ."""
         return self.broker_engine != "rabbitmq"
@@ -302,7 +316,7 @@ class StackConfig(ConfigModel):
     def worker_environment(self, pool: str) -> dict[str, str]:
         """What a pool's workers get in their environment from config beyond queues and concurrency:
         the pool's worker settings and the stack's routing table."""
-        environment = self.pools[pool].worker.environment()
+        environment = {**self.pools[pool].worker.environment(), **self.fence_environment()}
         if self.task_routes:
             environment["CELERY_TASK_ROUTES"] = json.dumps(dict(self.task_routes), sort_keys=True)
         return environment

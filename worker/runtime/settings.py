@@ -107,7 +107,7 @@ class WorkerSettings(BaseSettings):
     journal_url: str | None = None
     # Where workers record which copy of a periodic run started, so a second copy is refused
     # (worker.runtime.periodic_fence): redis://..., or dynamodb://<table> (the scheduler's, on RabbitMQ
-    # stacks). Unset: the broker's Redis on Redis stacks; no fence on RabbitMQ (runs at-least-once).
+    # stacks, set by the stack). Unset: the broker's Redis on Redis stacks; no fence on RabbitMQ.
     periodic_fence_url: str | None = None
     # Directory where each running task leaves a marker file, so the drain agent on the instance
     # sees the worker is busy (worker.runtime.busy); unset: no markers. On a VM: /run/celery-cluster/busy.

@@ -12,8 +12,9 @@ import yaml
 
 from infra.cli.offline_render import Render, render_config
 from infra.components.scheduler import TYPE, lease_table_name
-from infra.config import ConfigError, merged_raw, parse_config, read_stack_file
+from infra.config import ConfigError, StackConfig, merged_raw, parse_config, read_stack_file
 from infra.config.periodic_capacity import capacity_for, check_tasks, derived_schedules
+from infra.vm.files import POOL_ENV
 from infra.vm.scheduler_data import SCHEDULER_ENV, SCHEDULER_UNIT
 from tests.support.rendered import Rendered
 from tests.support.units import systemd_unquote
@@ -74,18 +75,50 @@ def test_prod_scales_the_default_pool_ahead_of_the_fan_out(prod: Rendered) -> No
     assert hold == 360
 
 
+def _rabbit_dev() -> StackConfig:
+    return parse_config("dev", merged_raw({**read_stack_file("dev"), "brokerEngine": "rabbitmq"}))
+
+
+def _environment_file(template: dict[str, Any], path: str) -> dict[str, str]:
+    (content,) = [f["content"] for f in _user_data(template)["write_files"] if f["path"] == path]
+    return dict(systemd_unquote(line) for line in content.splitlines() if line and not line.startswith("#"))
+
+
 def test_rabbitmq_stacks_keep_the_lease_in_dynamodb() -> None:
-    values = {**read_stack_file("dev"), "brokerEngine": "rabbitmq"}
-    render: Render = render_config(parse_config("dev", merged_raw(values)), values)
+    config = _rabbit_dev()
+    render: Render = render_config(config, {**read_stack_file("dev"), "brokerEngine": "rabbitmq"})
     (table,) = [r.inputs for r in render.of_type("aws:dynamodb/table:Table")]
-    assert table["name"] == lease_table_name("dev")
+    assert table["name"] == lease_table_name(config)
+    assert table["ttl"] == {"attributeName": "purge_at", "enabled": True}  # the fence's items expire
     (template,) = [
         r.inputs for r in render.of_type("aws:ec2/launchTemplate:LaunchTemplate") if r.name == "scheduler-lt"
     ]
-    assert f"SCHEDULER_LEASE_URL=dynamodb://{lease_table_name('dev')}" in json.dumps(_user_data(template))
+    assert f"SCHEDULER_LEASE_URL=dynamodb://{lease_table_name(config)}" in json.dumps(_user_data(template))
     # Reachable from the private subnets without the NAT (and with egress: endpoints).
     endpoints = [r.inputs for r in render.of_type("aws:ec2/vpcEndpoint:VpcEndpoint")]
     assert [e["vpcEndpointType"] for e in endpoints if e["serviceName"].endswith(".dynamodb")] == ["Gateway"]
+
+
+def test_rabbitmq_workers_fence_periodic_runs_in_the_schedulers_table() -> None:
+    # Without it a run the scheduler sent twice (a paused holder) would run twice on RabbitMQ.
+    config = _rabbit_dev()
+    render: Render = render_config(config, {**read_stack_file("dev"), "brokerEngine": "rabbitmq"})
+    for name in config.pools:
+        (template,) = [
+            r.inputs for r in render.of_type("aws:ec2/launchTemplate:LaunchTemplate") if r.name == f"pool-{name}-lt"
+        ]
+        env = _environment_file(template, POOL_ENV)
+        assert env["CELERY_PERIODIC_FENCE_URL"] == f"dynamodb://{lease_table_name(config)}"
+        (policy,) = [
+            json.loads(r.inputs["policy"])
+            for r in render.of_type("aws:iam/rolePolicy:RolePolicy")
+            if r.name == f"pool-{name}-fence"
+        ]
+        (statement,) = policy["Statement"]
+        assert statement["Action"] == ["dynamodb:PutItem"]
+        assert statement["Resource"].endswith(f":table/{lease_table_name(config)}")
+        assert statement["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["started#*"]}}
+    assert parse_config("dev", merged_raw(read_stack_file("dev"))).fence_environment() == {}  # Redis: the broker
 
 
 def test_no_scheduler_when_disabled() -> None:
