@@ -14,6 +14,7 @@ Examples:
 \b
   scripts/local                              # dev/default, burst trace, x10
   scripts/local --stack prod --trace spike-to-zero --speed 20 --headless
+  scripts/local --stack prod --trace steady --upgrade-to ../v2  # canary
   make local ARGS="--trace steady --window 0:10"
 
 Exit codes:
@@ -24,6 +25,8 @@ Exit codes:
        did not come back
   2    bad input (stack, pool, trace, window) or no redis-server installed
   3    no worker could start: the error from its log is printed
+  4    --upgrade-to: the refresh was rolled back (or failed); the alarm
+       that fired is named
   130  interrupted (Ctrl-C): the workers were drained, the counts so far
        are printed
 """
@@ -35,6 +38,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 
 from infra.cli.entry import run_script
@@ -55,6 +59,7 @@ from infra.local.plan import (
 from infra.local.result import INTERRUPTED, NO_WORKER_STARTS, TwinResult
 from infra.local.run_loop import Snapshot, run_twin
 from infra.local.timescale import DEFAULT_WINDOWS, parse_window
+from infra.local.versions import CHECKOUT, VersionError, WorkerVersion, checkout_version, version_at
 from infra.local.view import Status, clock, event_line, line, render
 from infra.scaling.aws_model import GroupModel
 from infra.scaling.default_policy import target_backlog_per_instance
@@ -66,6 +71,8 @@ from infra.simulation.report import NARROW_DROP_ORDER, bound_for, results_table
 from infra.simulation.stack import PoolNotFoundError
 
 HEADLESS_EVERY = 60.0  # model seconds between plain status lines
+ROLLED_BACK_EXIT = 4
+Versions = tuple[WorkerVersion, WorkerVersion | None]
 
 
 def main(
@@ -87,6 +94,11 @@ def main(
         False, help="also run two periodic task schedulers (one lease) beside the pool; the summary counts their runs"
     ),
     out: Path | None = typer.Option(None, help="PNG path (default build/local/<stack>-<pool>-<trace>.png)"),
+    upgrade_to: Path | None = typer.Option(
+        None,
+        help="roll the workers to the worker package in this directory (or wheel) as the stack's canary "
+        "refresh would, judged by its canary alarms; a breach rolls back",
+    ),
 ) -> None:
     # Off a terminal every line is printed whole, never wrapped: one event per line for logs and grep.
     console = output_console(150, soft_wrap=not Console().is_terminal)
@@ -94,17 +106,20 @@ def main(
     try:
         plan = TwinPlan(
             stack, pool, trace, speed, parse_window(window) if window else None, seed, boot_seconds,
-            concurrency, max_processes, drain_timeout, log_dir, scheduler,
+            concurrency, max_processes, drain_timeout, log_dir, scheduler, upgrade_to,
         )  # fmt: skip
         fitted = local_pool(plan)
         traffic = local_trace(plan, fitted.spec)
-    except (ConfigError, PoolNotFoundError, TraceError) as exc:
+        versions = worker_versions(plan)
+    except (ConfigError, PoolNotFoundError, TraceError, VersionError) as exc:
         report("local", exc)
         raise typer.Exit(2) from None
     header = announce(console, plan, fitted, traffic, window is None and trace in DEFAULT_WINDOWS)
+    if versions[1] is not None:
+        announce_upgrade(console, plan, fitted, versions[0], versions[1])
     try:
         on_tick = _live_view if live_view else plain_lines
-        result = on_tick(console, plan, fitted, traffic, header)
+        result = on_tick(console, plan, fitted, traffic, header, versions)
     except ServerNotInstalledError as exc:
         report("local", exc)
         raise typer.Exit(2) from None
@@ -113,6 +128,14 @@ def main(
         console.print("[yellow]interrupted: workers drained, broker stopped; no counts[/]")
         raise typer.Exit(130) from None
     raise typer.Exit(report_run(console, result, plan, fitted, traffic, out))
+
+
+def worker_versions(plan: TwinPlan) -> tuple[WorkerVersion, WorkerVersion | None]:
+    """The code the workers run, and with --upgrade-to the version they roll to (a bad PATH: VersionError)."""
+    if plan.upgrade_to is None:
+        return CHECKOUT, None
+    old = checkout_version()
+    return old, version_at(plan.upgrade_to, old, plan.log_dir)
 
 
 def announce(console: Console, plan: TwinPlan, fitted: LocalPool, traffic: Trace, windowed: bool) -> str:
@@ -133,6 +156,28 @@ def announce(console: Console, plan: TwinPlan, fitted: LocalPool, traffic: Trace
         + (" (a window of the trace, for local use)" if windowed else "")
     )
     return header
+
+
+def announce_upgrade(
+    console: Console, plan: TwinPlan, fitted: LocalPool, old: WorkerVersion, new: WorkerVersion
+) -> None:
+    """What the upgrade will do: the versions, the stack's checkpoints and their delay in model and wall time."""
+    refresh = fitted.refresh
+    checkpoints = refresh.get("CheckpointPercentages")
+    delay = float(refresh.get("CheckpointDelay", 0))
+    pace = (
+        f"checkpoints at {checkpoints}%, {delay:.0f} s (model, {delay / plan.speed:.1f} s wall) each"
+        if checkpoints
+        else "straight through (no checkpoint)"
+    )
+    console.print(
+        f"[bold]upgrade[/]: {old.label} -> {new.label} ({new.root}); {pace}; warm-up "
+        f"{refresh.get('InstanceWarmup', 0)} s; AutoRollback {'on' if refresh.get('AutoRollback') else 'off'}; "
+        f"judged by {', '.join(j.suffix for j in fitted.judges)}",
+        soft_wrap=not console.is_terminal,
+        markup=True,
+        highlight=False,
+    )
 
 
 def _status(
@@ -163,27 +208,41 @@ def _status(
         events=tuple(model.events),
         header=header,
         failures=tuple(fleet.failures),
+        upgrade="\n".join(filter(None, [snapshot.upgrade_status, *snapshot.upgrade_progress[-1:]])),
     )
 
 
-def _live_view(console: Console, plan: TwinPlan, fitted: LocalPool, traffic: Trace, header: str) -> TwinResult:
+def _live_view(
+    console: Console, plan: TwinPlan, fitted: LocalPool, traffic: Trace, header: str, versions: Versions
+) -> TwinResult:
     with Live(console=console, refresh_per_second=4, transient=False) as live:
 
         def on_tick(snapshot: Snapshot, model: GroupModel, fleet: Fleet) -> None:
             status = _status(snapshot, model, fleet, fitted.spec, traffic, plan.speed, header)
             live.update(render(status, console.size.height))
 
-        return run_twin(plan, fitted, traffic, console, on_tick)
+        return run_twin(plan, fitted, traffic, console, on_tick, versions)
 
 
-def plain_lines(console: Console, plan: TwinPlan, fitted: LocalPool, traffic: Trace, header: str) -> TwinResult:
-    """Off a terminal (or --headless): each scaling event as it happens, and a status line a model minute."""
-    shown: dict[str, float] = {"line": -HEADLESS_EVERY, "events": 0, "trace_over": 0, "failures": 0}
+def plain_lines(
+    console: Console,
+    plan: TwinPlan,
+    fitted: LocalPool,
+    traffic: Trace,
+    header: str,
+    versions: Versions = (CHECKOUT, None),
+) -> TwinResult:
+    """Off a terminal (or --headless): each scaling event and upgrade step as it happens, and a status line a
+    model minute."""
+    shown: dict[str, float] = {"line": -HEADLESS_EVERY, "events": 0, "trace_over": 0, "failures": 0, "upgrade": 0}
 
     def on_tick(snapshot: Snapshot, model: GroupModel, fleet: Fleet) -> None:
         for event in model.events[int(shown["events"]) :]:
             console.print(event_line(event), soft_wrap=True, markup=False)
         shown["events"] = len(model.events)
+        for step in snapshot.upgrade_progress[int(shown["upgrade"]) :]:
+            console.print(step, soft_wrap=True, markup=False)
+        shown["upgrade"] = len(snapshot.upgrade_progress)
         for failure in fleet.failures[int(shown["failures"]) :]:  # as it happens, not only at the end
             console.print("\n".join(failure.lines()), soft_wrap=True, markup=False, style="red")
         shown["failures"] = len(fleet.failures)
@@ -197,7 +256,7 @@ def plain_lines(console: Console, plan: TwinPlan, fitted: LocalPool, traffic: Tr
             console.print(line(status), soft_wrap=True, markup=False)
             shown["line"] = snapshot.now
 
-    return run_twin(plan, fitted, traffic, console, on_tick)
+    return run_twin(plan, fitted, traffic, console, on_tick, versions)
 
 
 def report_run(
@@ -228,7 +287,18 @@ def report_run(
         highlighted=2,
     )
     console.print(f"plot: {target}", soft_wrap=True)
-    return 0 if result.ok else 1
+    if not result.ok:
+        return 1
+    return _upgrade_exit(console, result)
+
+
+def _upgrade_exit(console: Console, result: TwinResult) -> int:
+    """The upgrade's verdict as the last line: 0 when it completed (or none ran), 4 otherwise."""
+    if result.upgrade is None:
+        return 0
+    colour = "green" if result.upgrade.ok else "red"
+    console.print(f"[{colour}]{escape(result.upgrade.line())}[/]", soft_wrap=True)
+    return 0 if result.upgrade.ok else ROLLED_BACK_EXIT
 
 
 def _stopped_early(console: Console, result: TwinResult) -> int:
@@ -275,6 +345,12 @@ def summary_table(result: TwinResult) -> Table:
         ("peak workers", str(result.local.peak_instances)),
         ("workers that started late (>= 5 s)", str(result.late_boots)),
         ("workers that failed", str(len(result.failures))),
+        *(
+            [("dead letters", str(result.dead_letters))]
+            + [(f"runs of {v} (failed)", f"{runs} ({failed})") for v, runs, failed in result.versions]
+            if result.upgrade is not None
+            else []
+        ),
         ("producer's worst lag", f"{result.producer_lag:.2f} s wall"),
         ("wall time", f"{result.wall_seconds:.1f} s at x{result.speed:g}"),
     ]:

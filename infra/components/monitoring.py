@@ -54,7 +54,7 @@ class Monitoring(pulumi.ComponentResource):
         judges: dict[str, str] = {}  # alarm suffix -> the pool whose refresh it judges
         for pool_name, pool in sorted(args.pools.items()):
             alarms += pool_alarms(args.config.metric_namespace, pool_name, pool)
-            canary = canary_alarms(args.config, pool_name, pool.config, pool.code_version)
+            canary = canary_alarms(args.config, pool_name, pool.code_version)
             alarms += [*canary, unknown_task_alarm(args.config, pool_name)]
             judges |= {suffix: pool_name for suffix, _ in canary} | {latency_alarm_suffix(pool_name): pool_name}
         if args.config.is_redis:

@@ -25,8 +25,9 @@ import pulumi
 import pulumi_aws as aws
 
 from infra import outputs
+from infra.canary.rules import LOG_METRICS, refresh_preferences
 from infra.components import iam
-from infra.components.canary import LOG_METRICS, metric_filter_args, refresh_preferences
+from infra.components.canary import metric_filter_args
 from infra.components.instance import IdentityArgs, LaunchArgs, create_instance_identity, create_launch_template
 from infra.components.metrics import (
     GROUP_METRICS,

@@ -15,7 +15,7 @@ from infra.config.errors import KeyRuleError
 
 CHECKPOINT_DELAY_MAX: Final = 172800
 # The longest window of an alarm in a pool's AlarmSpecification: the latency alarm's 5 one-minute
-# periods (infra.components.pool_alarms); infra.components.canary keeps its own alarms within it.
+# periods (infra.components.pool_alarms); infra.canary.rules keeps its judges within it.
 ALARM_WINDOW_SECONDS: Final = 300
 # Named assumption: from a task's end to its alarm's evaluation. The CloudWatch agent sends log
 # batches every 5 s (force_flush_interval), metric filters publish as the events arrive, and an

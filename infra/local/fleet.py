@@ -23,6 +23,7 @@ from typing import Literal
 
 from celery import Celery
 
+from infra.local.versions import WorkerVersion
 from infra.local.workers import WorkerProcess, log_excerpt
 
 State = Literal["booting", "in service", "draining", "gone", "failed"]
@@ -37,6 +38,8 @@ class LocalInstance:
     """Model seconds."""
     in_service_at: float
     """Model seconds: when the model counts it in service (launch + boot)."""
+    version: str = ""
+    """The code it runs (WORKER_CODE_VERSION, `infra.local.versions`)."""
     state: State = "booting"
     consuming_at: float | None = None
     terminated_at: float | None = None
@@ -66,6 +69,9 @@ class Failure:
     log_path: Path
     excerpt: tuple[str, ...]
     """The lines of its log that say why (`workers.log_excerpt`)."""
+    version: str = ""
+    at: float = 0.0
+    """Model seconds."""
 
     def lines(self) -> list[str]:
         code = "" if self.exit_code is None else f" (exit code {self.exit_code})"
@@ -85,6 +91,7 @@ class Fleet:
         log_dir: Path,
         env: dict[str, str],
         run_id: str,
+        version: WorkerVersion,
     ) -> None:
         self.control = control
         self.broker_url = broker_url
@@ -93,21 +100,25 @@ class Fleet:
         self.log_dir = log_dir
         self.env = env
         self.run_id = run_id
+        self.launch_version = version
+        """The code a launched instance runs: the group's launch template (an upgrade moves it)."""
         self.instances: dict[int, LocalInstance] = {}
         self.problems: list[str] = []
         self.failures: list[Failure] = []
 
     def launch(self, instance_id: int, now: float, in_service_at: float) -> LocalInstance:
         name = f"i-{instance_id:03d}-{self.run_id}"
+        version = self.launch_version
         worker = WorkerProcess(
             name=name,
             queues=[f"standby-{name}"],
             broker_url=self.broker_url,
             log_path=self.log_dir / f"{name}.log",
             concurrency=self.concurrency,
-            env=self.env,
+            env={**self.env, **version.process_env()},
+            cwd=version.root,
         ).start()
-        instance = LocalInstance(instance_id, worker, now, in_service_at)
+        instance = LocalInstance(instance_id, worker, now, in_service_at, version.label)
         self.instances[instance_id] = instance
         return instance
 
@@ -137,6 +148,8 @@ class Fleet:
             instance.worker.wait(1),
             instance.worker.log_path,
             tuple(log_excerpt(instance.worker.log_path)),
+            instance.version,
+            now,
         )
         self.failures.append(failure)
         self.problems.append(f"{failure.lines()[0]}; see {failure.log_path}")
@@ -144,8 +157,11 @@ class Fleet:
         instance.exited_at = now
 
     def can_start(self) -> bool:
-        """False once an instance failed to boot and none serves: no instance can start with this code."""
-        booted_none = any(f.phase == "booting" for f in self.failures) and self.count("in service") == 0
+        """False once an instance of the code it launches failed to boot and none serves: no instance can
+        start with this code."""
+        launching = self.launch_version.label
+        failed = any(f.phase == "booting" and f.version == launching for f in self.failures)
+        booted_none = failed and self.count("in service") == 0
         return not booted_none
 
     def _boot(self, instance: LocalInstance, now: float) -> None:

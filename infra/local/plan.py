@@ -3,9 +3,12 @@ trace window it replays and the model's assumptions for it."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from infra.canary.rules import Judge, canary_judges, refresh_preferences
 from infra.config import ROOT, load_stack_config
 from infra.local.timescale import DEFAULT_WINDOWS, window
 from infra.scaling.assumptions import ModelAssumptions, default_assumptions
@@ -38,6 +41,8 @@ class TwinPlan:
     log_dir: Path = Path("build/local")
     scheduler: bool = False
     """Also run two periodic task schedulers beside the pool (LOCAL_SCHEDULE, one lease between them)."""
+    upgrade_to: Path | None = None
+    """Roll the workers to the worker package at this path (a directory or a wheel) as the run starts."""
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,10 @@ class LocalPool:
     """Where the trace's tasks go: the pool's first queue (a trace has no queue column)."""
     soft_shutdown_seconds: float
     """The stack's CELERY_SOFT_SHUTDOWN_TIMEOUT (model seconds): a draining worker's window."""
+    judges: tuple[Judge, ...] = ()
+    """What judges a new version of the pool's code (its canary alarms)."""
+    refresh: Mapping[str, Any] = field(default_factory=dict)
+    """The stack's refresh preferences for the pool, as the deploy step starts its refresh with them."""
 
 
 def local_pool(plan: TwinPlan, root: Path = ROOT) -> LocalPool:
@@ -73,7 +82,9 @@ def local_pool(plan: TwinPlan, root: Path = ROOT) -> LocalPool:
         else f", run here as {concurrency} x {min_size}..{max_size} (processes per instance in the scaling math "
         f"{original.scaling.signal.concurrency} -> {spec.scaling.signal.concurrency})"
     )
-    return LocalPool(spec, mapping, pool.queues[0], config.soft_shutdown_seconds)
+    judges = canary_judges(config, plan.pool)
+    preferences = refresh_preferences(config, pool, [f"{plan.pool}-{judge.suffix}" for judge in judges])
+    return LocalPool(spec, mapping, pool.queues[0], config.soft_shutdown_seconds, tuple(judges), preferences)
 
 
 def local_trace(plan: TwinPlan, spec: PoolSpec) -> Trace:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
 
-from infra.local.accounting import Tally
+from infra.local.accounting import FINAL_STATES, Tally
 from infra.local.fleet import Failure, Fleet
+from infra.local.upgrade import UpgradeVerdict
 from infra.scaling.aws_model import GroupModel, PoolSample, ScalingEvent
 from infra.scaling.simulator import PoolSpec, SimulationResult, summarise_run
 from infra.scaling.traces import Trace
@@ -46,6 +48,12 @@ class TwinResult:
     """None when the run went to its end; else why it stopped early (NO_WORKER_STARTS, INTERRUPTED, a timeout)."""
     failures: tuple[Failure, ...] = ()
     """Worker processes that exited without being told to, with what their logs say."""
+    upgrade: UpgradeVerdict | None = None
+    """With `--upgrade-to`: the refresh's verdict (Successful, RolledBack or Failed) and the alarms that fired."""
+    dead_letters: int = 0
+    """Messages in the dead-letter queue when the run ended (a failed task run writes one)."""
+    versions: tuple[tuple[str, int, int], ...] = ()
+    """(version, task runs, failed runs) of the sent tasks, from the journal: which code ran what."""
 
     @property
     def ok(self) -> bool:
@@ -56,6 +64,17 @@ class TwinResult:
             and self.canaries_returned == self.canaries_sent
             and (self.periodic is None or self.periodic[1] == 0)
         )
+
+
+def runs_by_version(entries: list[dict[str, str]], sent: frozenset[str]) -> tuple[tuple[str, int, int], ...]:
+    """(version, runs, failed runs) of the sent tasks' final runs in the journal, by version."""
+    runs: Counter[str] = Counter()
+    failed: Counter[str] = Counter()
+    for entry in entries:
+        if entry["task_id"] in sent and entry.get("state") in FINAL_STATES:
+            runs[entry.get("version", "")] += 1
+            failed[entry.get("version", "")] += entry.get("state") == "FAILURE"
+    return tuple((version, runs[version], failed[version]) for version in sorted(runs))
 
 
 def periodic_runs(entries: list[dict[str, str]]) -> tuple[int, int]:

@@ -29,16 +29,27 @@ from rich.console import Console
 
 from infra.local.accounting import JournalTracker, held_ids
 from infra.local.fleet import Fleet
+from infra.local.judge import LogCounts
 from infra.local.plan import LOCAL_SCHEDULE, LocalPool, TwinPlan, assumptions_for
 from infra.local.producer import Producer
-from infra.local.result import INTERRUPTED, NO_WORKER_STARTS, TwinResult, local_result, periodic_runs
+from infra.local.result import (
+    INTERRUPTED,
+    NO_WORKER_STARTS,
+    TwinResult,
+    local_result,
+    periodic_runs,
+    runs_by_version,
+)
 from infra.local.samples import pool_sample
 from infra.local.scheduler import SchedulerProcess
 from infra.local.timescale import ModelClock
+from infra.local.upgrade import Upgrade
+from infra.local.versions import CHECKOUT, WorkerVersion
 from infra.scaling.aws_model import GroupModel, PoolSample
 from infra.scaling.simulator import SAMPLE_SECONDS, ours, simulate, spec_for_trace
 from infra.scaling.traces import Trace
 from infra.servers.redis import RedisServer
+from worker.names import DEAD_LETTER_QUEUE
 from worker.publisher.queues import RedisInspector
 from worker.publisher.service_metrics import RedisServiceReader
 from worker.sender import sender_app
@@ -56,6 +67,10 @@ class Snapshot:
     completed: int
     waits: tuple[float, ...]
     """Model seconds."""
+    upgrade_status: str = ""
+    """`--upgrade-to`: where the refresh is (`Upgrade.status_line`)."""
+    upgrade_progress: tuple[str, ...] = ()
+    """`--upgrade-to`: what the refresh did so far, a line each."""
 
 
 @dataclass
@@ -82,6 +97,8 @@ class _Loop:
     drain_deadline: float | None = None
     stopped: str | None = None
     """Why the run is over: "done", a timeout, NO_WORKER_STARTS or INTERRUPTED."""
+    upgrade: Upgrade | None = None
+    """`--upgrade-to`: the refresh rolling the workers to another version; the run ends after its verdict."""
 
     def sample(self, at: float, now: float) -> None:
         """One 10 s sample, read as the publisher reads it; the model decides on it and the fleet follows."""
@@ -116,6 +133,8 @@ class _Loop:
         if not self.producer.done.is_set():
             return False
         if so_far.completed >= len(self.producer.sent) and now >= self.trace.duration:
+            if self.upgrade is not None and not self.upgrade.over:
+                return False  # every task ran; the refresh still has to reach its verdict
             self.stopped = "done"
             return True
         if self.drain_deadline is None:
@@ -139,7 +158,14 @@ class _Loop:
                     self.sample(next_sample, now)
                     next_sample += SAMPLE_SECONDS
                 self.fleet.tick(now)
-                if not self.fleet.can_start():
+                if self.upgrade is not None:
+                    self.upgrade.tick(now, self.model, self.fleet)
+                    progress = tuple(self.upgrade.progress)
+                    self.current = replace(
+                        self.current, upgrade_status=self.upgrade.status_line(), upgrade_progress=progress
+                    )
+                # While a refresh runs, a new version that cannot start is its judges' to roll back.
+                if (self.upgrade is None or self.upgrade.over) and not self.fleet.can_start():
                     self.stopped = NO_WORKER_STARTS  # a worker died booting and none serves: none will
                 elif time.monotonic() >= next_journal:
                     next_journal = time.monotonic() + 1.0
@@ -159,9 +185,10 @@ def run_twin(
     trace: Trace,
     console: Console,
     on_tick: Callable[[Snapshot, GroupModel, Fleet], None] | None = None,
+    versions: tuple[WorkerVersion, WorkerVersion | None] = (CHECKOUT, None),
 ) -> TwinResult:
-    """Run the twin until the trace is over and every task ran, the wait for the last tasks ends, no worker
-    can start (`Fleet.can_start`), or Ctrl-C; `TwinResult.stopped` says which, unless the first."""
+    """Run the twin until the trace is over and every task ran (and an upgrade to `versions[1]` has its verdict),
+    the wait for the last tasks ends, no worker can start, or Ctrl-C; `TwinResult.stopped` says which."""
     spec = pool.spec
     assumptions = assumptions_for(plan, spec)
     clock = ModelClock(plan.speed)
@@ -170,12 +197,13 @@ def run_twin(
     run_id = uuid.uuid4().hex[:6]
     started_wall = time.monotonic()
     with ExitStack() as stack:
-        loop = _start(stack, plan, pool, trace, clock, model, run_id)
+        loop = _start(stack, plan, pool, trace, clock, model, run_id, versions)
         end = loop.run(on_tick, console)
         loop.producer.stop.set()
         loop.producer.join(10)
         # Before the drain requeues what runs: what the broker still holds was never delivered or is unfinished.
         queued, unacked = held_ids(loop.broker, loop.queue)
+        dead_letters = loop.broker.llen(DEAD_LETTER_QUEUE)
         loop.fleet.stop_all(40.0)
         loop.fleet.tick(end)
         loop.tracker.update()
@@ -207,11 +235,21 @@ def run_twin(
         periodic_runs(loop.tracker.entries) if plan.scheduler else None,
         None if loop.stopped == "done" else loop.stopped,
         tuple(fleet.failures),
+        None if loop.upgrade is None else loop.upgrade.verdict(),
+        dead_letters,
+        runs_by_version(loop.tracker.entries, frozenset(producer.sent)),
     )
 
 
 def _start(
-    stack: ExitStack, plan: TwinPlan, pool: LocalPool, trace: Trace, clock: ModelClock, model: GroupModel, run_id: str
+    stack: ExitStack,
+    plan: TwinPlan,
+    pool: LocalPool,
+    trace: Trace,
+    clock: ModelClock,
+    model: GroupModel,
+    run_id: str,
+    versions: tuple[WorkerVersion, WorkerVersion | None],
 ) -> _Loop:
     """The broker, the fleet at minSize (in service from model time 0), the readers and the producer, running."""
     queue = pool.queue
@@ -224,7 +262,8 @@ def _start(
         "CELERY_SOFT_SHUTDOWN_TIMEOUT": f"{max(clock.wall(pool.soft_shutdown_seconds), 1.0):.1f}",
         "CELERY_LOG_LEVEL": "INFO",
     }
-    fleet = Fleet(control, server.url, [queue], pool.spec.concurrency, plan.log_dir, environment, run_id)
+    old, new = versions
+    fleet = Fleet(control, server.url, [queue], pool.spec.concurrency, plan.log_dir, environment, run_id, old)
     stack.callback(fleet.stop_all, 40.0)
     inspector = RedisInspector(server.url)
     stack.callback(inspector.close)
@@ -246,6 +285,9 @@ def _start(
     producer.start()
     loop = _Loop(plan, queue, trace, clock, model, fleet, inspector, service, tracker, producer, broker)
     loop.peak = model.desired
+    if new is not None:
+        counts = LogCounts(clock.at_epoch)
+        loop.upgrade = Upgrade(plan.pool, old, new, pool.refresh, pool.judges, counts)
     return loop
 
 

@@ -34,6 +34,7 @@ class ModelClock:
 
     speed: float
     _started: float | None = field(default=None, repr=False)
+    _started_epoch: float = field(default=0.0, repr=False)
 
     def __post_init__(self) -> None:
         if not self.speed > 0:
@@ -41,6 +42,11 @@ class ModelClock:
 
     def start(self) -> None:
         self._started = time.monotonic()
+        self._started_epoch = time.time()
+
+    def at_epoch(self, epoch: float) -> float:
+        """Model seconds at a Unix time (a log line's timestamp)."""
+        return (epoch - self._started_epoch) * self.speed
 
     def now(self) -> float:
         """Model seconds since start()."""

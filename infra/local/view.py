@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rich.console import Group, RenderableType
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
@@ -35,6 +36,8 @@ class Status:
     events: tuple[ScalingEvent, ...]
     header: str
     failures: tuple[Failure, ...] = ()
+    upgrade: str = ""
+    """`--upgrade-to`: where the refresh is, and the last thing it did."""
 
 
 def clock(seconds: float) -> str:
@@ -90,6 +93,7 @@ def render(status: Status, height: int = 24) -> RenderableType:
         f"{' [yellow](trace over: finishing the last tasks)[/]' if over_trace else ''}  "
         f"x{status.speed:g} (1 model min = {60 / status.speed:.1f} s wall)  "
         f"sent {status.sent}/{status.total}, done {status.completed}"
+        + (f"\n[bold]{escape(status.upgrade)}[/]" if status.upgrade else "")
     )
     in_service = sum(1 for i in status.instances if i.state == "in service")
     over = status.oldest_age > status.slo_seconds
@@ -116,7 +120,8 @@ def render(status: Status, height: int = 24) -> RenderableType:
         workers.add_column(no_wrap=True)
     shown = [i for i in status.instances if i.state != "gone"]
     failure = failure_panel(status.failures[0]) if status.failures else None
-    room = max(height - _FIXED_ROWS - (len(status.failures[0].lines()) + 1 if failure else 0), 0)
+    extra = (len(status.failures[0].lines()) + 1 if failure else 0) + status.upgrade.count("\n") + bool(status.upgrade)
+    room = max(height - _FIXED_ROWS - extra, 0)
     for instance in shown[-room:] if room else []:
         colour = {"booting": "yellow", "in service": "green", "draining": "magenta", "failed": "red"}.get(
             instance.state, "dim"

@@ -50,6 +50,8 @@ class WorkerProcess:
     log_path: Path
     concurrency: int = 2
     env: dict[str, str] = field(default_factory=dict)
+    cwd: Path | None = None
+    """Where it starts (another version of the worker package: its directory, `infra.local.versions`)."""
     process: subprocess.Popen[bytes] | None = None
     _log: IO[bytes] | None = None
 
@@ -69,6 +71,7 @@ class WorkerProcess:
         self.process = subprocess.Popen(
             [str(START_WORKER)],
             env=environment,
+            cwd=self.cwd,
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # a Ctrl-C in the terminal reaches us, and we drain the workers

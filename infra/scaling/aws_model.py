@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, replace
 
 from infra.scaling.alarms import AlarmState, MetricAlarm
@@ -127,6 +127,8 @@ class GroupModel:
         self._next_id = 0
         self._rng = random.Random(assumptions.termination_seed)
         self.events: list[ScalingEvent] = []
+        self.template_version = 1
+        """The launch template version the group launches (an instance refresh moves it; TERM prefers the oldest)."""
         tt = [
             ("target-tracking", scaling.target_tracking),
             *(("target-tracking", p) for p in scaling.extra_target_tracking),
@@ -404,6 +406,16 @@ class GroupModel:
         reason = f"{len(ids)} instance(s) above the desired capacity no longer protected from scale-in"
         return ScalingEvent(now, "protection", self.desired, self.desired, float(len(ids)), reason, (), ids)
 
+    def replace(self, ids: Collection[int], now: float) -> list[Instance]:
+        """An instance refresh's batch (the Rolling strategy "terminates instances and launches new ones in
+        batches", https://docs.aws.amazon.com/autoscaling/ec2/userguide/instance-refresh-overview.html):
+        these instances leave the group and as many replacements of `template_version` launch; the desired
+        capacity is unchanged. The caller drains the terminated instances."""
+        for instance in self.instances:
+            if instance.id in ids and instance.terminated_at is None:
+                instance.terminated_at = now
+        return [self._launch(now) for _ in ids]
+
     def _launch(self, now: float, warmup: float | None = None) -> Instance:
         # WARM: the warm-up counts from InService ("how long after an instance reaches the InService
         # state it waits before contributing usage data"), the longest of the policies' warm-ups.
@@ -419,7 +431,7 @@ class GroupModel:
         # Zone rebalancing"); the model's AZs are numbered.
         zones = [sum(1 for i in self.live() if i.zone == z) for z in range(AVAILABILITY_ZONES)]
         zone = zones.index(min(zones))
-        instance = Instance(self._next_id, now, in_service, in_service + warmup, zone)
+        instance = Instance(self._next_id, now, in_service, in_service + warmup, zone, self.template_version)
         self._next_id += 1
         self.instances.append(instance)
         return instance

@@ -20,8 +20,8 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
+from infra.canary.rules import refresh_preferences
 from infra.cli.deploy_steps import ROLL_FAILED, run
-from infra.components.canary import refresh_preferences
 from infra.config import load_stack_config
 from infra.outputs import POOL_ASG_NAMES, POOL_REFRESH
 

@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from infra.components.canary import LOG_METRICS
+from infra.canary.rules import LOG_METRICS
 from tests.support.cluster import Cluster
 
 SLEEP_SECONDS = 0.3

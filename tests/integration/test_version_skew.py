@@ -22,7 +22,7 @@ import pytest
 
 from celery_cluster_client.contract import ENV_SENDER_VERSION
 from celery_cluster_client.stamping import sender_version
-from infra.components.canary import LOG_METRICS
+from infra.canary.rules import LOG_METRICS
 from tests.support.cluster import Cluster
 from tests.support.skew_names import NEW_TASK
 

@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 import yaml
 
+from infra.canary.rules import LOG_METRICS, MAX_REFRESH_ALARMS
 from infra.cli.canary_rollout import start_request
-from infra.components.canary import DIMENSION_VERSION, LOG_METRICS, MAX_REFRESH_ALARMS
+from infra.components.canary import DIMENSION_VERSION
 from infra.components.metrics import DIMENSION_POOL
 from infra.components.worker_pool import VERSION_PATHS, log_group_name
 from infra.config import ConfigError, merged_raw, parse_config, read_stack_file
