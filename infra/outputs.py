@@ -23,6 +23,8 @@ VPC_ID: Final = "vpcId"
 PUBLISHER_FUNCTION_NAME: Final = "publisherFunctionName"
 SMOKE_FUNCTION_NAME: Final = "smokeFunctionName"
 """The Lambda that runs the smoke test inside the VPC (`scripts/smoke --stack` invokes it)."""
+SMOKE_RESULTS_QUEUE_URL: Final = "smokeResultsQueueUrl"
+"""The SQS queue Lambda sends each smoke run's record to (`scripts/smoke --stack` polls it for its run's)."""
 WORKER_IMAGE_IDS: Final = "workerImageIds"
 """{pool: AMI id its launch template uses} (the baked image in imageMode bake)."""
 PRODUCER_SECRET_ARN: Final = "producerSecretArn"  # noqa: S105 - an output name, not a password
@@ -44,6 +46,7 @@ ALL: Final = (
     VPC_ID,
     PUBLISHER_FUNCTION_NAME,
     SMOKE_FUNCTION_NAME,
+    SMOKE_RESULTS_QUEUE_URL,
     WORKER_IMAGE_IDS,
     PRODUCER_SECRET_ARN,
     PRODUCER_POLICY_ARN,

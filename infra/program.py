@@ -215,22 +215,9 @@ def build(
     )
     image = _build_image(config, network, artefacts)
     fleet = _build_pools(config, network, broker, image, artefacts)
-    publisher = MetricsPublisher(
-        "publisher",
-        MetricsPublisherArgs(
-            config=config,
-            code=code,
-            subnet_ids=network.private_subnet_ids,
-            security_group_id=network.publisher_security_group_id,
-            broker_secret_arn=broker.publisher_secret_arn,
-            pools={
-                name: PublishedPool(config.pools[name].queues, p.asg_name, p.scaling.signal)
-                for name, p in fleet.pools.items()
-            },
-            queue_type=broker.queue_type,
-        ),
-    )
+    # Before the publisher: its smoke results queue is encrypted with the stack's key, which this creates.
     monitoring = _build_monitoring(config, broker, fleet)
+    publisher = _build_publisher(config, code, network, broker, fleet, monitoring.key_arn)
     if config.scheduler_enabled:
         build_scheduler(config, network, broker, image, monitoring.topic_arn)
     pools = fleet.pools
@@ -249,6 +236,7 @@ def build(
         outputs.VPC_ID: network.vpc_id,
         outputs.PUBLISHER_FUNCTION_NAME: publisher.function_name,
         outputs.SMOKE_FUNCTION_NAME: publisher.smoke_function_name,
+        outputs.SMOKE_RESULTS_QUEUE_URL: publisher.smoke_results_queue_url,
         outputs.WORKER_IMAGE_IDS: pulumi.Output.from_input(fleet.image_ids),
         outputs.PRODUCER_SECRET_ARN: producers.secret_arn,
         outputs.PRODUCER_POLICY_ARN: producers.policy_arn,
@@ -311,6 +299,33 @@ def _build_pools(
             ),
         )
     return fleet
+
+
+def _build_publisher(
+    config: StackConfig,
+    code: pulumi.Archive,
+    network: Network,
+    broker: Broker,
+    fleet: _Fleet,
+    key_arn: pulumi.Input[str],
+) -> MetricsPublisher:
+    """The metrics publisher and the smoke function (infra.components.metrics_publisher)."""
+    return MetricsPublisher(
+        "publisher",
+        MetricsPublisherArgs(
+            config=config,
+            code=code,
+            subnet_ids=network.private_subnet_ids,
+            security_group_id=network.publisher_security_group_id,
+            broker_secret_arn=broker.publisher_secret_arn,
+            pools={
+                name: PublishedPool(config.pools[name].queues, p.asg_name, p.scaling.signal)
+                for name, p in fleet.pools.items()
+            },
+            key_arn=key_arn,
+            queue_type=broker.queue_type,
+        ),
+    )
 
 
 def _build_monitoring(config: StackConfig, broker: Broker, fleet: _Fleet) -> Monitoring:

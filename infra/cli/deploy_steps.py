@@ -57,7 +57,8 @@ def plan(stack: str, *, smoke_count: int = 20) -> list[Step]:
             "up",
             ("pulumi", "up", "--stack", stack, "--policy-pack", "policy", "--yes", "--skip-preview", "--refresh"),
         ),
-        # Inside the VPC (the stack's smoke function), long enough for a pool at zero to scale out.
+        # Inside the VPC (the stack's smoke function, invoked asynchronously: its report comes back through the
+        # stack's smoke results queue), long enough for a pool at zero to scale out.
         Step(
             "smoke",
             (

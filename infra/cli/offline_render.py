@@ -170,6 +170,11 @@ def _computed(type_: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
         # A build's AMI follows from its recipe: a new recipe (new wheel) gives a new AMI, as in AWS.
         ami = "ami-" + hashlib.sha256(str(inputs.get("imageRecipeArn")).encode()).hexdigest()[:17]
         state["outputResources"] = [{"amis": [{"image": ami, "region": "us-east-1", "name": name}]}]
+    elif type_ == "aws:sqs/queue:Queue":
+        # SQS ARNs and URLs carry the queue's name, no resource kind
+        # (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-queue-message-identifiers.html).
+        state["arn"] = f"arn:aws:sqs:us-east-1:{ACCOUNT}:{state['name']}"
+        state["url"] = f"https://sqs.us-east-1.amazonaws.com/{ACCOUNT}/{state['name']}"
     elif type_ == "aws:kms/key:Key":
         state["keyId"] = f"{name}-key-id"
     elif type_ == "random:index/randomPassword:RandomPassword":

@@ -1,9 +1,11 @@
 """Send a ping to each queue and N `cluster.canary` tasks to each pool; fail unless all come back.
 
-With --stack the test runs inside the stack's VPC: this invokes the stack's smoke function, which
-reaches the broker in the private subnets, waits for pools at zero to scale out, and reports per
-pool (in-service instances before and after). --direct runs it from this machine instead (a host
-inside the VPC). Against any broker it takes --broker-url and --pool.
+With --stack the test runs inside the stack's VPC: this starts the stack's smoke function
+asynchronously, which reaches the broker in the private subnets, waits for pools at zero to scale
+out, and reports per pool (in-service instances before and after); its report comes back through
+the stack's smoke results queue, polled every 20 s, so no connection stays open while it runs.
+--direct runs it from this machine instead (a host inside the VPC). Against any broker it takes
+--broker-url and --pool.
 
 Examples:
 
@@ -16,14 +18,15 @@ Exit codes:
 \b
   0  every ping and canary came back
   1  not every ping and canary came back within --timeout
-  2  the stack's outputs, secret or smoke function could not be used, or
-     the broker refused the connection
+  2  the stack's outputs, secret or smoke function could not be used (no
+     report within the deadline, naming the run), or the broker refused
+     the connection
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import typer
@@ -81,23 +84,55 @@ def _table(rows: Sequence[Mapping[str, Any]]) -> Table:
 
 
 def _in_vpc(console: Console, stack: str, count: int, timeout: float) -> dict[str, Any]:
-    """Invoke the stack's smoke function (inside the VPC) and return its report."""
+    """Start the stack's smoke function (inside the VPC) and wait for its report, holding no connection open
+    while it runs (infra.cli.remote_smoke)."""
     import boto3  # noqa: PLC0415 - only this path talks to AWS
 
     from infra.cli.deployed_outputs import StackOutputsError, stack_outputs  # noqa: PLC0415 - needs the Pulumi CLI
-    from infra.cli.remote_smoke import RemoteSmokeError, client_config, invoke_smoke  # noqa: PLC0415
-    from infra.outputs import SMOKE_FUNCTION_NAME  # noqa: PLC0415
+    from infra.cli.remote_smoke import (  # noqa: PLC0415
+        RemoteSmokeError,
+        lambda_config,
+        new_run_id,
+        result_deadline,
+        sqs_config,
+        start_smoke,
+        wait_for_report,
+    )
+    from infra.outputs import SMOKE_FUNCTION_NAME, SMOKE_RESULTS_QUEUE_URL  # noqa: PLC0415
 
     try:
         outputs = stack_outputs(stack)
-        if SMOKE_FUNCTION_NAME not in outputs:
-            raise StackOutputsError(f"stack {stack} has no output {SMOKE_FUNCTION_NAME}; was it deployed?")
-        function = str(outputs[SMOKE_FUNCTION_NAME])
-        console.print(f"invoking {function} (inside the VPC): up to {timeout:.0f} s")
-        return invoke_smoke(boto3.client("lambda", config=client_config(timeout)), function, count, timeout)
+        for output in (SMOKE_FUNCTION_NAME, SMOKE_RESULTS_QUEUE_URL):
+            if output not in outputs:
+                raise StackOutputsError(f"stack {stack} has no output {output}; deploy it with this version first")
+        function, queue = str(outputs[SMOKE_FUNCTION_NAME]), str(outputs[SMOKE_RESULTS_QUEUE_URL])
+        run_id, deadline = new_run_id(), result_deadline(timeout)
+        start_smoke(boto3.client("lambda", config=lambda_config()), function, run_id, count, timeout)
+        console.print(
+            f"started {function} (inside the VPC), run {run_id}: the test waits up to {timeout:.0f} s; "
+            f"collecting its report from {queue}, up to {deadline:.0f} s"
+        )
+        return wait_for_report(
+            boto3.client("sqs", config=sqs_config()), function, queue, run_id, deadline, on_wait=_progress(console)
+        )
     except (StackOutputsError, RemoteSmokeError) as exc:
         report_error("smoke", exc)
         raise typer.Exit(2) from None
+
+
+PROGRESS_EVERY_SECONDS = 60.0
+
+
+def _progress(console: Console) -> Callable[[float, float], None]:
+    """A line a minute while the smoke function runs: CI logs show the deploy is alive, and how long it may take."""
+    shown = [0.0]
+
+    def show(elapsed: float, deadline: float) -> None:
+        if elapsed - shown[0] >= PROGRESS_EVERY_SECONDS:
+            shown[0] = elapsed
+            console.print(f"  waiting for the smoke function's report: {elapsed:.0f} s of up to {deadline:.0f} s")
+
+    return show
 
 
 @app.command(help=__doc__)

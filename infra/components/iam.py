@@ -18,6 +18,10 @@ change and pass exactly these (`infra.cli.account_setup.iam_for_stack_policy`), 
 https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_identifiers.html#identifiers-friendly-names"""
 
 
+LAMBDA_VPC_ACCESS_POLICY = "arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"
+"""The managed policy a Lambda in a VPC needs for its network interfaces (the publisher's, the smoke function's)."""
+
+
 def document(*statements: Mapping[str, Any]) -> Document:
     return {"Version": "2012-10-17", "Statement": [dict(s) for s in statements]}
 
@@ -81,18 +85,50 @@ def worker_lifecycle_policy(asg_arn: str) -> Document:
     )
 
 
+def count_in_service() -> Mapping[str, Any]:
+    # Describe* calls support no resource-level permissions (Service Authorization Reference).
+    return {
+        "Sid": "CountInService",
+        "Effect": "Allow",
+        "Action": ["autoscaling:DescribeAutoScalingGroups"],
+        "Resource": "*",
+    }
+
+
 def publisher_policy(secret_arn: str, log_group_arn: str, namespace: str) -> Document:
     """The metrics publisher: read the broker secret, count in-service instances, put metrics."""
+    return document(read_secret(secret_arn), write_logs(log_group_arn), put_metrics(namespace), count_in_service())
+
+
+SMOKE_RESULTS_SEND_ACTIONS = ("sqs:SendMessage",)
+"""What Lambda needs to deliver an invocation record to an SQS destination, with the function's execution
+role (https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-retain-records.html)."""
+SMOKE_RESULTS_KEY_ACTIONS = ("kms:GenerateDataKey", "kms:Decrypt")
+"""A producer of a queue encrypted with a customer managed key: SendMessage also calls kms:GenerateDataKey,
+and kms:Decrypt to verify a new data key
+(https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-key-management.html#send-to-encrypted-queue);
+for a destination the function's execution role makes those calls (the Lambda page above: "ensure that both
+your function's execution role and the key's resource-based policy contains the relevant permissions")."""
+
+
+def smoke_policy(secret_arn: str, log_group_arn: str, results_queue_arn: str, key_arn: str) -> Document:
+    """The smoke function: what the test needs (the broker secret, in-service counts, its logs), and to
+    send its invocation record to the stack's smoke results queue, which is all it may do with that queue."""
     return document(
         read_secret(secret_arn),
         write_logs(log_group_arn),
-        put_metrics(namespace),
-        # Describe* calls support no resource-level permissions (Service Authorization Reference).
+        count_in_service(),
         {
-            "Sid": "CountInService",
+            "Sid": "SendSmokeResults",
             "Effect": "Allow",
-            "Action": ["autoscaling:DescribeAutoScalingGroups"],
-            "Resource": "*",
+            "Action": list(SMOKE_RESULTS_SEND_ACTIONS),
+            "Resource": results_queue_arn,
+        },
+        {
+            "Sid": "EncryptSmokeResults",
+            "Effect": "Allow",
+            "Action": list(SMOKE_RESULTS_KEY_ACTIONS),
+            "Resource": key_arn,
         },
     )
 
@@ -117,6 +153,12 @@ def alarm_key_policy(account_id: str, partition: str = "aws") -> Document:
     CloudWatch's calls to KMS carry aws:SourceAccount, and with a condition they do not match, the alarm
     history shows "CloudWatch Alarms does not have authorization to access the SNS topic encryption key"
     and no page is sent. SNS itself needs no grant here: the publisher (CloudWatch) does.
+
+    The same key encrypts the smoke results queue. Its users there are IAM principals of the account (the
+    smoke function's role sends, the deploy role receives), so the account statement, which lets IAM
+    policies grant kms:GenerateDataKey and kms:Decrypt
+    (https://docs.aws.amazon.com/kms/latest/developerguide/key-policy-default.html#key-policy-default-allow-root-enable-iam),
+    is all the key policy needs for them.
     """
     root = f"arn:{partition}:iam::{account_id}:root"
     admin_actions: Sequence[str] = (

@@ -30,7 +30,6 @@ from worker.publisher.handler import PoolQueues, pools_json
 TYPE = "celery-cluster:publisher:MetricsPublisher"
 HANDLER = LAMBDA_HANDLER
 RUNTIME = LAMBDA_RUNTIME  # what `make build` packs build/dist/publisher.zip for
-VPC_ACCESS_POLICY = "arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"
 SCHEDULE = "rate(1 minute)"
 PUBLISHER_CONCURRENCY = 1
 
@@ -59,6 +58,8 @@ class MetricsPublisherArgs:
     security_group_id: pulumi.Input[str]
     broker_secret_arn: pulumi.Input[str]
     pools: Mapping[str, PublishedPool]
+    key_arn: pulumi.Input[str]
+    """The stack's KMS key (infra.components.monitoring): it encrypts the smoke results queue."""
     queue_type: str = "classic"
     """The workers' CELERY_QUEUE_TYPE (the smoke function declares the pools' queues as they do)."""
 
@@ -81,6 +82,7 @@ class MetricsPublisher(pulumi.ComponentResource):
     function_name: pulumi.Output[str]
     log_group_name: pulumi.Output[str]
     smoke_function_name: pulumi.Output[str]
+    smoke_results_queue_url: pulumi.Output[str]
 
     def __init__(self, name: str, args: MetricsPublisherArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(TYPE, name, None, opts)
@@ -106,25 +108,26 @@ class MetricsPublisher(pulumi.ComponentResource):
             SmokeFunctionArgs(
                 stack=config.stack,
                 code=args.code,
-                role_arn=role.arn,
                 subnet_ids=args.subnet_ids,
                 security_group_id=args.security_group_id,
                 broker_secret_arn=args.broker_secret_arn,
                 pools_json=pools_json,
                 queue_type=args.queue_type,
-                log_group_name=logs.name,
-                grants=grants,
+                log_group=logs,
+                key_arn=args.key_arn,
             ),
             parent=self,
         )
         self.function_name = function.name
         self.log_group_name = logs.name
-        self.smoke_function_name = smoke.name
+        self.smoke_function_name = smoke.function.name
+        self.smoke_results_queue_url = smoke.results_queue.url
         self.register_outputs(
             {
                 "functionName": self.function_name,
                 "logGroupName": self.log_group_name,
                 "smokeFunctionName": self.smoke_function_name,
+                "smokeResultsQueueUrl": self.smoke_results_queue_url,
             }
         )
 
@@ -142,7 +145,9 @@ class MetricsPublisher(pulumi.ComponentResource):
             opts=child,
         )
         vpc_access = aws.iam.RolePolicyAttachment(
-            f"{name}-vpc", aws.iam.RolePolicyAttachmentArgs(role=role.name, policy_arn=VPC_ACCESS_POLICY), opts=child
+            f"{name}-vpc",
+            aws.iam.RolePolicyAttachmentArgs(role=role.name, policy_arn=iam.LAMBDA_VPC_ACCESS_POLICY),
+            opts=child,
         )
         runtime = aws.iam.RolePolicy(
             f"{name}-runtime",

@@ -1,5 +1,7 @@
 """Monitoring: an encrypted alarm topic, the alarms on-call reads, and one dashboard per stack.
 
+The topic's KMS key is the stack's key: it also encrypts the smoke results queue (`smoke_function`).
+
 Every alarm here notifies the topic on ALARM and on OK. The alarms themselves are pure functions in
 `pool_alarms`, `canary` and `broker_alarms`; the dashboard's body is in `dashboard`. Each pool's
 canary alarms and its latency alarm are the AlarmSpecification of its canary refresh
@@ -77,7 +79,7 @@ class Monitoring(pulumi.ComponentResource):
         key = aws.kms.Key(
             f"{self._name}-key",
             aws.kms.KeyArgs(
-                description=f"celery-cluster {config.stack}: alarm topic encryption",
+                description=f"celery-cluster {config.stack}: alarm topic and smoke results encryption",
                 enable_key_rotation=True,
                 deletion_window_in_days=config.kms_deletion_window_days,
                 policy=pulumi.Output.all(identity.account_id, partition.partition).apply(

@@ -119,8 +119,9 @@ def test_a_pool_that_never_answers_fails_before_the_invocation_ends(aws: None, m
 def test_a_refused_broker_is_one_line_not_a_traceback(aws: None, monkeypatch: pytest.MonkeyPatch) -> None:
     _group("pool-x", 0)
     _environment(monkeypatch, "redis://127.0.0.1:1/0", [{"name": "x", "queues": ["x"], "asg": "pool-x"}])
-    report = handler({"count": 1, "timeout": 5}, _Context(60))
+    report = handler({"count": 1, "timeout": 5, "run_id": "run-7"}, _Context(60))
     assert report["ok"] is False
+    assert report["run_id"] == "run-7", "the report names the run the deploy waits for"
     assert report["error"].startswith("cannot connect to the broker at redis://")
     assert "127.0.0.1:1" in report["error"]
     assert "\n" not in report["error"]

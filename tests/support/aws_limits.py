@@ -492,6 +492,12 @@ NAMES: dict[str, tuple[str, int, str | None, str]] = {
         r"[A-Za-z0-9_-]+",
         "https://docs.aws.amazon.com/sns/latest/api/API_CreateTopic.html",
     ),
+    "aws:sqs/queue:Queue": (
+        "name",
+        80,
+        r"[A-Za-z0-9_-]+",
+        "https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_CreateQueue.html",
+    ),
     "aws:secretsmanager/secret:Secret": (
         "name",
         512,

@@ -25,10 +25,10 @@ from tests.support.aws_limits import check_all
 from tests.support.aws_requests import requests_of, validate
 from tests.support.rendered import Rendered
 from tests.support.stack_configs import stack_configs
-from tests.unit.infra import test_alarm_missing_data, test_aws_rules, test_security_baseline
+from tests.unit.infra import test_alarm_missing_data, test_aws_rules, test_security_baseline, test_smoke_rules
 
 KEYED_LINE = re.compile(r"^invalid config for stack '[^']*': (celery-cluster:\S+|aws:region|stack name)")
-RULE_MODULES = (test_aws_rules, test_security_baseline, test_alarm_missing_data)
+RULE_MODULES = (test_aws_rules, test_security_baseline, test_alarm_missing_data, test_smoke_rules)
 
 
 def stack_rules() -> list[Callable[[Rendered], None]]:

@@ -3,14 +3,17 @@
 It talks to a broker like any producer (`worker.sender`), wherever the broker is reachable:
 - `scripts/smoke --broker-url ...` on this machine (the local cluster, a loopback Redis);
 - inside the stack's VPC as the smoke function (`handler`, deployed by `infra.components.smoke_function`),
-  which the deploy workflow invokes after `pulumi up`: a GitHub-hosted runner cannot reach a broker
-  in private subnets. The function waits long enough for a pool at zero instances to scale out
-  (the canaries are its backlog) and reports per pool, with the pool's in-service count before and after.
+  which the deploy workflow invokes asynchronously after `pulumi up`: a GitHub-hosted runner cannot reach a
+  broker in private subnets. The function waits long enough for a pool at zero instances to scale out
+  (the canaries are its backlog) and returns a report per pool, with the pool's in-service count before
+  and after; Lambda sends the report (or the function's error) to the stack's smoke results queue, where
+  the deploy finds it by the event's `run_id`.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 import uuid
@@ -28,6 +31,7 @@ from worker.percentiles import percentile
 from worker.publisher.handler import PoolQueues, broker_url_from_secret, in_service_counts
 from worker.sender import sender_app
 
+logger = logging.getLogger(__name__)
 CANARY = "cluster.canary"
 PING = "cluster.ping"
 DEFAULT_COUNT = 20
@@ -219,11 +223,16 @@ def smoke_report(
 
 
 def handler(event: Mapping[str, Any] | None, context: Any) -> dict[str, Any]:
-    """Lambda entry point: event {"count": N, "timeout": seconds}; the wait ends before the invocation does."""
+    """Lambda entry point: event {"count": N, "timeout": seconds, "run_id": the caller's id for this run};
+    the wait ends before the invocation does. The report carries the run id back."""
     event = event or {}
     count = int(event.get("count", DEFAULT_COUNT))
     timeout = float(event.get("timeout", 600))
+    run_id = str(event.get("run_id", ""))
     if context is not None:
         timeout = min(timeout, context.get_remaining_time_in_millis() / 1000 - MARGIN_SECONDS)
+    # The line an operator finds by the run id that `scripts/smoke --stack` prints.
+    logger.info("smoke run %s: %d canaries per pool, waiting up to %.0f s", run_id or "(no run id)", count, timeout)
     config = load_smoke_config(os.environ)
-    return smoke_report(config, count, timeout, boto3.client("autoscaling"))
+    report = smoke_report(config, count, timeout, boto3.client("autoscaling"))
+    return {**report, "run_id": run_id} if run_id else report

@@ -29,6 +29,7 @@ from tests.support.aws_requests import (
     mq,
     secretsmanager,
     sns,
+    sqs,
 )
 from tests.support.aws_requests.members import AUTONAME_SUFFIX, Builder, drop_none, name_of
 from tests.support.aws_requests.validation import validate
@@ -58,6 +59,7 @@ BUILDERS: dict[str, Builder] = {
     **secretsmanager.BUILDERS,
     **kms.BUILDERS,
     **sns.BUILDERS,
+    **sqs.BUILDERS,
     **events.BUILDERS,
     **dynamodb.BUILDERS,
 }

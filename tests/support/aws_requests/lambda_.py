@@ -33,7 +33,11 @@ def _event_invoke_config(name: str, i: Mapping[str, Any]) -> Iterator[Call]:
     yield (
         "lambda",
         "PutFunctionEventInvokeConfig",
-        {**required(i, "FunctionName"), **optional(i, "MaximumRetryAttempts", "MaximumEventAgeInSeconds")},
+        {
+            **required(i, "FunctionName"),
+            **optional(i, "MaximumRetryAttempts", "MaximumEventAgeInSeconds"),
+            "DestinationConfig": pascal(i.get("destinationConfig")),
+        },
     )
 
 

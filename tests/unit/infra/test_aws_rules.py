@@ -22,17 +22,13 @@ from moto.iam.access_control import IAMPolicy, PermissionResult
 
 from infra.artefacts.targets import LAMBDA_RUNTIME
 from infra.cli.account_setup import DEPLOY_SESSION_SECONDS, iam_for_stack_policy
-from infra.cli.deploy_steps import plan as deploy_plan
 from infra.cli.offline_render import Render, Resource, render_config
 from infra.components import iam
 from infra.components.artefact_bucket import BUCKET_PREFIX_MAX, bucket_prefix
 from infra.components.image_builder import IMAGE_CREATE_TIMEOUT_MINUTES, content_digest
 from infra.components.image_retention import IMAGES_KEPT
-from infra.components.smoke_function import HANDLER as SMOKE_HANDLER
-from infra.components.smoke_function import TIMEOUT_SECONDS as SMOKE_TIMEOUT
-from infra.components.smoke_function import WAIT_SECONDS as SMOKE_WAIT
 from infra.config import ROOT, merged_raw, parse_config, read_stack_file
-from infra.outputs import POOL_REFRESH, SMOKE_FUNCTION_NAME
+from infra.outputs import POOL_REFRESH
 from infra.program import longest_task_seconds
 from infra.vm import files
 from infra.vm.component import download_folder_problems
@@ -522,44 +518,6 @@ def test_instance_refresh_replaces_instances_that_protect_themselves(stack: Rend
         (policy,) = _group_policies(stack, group)
         (arn,) = {s["Resource"] for s in policy["Statement"]}
         assert _allowed(policy, "autoscaling:SetInstanceProtection", arn), group.name
-
-
-# --- The smoke test runs where the broker is ------------------------------------------------------
-
-
-def test_the_smoke_test_runs_inside_the_vpc(stack: Rendered) -> None:
-    """A broker in private subnets is out of reach of a GitHub-hosted runner: the deploy workflow's
-    smoke test invokes the stack's smoke function, which runs in the private subnets with the
-    publisher's security group (the one the broker admits). Lambda's timeout is at most 900 s
-    (https://docs.aws.amazon.com/lambda/latest/dg/configuration-timeout.html)."""
-    functions = stack.named(FUNCTION)
-    smoke = functions["publisher-smoke"]
-    publisher = functions["publisher-fn"]
-    assert smoke["name"] == stack.document["outputs"][SMOKE_FUNCTION_NAME]
-    assert smoke["handler"] == SMOKE_HANDLER
-    assert smoke["vpcConfig"] == publisher["vpcConfig"]
-    assert smoke["role"] == publisher["role"]
-    assert smoke["loggingConfig"] == publisher["loggingConfig"]
-    assert smoke["environment"]["variables"]["POOLS_JSON"] == publisher["environment"]["variables"]["POOLS_JSON"]
-    assert smoke["timeout"] == SMOKE_TIMEOUT <= 900
-    (group,) = smoke["vpcConfig"]["securityGroupIds"]
-    broker_port_sources = {
-        rule.get("referencedSecurityGroupId")
-        for rule in stack.inputs("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
-        if rule["securityGroupId"] == "broker-sg-id"
-    }
-    assert group in broker_port_sources
-    # The workflow's smoke test is the deploy's last step (after the canary refresh), run from the job.
-    workflow = yaml.safe_load((ROOT / ".github/workflows/deploy-stack.yml").read_text())
-    (step,) = [s for s in workflow["jobs"]["deploy"]["steps"] if "scripts/deploy" in s.get("run", "")]
-    assert step["run"].split()[:3] == ["scripts/deploy", '"${STACK}"', "--after-up"]
-    (smoke_step,) = [s for s in deploy_plan(stack.config.stack) if s.name == "smoke"]
-    command = list(smoke_step.argv)
-    assert command[0].endswith("scripts/smoke")
-    assert command[1:3] == ["--stack", stack.config.stack]
-    assert "--direct" not in command
-    assert "--broker-url" not in command
-    assert float(command[command.index("--timeout") + 1]) == SMOKE_WAIT < SMOKE_TIMEOUT
 
 
 def test_a_drain_can_wait_as_long_as_a_task_may_run(stack: Rendered) -> None:

@@ -87,7 +87,8 @@ def test_publisher_runs_every_minute_in_the_vpc(stack: Rendered) -> None:
     assert function["reservedConcurrentExecutions"] == 1
     (rule,) = stack.inputs("aws:cloudwatch/eventRule:EventRule")
     assert rule["scheduleExpression"] == "rate(1 minute)"
-    (invoke,) = stack.inputs("aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig")
+    invoke = stack.one("aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig", "publisher-invoke")
+    assert invoke["functionName"] == function["name"]
     assert invoke["maximumRetryAttempts"] == 0
 
 
