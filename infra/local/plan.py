@@ -4,7 +4,7 @@ trace window it replays and the model's assumptions for it."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +74,9 @@ def local_pool(plan: TwinPlan, root: Path = ROOT) -> LocalPool:
     fitted = pool.model_copy(
         update={"concurrency": concurrency, "max_size": max_size, "min_size": min_size, "desired_size": None}
     )
-    spec = pool_spec(config.model_copy(update={"pools": {**config.pools, plan.pool: fitted}}), plan.pool)
+    spec = _capped_schedules(
+        pool_spec(config.model_copy(update={"pools": {**config.pools, plan.pool: fitted}}), plan.pool), max_size
+    )
     same = (concurrency, min_size, max_size) == (pool.concurrency, pool.min_size, pool.max_size)
     mapping = f"{plan.stack}/{plan.pool}: {pool.concurrency} processes x {pool.min_size}..{pool.max_size} instances" + (
         " (as configured)"
@@ -85,6 +87,13 @@ def local_pool(plan: TwinPlan, root: Path = ROOT) -> LocalPool:
     judges = canary_judges(config, plan.pool)
     preferences = refresh_preferences(config, pool, [f"{plan.pool}-{judge.suffix}" for judge in judges])
     return LocalPool(spec, mapping, pool.queues[0], config.soft_shutdown_seconds, tuple(judges), preferences)
+
+
+def _capped_schedules(spec: PoolSpec, max_size: int) -> PoolSpec:
+    """Scheduled capacity (a periodic entry's, prod's fan-out: 17 instances) held to the machine's max
+    size, as AWS holds the group to MaxSize; else the twin would start more workers than fit here."""
+    schedules = tuple(replace(s, capacity=min(s.capacity, max_size)) for s in spec.scaling.schedules)
+    return replace(spec, scaling=replace(spec.scaling, schedules=schedules))
 
 
 def local_trace(plan: TwinPlan, spec: PoolSpec) -> Trace:

@@ -66,3 +66,10 @@ def test_the_headless_lines_are_generated_too() -> None:
     assert status
     assert all(f"(SLO {spec.slo_seconds:.0f}s)" in line for line in status)
     assert re.search(r"^\d\d:\d\d scale-out ", text, re.MULTILINE)
+
+
+def test_scheduled_capacity_is_held_to_the_machines_max_size() -> None:
+    # prod's fan-out entry schedules 17 instances; the twin fits 8 at most here, as AWS holds MaxSize.
+    spec = local_pool(TwinPlan(stack="prod", pool="default")).spec
+    assert spec.scaling.schedules, "prod/default lost its periodic capacity: the test no longer tests it"
+    assert max(s.capacity for s in spec.scaling.schedules) == spec.max_size
