@@ -8,7 +8,7 @@ import re
 from collections.abc import Mapping
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from infra.config.aws_types import (
     ENGINE_VERSION,
@@ -49,8 +49,17 @@ DRAIN_MARGIN_SECONDS = 30
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922)
 # The versions this project's worker is tested against, used when brokerEngineVersion is empty.
 ENGINE_VERSIONS: Mapping[str, str] = {"valkey": "8.0", "redis": "7.1", "rabbitmq": "3.13"}
+# The oldest Redis-protocol engine the workers run on: worker.runtime.redis_take waits with BLMOVE,
+# "Available since 6.2.0" (https://redis.io/docs/latest/commands/blmove/). Every ElastiCache Valkey
+# version (7.2 and later) has it (https://docs.aws.amazon.com/AmazonElastiCache/latest/dg/engine-versions.html).
+MIN_REDIS_ENGINE_VERSION = (6, 2)
 
 _POOL_NAME = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
+
+
+def _version(text: str) -> tuple[int, ...]:
+    """A version as numbers ("6.2" is (6, 2), "7.0.7" is (7, 0, 7)), so that 10.0 sorts after 9.0."""
+    return tuple(int(part) for part in text.split("."))
 
 
 class StackConfig(ConfigModel):
@@ -137,9 +146,16 @@ class StackConfig(ConfigModel):
 
     @field_validator("broker_engine_version")
     @classmethod
-    def _engine_version(cls, value: str) -> str:
+    def _engine_version(cls, value: str, info: ValidationInfo) -> str:
         if value and not ENGINE_VERSION.match(value):
             raise ValueError(f"must be empty (the tested version) or a version number like 8.0 (got {value!r})")
+        engine = info.data.get("broker_engine")
+        if value and engine in ("valkey", "redis") and _version(value) < MIN_REDIS_ENGINE_VERSION:
+            oldest = ".".join(map(str, MIN_REDIS_ENGINE_VERSION))
+            raise ValueError(
+                f"{engine} {value} is too old: the workers need {oldest} or later (they wait with BLMOVE, "
+                f"new in Redis {oldest}); use {oldest} or later, or leave it empty for {ENGINE_VERSIONS[engine]}"
+            )
         return value
 
     @field_validator("log_retention_days")

@@ -37,6 +37,8 @@ class RedisServer:
     port: int = field(default_factory=free_port)
     tls: TlsFiles | None = None
     password: str | None = None
+    # e.g. "4mb": a server that fills up (tests of a full broker); None leaves Redis's default (no limit).
+    maxmemory: str | None = None
     _dir: Path | None = None
     _process: subprocess.Popen[bytes] | None = None
 
@@ -75,6 +77,8 @@ class RedisServer:
         ]
         if self.password is not None:
             args += ["--requirepass", self.password]
+        if self.maxmemory is not None:
+            args += ["--maxmemory", self.maxmemory]
         self._process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for_port(self.port, timeout)
         return self

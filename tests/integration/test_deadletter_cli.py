@@ -45,7 +45,7 @@ def dlq(redis_queues: RedisQueues, monkeypatch: pytest.MonkeyPatch) -> str:
 
 def _add(redis_queues: RedisQueues, dlq: str, **fields: Any) -> dict[str, Any]:
     """Put one dead letter on `dlq` the way the worker does; returns what it was given (its id included).
-    Not read back: a read hands letters back at the far end of the queue, which would reorder it."""
+    Reads leave letters in place (worker.runtime.dead_letter_store), so the queue keeps this order."""
     record = {"reason": "task_failed", "dead_letter_id": uuid.uuid4().hex, **fields}
     app = Celery("t", broker=redis_queues.url, set_as_current=False)
     deadletter.publish(app, record, deadletter.dead_letter_queue(dlq))
@@ -83,9 +83,9 @@ def test_list_prints_letters_oldest_first_and_leaves_them(
     assert redis_queues.depth(dlq) == 3
     code, lines, _ = _run(capsys)  # no command: the short list, up to 100, two lines a letter
     assert code == 0
-    # A peek hands letters back at the far end of the queue on Redis: the order may have changed.
-    assert sorted(line.split()[0] for line in lines[:-1:2]) == sorted(ids)
-    assert sorted(line.split()[2] for line in lines[1:-1:2]) == ["t-0;", "t-1;", "t-2;"]
+    # Read in place: a peek leaves the queue as it was, order included.
+    assert [line.split()[0] for line in lines[:-1:2]] == ids
+    assert [line.split()[2] for line in lines[1:-1:2]] == ["t-0;", "t-1;", "t-2;"]
     assert lines[-1] == f"3 dead letter(s) in {dlq} (they stay in the queue)"
     assert redis_queues.depth(dlq) == 3
 
@@ -327,8 +327,8 @@ def test_the_operations_replay_and_purge_unless_asked_for_a_dry_run(redis_queues
     ]
     assert admin.replay(app, redis_queues.url, dlq, None, dry_run=True) == expected
     assert (redis_queues.depth(source), redis_queues.depth(dlq)) == (0, 2)
-    # A read (the dry run) hands the letters back at the far end of the queue: their order may change.
-    assert sorted(admin.replay(app, redis_queues.url, dlq, None), key=lambda r: r.how) == expected[::-1]
+    # The dry run read them in place: the replay finds them in the same order.
+    assert admin.replay(app, redis_queues.url, dlq, None) == expected
     (sent,) = [m for m in redis_queues.take(source) if "task" not in m.headers]
     assert (sent.content_type, sent.content_encoding) == ("application/json", "utf-8")
     _task_letter(redis_queues, dlq, source)
@@ -361,9 +361,8 @@ def test_show_and_replay_find_letters_by_task_id_and_a_task_is_replayed_once(
     assert err == f"deadletter: task {first['task_id']} has 2 dead letters: {both}\n"
     code, lines, _ = _run(capsys, "replay", first["task_id"])
     assert code == 0
-    # The show (a peek) may have reordered them on Redis: either letter can come first.
-    sent, left = lines[0].split()[1], lines[1].split()[1].rstrip(":")
-    assert {sent, left} == {first["dead_letter_id"], again["dead_letter_id"]}
+    # The oldest letter is sent, the other left (the show before read them in place, in order).
+    sent, left = first["dead_letter_id"], again["dead_letter_id"]
     assert lines == [
         f"replayed {sent} (reports.build) to {source}",
         f"left {left}: another dead letter of the same task was replayed; its id replays it",

@@ -6,27 +6,25 @@ broker URL and the dead-letter queue's name. A dead letter is found by its `dead
 <dead_letter_id>`). One task can have several dead letters (it failed again after a replay); a replay by
 task id sends the task once and leaves the others, which their own ids can still replay.
 
-Nothing is lost on failure: a replay publishes the task again *before* it acks the dead letter, so a
-crash between the two leaves a duplicate dead letter, never a lost task. Letters that are only looked
-at are taken without an ack and handed back when the channel closes (RabbitMQ requeues them; kombu's
-Redis transport restores them), so reading never removes anything.
+Nothing is lost, whenever the command stops: a replay is copy, publish, delete. It reads the letter in
+place, publishes its task again (the publish returns once the broker has it: Redis's reply, RabbitMQ's
+publisher confirm), and only then deletes the letter (worker.runtime.dead_letter_store). A process
+killed between the publish and the delete leaves the letter too: a duplicate, never a loss. Reading
+removes nothing, and a replay of every letter replays the letters the queue held when it started, each
+once: one that a worker writes back meanwhile (the task failed again) waits for the next replay.
 """
 
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from celery import Celery
-from kombu.connection import Connection
 from kombu.entity import Exchange, Queue
-from kombu.message import Message
 
-from celery_cluster_client.app import broker_use_ssl
-from worker.runtime.dead_letters import dead_letter_queue
+from worker.runtime.dead_letter_store import letters
 
 # Checked on each letter; a queue this long is read in one pass at most.
 SCAN_LIMIT = 100_000
@@ -55,31 +53,10 @@ def ids_of(record: dict[str, Any]) -> set[str]:
     return {str(value) for value in (record.get("dead_letter_id"), record.get("task_id")) if value}
 
 
-@contextmanager
-def _letters(broker_url: str, queue_name: str) -> Iterator[Iterator[tuple[dict[str, Any], Message]]]:
-    """Every dead letter as (record, message), taken without an ack; unacked ones go back on exit."""
-    with Connection(broker_url, connect_timeout=10, ssl=broker_use_ssl(broker_url)) as connection:
-        channel = connection.channel()
-        try:
-            bound = dead_letter_queue(queue_name)(channel)
-            bound.declare()
-
-            def scan() -> Iterator[tuple[dict[str, Any], Message]]:
-                for _ in range(SCAN_LIMIT):
-                    message = bound.get(no_ack=False, accept=["json"])
-                    if message is None:
-                        return
-                    yield dict(message.payload), message
-
-            yield scan()
-        finally:
-            channel.close()
-
-
 def show(broker_url: str, queue_name: str, wanted: str) -> list[dict[str, Any]]:
     """The dead letters with this dead-letter id or task id, in full, oldest first; they stay in the queue."""
-    with _letters(broker_url, queue_name) as letters:
-        return [record for record, _ in letters if wanted in ids_of(record)]
+    with letters(broker_url, queue_name, SCAN_LIMIT) as found:
+        return [letter.record for letter in found if wanted in ids_of(letter.record)]
 
 
 def _republish(app: Celery, record: dict[str, Any], queue: str) -> str:
@@ -125,8 +102,9 @@ def replay(
     queue or `to_queue`. A task asked for by its id is sent once: its other letters are LEFT."""
     done: list[Replayed] = []
     sent_tasks: set[str] = set()
-    with _letters(broker_url, queue_name) as letters:
-        for record, message in letters:
+    with letters(broker_url, queue_name, SCAN_LIMIT) as found:
+        for letter in found:
+            record = letter.record
             if wanted is not None and not ids_of(record) & wanted:
                 continue
             task_id = str(record.get("task_id") or "")
@@ -143,7 +121,7 @@ def replay(
             how = "message" if record.get("body_b64") is not None else "task"
             if not dry_run:
                 how = _republish(app, record, queue)
-                message.ack()  # only after the task is back on a queue
+                letter.delete()  # only once the task is back on a queue
             entry = Replayed(letter_id(record), record.get("task"), queue, how, task_id or None)
             done.append(entry)
             on_replay(entry)
@@ -155,10 +133,10 @@ def replay(
 def purge(broker_url: str, queue_name: str, dry_run: bool = False) -> int:
     """Remove every dead letter (or, with `dry_run`, count them); returns how many."""
     count = 0
-    with _letters(broker_url, queue_name) as letters:
-        for _, message in letters:
+    with letters(broker_url, queue_name, SCAN_LIMIT) as found:
+        for letter in found:
             if not dry_run:
-                message.ack()
+                letter.delete()
             count += 1
     return count
 

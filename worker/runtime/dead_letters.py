@@ -31,14 +31,16 @@ from celery.exceptions import NotRegistered
 from celery.signals import task_failure
 from celery.utils.objects import Bunch
 from celery.worker.consumer import Consumer
-from kombu.connection import Connection
-from kombu.entity import Exchange, Queue
+from kombu.entity import Queue
 from kombu.exceptions import ContentDisallowed
 from kombu.message import Message
 
-from celery_cluster_client.app import broker_use_ssl
 from celery_cluster_client.contract import SENDER_VERSION_HEADER
 from worker.names import DEAD_LETTER_REASON_HEADER, EVENT_DEAD_LETTERED, MALFORMED_HEADER
+from worker.runtime.dead_letter_store import dead_letter_queue, letters
+
+# dead_letter_queue is the store's (it reads the queue this module writes to), and re-exported here.
+__all__ = ["DeadLetteringConsumer", "dead_letter_queue", "install", "publish", "read"]
 
 # One `task.dead_lettered` line per letter: the pool's metric filters count them per code version
 # (dead-letter growth) and per reason (unknown task names: version skew), infra.components.canary.
@@ -59,10 +61,6 @@ REASON_TASK_FAILED = "task_failed"
 _MAX_TRACEBACK = 4000
 
 _state: dict[str, Any] = {}
-
-
-def dead_letter_queue(name: str) -> Queue:
-    return Queue(name, Exchange(name, type="direct", durable=True), routing_key=name, durable=True)
 
 
 def publish(app: Celery, record: dict[str, Any], queue: Queue | None = None) -> None:
@@ -239,21 +237,12 @@ def install(queue_name: str) -> None:
 
 
 def read(broker_url: str, queue_name: str, *, limit: int = 100, remove: bool = False) -> list[dict[str, Any]]:
-    """Up to `limit` dead letters, oldest first. With `remove=False` they stay in the queue
-    (taken without an ack, then handed back when the channel closes), so reading is safe."""
+    """Up to `limit` dead letters, oldest first. With `remove=False` they stay in the queue, in place
+    (worker.runtime.dead_letter_store), so reading is safe even if the reader is killed."""
     records: list[dict[str, Any]] = []
-    with Connection(broker_url, connect_timeout=10, ssl=broker_use_ssl(broker_url)) as connection:
-        channel = connection.channel()
-        try:
-            bound = dead_letter_queue(queue_name)(channel)
-            bound.declare()
-            while len(records) < limit:
-                message = bound.get(no_ack=False, accept=["json"])
-                if message is None:
-                    break
-                records.append(dict(message.payload))
-                if remove:
-                    message.ack()
-        finally:
-            channel.close()  # unacked messages go back to the queue (RabbitMQ requeues, Redis restores)
+    with letters(broker_url, queue_name, limit) as found:
+        for letter in found:
+            records.append(letter.record)
+            if remove:
+                letter.delete()
     return records

@@ -27,13 +27,32 @@ delivery tag) in a readable one marked with `MALFORMED_HEADER`, and `Message` do
 envelope whose body cannot be decoded, so the consumer dead-letters them (worker.runtime.dead_letters)
 instead of crashing on them or dropping them.
 
-Requires Redis 6.2 or later (BLMOVE); ElastiCache for Redis 6.2+ and Valkey have it.
+A full Redis (maxmemory reached under `noeviction`, which the stack sets) refuses every command that
+can grow memory, BLMOVE included even on an empty list, and every command queued in a MULTI, even one
+that frees memory ("OOM command not allowed when used memory > 'maxmemory'"). kombu acks with MULTI
+ZREM HDEL EXEC, so a worker's first ack on a full Redis ended it ("Unrecoverable error:
+OutOfMemoryError"). Here:
+- the take still runs (worker.runtime.redis_take_script says why), so queued work keeps being taken;
+- an ack is HDEL then ZREM without MULTI (`QoS.ack`), which a full Redis accepts;
+- an idle wait that Redis refuses becomes a sleep on the server (BRPOP on `FULL_WAIT_KEY`, a key nothing
+  writes to; BRPOP only removes, so it is not refused) of `FULL_WAIT_FIRST_SECONDS`, doubling up to
+  `FULL_WAIT_MAX_SECONDS`, then a take; BLMOVE again once Redis accepts it. One log line when the wait is
+  refused, one when it works again;
+- a requeue or a sweep that Redis refuses leaves the message recorded as unacknowledged: the sweep
+  restores it once memory frees (after CELERY_VISIBILITY_TIMEOUT).
+Producers' publishes are refused while Redis is full; they get the error (celery_cluster_client retries,
+then raises), so nothing is lost silently.
+
+Requires Redis 6.2 or later (BLMOVE): ElastiCache for Redis 6.2+ and every Valkey; the stack config
+refuses older engine versions (infra.config.stack).
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
+import logging
 import time
 import uuid
 from typing import Any
@@ -42,9 +61,10 @@ from kombu.transport import redis as kombu_redis
 from kombu.transport import virtual
 from kombu.utils.encoding import bytes_to_str
 from kombu.utils.json import loads
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, OutOfMemoryError
 
 from worker.names import MALFORMED_HEADER
+from worker.runtime.redis_take_script import TAKE_SCRIPT
 
 TRANSPORT = "worker.runtime.redis_take:Transport"
 """What `broker_transport` names for a Redis broker (worker.runtime.celeryconfig)."""
@@ -57,125 +77,19 @@ MULTI_QUEUE_WAIT_SECONDS = 0.25
 # Counter behind the delivery tags of wrapped envelopes (they have none of their own).
 MALFORMED_COUNTER_KEY = "celery-cluster:malformed-seq"
 
-TAKE_SCRIPT = """
--- Take the oldest message of the first non-empty queue key and record it as unacknowledged, in one
--- step: the Redis server runs a script as one command, so a message is always in its queue or in
--- the unacked hash, never only in a reply that a dying client will not read (worker/runtime/redis_take.py).
---
--- KEYS[1] the unacked hash (delivery tag -> [envelope, exchange, routing key], kombu's format)
--- KEYS[2] the unacked index (delivery tag -> time taken), what kombu's sweep restores from
--- KEYS[3] a counter that names the envelopes this script has to wrap (below)
--- KEYS[4..] the queue keys to try, in order
--- ARGV[1] the time now (seconds since the epoch, the client's clock, as kombu's own record uses)
--- ARGV[2], ARGV[3] the ack flag ("1": record it, "0": a consumer without acks) and the queue name of KEYS[4];
--- ARGV[4], ARGV[5] those of KEYS[5], and so on.
--- ARGV[#ARGV] the header that marks a wrapped envelope.
---
--- Returns {queue key, envelope recorded} or false when every key is empty.
---
--- An envelope kombu cannot read (not JSON, not an object, no properties, no delivery tag) is wrapped in
--- a well-formed one whose body is the original bytes (base64) and whose header says what was wrong, so
--- it is recorded, delivered, dead-lettered and acknowledged like any message instead of crashing the
--- consumer or vanishing.
+# While Redis is full an idle channel sleeps on the server with BRPOP on this key (never written), then
+# takes again: a message queued before memory ran out waits this long at most. The sleep doubles from the
+# first to the max while Redis stays full, so an idle worker costs three commands per max at most.
+FULL_WAIT_KEY = "celery-cluster:full-broker-wait"
+FULL_WAIT_FIRST_SECONDS = 0.1
+FULL_WAIT_MAX_SECONDS = 2.0
 
-local B64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/'
-
-local function base64(data)
-  local out = {}
-  for i = 1, #data, 3 do
-    local a, b, c = string.byte(data, i, i + 2)
-    local n = a * 65536 + (b or 0) * 256 + (c or 0)
-    local d1 = math.floor(n / 262144) % 64
-    local d2 = math.floor(n / 4096) % 64
-    local d3 = math.floor(n / 64) % 64
-    local d4 = n % 64
-    out[#out + 1] = B64:sub(d1 + 1, d1 + 1) .. B64:sub(d2 + 1, d2 + 1)
-      .. (b and B64:sub(d3 + 1, d3 + 1) or '=') .. (c and B64:sub(d4 + 1, d4 + 1) or '=')
-  end
-  return table.concat(out)
-end
-
--- The delivery tag, exchange and routing key of a readable envelope, or nil and what is wrong with it.
-local function inspect(item)
-  local ok, envelope = pcall(cjson.decode, item)
-  if not ok then
-    return nil, 'the envelope is not JSON'
-  end
-  if type(envelope) ~= 'table' or envelope[1] ~= nil then
-    return nil, 'the envelope is not a JSON object'
-  end
-  local properties = envelope['properties']
-  if type(properties) ~= 'table' then
-    return nil, 'the envelope has no properties'
-  end
-  local tag, info = properties['delivery_tag'], properties['delivery_info']
-  if type(tag) ~= 'string' or tag == '' then
-    return nil, 'the envelope has no delivery tag'
-  end
-  if type(info) ~= 'table' then
-    return nil, 'the envelope has no delivery info'
-  end
-  local exchange, routing_key = info['exchange'], info['routing_key']
-  if type(exchange) ~= 'string' then exchange = '' end
-  if type(routing_key) ~= 'string' then routing_key = '' end
-  return {tag, exchange, routing_key}
-end
-
-local function wrap(item, queue, problem, header)
-  local tag = 'malformed-' .. redis.call('INCR', KEYS[3])
-  local envelope = cjson.encode({
-    body = base64(item),
-    ['content-type'] = 'application/octet-stream',
-    ['content-encoding'] = 'binary',
-    headers = {[header] = problem},
-    properties = {
-      body_encoding = 'base64',
-      delivery_tag = tag,
-      delivery_info = {exchange = '', routing_key = queue},
-    },
-  })
-  return envelope, {tag, '', queue}
-end
-
-local header = ARGV[#ARGV]
-for i = 4, #KEYS do
-  local item = redis.call('RPOP', KEYS[i])
-  if item then
-    local flag, queue = ARGV[2 * (i - 3)], ARGV[2 * (i - 3) + 1]
-    if flag ~= '1' then
-      return {KEYS[i], item}
-    end
-    local found, problem = inspect(item)
-    local envelope = item
-    if found == nil then
-      envelope, found = wrap(item, queue, problem, header)
-    end
-    local tag = found[1]
-    local record = '[' .. envelope .. ',' .. cjson.encode(found[2]) .. ',' .. cjson.encode(found[3]) .. ']'
-    -- redis.pcall: a failed write puts the message back where it was instead of ending the script
-    -- with the message popped and recorded nowhere.
-    local failed = nil
-    for _, write in ipairs({{'ZADD', KEYS[2], ARGV[1], tag}, {'HSET', KEYS[1], tag, record}}) do
-      local reply = redis.pcall(unpack(write))
-      if type(reply) == 'table' and reply.err then
-        failed = reply.err
-        break
-      end
-    end
-    if failed then
-      redis.pcall('ZREM', KEYS[2], tag)
-      redis.pcall('HDEL', KEYS[1], tag)
-      redis.call('RPUSH', KEYS[i], item)
-      return redis.error_reply('could not record the message as unacknowledged: ' .. failed)
-    end
-    return {KEYS[i], envelope}
-  end
-end
-return false
-"""
+logger = logging.getLogger(__name__)
 
 _TAKE = "take"
 _WAIT = "wait"
+_SLEEP = "sleep"
+_REPLY = {_TAKE: "EVALSHA", _WAIT: "BLMOVE", _SLEEP: "BRPOP"}
 
 
 class QoS(kombu_redis.QoS):
@@ -186,6 +100,37 @@ class QoS(kombu_redis.QoS):
             virtual.QoS.append(self, message, delivery_tag)  # in-process bookkeeping only
             return
         super().append(message, delivery_tag)
+
+    def ack(self, delivery_tag: str) -> None:
+        self._forget(delivery_tag)
+        virtual.QoS.ack(self, delivery_tag)
+
+    def reject(self, delivery_tag: str, requeue: bool = False) -> None:
+        if not requeue:
+            self.ack(delivery_tag)
+            return
+        try:
+            self.restore_by_tag(delivery_tag, leftmost=True)  # kombu's: a WATCH/MULTI transaction
+        except OutOfMemoryError:
+            logger.warning(
+                "could not requeue message %s: the broker is full; it stays recorded as unacknowledged "
+                "and comes back when memory frees (after the visibility timeout)",
+                delivery_tag,
+            )
+        virtual.QoS.ack(self, delivery_tag)
+
+    def _forget(self, delivery_tag: str) -> None:
+        """kombu's removal from the unacked hash and index, without MULTI (a full Redis refuses every command
+        queued in one). The message goes first: a process that dies between the two leaves an index entry
+        with no message, which the sweep drops (kombu's restore_by_tag), never a message that comes back."""
+        with self.channel.conn_or_acquire() as client:
+            pipe = client.pipeline(transaction=False)
+            pipe.hdel(self.unacked_key, delivery_tag).zrem(self.unacked_index_key, delivery_tag).execute()
+
+    def restore_visible(self, *args: Any, **kwargs: Any) -> None:
+        # A full Redis refuses the sweep's lock (SET NX); the next sweep tries again.
+        with contextlib.suppress(OutOfMemoryError):
+            super().restore_visible(*args, **kwargs)
 
 
 class Message(virtual.Message):
@@ -246,7 +191,15 @@ class Channel(kombu_redis.Channel):
         self._waited = 0
         self._taken_tag: str | None = None
         self._without_acks: set[str] = set()
+        self._full_wait = 0.0  # the sleep while Redis refuses the wait; 0 while it accepts it
         self._take = self.client.register_script(TAKE_SCRIPT)
+
+    def maybe_refresh_binding_expiry(self) -> None:
+        # kombu keeps the binding tables of expiring queues (Celery's pidbox) alive with a transaction that a
+        # full Redis refuses, and logged a traceback for it every second; the wait's one line says Redis is
+        # full, and the refresh runs again on the next tick.
+        with contextlib.suppress(OutOfMemoryError):
+            super().maybe_refresh_binding_expiry()
 
     def taken_by_script(self, delivery_tag: str) -> bool:
         return delivery_tag is not None and delivery_tag == self._taken_tag
@@ -273,6 +226,10 @@ class Channel(kombu_redis.Channel):
         connection = self.client.connection
         self._in_poll = connection
         self._brpop_sent_at = time.monotonic()  # type: ignore[assignment]  # kombu declares it None
+        if self._next == _SLEEP:
+            self._pending = _SLEEP
+            connection.send_command("BRPOP", FULL_WAIT_KEY, self._full_wait)
+            return
         if self._next == _WAIT:
             # One queue's key at a time, in turn; the next take tries them all.
             key = self._q_for_pri(queues[self._waited % len(queues)], 0)
@@ -291,9 +248,7 @@ class Channel(kombu_redis.Channel):
         connection = self.client.connection
         try:
             try:
-                reply = self.client.parse_response(
-                    connection, "BLMOVE" if self._pending == _WAIT else "EVALSHA", **options
-                )
+                reply = self.client.parse_response(connection, _REPLY[self._pending], **options)
             except self.connection_errors:
                 connection.disconnect()  # reconnect on the next poll, as kombu does
                 raise
@@ -301,7 +256,13 @@ class Channel(kombu_redis.Channel):
                 self._next = _TAKE
                 self.client.script_load(TAKE_SCRIPT)
                 raise virtual.Empty() from None
-            if self._pending == _WAIT:
+            except OutOfMemoryError as exc:  # Redis is full: sleep on it instead, then take again
+                self._on_full(exc)
+                raise virtual.Empty() from None
+            if self._pending == _WAIT and self._full_wait:
+                self._full_wait = 0.0
+                logger.info("the broker accepts the wait again (memory freed); waiting with BLMOVE")
+            if self._pending != _TAKE:
                 self._next = _TAKE  # something arrived, or the wait timed out: take from every key
                 raise virtual.Empty()
             if not reply:
@@ -313,6 +274,17 @@ class Channel(kombu_redis.Channel):
         finally:
             self._in_poll = None  # type: ignore[assignment]  # as kombu does; declared False
             self._flush_brpop_reauth()
+
+    def _on_full(self, exc: OutOfMemoryError) -> None:
+        if not self._full_wait:
+            logger.warning(
+                "the broker is full and refuses the wait (%s); taking every %.1f-%.1f s until it has memory again",
+                exc,
+                FULL_WAIT_FIRST_SECONDS,
+                FULL_WAIT_MAX_SECONDS,
+            )
+        self._full_wait = min(FULL_WAIT_MAX_SECONDS, max(FULL_WAIT_FIRST_SECONDS, 2 * self._full_wait))
+        self._next = _SLEEP
 
     def _deliver_taken(self, key: str, item: bytes) -> None:
         queue = key.rsplit(self.sep, 1)[0]

@@ -65,6 +65,12 @@ BAD: list[tuple[str, Values, str, str]] = [
     ("scheduler type", {**_dev(), "schedulerInstanceType": "t4g.huge"}, "schedulerInstanceType", "not an EC2"),
     ("cache node type", {**_dev(), "cacheNodeType": "cache.t4g.gigantic"}, "cacheNodeType", "not an ElastiCache node"),
     ("engine version", {**_dev(), "brokerEngineVersion": "latest"}, "brokerEngineVersion", "a version number"),
+    (
+        "redis before 6.2",
+        {**_dev(), "brokerEngine": "redis", "brokerEngineVersion": "6.0"},
+        "celery-cluster:brokerEngineVersion",
+        "redis 6.0 is too old",
+    ),
     ("AZ is a region", {**_dev(), "availabilityZones": ["us-east-1"]}, "availabilityZones", "'us-east-1' is not an AZ"),
     (
         "a1 is arm64",

@@ -207,3 +207,45 @@ def test_pool_defaults_and_derived_values() -> None:
         default.average_task_seconds,
         default.concurrency,
     )
+
+
+@pytest.mark.parametrize(
+    ("engine", "version"),
+    [("redis", "6.0"), ("redis", "5.0.6"), ("redis", "4.0.10"), ("valkey", "6.0"), ("redis", "6.1")],
+)
+def test_a_redis_engine_older_than_6_2_is_refused_in_one_line_naming_key_and_value(engine: str, version: str) -> None:
+    # The workers wait with BLMOVE (worker.runtime.redis_take), which Redis has since 6.2.0.
+    raw = {**_prod(), "brokerEngine": engine, "brokerEngineVersion": version}
+    with pytest.raises(ConfigError) as caught:
+        parse_config("prod", raw)
+    (line,) = [line for line in str(caught.value).splitlines() if "brokerEngineVersion" in line]
+    assert f"celery-cluster:brokerEngineVersion: {engine} {version} is too old" in line
+    assert "BLMOVE" in line
+    assert "6.2 or later" in line
+
+
+@pytest.mark.parametrize(
+    ("engine", "version"),
+    # ElastiCache's Valkey versions (7.2, 8.0, 8.1, 8.2, 9.0) and Redis OSS from 6.2; numbers, not text
+    # (10.0 is after 6.2); any RabbitMQ version (the rule is BLMOVE's, a Redis command).
+    [
+        ("valkey", "7.2"),
+        ("valkey", "8.0"),
+        ("valkey", "8.1"),
+        ("valkey", "8.2"),
+        ("valkey", "9.0"),
+        ("valkey", "10.0"),
+        ("redis", "6.2"),
+        ("redis", "6.2.6"),
+        ("redis", "7.0"),
+        ("redis", "7.1"),
+        ("redis", ""),
+        ("rabbitmq", "3.13"),
+    ],
+)
+def test_redis_engines_from_6_2_and_every_valkey_are_accepted(engine: str, version: str) -> None:
+    raw = {**_prod(), "brokerEngine": engine, "brokerEngineVersion": version}
+    if engine == "rabbitmq":
+        raw["brokerHa"] = False
+    config = parse_config("prod", raw)
+    assert config.engine_version == (version or "7.1")
