@@ -17,6 +17,7 @@ from worker.runtime import (
     logs,
     periodic_fence,
     rabbit_task_stats,
+    rotation,
     shutdown,
     stamping,
     task_stats,
@@ -73,3 +74,5 @@ rabbit_task_stats.install(settings.broker_url, settings.is_redis)
 busy.install(settings.busy_dir)
 # A second copy of a periodic run is acknowledged without running (worker.runtime.periodic_fence).
 periodic_fence.install(settings.periodic_fence)
+# A rotated broker password: drain and exit 75 for systemd to restart with the new secret (worker.runtime.rotation).
+rotation.install()

@@ -89,3 +89,13 @@ def test_handler_publishes_a_rabbitmq_pool_and_stops_before_the_invocation_ends(
     cached = publisher._cached
     assert publisher.handler({}, LambdaContext(remaining_ms=3_000)) == {"samples": 1}
     assert publisher._cached is cached
+    # A rotated password: the secret is read at each invocation, and a new URL opens new connections.
+    rotated = rabbitmq_server.url.replace("127.0.0.1", "localhost")
+    assert rotated != rabbitmq_server.url
+    boto3.client("secretsmanager", region_name=REGION).put_secret_value(
+        SecretId=arn, SecretString=json.dumps({"url": rotated})
+    )
+    assert publisher.handler({}, LambdaContext(remaining_ms=3_000)) == {"samples": 1}
+    assert publisher._cached is not cached
+    assert publisher._cached is not None
+    assert publisher._cached.config.broker_url == rotated

@@ -6,6 +6,7 @@ import argparse
 import re
 
 from infra.local.workers import REPO_ROOT, START_WORKER
+from worker.instance.secret_watch import WatchSettings
 from worker.runtime.settings import PROCESS_ENV_PREFIX, ProcessSettings, WorkerSettings, env_name
 
 DOC = (REPO_ROOT / "docs" / "worker.md").read_text()
@@ -14,7 +15,9 @@ TABLE_NAMES = set(re.findall(r"^\| `((?:CELERY|WORKER)_[A-Z_]+)` \|", DOC, flags
 
 def _settings() -> set[str]:
     names = {env_name(field) for field in WorkerSettings.model_fields}
-    return names | {env_name(field, PROCESS_ENV_PREFIX) for field in ProcessSettings.model_fields}
+    names |= {env_name(field, PROCESS_ENV_PREFIX) for field in ProcessSettings.model_fields}
+    # The secret the worker reads again while it runs (worker.instance.secret_watch).
+    return names | {env_name(field, PROCESS_ENV_PREFIX) for field in WatchSettings.model_fields}
 
 
 def test_every_setting_is_in_the_table() -> None:

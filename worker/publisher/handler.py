@@ -262,7 +262,10 @@ class Publisher:
 
 
 def publisher_from_env(environ: Mapping[str, str] | None = None) -> Publisher:
-    config = load_config(os.environ if environ is None else environ)
+    return publisher_for(load_config(os.environ if environ is None else environ))
+
+
+def publisher_for(config: PublisherConfig) -> Publisher:
     return Publisher(
         config=config,
         inspector=inspector_for(config.broker_url, config.management_url),
@@ -272,14 +275,30 @@ def publisher_from_env(environ: Mapping[str, str] | None = None) -> Publisher:
     )
 
 
+def _close(old: Publisher) -> None:
+    for part in (old.inspector, old.service):
+        try:
+            if part is not None:
+                part.close()
+        except Exception:  # the old broker connection may already be refused; the new one matters
+            logger.warning("closing the previous broker connection failed", exc_info=True)
+
+
 _cached: Publisher | None = None
 
 
 def handler(event: Mapping[str, Any], context: Any) -> dict[str, int]:
     """Lambda entry point (a schedule invokes it every minute; its timeout must exceed 60 s)."""
     global _cached  # noqa: PLW0603 - one broker connection per warm Lambda container
-    if _cached is None:
-        _cached = publisher_from_env()
+    # The secret is read at every invocation (one GetSecretValue a minute): a rotated broker password
+    # reaches the next invocation, and the warm container's connections are opened again with it
+    # (docs/worker.md, "Rotating the broker password"). The same URL keeps them.
+    config = load_config(os.environ)
+    if _cached is None or _cached.config.broker_url != config.broker_url:
+        if _cached is not None:
+            logger.warning("the broker secret changed: reconnecting with the new credentials")
+            _close(_cached)
+        _cached = publisher_for(config)
 
     def remaining() -> float:
         return float(context.get_remaining_time_in_millis()) / 1000 if context is not None else float("inf")

@@ -28,6 +28,7 @@ from kombu.connection import Connection
 from kombu.utils.url import maybe_sanitize_url
 from redis.exceptions import AuthenticationError
 
+from worker.instance import secret_watch
 from worker.runtime.settings import SETTINGS_EXIT_CODE
 
 REFUSED_MESSAGE = "the broker refused the credentials in CELERY_BROKER_URL (%s): %s"
@@ -62,6 +63,10 @@ class RefusedCredentialsFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
         reason = refusal_reason(exc)
+        if reason is not None:
+            # Refused anywhere (an ack, a publish, a reconnect): the password may have been rotated, so
+            # the secret is read now rather than at the next check (worker.instance.secret_watch).
+            secret_watch.nudge()
         # A Redis refusal elsewhere may be the result backend's (CELERY_RESULT_BACKEND can name another
         # server); only the worker's own "Unrecoverable error" (WORKER_LOGGER) is the broker's for sure.
         if reason is not None and (record.name == WORKER_LOGGER or refusal_reason(exc, redis=False)):

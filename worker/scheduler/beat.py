@@ -42,6 +42,7 @@ import structlog
 from celery import Celery, beat
 from pydantic import ValidationError
 
+from worker.instance import secret_watch
 from worker.names import PERIODIC_SEND_HEADER
 from worker.runtime.broker_errors import refusal_reason
 from worker.runtime.settings import SETTINGS_EXIT_CODE
@@ -89,6 +90,7 @@ class LeasedScheduler(beat.Scheduler):  # type: ignore[misc]
         self._valid_until = 0.0  # monotonic: sends are allowed before this
         self._renew_at = 0.0  # monotonic: next renewal or attempt
         self._metrics: CloudWatchMetrics | None = None
+        self._secret: secret_watch.SecretWatch | None = None
         self.entries: tuple[Periodic, ...] = ()
         self._slots: dict[str, Slots] = {}
         lease = self.settings.lease_seconds
@@ -126,6 +128,12 @@ class LeasedScheduler(beat.Scheduler):  # type: ignore[misc]
         except LeaseError as exc:
             _refuse(f"SCHEDULER_LEASE_URL: {exc}")
         self._check_credentials("SCHEDULER_LEASE_URL" if settings.lease_url else "CELERY_BROKER_URL")
+        try:
+            # A rotated broker password: hand over (close releases the lease) and exit 75, which
+            # celery-scheduler.service restarts with the new secret (worker.instance.secret_watch).
+            self._secret = secret_watch.start(str(conf.broker_url), lambda: None)
+        except secret_watch.SecretReadError as exc:
+            _refuse(str(exc))
         if settings.metrics_namespace:
             self._metrics = CloudWatchMetrics(settings.metrics_namespace, settings.region)
         log.info(
@@ -140,6 +148,14 @@ class LeasedScheduler(beat.Scheduler):  # type: ignore[misc]
         return None
 
     def close(self) -> None:
+        changed = self._secret is not None and self._secret.changed.is_set()
+        self._close()
+        if changed:
+            log.info("scheduler.restart_for_new_secret", holder=self.holder_id)
+            # Out of beat's loop, which ends on this SystemExit too (celery/apps/beat.py does not catch it).
+            raise SystemExit(secret_watch.SECRET_CHANGED_EXIT_CODE)
+
+    def _close(self) -> None:
         if self.store is not None:
             if self.holding:
                 # A clean stop hands over at once instead of after the lease lapses.
@@ -165,7 +181,14 @@ class LeasedScheduler(beat.Scheduler):  # type: ignore[misc]
             if reason is not None:
                 _refuse(f"{variable}: the lease store refused the credentials: {reason}")
 
+    def _on_refusal(self, exc: BaseException) -> None:
+        """A refused login may be a rotated password: read the secret now, not at the next check."""
+        if self._secret is not None and refusal_reason(exc) is not None:
+            self._secret.nudge()
+
     def tick(self, *_: Any, **__: Any) -> float:
+        if self._secret is not None and self._secret.changed.is_set():
+            raise SystemExit(secret_watch.SECRET_CHANGED_EXIT_CODE)  # beat's loop stops; close() exits 75
         renewed = False
         if time.monotonic() >= self._renew_at:
             renewed = self._renew()
@@ -194,6 +217,7 @@ class LeasedScheduler(beat.Scheduler):  # type: ignore[misc]
             grant = self.store.acquire(self.holder_id, lease)
         except LeaseError as exc:
             self._lease_outage.failed(error=str(exc))
+            self._on_refusal(exc)
             grant = None
         else:
             self._lease_outage.ok()
@@ -317,6 +341,7 @@ class LeasedScheduler(beat.Scheduler):  # type: ignore[misc]
             )
         except Exception as exc:
             self._broker.failed(entry=entry.name, task_id=task_id, error=str(exc))
+            self._on_refusal(exc)
             return False
         self._broker.ok()
         log.info("scheduler.sent", entry=entry.name, task_id=task_id, catch_up_since=step.since, resent=step.resend)
