@@ -8,12 +8,15 @@ import math
 import pytest
 
 from infra.scaling.default_policy import (
+    QUICK_TO_ZERO_WARMUPS,
     SCALE_IN_LOAD,
     SCALE_IN_SECONDS,
+    SCALE_IN_SHARES,
     TARGET_WAIT_SHARE,
     TO_ZERO_MINUTES,
     Slo,
     default_pool_scaling,
+    default_scale_in,
     target_backlog_per_instance,
 )
 from infra.scaling.policy import (
@@ -23,6 +26,7 @@ from infra.scaling.policy import (
     StepScalingPolicy,
     TargetTrackingPolicy,
 )
+from tests.support.percent_change import removed
 from worker.names import (
     METRIC_BACKLOG,
     METRIC_CAPACITY_NEEDED,
@@ -140,6 +144,49 @@ def test_policies_are_frozen() -> None:
     policy = TargetTrackingPolicy(target_value=5)
     with pytest.raises(dataclasses.FrozenInstanceError):
         policy.target_value = 6  # type: ignore[misc]
+
+
+def test_one_scale_in_step_removes_what_the_load_leaves_idle() -> None:
+    """Each step but the smallest, as AWS rounds it, leaves the pool still under SCALE_IN_LOAD at any load
+    with one fewer its interval holds; the smallest removes one instance of a pool under 20. So a pool a
+    burst left idle goes back in one step, not one share a minute."""
+    policy = default_scale_in(120)
+    assert [-step.scaling_adjustment for step in reversed(policy.steps)] == list(SCALE_IN_SHARES)
+    concurrency = 2
+    for instances in range(2, 61):
+        for step in policy.steps:
+            upper = step.upper_bound
+            assert upper is not None or step is policy.steps[-1]
+            if step is policy.steps[-1]:
+                assert instances >= 20 or removed(instances, -step.scaling_adjustment, 1) == 1
+                continue
+            assert upper is not None
+            load = policy.threshold + upper - 1e-9  # the highest load with one fewer in its interval
+            left = instances - removed(instances, -step.scaling_adjustment, policy.min_adjustment_magnitude or 0)
+            assert left >= 1
+            busy = load * concurrency * (instances - 1)
+            assert busy / (concurrency * left) < SCALE_IN_LOAD, (instances, step)
+    # The emptier the pool, the bigger the cut: an idle pool of 10 goes to 1 in one step.
+    idle = policy.step_for(0.0)
+    assert idle is not None
+    assert 10 - removed(10, -idle.scaling_adjustment, 1) == 1
+
+
+def test_an_idle_pool_goes_to_zero_within_a_minute_where_the_slo_covers_a_relaunch() -> None:
+    warmup = 180
+
+    def to_zero(slo_seconds: float) -> StepScalingPolicy:
+        slo = Slo(slo_seconds, 60, 2, 2 * slo_seconds)
+        policy = default_pool_scaling("p", slo, 0, 8, warmup_seconds=warmup).step("to-zero")
+        assert policy is not None
+        return policy
+
+    covered = to_zero(QUICK_TO_ZERO_WARMUPS * warmup)
+    assert covered.metric_period_seconds * covered.evaluation_periods == SCALE_IN_SECONDS
+    assert covered.datapoints_to_alarm == covered.evaluation_periods
+    # One second less and a task finding the pool empty might miss the SLO: it keeps its last instance.
+    short = to_zero(QUICK_TO_ZERO_WARMUPS * warmup - 1)
+    assert (short.metric_period_seconds, short.evaluation_periods) == (60, TO_ZERO_MINUTES)
 
 
 @pytest.mark.parametrize(

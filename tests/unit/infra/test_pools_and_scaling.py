@@ -15,6 +15,7 @@ from infra.program import longest_task_seconds
 from infra.scaling.default_policy import SCALE_IN_LOAD, SCALE_IN_SECONDS
 from infra.vm.files import POOL_ENV
 from infra.vm.user_data import STOP_MARGIN_S
+from tests.support.percent_change import removed
 from tests.support.rendered import Rendered
 from tests.support.units import systemd_unquote
 from worker.names import (
@@ -210,15 +211,6 @@ def _published(signal: PoolSignal, *, waiting: int, in_flight: int, busy: int, i
     return {METRIC_LOAD_WITH_ONE_FEWER: rule.load_with_one_fewer, METRIC_BACKLOG: float(waiting + in_flight)}
 
 
-def _removed(instances: int, percent: float, min_magnitude: int) -> int:
-    """Instances a PercentChangeInCapacity step removes: AWS rounds a fraction of magnitude above 1 towards
-    zero and one between 0 and 1 away from it, then applies MinAdjustmentMagnitude
-    (https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_PutScalingPolicy.html)."""
-    raw = instances * percent / 100
-    rounded = 1 if 0 < raw < 1 else int(raw)
-    return max(rounded, min_magnitude)
-
-
 def test_scale_in_never_empties_a_busy_pool(stack: Rendered) -> None:
     """With one task running, no alarm the stack renders takes a pool's last instance: evaluated on what
     the publisher's capacity rule publishes and the rendered alarm's comparison, not on the policy's shape.
@@ -239,7 +231,7 @@ def test_scale_in_never_empties_a_busy_pool(stack: Rendered) -> None:
         step = stack.one(POLICY, f"pool-{name}-scale-in")
         largest = max(-s["scalingAdjustment"] for s in step["stepAdjustments"])
         for instances in range(2, pool.max_size + 1):
-            assert instances - _removed(instances, largest, step["minAdjustmentMagnitude"]) >= 1, (name, instances)
+            assert instances - removed(instances, largest, step["minAdjustmentMagnitude"]) >= 1, (name, instances)
 
 
 def test_instance_role_may_complete_only_its_own_lifecycle_hook(stack: Rendered) -> None:
