@@ -15,6 +15,8 @@ from tests.support.generated_stacks import run_generated
 CONFIGS = 100
 
 
+# 100 renders: about 60 s of CPU, under coverage and on shared cores over 300 s.
+@pytest.mark.timeout(900)
 def test_generated_configs_are_refused_or_render_within_every_rule_batch_1(capsys: pytest.CaptureFixture[str]) -> None:
     started = time.process_time()
     outcomes = run_generated(CONFIGS, batch=1)
