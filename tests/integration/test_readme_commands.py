@@ -14,6 +14,7 @@ import pytest
 
 from infra.config import ROOT
 from infra.scaling.traces import Trace, write_csv
+from tests.support.script_cli import parse_help, script_command
 
 README = (ROOT / "README.md").read_text()
 
@@ -174,6 +175,10 @@ def test_a_documented_command_parses_as_written(command: str) -> None:
             cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
         )  # fmt: skip
         assert done.returncode == 0, f"{command}: {done.stdout[-2000:]}"
+        return
+    if script_command(ROOT / argv[0]) is not None:
+        code, output = parse_help(ROOT / argv[0], argv[1:])
+        assert code == 0, f"{command}: {output[-2000:]}"
         return
     done = subprocess.run(
         [str(ROOT / argv[0]), *argv[1:], "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
