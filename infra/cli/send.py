@@ -184,7 +184,7 @@ def _run(broker_url: str, attempt: _Try, timeout: float, log_dir: Path) -> int:
             typer.echo("\n".join(f"  {line}" for line in failed))
             return 3
         sent = app.send_task(task, args=args, kwargs=kwargs, queue=queue)
-        typer.echo(f"sent {task}{tuple(args)!r} to {queue} as {sent.id}; a {pool} worker runs it")
+        typer.echo(f"sent {task}({', '.join(map(repr, args))}) to {queue} as {sent.id}; a {pool} worker runs it")
         outcome = _outcome(
             journal_url, broker_url, environment.get("CELERY_DEAD_LETTER_QUEUE", "dead_letter"), sent.id, timeout
         )
@@ -199,6 +199,8 @@ def _run(broker_url: str, attempt: _Try, timeout: float, log_dir: Path) -> int:
 
 
 _RECORD = re.compile(r"^\d{4}-\d\d-\d\dT")  # a console log record starts with its timestamp
+# Celery prints its shutdown ("worker: Warm shutdown (MainProcess)") without a timestamp: not the record's.
+_CELERY_PRINT = re.compile(r"^worker: ")
 _COLOUR = re.compile(r"\x1b\[[0-9;]*m")  # structlog's console renderer colours its fields
 
 
@@ -209,8 +211,12 @@ def task_lines(log: str, task_id: str) -> list[str]:
     for line in _COLOUR.sub("", log).splitlines():
         if _RECORD.match(line):
             keeping = task_id in line
+        elif _CELERY_PRINT.match(line):
+            keeping = False
         if keeping:
             kept.append(line)
+    while kept and not kept[-1].strip():
+        kept.pop()
     return kept
 
 

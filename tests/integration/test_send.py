@@ -34,6 +34,8 @@ def test_a_task_that_succeeds_prints_its_result_and_its_log_line(tmp_path: Path)
     assert 'result: "token-7"' in done.stdout
     assert "task.finished" in done.stdout
     assert "outcome=success" in done.stdout
+    assert "sent cluster.canary('token-7') to " in done.stdout  # the call as written, not a tuple's repr
+    assert "Warm shutdown" not in done.stdout  # Celery's print as the worker stops is not the task's
 
 
 def test_a_task_that_fails_exits_1_with_its_traceback(tmp_path: Path) -> None:
@@ -65,6 +67,9 @@ def test_the_log_lines_of_a_task_keep_their_traceback_and_nothing_else() -> None
             '  File "t.py", line 1',
             "ValueError: no",
             "2026-01-01T00:00:02Z [info] task.finished task_id=2f3e",
+            "2026-01-01T00:00:03Z [info] task.finished task_id=9c1d",
+            "",
+            "worker: Warm shutdown (MainProcess)",  # Celery's print at the end, after the task's last record
         ]
     )
     assert task_lines(log, "9c1d") == [
@@ -72,5 +77,6 @@ def test_the_log_lines_of_a_task_keep_their_traceback_and_nothing_else() -> None
         "Traceback (most recent call last):",
         '  File "t.py", line 1',
         "ValueError: no",
+        "2026-01-01T00:00:03Z [info] task.finished task_id=9c1d",
     ]
     assert json.dumps(task_lines(log, "zz")) == "[]"
