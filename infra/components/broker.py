@@ -20,6 +20,7 @@ import pulumi_aws as aws
 import pulumi_random as random
 
 from infra.components.broker_clients import client_ingress_rules
+from infra.components.security_rules import tcp_egress, tcp_ingress
 from infra.config import StackConfig
 
 TYPE = "celery-cluster:broker:Broker"
@@ -219,26 +220,12 @@ class Broker(pulumi.ComponentResource):
         for role, client in clients.items():
             aws.vpc.SecurityGroupIngressRule(
                 f"{self._name}-from-{role}",
-                aws.vpc.SecurityGroupIngressRuleArgs(
-                    security_group_id=group.id,
-                    ip_protocol="tcp",
-                    from_port=port,
-                    to_port=port,
-                    referenced_security_group_id=client,
-                    description=f"broker protocol from {role}",
-                ),
+                tcp_ingress(group.id, port, f"broker protocol from {role}", from_group=client),
                 opts=self._child,
             )
             aws.vpc.SecurityGroupEgressRule(
                 f"{self._name}-to-broker-from-{role}",
-                aws.vpc.SecurityGroupEgressRuleArgs(
-                    security_group_id=client,
-                    ip_protocol="tcp",
-                    from_port=port,
-                    to_port=port,
-                    referenced_security_group_id=group.id,
-                    description="to the broker",
-                ),
+                tcp_egress(client, port, "to the broker", to_group=group.id),
                 opts=self._child,
             )
         for suffix, rule in client_ingress_rules(args.config, port, group.id):
@@ -247,13 +234,11 @@ class Broker(pulumi.ComponentResource):
             # The publisher reads queue depths from the RabbitMQ management API (HTTPS).
             aws.vpc.SecurityGroupIngressRule(
                 f"{self._name}-management-from-publisher",
-                aws.vpc.SecurityGroupIngressRuleArgs(
-                    security_group_id=group.id,
-                    ip_protocol="tcp",
-                    from_port=MANAGEMENT_PORT,
-                    to_port=MANAGEMENT_PORT,
-                    referenced_security_group_id=args.publisher_security_group_id,
-                    description="RabbitMQ management API from publisher",
+                tcp_ingress(
+                    group.id,
+                    MANAGEMENT_PORT,
+                    "RabbitMQ management API from publisher",
+                    from_group=args.publisher_security_group_id,
                 ),
                 opts=self._child,
             )

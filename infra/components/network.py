@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 
+from infra.components.security_rules import tcp_egress, tcp_ingress
 from infra.config import StackConfig
 
 TYPE = "celery-cluster:network:Network"
@@ -155,13 +157,14 @@ class Network(pulumi.ComponentResource):
     def _gateway_endpoint(
         self, config: StackConfig, vpc: aws.ec2.Vpc, service: str, route_tables: list[aws.ec2.RouteTable]
     ) -> None:
+        self._endpoint(config, service, vpc_endpoint_type="Gateway", route_table_ids=[t.id for t in route_tables])
+
+    def _endpoint(self, config: StackConfig, service: str, **kind: Any) -> None:
+        """The endpoint of `service` in this VPC; `kind`: its type and where it is reached from."""
         aws.ec2.VpcEndpoint(
             f"{self._name}-{service}",
             aws.ec2.VpcEndpointArgs(
-                vpc_id=vpc.id,
-                service_name=f"com.amazonaws.{config.region}.{service}",
-                vpc_endpoint_type="Gateway",
-                route_table_ids=[t.id for t in route_tables],
+                vpc_id=self.vpc_id, service_name=f"com.amazonaws.{config.region}.{service}", **kind
             ),
             opts=self._child,
         )
@@ -205,14 +208,7 @@ class Network(pulumi.ComponentResource):
         # No ingress rule exists for them at all.
         aws.vpc.SecurityGroupEgressRule(
             f"{self._name}-{role}-https",
-            aws.vpc.SecurityGroupEgressRuleArgs(
-                security_group_id=group.id,
-                ip_protocol="tcp",
-                from_port=443,
-                to_port=443,
-                cidr_ipv4="0.0.0.0/0",
-                description="HTTPS: AWS APIs",
-            ),
+            tcp_egress(group.id, 443, "HTTPS: AWS APIs", to_cidr="0.0.0.0/0"),
             opts=self._child,
         )
         self._clients.append((role, group))
@@ -227,26 +223,15 @@ class Network(pulumi.ComponentResource):
         for role, client in self._clients:
             aws.vpc.SecurityGroupIngressRule(
                 f"{self._name}-endpoints-from-{role}",
-                aws.vpc.SecurityGroupIngressRuleArgs(
-                    security_group_id=group.id,
-                    ip_protocol="tcp",
-                    from_port=443,
-                    to_port=443,
-                    referenced_security_group_id=client.id,
-                    description="HTTPS from the stack's clients",
-                ),
+                tcp_ingress(group.id, 443, "HTTPS from the stack's clients", from_group=client.id),
                 opts=self._child,
             )
         for service in interface_endpoints(config):
-            aws.ec2.VpcEndpoint(
-                f"{self._name}-{service}",
-                aws.ec2.VpcEndpointArgs(
-                    vpc_id=self.vpc_id,
-                    service_name=f"com.amazonaws.{config.region}.{service}",
-                    vpc_endpoint_type="Interface",
-                    private_dns_enabled=True,
-                    subnet_ids=self.private_subnet_ids,
-                    security_group_ids=[group.id],
-                ),
-                opts=self._child,
+            self._endpoint(
+                config,
+                service,
+                vpc_endpoint_type="Interface",
+                private_dns_enabled=True,
+                subnet_ids=self.private_subnet_ids,
+                security_group_ids=[group.id],
             )
