@@ -140,6 +140,22 @@ def iam_for_stack_policy(account: str, path: str = IAM_PATH) -> dict[str, Any]:
     }
 
 
+def tls_only_bucket_policy(bucket: str) -> dict[str, Any]:
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "TlsOnly",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "s3:*",
+                "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"],
+                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+            }
+        ],
+    }
+
+
 def bootstrap(
     session: Any, *, repo: str, environments: Sequence[str], prefix: str = "celery-cluster"
 ) -> BootstrapResult:
@@ -147,12 +163,43 @@ def bootstrap(
         raise ValueError(f"--github-repo must look like ORG/REPO, got {repo!r}")
     region = session.region_name
     account = session.client("sts").get_caller_identity()["Account"]
-    s3, kms, iam = session.client("s3"), session.client("kms"), session.client("iam")
+    iam = session.client("iam")
 
-    bucket = f"{prefix}-pulumi-state-{account}-{region}"
-    existing = {b["Name"] for b in s3.list_buckets().get("Buckets", [])}
-    if bucket not in existing:
+    bucket = _ensure_state_bucket(session.client("s3"), f"{prefix}-pulumi-state-{account}-{region}", region)
+    alias = f"alias/{prefix}-pulumi-secrets"
+    key_arn = _ensure_secrets_key(session.client("kms"), alias)
+    _ensure_github_oidc_provider(iam)
+
+    state = {"pulumi-state": state_access_policy(bucket, key_arn)}
+    preview = _ensure_role(
+        iam, f"{prefix}-github-preview", trust_policy(account, repo, ["pull_request"]), READ_ONLY, state
+    )
+    deploys = {
+        env: _ensure_role(
+            iam,
+            f"{prefix}-github-deploy-{env}",
+            trust_policy(account, repo, [f"environment:{env}"]),
+            POWER_USER,
+            {**state, "stack-iam": iam_for_stack_policy(account)},
+        )
+        for env in environments
+    }
+    return BootstrapResult(
+        state_bucket=bucket,
+        backend_url=f"s3://{bucket}",
+        kms_key_arn=key_arn,
+        secrets_provider=f"awskms://{alias}?region={region}",
+        preview_role_arn=preview,
+        deploy_role_arns=deploys,
+    )
+
+
+def _ensure_state_bucket(s3: Any, bucket: str, region: str) -> str:
+    # Every setting is put again on each run, so a bucket someone loosened by hand is tightened back.
+    if bucket not in {b["Name"] for b in s3.list_buckets().get("Buckets", [])}:
         create: dict[str, Any] = {"Bucket": bucket}
+        # Every region but us-east-1 requires a LocationConstraint naming it, and us-east-1 refuses one naming
+        # itself: https://docs.aws.amazon.com/AmazonS3/latest/API/API_CreateBucket.html, aws/aws-sdk-js#526
         if region != "us-east-1":
             create["CreateBucketConfiguration"] = {"LocationConstraint": region}
         s3.create_bucket(**create)
@@ -172,71 +219,42 @@ def bootstrap(
             "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms"}, "BucketKeyEnabled": True}]
         },
     )
-    s3.put_bucket_policy(
-        Bucket=bucket,
-        Policy=json.dumps(
-            {
-                "Version": "2012-10-17",
-                "Statement": [
-                    {
-                        "Sid": "TlsOnly",
-                        "Effect": "Deny",
-                        "Principal": "*",
-                        "Action": "s3:*",
-                        "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"],
-                        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-                    }
-                ],
-            }
-        ),
-    )
+    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(tls_only_bucket_policy(bucket)))
+    return bucket
 
-    alias = f"alias/{prefix}-pulumi-secrets"
-    aliases = {a["AliasName"]: a.get("TargetKeyId") for a in kms.list_aliases()["Aliases"]}
-    if alias in aliases:
-        key_arn = kms.describe_key(KeyId=alias)["KeyMetadata"]["Arn"]
-    else:
-        key_arn = kms.create_key(Description="Pulumi secrets provider for celery-cluster stacks")["KeyMetadata"]["Arn"]
-        kms.create_alias(AliasName=alias, TargetKeyId=key_arn)
-        kms.enable_key_rotation(KeyId=key_arn)
 
+def _ensure_secrets_key(kms: Any, alias: str) -> str:
+    # The alias, not a key id, is what the stacks' secrets provider names: found by it, never a second key.
+    if alias in {a["AliasName"] for a in kms.list_aliases()["Aliases"]}:
+        arn: str = kms.describe_key(KeyId=alias)["KeyMetadata"]["Arn"]
+        return arn
+    arn = kms.create_key(Description="Pulumi secrets provider for celery-cluster stacks")["KeyMetadata"]["Arn"]
+    kms.create_alias(AliasName=alias, TargetKeyId=arn)
+    kms.enable_key_rotation(KeyId=arn)
+    return arn
+
+
+def _ensure_github_oidc_provider(iam: Any) -> None:
+    # An account holds one provider per URL (a second create fails), and another tool may have made it.
     providers = [p["Arn"] for p in iam.list_open_id_connect_providers()["OpenIDConnectProviderList"]]
     if not any(arn.endswith(f"oidc-provider/{GITHUB_OIDC_HOST}") for arn in providers):
         iam.create_open_id_connect_provider(
             Url=GITHUB_OIDC_URL, ClientIDList=["sts.amazonaws.com"], ThumbprintList=[GITHUB_OIDC_THUMBPRINT]
         )
 
-    def role(name: str, subjects: Sequence[str], managed: str, extra: dict[str, dict[str, Any]]) -> str:
-        document = json.dumps(trust_policy(account, repo, subjects))
-        try:
-            arn: str = iam.get_role(RoleName=name)["Role"]["Arn"]
-            iam.update_assume_role_policy(RoleName=name, PolicyDocument=document)
-        except iam.exceptions.NoSuchEntityException:
-            arn = iam.create_role(
-                RoleName=name, AssumeRolePolicyDocument=document, MaxSessionDuration=DEPLOY_SESSION_SECONDS
-            )["Role"]["Arn"]
-        iam.update_role(RoleName=name, MaxSessionDuration=DEPLOY_SESSION_SECONDS)
-        iam.attach_role_policy(RoleName=name, PolicyArn=managed)
-        for policy_name, policy in extra.items():
-            iam.put_role_policy(RoleName=name, PolicyName=policy_name, PolicyDocument=json.dumps(policy))
-        return arn
 
-    state = {"pulumi-state": state_access_policy(bucket, key_arn)}
-    preview = role(f"{prefix}-github-preview", ["pull_request"], READ_ONLY, state)
-    deploys = {
-        env: role(
-            f"{prefix}-github-deploy-{env}",
-            [f"environment:{env}"],
-            POWER_USER,
-            {**state, "stack-iam": iam_for_stack_policy(account)},
-        )
-        for env in environments
-    }
-    return BootstrapResult(
-        state_bucket=bucket,
-        backend_url=f"s3://{bucket}",
-        kms_key_arn=key_arn,
-        secrets_provider=f"awskms://{alias}?region={region}",
-        preview_role_arn=preview,
-        deploy_role_arns=deploys,
-    )
+def _ensure_role(iam: Any, name: str, trust: dict[str, Any], managed: str, inline: dict[str, dict[str, Any]]) -> str:
+    document = json.dumps(trust)
+    try:
+        arn: str = iam.get_role(RoleName=name)["Role"]["Arn"]
+        # A rerun with other environments or another repository takes effect on the role that exists.
+        iam.update_assume_role_policy(RoleName=name, PolicyDocument=document)
+    except iam.exceptions.NoSuchEntityException:
+        arn = iam.create_role(
+            RoleName=name, AssumeRolePolicyDocument=document, MaxSessionDuration=DEPLOY_SESSION_SECONDS
+        )["Role"]["Arn"]
+    iam.update_role(RoleName=name, MaxSessionDuration=DEPLOY_SESSION_SECONDS)
+    iam.attach_role_policy(RoleName=name, PolicyArn=managed)
+    for policy_name, policy in inline.items():
+        iam.put_role_policy(RoleName=name, PolicyName=policy_name, PolicyDocument=json.dumps(policy))
+    return arn

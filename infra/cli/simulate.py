@@ -102,25 +102,46 @@ def main(
     except (ConfigError, PoolNotFoundError, CompareError, TraceError) as exc:
         report("simulate", exc)
         raise typer.Exit(2) from None
-    highlighted = 1 + (compare_config is not None) + (compare_ref is not None)
     assumptions = default_assumptions(spec.image_mode, boot_seconds, warm_launch_seconds)
     _announce(console, f"{stack}/{pool}", spec, assumptions, traffic)
     results = _run_with_progress(console, entries, traffic, assumptions)
     bound = bound_for(spec, traffic)
-    title = f"{stack}/{pool} on {traffic.name}"
     if as_json:
-        document = {
-            "stack": stack,
-            "pool": pool,
-            "trace": traffic.name,
-            "slo_seconds": spec.slo_seconds,
-            "alarm_threshold_seconds": spec.alarm_threshold_seconds,
-            "launch_to_ready_seconds": assumptions.boot_seconds,
-            "cloudwatch_delay_seconds": assumptions.alarm_delay_seconds,
-            "bound_instance_hours": round(bound, 2),
-            "rows": results_rows(results, bound, spec.slo_seconds),
-        }
+        document = _json_document(stack, pool, traffic, spec, assumptions, bound, results)
         typer.echo(json.dumps(document, indent=2))
+    title = f"{stack}/{pool} on {traffic.name}"
+    _print_results(console, results, bound, title, spec)
+    target = out or ROOT / "build" / "simulate" / f"{stack}-{pool}-{traffic.name}.png"
+    # Ours and the compared configs are drawn bold; they come first in `entries`.
+    highlighted = 1 + (compare_config is not None) + (compare_ref is not None)
+    write_plot(results, target, f"{title}: arrivals, backlog, latency, instances", spec.slo_seconds, highlighted)
+    console.print(f"plot: {target}")
+    raise typer.Exit(0 if results[0].meets_slo else 1)
+
+
+def _json_document(
+    stack: str,
+    pool: str,
+    traffic: Trace,
+    spec: PoolSpec,
+    assumptions: ModelAssumptions,
+    bound: float,
+    results: list[SimulationResult],
+) -> dict[str, object]:
+    return {
+        "stack": stack,
+        "pool": pool,
+        "trace": traffic.name,
+        "slo_seconds": spec.slo_seconds,
+        "alarm_threshold_seconds": spec.alarm_threshold_seconds,
+        "launch_to_ready_seconds": assumptions.boot_seconds,
+        "cloudwatch_delay_seconds": assumptions.alarm_delay_seconds,
+        "bound_instance_hours": round(bound, 2),
+        "rows": results_rows(results, bound, spec.slo_seconds),
+    }
+
+
+def _print_results(console: Console, results: list[SimulationResult], bound: float, title: str, spec: PoolSpec) -> None:
     print_fitted(console, results_table(results, bound, title, spec.slo_seconds), NARROW_DROP_ORDER)
     ours_result = results[0]
     if ours_result.first_scale_out_after_burst is not None:
@@ -129,10 +150,6 @@ def main(
         )
     speed = sum(r.simulated_seconds for r in results) / sum(r.wall_seconds for r in results)
     console.print(f"simulated {ours_result.simulated_seconds / 3600:.1f} h per policy at {speed:,.0f}x real time")
-    target = out or ROOT / "build" / "simulate" / f"{stack}-{pool}-{traffic.name}.png"
-    write_plot(results, target, f"{title}: arrivals, backlog, latency, instances", spec.slo_seconds, highlighted)
-    console.print(f"plot: {target}")
-    raise typer.Exit(0 if ours_result.meets_slo else 1)
 
 
 def _entries(

@@ -20,6 +20,7 @@ import pulumi_aws as aws
 import pulumi_random as random
 
 from infra.components.broker_clients import client_ingress_rules
+from infra.components.security_rules import tcp_egress, tcp_ingress
 from infra.config import StackConfig
 
 TYPE = "celery-cluster:broker:Broker"
@@ -103,6 +104,47 @@ def amqp_url(user: str, password: str, endpoint: str) -> str:
     return f"amqps://{user}:{password}@{host}//"
 
 
+def replication_group_args(
+    config: StackConfig,
+    *,
+    auth_token: pulumi.Input[str],
+    subnet_group_name: pulumi.Input[str],
+    security_group_id: pulumi.Input[str],
+    parameter_group_name: pulumi.Input[str],
+    slow_log_group_name: pulumi.Input[str],
+) -> aws.elasticache.ReplicationGroupArgs:
+    """The Redis/Valkey broker as the stack config asks for it, given the resources it sits on."""
+    return aws.elasticache.ReplicationGroupArgs(
+        description=f"celery-cluster {config.stack} broker",
+        engine=config.broker_engine,
+        engine_version=config.engine_version,
+        node_type=config.cache_node_type,
+        num_cache_clusters=config.cache_nodes,
+        port=REDIS_PORT,
+        automatic_failover_enabled=config.broker_ha,
+        multi_az_enabled=config.broker_ha,
+        transit_encryption_enabled=True,
+        transit_encryption_mode="required",
+        at_rest_encryption_enabled=True,
+        auth_token=auth_token,
+        auth_token_update_strategy="ROTATE",  # noqa: S106 - a strategy name
+        subnet_group_name=subnet_group_name,
+        security_group_ids=[security_group_id],
+        parameter_group_name=parameter_group_name,
+        auto_minor_version_upgrade=True,
+        snapshot_retention_limit=config.broker_snapshot_retention_days,
+        apply_immediately=not config.broker_ha,
+        log_delivery_configurations=[
+            aws.elasticache.ReplicationGroupLogDeliveryConfigurationArgs(
+                destination=slow_log_group_name,
+                destination_type="cloudwatch-logs",
+                log_format="json",
+                log_type="slow-log",
+            )
+        ],
+    )
+
+
 class Broker(pulumi.ComponentResource):
     endpoint: pulumi.Output[str]
     """host:port (a secret output: it is half of the way in)."""
@@ -178,26 +220,12 @@ class Broker(pulumi.ComponentResource):
         for role, client in clients.items():
             aws.vpc.SecurityGroupIngressRule(
                 f"{self._name}-from-{role}",
-                aws.vpc.SecurityGroupIngressRuleArgs(
-                    security_group_id=group.id,
-                    ip_protocol="tcp",
-                    from_port=port,
-                    to_port=port,
-                    referenced_security_group_id=client,
-                    description=f"broker protocol from {role}",
-                ),
+                tcp_ingress(group.id, port, f"broker protocol from {role}", from_group=client),
                 opts=self._child,
             )
             aws.vpc.SecurityGroupEgressRule(
                 f"{self._name}-to-broker-from-{role}",
-                aws.vpc.SecurityGroupEgressRuleArgs(
-                    security_group_id=client,
-                    ip_protocol="tcp",
-                    from_port=port,
-                    to_port=port,
-                    referenced_security_group_id=group.id,
-                    description="to the broker",
-                ),
+                tcp_egress(client, port, "to the broker", to_group=group.id),
                 opts=self._child,
             )
         for suffix, rule in client_ingress_rules(args.config, port, group.id):
@@ -206,13 +234,11 @@ class Broker(pulumi.ComponentResource):
             # The publisher reads queue depths from the RabbitMQ management API (HTTPS).
             aws.vpc.SecurityGroupIngressRule(
                 f"{self._name}-management-from-publisher",
-                aws.vpc.SecurityGroupIngressRuleArgs(
-                    security_group_id=group.id,
-                    ip_protocol="tcp",
-                    from_port=MANAGEMENT_PORT,
-                    to_port=MANAGEMENT_PORT,
-                    referenced_security_group_id=args.publisher_security_group_id,
-                    description="RabbitMQ management API from publisher",
+                tcp_ingress(
+                    group.id,
+                    MANAGEMENT_PORT,
+                    "RabbitMQ management API from publisher",
+                    from_group=args.publisher_security_group_id,
                 ),
                 opts=self._child,
             )
@@ -238,7 +264,26 @@ class Broker(pulumi.ComponentResource):
             ),
             opts=self._child,
         )
-        slow_log = aws.cloudwatch.LogGroup(
+        slow_log = self._slow_log_group(config, args)
+        group = aws.elasticache.ReplicationGroup(
+            f"{self._name}-cache",
+            replication_group_args(
+                config,
+                auth_token=token.result,
+                subnet_group_name=subnets.name,
+                security_group_id=self.security_group_id,
+                parameter_group_name=parameters.name,
+                slow_log_group_name=slow_log.name,
+            ),
+            opts=self._child,
+        )
+        host = group.primary_endpoint_address
+        self.endpoint = pulumi.Output.secret(pulumi.Output.format("{0}:{1}", host, REDIS_PORT))
+        self.cache_cluster_ids = [group.id.apply(member_cluster_id(n)) for n in range(1, config.cache_nodes + 1)]
+        return pulumi.Output.all(token.result, host).apply(lambda values: redis_url(values[0], values[1], REDIS_PORT))
+
+    def _slow_log_group(self, config: StackConfig, args: BrokerArgs) -> aws.cloudwatch.LogGroup:
+        return aws.cloudwatch.LogGroup(
             f"{self._name}-slow-log",
             aws.cloudwatch.LogGroupArgs(
                 # Under /aws/vendedlogs/: ElastiCache delivers through CloudWatch Logs' vended-log path, and
@@ -251,43 +296,6 @@ class Broker(pulumi.ComponentResource):
             ),
             opts=self._child,
         )
-        group = aws.elasticache.ReplicationGroup(
-            f"{self._name}-cache",
-            aws.elasticache.ReplicationGroupArgs(
-                description=f"celery-cluster {config.stack} broker",
-                engine=config.broker_engine,
-                engine_version=config.engine_version,
-                node_type=config.cache_node_type,
-                num_cache_clusters=config.cache_nodes,
-                port=REDIS_PORT,
-                automatic_failover_enabled=config.broker_ha,
-                multi_az_enabled=config.broker_ha,
-                transit_encryption_enabled=True,
-                transit_encryption_mode="required",
-                at_rest_encryption_enabled=True,
-                auth_token=token.result,
-                auth_token_update_strategy="ROTATE",  # noqa: S106 - a strategy name
-                subnet_group_name=subnets.name,
-                security_group_ids=[self.security_group_id],
-                parameter_group_name=parameters.name,
-                auto_minor_version_upgrade=True,
-                snapshot_retention_limit=config.broker_snapshot_retention_days,
-                apply_immediately=not config.broker_ha,
-                log_delivery_configurations=[
-                    aws.elasticache.ReplicationGroupLogDeliveryConfigurationArgs(
-                        destination=slow_log.name,
-                        destination_type="cloudwatch-logs",
-                        log_format="json",
-                        log_type="slow-log",
-                    )
-                ],
-            ),
-            opts=self._child,
-        )
-        host = group.primary_endpoint_address
-        self.endpoint = pulumi.Output.secret(pulumi.Output.format("{0}:{1}", host, REDIS_PORT))
-        self.cache_cluster_ids = [group.id.apply(member_cluster_id(n)) for n in range(1, config.cache_nodes + 1)]
-        return pulumi.Output.all(token.result, host).apply(lambda values: redis_url(values[0], values[1], REDIS_PORT))
 
     def _create_rabbitmq(self, config: StackConfig, args: BrokerArgs) -> pulumi.Output[str]:
         user = MQ_USER

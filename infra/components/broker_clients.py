@@ -11,11 +11,9 @@ cover producers behind Transit Gateway or VPN, where group references do not rea
 from __future__ import annotations
 
 import pulumi
-import pulumi_aws as aws
 
+from infra.components.security_rules import IngressArgs, tcp_ingress
 from infra.config import StackConfig
-
-IngressArgs = aws.vpc.SecurityGroupIngressRuleArgs
 
 
 def _slug(text: str) -> str:
@@ -27,33 +25,15 @@ def client_ingress_rules(
 ) -> list[tuple[str, IngressArgs]]:
     """One ingress rule per configured producer security group and CIDR, named after it (so
     reordering the config list replaces nothing)."""
-    rules: list[tuple[str, IngressArgs]] = []
-    for group in config.broker_client_security_group_ids:
-        rules.append(
-            (
-                f"from-client-{group}",
-                IngressArgs(
-                    security_group_id=broker_group_id,
-                    ip_protocol="tcp",
-                    from_port=port,
-                    to_port=port,
-                    referenced_security_group_id=group,
-                    description="broker protocol from producers (brokerClientSecurityGroupIds)",
-                ),
-            )
-        )
-    for cidr in config.broker_client_cidrs:
-        rules.append(
-            (
-                f"from-client-{_slug(cidr)}",
-                IngressArgs(
-                    security_group_id=broker_group_id,
-                    ip_protocol="tcp",
-                    from_port=port,
-                    to_port=port,
-                    cidr_ipv4=cidr,
-                    description="broker protocol from producers (brokerClientCidrs)",
-                ),
-            )
-        )
-    return rules
+    by_group = "broker protocol from producers (brokerClientSecurityGroupIds)"
+    by_cidr = "broker protocol from producers (brokerClientCidrs)"
+    return [
+        *(
+            (f"from-client-{group}", tcp_ingress(broker_group_id, port, by_group, from_group=group))
+            for group in config.broker_client_security_group_ids
+        ),
+        *(
+            (f"from-client-{_slug(cidr)}", tcp_ingress(broker_group_id, port, by_cidr, from_cidr=cidr))
+            for cidr in config.broker_client_cidrs
+        ),
+    ]

@@ -5,7 +5,7 @@ update (https://docs.aws.amazon.com/imagebuilder/latest/userguide/ibhow-semantic
 the provider marks every argument of both as forcing replacement). Any input
 change makes Pulumi replace the resource, and a replacement under the same name and version fails
 with "already exists". So the name carries a digest of every other input as the engine sends it
-(`content_digest`); `tests/unit/infra/test_aws_rules.py` recomputes it from the render.
+(`content_digest`); `tests/unit/infra/test_aws_rules_images.py` recomputes it from the render.
 
 Old images are kept on replacement (`retain_on_delete`): DeleteImage "does not delete any EC2 AMIs"
 (https://docs.aws.amazon.com/imagebuilder/latest/APIReference/API_DeleteImage.html), so deleting the
@@ -27,9 +27,9 @@ import pulumi_aws as aws
 
 from infra.artefacts.manifest import BuildArtefacts
 from infra.artefacts.targets import Arch
-from infra.components import iam
 from infra.components.artefact_bucket import read_artefacts_policy
 from infra.components.instance import ROOT_DEVICE, SSM_CORE_POLICY
+from infra.components.roles import attach_managed, inline_policy, instance_profile, service_role
 from infra.config import StackConfig
 from infra.vm.component import component_parameters, component_text
 
@@ -97,33 +97,19 @@ class BuilderIdentity:
 def create_builder_identity(
     name: str, config: StackConfig, bucket_arn: pulumi.Output[str], opts: pulumi.ResourceOptions
 ) -> BuilderIdentity:
-    role = aws.iam.Role(
+    role = service_role(
         f"{name}-builder-role",
-        aws.iam.RoleArgs(
-            path=iam.IAM_PATH,
-            assume_role_policy=json.dumps(iam.assume_role("ec2.amazonaws.com")),
-            description=f"celery-cluster {config.stack} Image Builder build and test instances",
-        ),
-        opts=opts,
+        "ec2.amazonaws.com",
+        f"celery-cluster {config.stack} Image Builder build and test instances",
+        opts,
     )
     grants: list[pulumi.Resource] = [
-        aws.iam.RolePolicyAttachment(
-            f"{name}-{label}", aws.iam.RolePolicyAttachmentArgs(role=role.name, policy_arn=arn), opts=opts
-        )
+        attach_managed(f"{name}-{label}", role, arn, opts)
         for label, arn in (("builder", BUILDER_PROFILE_POLICY), ("builder-ssm", SSM_CORE_POLICY))
     ]
-    grants.append(
-        aws.iam.RolePolicy(
-            f"{name}-builder-artefacts",
-            aws.iam.RolePolicyArgs(
-                role=role.id, policy=bucket_arn.apply(lambda arn: json.dumps(read_artefacts_policy(arn)))
-            ),
-            opts=opts,
-        )
-    )
-    profile = aws.iam.InstanceProfile(
-        f"{name}-builder-profile", aws.iam.InstanceProfileArgs(path=iam.IAM_PATH, role=role.name), opts=opts
-    )
+    artefacts = bucket_arn.apply(lambda arn: json.dumps(read_artefacts_policy(arn)))
+    grants.append(inline_policy(f"{name}-builder-artefacts", role, artefacts, opts))
+    profile = instance_profile(f"{name}-builder-profile", role, opts)
     return BuilderIdentity(profile, grants)
 
 

@@ -15,7 +15,6 @@ N" is N of each architecture, not N shared between them.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Final
 
@@ -23,8 +22,8 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.artefacts.targets import Arch
-from infra.components import iam
 from infra.components.image_builder import image_tags
+from infra.components.roles import attach_managed, service_role
 
 LIFECYCLE_EXECUTION_POLICY: Final = "arn:aws:iam::aws:policy/service-role/EC2ImageBuilderLifecycleExecutionPolicy"
 IMAGES_KEPT: Final = 3
@@ -35,20 +34,13 @@ KEEP_IF_LAUNCHED_DAYS: Final = 7
 def create_retention(
     name: str, stack: str, architectures: Sequence[Arch], opts: pulumi.ResourceOptions
 ) -> list[aws.imagebuilder.LifecyclePolicy]:
-    role = aws.iam.Role(
+    role = service_role(
         f"{name}-lifecycle-role",
-        aws.iam.RoleArgs(
-            path=iam.IAM_PATH,
-            assume_role_policy=json.dumps(iam.assume_role("imagebuilder.amazonaws.com")),
-            description=f"celery-cluster {stack} Image Builder lifecycle policy",
-        ),
-        opts=opts,
+        "imagebuilder.amazonaws.com",
+        f"celery-cluster {stack} Image Builder lifecycle policy",
+        opts,
     )
-    grant = aws.iam.RolePolicyAttachment(
-        f"{name}-lifecycle",
-        aws.iam.RolePolicyAttachmentArgs(role=role.name, policy_arn=LIFECYCLE_EXECUTION_POLICY),
-        opts=opts,
-    )
+    grant = attach_managed(f"{name}-lifecycle", role, LIFECYCLE_EXECUTION_POLICY, opts)
     policies = []
     for arch in architectures:
         selector = "celery-cluster:image"

@@ -17,6 +17,7 @@ import pulumi_aws as aws
 
 from infra.components import iam
 from infra.components.artefact_bucket import read_artefacts_policy
+from infra.components.roles import attach_managed, inline_policy, instance_profile, service_role
 from infra.vm.user_data import encode
 
 # Session Manager replaces SSH: no key pair, no port 22.
@@ -57,18 +58,8 @@ def create_instance_identity(name: str, args: IdentityArgs, opts: pulumi.Resourc
         aws.cloudwatch.LogGroupArgs(name=args.log_group, retention_in_days=args.retention_days),
         opts=opts,
     )
-    role = aws.iam.Role(
-        f"{name}-role",
-        aws.iam.RoleArgs(
-            path=iam.IAM_PATH,
-            assume_role_policy=json.dumps(iam.assume_role("ec2.amazonaws.com")),
-            description=args.description,
-        ),
-        opts=opts,
-    )
-    ssm = aws.iam.RolePolicyAttachment(
-        f"{name}-ssm", aws.iam.RolePolicyAttachmentArgs(role=role.name, policy_arn=SSM_CORE_POLICY), opts=opts
-    )
+    role = service_role(f"{name}-role", "ec2.amazonaws.com", args.description, opts)
+    ssm = attach_managed(f"{name}-ssm", role, SSM_CORE_POLICY, opts)
     namespace = args.metric_namespace
     runtime = pulumi.Output.all(args.broker_secret_arn, logs.arn).apply(
         lambda v: json.dumps(iam.worker_instance_policy(v[0], v[1], namespace))
@@ -79,13 +70,8 @@ def create_instance_identity(name: str, args: IdentityArgs, opts: pulumi.Resourc
             lambda arn: json.dumps(read_artefacts_policy(arn))
         )
     grants: list[pulumi.Resource] = [ssm]
-    for suffix, policy in policies.items():
-        grants.append(
-            aws.iam.RolePolicy(f"{name}-{suffix}", aws.iam.RolePolicyArgs(role=role.id, policy=policy), opts=opts)
-        )
-    profile = aws.iam.InstanceProfile(
-        f"{name}-profile", aws.iam.InstanceProfileArgs(path=iam.IAM_PATH, role=role.name), opts=opts
-    )
+    grants += [inline_policy(f"{name}-{suffix}", role, policy, opts) for suffix, policy in policies.items()]
+    profile = instance_profile(f"{name}-profile", role, opts)
     return InstanceIdentity(profile, role, grants, logs)
 
 

@@ -22,6 +22,7 @@ import pulumi_aws as aws
 
 from infra.artefacts.targets import LAMBDA_ARCH, LAMBDA_HANDLER, LAMBDA_RUNTIME
 from infra.components import iam
+from infra.components.roles import attach_managed, inline_policy, service_role
 from infra.components.smoke_function import SmokeFunctionArgs, create_smoke_function
 from infra.config import StackConfig
 from worker.publisher.capacity import PoolSignal
@@ -135,30 +136,14 @@ class MetricsPublisher(pulumi.ComponentResource):
         self, args: MetricsPublisherArgs, logs: aws.cloudwatch.LogGroup
     ) -> tuple[aws.iam.Role, list[pulumi.Resource]]:
         name, child, config = self._name, self._child, args.config
-        role = aws.iam.Role(
-            f"{name}-role",
-            aws.iam.RoleArgs(
-                path=iam.IAM_PATH,
-                assume_role_policy=json.dumps(iam.assume_role("lambda.amazonaws.com")),
-                description=f"celery-cluster {config.stack} metrics publisher",
-            ),
-            opts=child,
+        role = service_role(
+            f"{name}-role", "lambda.amazonaws.com", f"celery-cluster {config.stack} metrics publisher", child
         )
-        vpc_access = aws.iam.RolePolicyAttachment(
-            f"{name}-vpc",
-            aws.iam.RolePolicyAttachmentArgs(role=role.name, policy_arn=iam.LAMBDA_VPC_ACCESS_POLICY),
-            opts=child,
+        vpc_access = attach_managed(f"{name}-vpc", role, iam.LAMBDA_VPC_ACCESS_POLICY, child)
+        policy = pulumi.Output.all(args.broker_secret_arn, logs.arn).apply(
+            lambda v: json.dumps(iam.publisher_policy(v[0], v[1], config.metric_namespace))
         )
-        runtime = aws.iam.RolePolicy(
-            f"{name}-runtime",
-            aws.iam.RolePolicyArgs(
-                role=role.id,
-                policy=pulumi.Output.all(args.broker_secret_arn, logs.arn).apply(
-                    lambda v: json.dumps(iam.publisher_policy(v[0], v[1], config.metric_namespace))
-                ),
-            ),
-            opts=child,
-        )
+        runtime = inline_policy(f"{name}-runtime", role, policy, child)
         return role, [vpc_access, runtime]
 
     def _create_function(

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 
+from infra.components.security_rules import tcp_egress, tcp_ingress
 from infra.config import StackConfig
 
 TYPE = "celery-cluster:network:Network"
@@ -97,23 +99,25 @@ class Network(pulumi.ComponentResource):
             opts=self._child,
         )
         self.vpc_id = vpc.id
-        zones = config.availability_zones
-        private_cidrs, nat_cidrs = subnet_cidrs(config.vpc_cidr, len(zones))
+        private_cidrs, nat_cidrs = subnet_cidrs(config.vpc_cidr, len(config.availability_zones))
         nat_ids = self._create_nat(config, vpc, nat_cidrs) if config.egress != "endpoints" else []
+        subnets, route_tables = self._create_private_subnets(config, vpc, private_cidrs, nat_ids)
+        self.private_subnet_ids = pulumi.Output.all(*[s.id for s in subnets]).apply(list)
+        # S3 is a free gateway endpoint: dnf repositories of Amazon Linux and bundles stay off the NAT.
+        self._gateway_endpoint(config, vpc, "s3", route_tables)
+        if config.scheduler_enabled and not config.is_redis:
+            # The scheduler's lease table on RabbitMQ stacks (infra/components/scheduler.py): DynamoDB is
+            # the other free gateway endpoint, so the lease works with egress: endpoints and stays off
+            # the NAT (https://docs.aws.amazon.com/vpc/latest/privatelink/gateway-endpoints.html).
+            self._gateway_endpoint(config, vpc, "dynamodb", route_tables)
+
+    def _create_private_subnets(
+        self, config: StackConfig, vpc: aws.ec2.Vpc, cidrs: list[str], nat_ids: list[pulumi.Output[str]]
+    ) -> tuple[list[aws.ec2.Subnet], list[aws.ec2.RouteTable]]:
         subnets: list[aws.ec2.Subnet] = []
         route_tables: list[aws.ec2.RouteTable] = []
-        for index, (zone, cidr) in enumerate(zip(zones, private_cidrs, strict=True)):
-            subnet = aws.ec2.Subnet(
-                f"{self._name}-private-{zone}",
-                aws.ec2.SubnetArgs(
-                    vpc_id=vpc.id,
-                    cidr_block=cidr,
-                    availability_zone=zone,
-                    map_public_ip_on_launch=False,
-                    tags={"Name": f"celery-cluster-{config.stack}-private-{zone}", "Tier": "private"},
-                ),
-                opts=self._child,
-            )
+        for index, (zone, cidr) in enumerate(zip(config.availability_zones, cidrs, strict=True)):
+            subnet = self._subnet(config, vpc, "private", zone, cidr)
             routes: list[aws.ec2.RouteTableRouteArgs] = []
             if nat_ids:
                 # nat-per-az keeps each AZ's egress in its AZ (no cross-AZ charge, no shared failure).
@@ -124,39 +128,46 @@ class Network(pulumi.ComponentResource):
                 aws.ec2.RouteTableArgs(vpc_id=vpc.id, routes=routes, tags={"Name": f"private-{zone}"}),
                 opts=self._child,
             )
-            aws.ec2.RouteTableAssociation(
-                f"{self._name}-private-{zone}",
-                aws.ec2.RouteTableAssociationArgs(subnet_id=subnet.id, route_table_id=table.id),
-                opts=self._child,
-            )
+            self._associate(f"private-{zone}", subnet, table)
             subnets.append(subnet)
             route_tables.append(table)
-        self.private_subnet_ids = pulumi.Output.all(*[s.id for s in subnets]).apply(list)
-        # S3 is a free gateway endpoint: dnf repositories of Amazon Linux and bundles stay off the NAT.
-        aws.ec2.VpcEndpoint(
-            f"{self._name}-s3",
-            aws.ec2.VpcEndpointArgs(
+        return subnets, route_tables
+
+    def _subnet(self, config: StackConfig, vpc: aws.ec2.Vpc, tier: str, zone: str, cidr: str) -> aws.ec2.Subnet:
+        # No subnet of either tier gives what is launched in it a public IP (the security baseline).
+        return aws.ec2.Subnet(
+            f"{self._name}-{tier}-{zone}",
+            aws.ec2.SubnetArgs(
                 vpc_id=vpc.id,
-                service_name=f"com.amazonaws.{config.region}.s3",
-                vpc_endpoint_type="Gateway",
-                route_table_ids=[t.id for t in route_tables],
+                cidr_block=cidr,
+                availability_zone=zone,
+                map_public_ip_on_launch=False,
+                tags={"Name": f"celery-cluster-{config.stack}-{tier}-{zone}", "Tier": tier},
             ),
             opts=self._child,
         )
-        if config.scheduler_enabled and not config.is_redis:
-            # The scheduler's lease table on RabbitMQ stacks (infra/components/scheduler.py): DynamoDB is
-            # the other free gateway endpoint, so the lease works with egress: endpoints and stays off
-            # the NAT (https://docs.aws.amazon.com/vpc/latest/privatelink/gateway-endpoints.html).
-            aws.ec2.VpcEndpoint(
-                f"{self._name}-dynamodb",
-                aws.ec2.VpcEndpointArgs(
-                    vpc_id=vpc.id,
-                    service_name=f"com.amazonaws.{config.region}.dynamodb",
-                    vpc_endpoint_type="Gateway",
-                    route_table_ids=[t.id for t in route_tables],
-                ),
-                opts=self._child,
-            )
+
+    def _associate(self, suffix: str, subnet: aws.ec2.Subnet, table: aws.ec2.RouteTable) -> None:
+        aws.ec2.RouteTableAssociation(
+            f"{self._name}-{suffix}",
+            aws.ec2.RouteTableAssociationArgs(subnet_id=subnet.id, route_table_id=table.id),
+            opts=self._child,
+        )
+
+    def _gateway_endpoint(
+        self, config: StackConfig, vpc: aws.ec2.Vpc, service: str, route_tables: list[aws.ec2.RouteTable]
+    ) -> None:
+        self._endpoint(config, service, vpc_endpoint_type="Gateway", route_table_ids=[t.id for t in route_tables])
+
+    def _endpoint(self, config: StackConfig, service: str, **kind: Any) -> None:
+        """The endpoint of `service` in this VPC; `kind`: its type and where it is reached from."""
+        aws.ec2.VpcEndpoint(
+            f"{self._name}-{service}",
+            aws.ec2.VpcEndpointArgs(
+                vpc_id=self.vpc_id, service_name=f"com.amazonaws.{config.region}.{service}", **kind
+            ),
+            opts=self._child,
+        )
 
     def _create_nat(self, config: StackConfig, vpc: aws.ec2.Vpc, cidrs: list[str]) -> list[pulumi.Output[str]]:
         gateway = aws.ec2.InternetGateway(
@@ -174,23 +185,9 @@ class Network(pulumi.ComponentResource):
         zones = config.availability_zones if config.egress == "nat-per-az" else config.availability_zones[:1]
         nat_ids: list[pulumi.Output[str]] = []
         for zone, cidr in zip(zones, cidrs, strict=False):
-            # NAT subnets hold only NAT gateways; nothing launched there gets a public IP.
-            subnet = aws.ec2.Subnet(
-                f"{self._name}-nat-{zone}",
-                aws.ec2.SubnetArgs(
-                    vpc_id=vpc.id,
-                    cidr_block=cidr,
-                    availability_zone=zone,
-                    map_public_ip_on_launch=False,
-                    tags={"Name": f"celery-cluster-{config.stack}-nat-{zone}", "Tier": "nat"},
-                ),
-                opts=self._child,
-            )
-            aws.ec2.RouteTableAssociation(
-                f"{self._name}-nat-{zone}",
-                aws.ec2.RouteTableAssociationArgs(subnet_id=subnet.id, route_table_id=public_table.id),
-                opts=self._child,
-            )
+            # NAT subnets hold only NAT gateways: the gateway's Elastic IP is its public address.
+            subnet = self._subnet(config, vpc, "nat", zone, cidr)
+            self._associate(f"nat-{zone}", subnet, public_table)
             address = aws.ec2.Eip(f"{self._name}-nat-{zone}", aws.ec2.EipArgs(domain="vpc"), opts=self._child)
             nat = aws.ec2.NatGateway(
                 f"{self._name}-nat-{zone}",
@@ -211,14 +208,7 @@ class Network(pulumi.ComponentResource):
         # No ingress rule exists for them at all.
         aws.vpc.SecurityGroupEgressRule(
             f"{self._name}-{role}-https",
-            aws.vpc.SecurityGroupEgressRuleArgs(
-                security_group_id=group.id,
-                ip_protocol="tcp",
-                from_port=443,
-                to_port=443,
-                cidr_ipv4="0.0.0.0/0",
-                description="HTTPS: AWS APIs",
-            ),
+            tcp_egress(group.id, 443, "HTTPS: AWS APIs", to_cidr="0.0.0.0/0"),
             opts=self._child,
         )
         self._clients.append((role, group))
@@ -233,26 +223,15 @@ class Network(pulumi.ComponentResource):
         for role, client in self._clients:
             aws.vpc.SecurityGroupIngressRule(
                 f"{self._name}-endpoints-from-{role}",
-                aws.vpc.SecurityGroupIngressRuleArgs(
-                    security_group_id=group.id,
-                    ip_protocol="tcp",
-                    from_port=443,
-                    to_port=443,
-                    referenced_security_group_id=client.id,
-                    description="HTTPS from the stack's clients",
-                ),
+                tcp_ingress(group.id, 443, "HTTPS from the stack's clients", from_group=client.id),
                 opts=self._child,
             )
         for service in interface_endpoints(config):
-            aws.ec2.VpcEndpoint(
-                f"{self._name}-{service}",
-                aws.ec2.VpcEndpointArgs(
-                    vpc_id=self.vpc_id,
-                    service_name=f"com.amazonaws.{config.region}.{service}",
-                    vpc_endpoint_type="Interface",
-                    private_dns_enabled=True,
-                    subnet_ids=self.private_subnet_ids,
-                    security_group_ids=[group.id],
-                ),
-                opts=self._child,
+            self._endpoint(
+                config,
+                service,
+                vpc_endpoint_type="Interface",
+                private_dns_enabled=True,
+                subnet_ids=self.private_subnet_ids,
+                security_group_ids=[group.id],
             )

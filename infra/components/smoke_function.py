@@ -28,6 +28,7 @@ import pulumi_aws as aws
 
 from infra.artefacts.targets import LAMBDA_ARCH, LAMBDA_RUNTIME
 from infra.components import iam
+from infra.components.roles import attach_managed, inline_policy, service_role
 
 HANDLER: Final = "worker.smoke.handler.handler"
 TIMEOUT_SECONDS: Final = 900
@@ -143,28 +144,12 @@ def create_smoke_function(name: str, args: SmokeFunctionArgs, parent: pulumi.Res
 def _create_role(
     name: str, args: SmokeFunctionArgs, queue: aws.sqs.Queue, child: pulumi.ResourceOptions
 ) -> tuple[aws.iam.Role, list[pulumi.Resource]]:
-    role = aws.iam.Role(
-        f"{name}-smoke-role",
-        aws.iam.RoleArgs(
-            path=iam.IAM_PATH,
-            assume_role_policy=json.dumps(iam.assume_role("lambda.amazonaws.com")),
-            description=f"celery-cluster {args.stack} smoke function",
-        ),
-        opts=child,
+    role = service_role(
+        f"{name}-smoke-role", "lambda.amazonaws.com", f"celery-cluster {args.stack} smoke function", child
     )
-    vpc_access = aws.iam.RolePolicyAttachment(
-        f"{name}-smoke-vpc",
-        aws.iam.RolePolicyAttachmentArgs(role=role.name, policy_arn=iam.LAMBDA_VPC_ACCESS_POLICY),
-        opts=child,
+    vpc_access = attach_managed(f"{name}-smoke-vpc", role, iam.LAMBDA_VPC_ACCESS_POLICY, child)
+    policy = pulumi.Output.all(args.broker_secret_arn, args.log_group.arn, queue.arn, args.key_arn).apply(
+        lambda v: json.dumps(iam.smoke_policy(v[0], v[1], v[2], v[3]))
     )
-    runtime = aws.iam.RolePolicy(
-        f"{name}-smoke-runtime",
-        aws.iam.RolePolicyArgs(
-            role=role.id,
-            policy=pulumi.Output.all(args.broker_secret_arn, args.log_group.arn, queue.arn, args.key_arn).apply(
-                lambda v: json.dumps(iam.smoke_policy(v[0], v[1], v[2], v[3]))
-            ),
-        ),
-        opts=child,
-    )
+    runtime = inline_policy(f"{name}-smoke-runtime", role, policy, child)
     return role, [vpc_access, runtime]

@@ -33,6 +33,7 @@ from infra.components.metrics import (
     GROUP_METRICS,
 )
 from infra.components.pool_scaling import create_schedules, create_step_policy, create_target_tracking
+from infra.components.roles import inline_policy
 from infra.components.scheduler import fence_table_policy
 from infra.config import PoolConfig, StackConfig
 from infra.scaling.policy import PoolScaling
@@ -109,13 +110,8 @@ class WorkerPool(pulumi.ComponentResource):
         self.asg_arn = group.arn
         self.launch_template_id = template.id
         self.launch_template_version = template.latest_version.apply(str)
-        aws.iam.RolePolicy(
-            f"{name}-lifecycle",
-            aws.iam.RolePolicyArgs(
-                role=role.id, policy=group.arn.apply(lambda arn: json.dumps(iam.worker_lifecycle_policy(arn)))
-            ),
-            opts=self._child,
-        )
+        lifecycle = group.arn.apply(lambda arn: json.dumps(iam.worker_lifecycle_policy(arn)))
+        inline_policy(f"{name}-lifecycle", role, lifecycle, self._child)
         create_target_tracking(name, self._pool_name, config, pool, group, self.scaling, self._child)
         # Target tracking only scales out (disable_scale_in); step policies add a one-datapoint burst
         # response, the latency safety net and the scale-in (infra.scaling.default_policy).

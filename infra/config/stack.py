@@ -259,26 +259,9 @@ class StackConfig(ConfigModel):
     @model_validator(mode="after")
     def _consistent(self) -> StackConfig:
         if self.vpc_id:
-            if not re.fullmatch(r"vpc-[0-9a-f]{8,17}", self.vpc_id):
-                raise KeyRuleError("vpcId", f"must be empty or a VPC id like vpc-0123abcd (got {self.vpc_id!r})")
-            if not self.private_subnet_ids:
-                raise KeyRuleError("privateSubnetIds", "must list the VPC's private subnets when vpcId is set")
-            bad = [s for s in self.private_subnet_ids if not re.fullmatch(r"subnet-[0-9a-f]{8,17}", s)]
-            if bad:
-                raise KeyRuleError("privateSubnetIds", f"{bad[0]!r} is not a subnet id (subnet-...)")
+            self._check_existing_vpc(self.vpc_id)
         else:
-            if self.private_subnet_ids:
-                raise KeyRuleError("privateSubnetIds", "is only used with vpcId (set vpcId, or remove this key)")
-            if not self.availability_zones:
-                raise KeyRuleError("availabilityZones", "must list at least one AZ when the stack creates its VPC")
-            zone = availability_zone_pattern(self.region)
-            bad = [az for az in self.availability_zones if not zone.match(az)]
-            if bad:
-                raise KeyRuleError(
-                    "availabilityZones", f"{bad[0]!r} is not an AZ of {self.region} (an AZ is e.g. {self.region}a)"
-                )
-            if len(set(self.availability_zones)) != len(self.availability_zones):
-                raise KeyRuleError("availabilityZones", "lists an AZ twice")
+            self._check_own_vpc()
         if self.broker_ha and self.zone_count < 2:
             key = "privateSubnetIds" if self.vpc_id else "availabilityZones"
             raise KeyRuleError(key, f"needs at least two AZs when brokerHa is true (got {self.zone_count})")
@@ -293,6 +276,29 @@ class StackConfig(ConfigModel):
         if uses_parameter and "{arch}" not in self.image_ssm_parameter:
             raise KeyRuleError("imageSsmParameter", "must contain {arch} (pools choose x86_64 or arm64)")
         return self
+
+    def _check_existing_vpc(self, vpc_id: str) -> None:
+        if not re.fullmatch(r"vpc-[0-9a-f]{8,17}", vpc_id):
+            raise KeyRuleError("vpcId", f"must be empty or a VPC id like vpc-0123abcd (got {vpc_id!r})")
+        if not self.private_subnet_ids:
+            raise KeyRuleError("privateSubnetIds", "must list the VPC's private subnets when vpcId is set")
+        bad = [s for s in self.private_subnet_ids if not re.fullmatch(r"subnet-[0-9a-f]{8,17}", s)]
+        if bad:
+            raise KeyRuleError("privateSubnetIds", f"{bad[0]!r} is not a subnet id (subnet-...)")
+
+    def _check_own_vpc(self) -> None:
+        if self.private_subnet_ids:
+            raise KeyRuleError("privateSubnetIds", "is only used with vpcId (set vpcId, or remove this key)")
+        if not self.availability_zones:
+            raise KeyRuleError("availabilityZones", "must list at least one AZ when the stack creates its VPC")
+        zone = availability_zone_pattern(self.region)
+        bad = [az for az in self.availability_zones if not zone.match(az)]
+        if bad:
+            raise KeyRuleError(
+                "availabilityZones", f"{bad[0]!r} is not an AZ of {self.region} (an AZ is e.g. {self.region}a)"
+            )
+        if len(set(self.availability_zones)) != len(self.availability_zones):
+            raise KeyRuleError("availabilityZones", "lists an AZ twice")
 
     @property
     def scheduler_architecture(self) -> Literal["x86_64", "arm64"]:

@@ -5,19 +5,16 @@ dead-letter queue; a good version completes."""
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from infra.local.workers import REPO_ROOT
+from tests.support.local_runs import run_local, summary_rows
 
-PIPE_ENV = {name: value for name, value in os.environ.items() if name not in ("COLUMNS", "LINES")}
 SPEED = "30"  # a 600 s checkpoint is 20 s of wall time
-ROWS = re.compile(r"│ (\w[\w /()>=.+-]*?) +│ (.+?) +│")
 
 
 def copy_of_worker(into: Path, edit: str, old: str, new: str) -> Path:
@@ -38,19 +35,14 @@ def steady_trace(path: Path, minutes: int) -> Path:
 
 
 def upgrade(tmp_path: Path, version: Path, minutes: int) -> tuple[int, str, dict[str, str]]:
-    done = subprocess.run(
-        [
-            str(REPO_ROOT / "scripts" / "local"),
-            *("--stack", "staging", "--speed", SPEED, "--trace", str(steady_trace(tmp_path / "trace.csv", minutes))),
-            *("--upgrade-to", str(version), "--log-dir", str(tmp_path / "logs"), "--out", str(tmp_path / "p.png")),
-        ],
-        capture_output=True,
-        text=True,
+    trace = steady_trace(tmp_path / "trace.csv", minutes)
+    done = run_local(
+        *("--stack", "staging", "--speed", SPEED, "--trace", str(trace)),
+        *("--upgrade-to", str(version), "--out", str(tmp_path / "p.png")),
+        logs=tmp_path / "logs",
         timeout=600,
-        check=False,
-        env=PIPE_ENV,
     )
-    return done.returncode, done.stdout + done.stderr, dict(ROWS.findall(done.stdout))
+    return done.returncode, done.stdout + done.stderr, summary_rows(done.stdout)
 
 
 @pytest.mark.redis

@@ -4,7 +4,6 @@ worker that cannot start stops the run at once, with the error from its log."""
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import subprocess
@@ -13,9 +12,7 @@ from pathlib import Path
 import pytest
 
 from infra.local.workers import REPO_ROOT
-
-# A pipe without COLUMNS: every line whole, every column of the table (what a CI log gets).
-PIPE_ENV = {name: value for name, value in os.environ.items() if name not in ("COLUMNS", "LINES")}
+from tests.support.local_runs import PIPE_ENV, SCRIPTS_LOCAL, run_local, summary_rows
 
 
 @pytest.mark.redis
@@ -23,22 +20,12 @@ PIPE_ENV = {name: value for name, value in os.environ.items() if name not in ("C
 def test_scripts_local_replays_a_window_with_nothing_lost(tmp_path: Path) -> None:
     plot = tmp_path / "local.png"
     # Minutes 19-25 of the burst trace (the burst starts at 20) at x10: about 40 s of wall time.
-    done = subprocess.run(
-        [
-            str(REPO_ROOT / "scripts" / "local"),
-            *("--window", "19:25", "--log-dir", str(tmp_path / "logs"), "--out", str(plot)),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-        env=PIPE_ENV,
-    )
+    done = run_local("--window", "19:25", "--out", str(plot), logs=tmp_path / "logs", timeout=240)
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout
     assert "time-scaled x10: 1 model minute = 6.0 s wall" in out
     assert re.search(r"^\[\d\d:\d\d/06:00\] waiting \d+ in flight \d+", out, re.MULTILINE), out  # headless lines
-    rows = dict(re.findall(r"│ (\w[\w /()>=-]*?) +│ (.+?) +│", out))
+    rows = summary_rows(out)
     sent = int(rows["sent"])
     assert sent > 50, out  # 6 model minutes of the dev pool's burst trace: a few hundred tasks
     assert rows["completed"] == str(sent)
@@ -57,20 +44,13 @@ def test_scripts_local_exits_1_when_a_task_does_not_run_and_says_it_never_left_t
     # One task far longer than the wait for the last tasks (1 s): the run ends before it completes.
     trace = tmp_path / "one-long-task.csv"
     trace.write_text("arrival_seconds,task_seconds\n0,6000\n")
-    done = subprocess.run(
-        [
-            str(REPO_ROOT / "scripts" / "local"),
-            *("--trace", str(trace), "--drain-timeout", "1"),
-            *("--log-dir", str(tmp_path / "logs"), "--out", str(tmp_path / "local.png")),
-        ],
-        capture_output=True,
-        text=True,
+    done = run_local(
+        *("--trace", str(trace), "--drain-timeout", "1", "--out", str(tmp_path / "local.png")),
+        logs=tmp_path / "logs",
         timeout=240,
-        check=False,
-        env=PIPE_ENV,
     )
     assert done.returncode == 1, done.stdout + done.stderr
-    rows = dict(re.findall(r"│ (\w[\w /()>=-]*?) +│ (.+?) +│", done.stdout))
+    rows = summary_rows(done.stdout)
     held = int(rows["never delivered (still queued)"]) + int(rows["unfinished (with a worker)"])
     assert (rows["sent"], rows["completed"], held, rows["lost"]) == ("1", "0", 1, "0"), done.stdout
     # The p95 of no task is no verdict: the twin's SLO cell says "unknown", never "met".
@@ -115,7 +95,7 @@ def test_make_local_stops_at_once_when_no_worker_can_start_and_shows_why(
     if imports == "broken_tasks":
         assert f'File "{tmp_path / "broken_tasks.py"}", line 1' in done.stdout, out
     assert "stopped: no worker could start" in done.stdout, out
-    rows = dict(re.findall(r"│ (\w[\w /()>=-]*?) +│ (.+?) +│", done.stdout))
+    rows = summary_rows(done.stdout)
     assert rows["completed"] == "0", out
     assert rows["never delivered (still queued)"] == rows["sent"], out  # not "lost": they never left the queue
     assert rows["lost"] == "0", out
@@ -127,7 +107,7 @@ def test_make_local_stops_at_once_when_no_worker_can_start_and_shows_why(
 def test_ctrl_c_drains_and_prints_the_counts_so_far(tmp_path: Path) -> None:
     process = subprocess.Popen(
         [
-            str(REPO_ROOT / "scripts" / "local"),
+            str(SCRIPTS_LOCAL),
             *("--window", "19:25", "--log-dir", str(tmp_path / "logs"), "--out", str(tmp_path / "local.png")),
         ],
         stdout=subprocess.PIPE,
@@ -148,7 +128,7 @@ def test_ctrl_c_drains_and_prints_the_counts_so_far(tmp_path: Path) -> None:
     out, _ = process.communicate(timeout=120)
     text = "".join(seen) + out
     assert process.returncode == 130, text
-    rows = dict(re.findall(r"│ (\w[\w /()>=-]*?) +│ (.+?) +│", out))
+    rows = summary_rows(out)
     assert int(rows["sent"]) > 0, text
     assert int(rows["completed"]) + int(rows["never delivered (still queued)"]) + int(
         rows["unfinished (with a worker)"]

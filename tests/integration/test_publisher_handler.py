@@ -12,10 +12,9 @@ from dataclasses import dataclass
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from infra.servers.rabbitmq import RabbitMQServer
-from tests.support.moto_metrics import NAMESPACE, REGION, group, latest
+from tests.support.moto_metrics import NAMESPACE, REGION, group, latest, moto_account
 from worker.names import METRIC_BACKLOG, METRIC_BACKLOG_PER_INSTANCE
 from worker.publisher import handler as publisher
 from worker.publisher.queues import inspector_for
@@ -36,11 +35,8 @@ class LambdaContext:
 
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setattr(publisher, "_cached", None)  # a cold Lambda container
-    with mock_aws():
+    with moto_account(monkeypatch, REGION):
         yield
 
 

@@ -21,7 +21,8 @@ README = (ROOT / "README.md").read_text()
 HERE = "run by this module"
 # Command prefix -> who runs it: HERE, a file that runs it (and a string proving it does), or why not.
 RUNNERS: dict[str, tuple[str, str]] = {
-    "make local": ("tests/integration/test_make_local.py", '"scripts" / "local"'),  # make local = scripts/local
+    # make local = scripts/local, which run_local (tests/support/local_runs.py) runs
+    "make local": ("tests/integration/test_make_local.py", "run_local("),
     "make test": (".github/workflows/pull-request.yml", "run: make test"),
     "pip install 'build/dist/celery_cluster_client": ("tests/integration/test_producer_client.py", '"pip", "install"'),
     "make client": ("tests/integration/test_producer_client.py", '"make", "--no-print-directory", "client"'),

@@ -13,6 +13,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,55 @@ def wait_until(what: str, check: Callable[[], bool], timeout: float = 60) -> flo
     return time.monotonic()
 
 
+def wait_for_journal(journal_url: str, ids: set[str], timeout: float = 60) -> dict[str, dict[str, Any]]:
+    """The journal entries of `ids` once every one has ended (the worker writes its entry at the end)."""
+    client = redis.Redis.from_url(journal_url)
+    try:
+        wait_until("the tasks to end", lambda: ids <= {e["task_id"] for e in journal.read(client)}, timeout)
+        return {e["task_id"]: e for e in journal.read(client) if e["task_id"] in ids}
+    finally:
+        client.close()
+
+
+def drain_agent(
+    endpoint: str, worker: WorkerProcess, autoscaling: Any, busy_dir: Path, **thresholds: float
+) -> DrainAgent:
+    """The instance's drain agent as its unit starts it, polling every 0.2 s, against its own IMDS."""
+    settings = load_settings(
+        lifecycle_hook_name=HOOK, imds_endpoint=endpoint, poll_interval=0.2, busy_dir=str(busy_dir), **thresholds
+    )
+    return build_agent(settings, worker=ProcessControl(worker), autoscaling=autoscaling, imds=Imds(endpoint=endpoint))
+
+
+def journal_url_of(server: RedisServer) -> str:
+    return server.url.removesuffix("/0") + "/1"
+
+
+def start_worker(
+    server: RedisServer, name: str, busy_dir: Path, log_path: Path, queue: str = "default"
+) -> WorkerProcess:
+    """One process, so one running task at a time, its busy files where its drain agent looks."""
+    env = {"CELERY_BUSY_DIR": str(busy_dir), "CELERY_JOURNAL_URL": journal_url_of(server)}
+    return WorkerProcess(
+        name=name, queues=[queue], broker_url=server.url, log_path=log_path, concurrency=1, env=env
+    ).start()
+
+
+@contextmanager
+def agents_running(*agents: DrainAgent) -> Iterator[None]:
+    """Each agent's loop on a thread, as the agent runs beside its worker; stopped and joined on exit."""
+    stop = threading.Event()
+    threads = [threading.Thread(target=agent.run, args=(stop.is_set,)) for agent in agents]
+    for thread in threads:
+        thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(30)
+
+
 @pytest.fixture
 def server() -> Iterator[RedisServer]:
     with RedisServer(appendonly=False) as srv:
@@ -71,31 +121,15 @@ def test_busy_instance_is_protected_and_scale_in_takes_the_idle_one(
     group(ASG, instances=2)
     autoscaling = boto3.client("autoscaling", region_name=REGION)
     busy_id, idle_id = list(protected(autoscaling))
-    journal_url = server.url.removesuffix("/0") + "/1"
     app = sender_app(server.url)
     workers: dict[str, WorkerProcess] = {}
     busy_dirs = {instance: tmp_path / f"busy-{instance}" for instance in (busy_id, idle_id)}
-
-    def start(instance: str, queue: str = "default") -> WorkerProcess:
-        worker = WorkerProcess(
-            name=f"w-{instance}",
-            queues=[queue],
-            broker_url=server.url,
-            log_path=tmp_path / f"{instance}.log",
-            concurrency=1,
-            env={"CELERY_BUSY_DIR": str(busy_dirs[instance]), "CELERY_JOURNAL_URL": journal_url},
-        ).start()
-        workers[instance] = worker
-        return worker
-
-    stop = threading.Event()
-    threads: list[threading.Thread] = []
-    agents: dict[str, DrainAgent] = {}
     try:
         # Both workers are up before the long task is sent, and only the busy instance's consumes its
         # queue: a worker start-up after the task (20 s under load) outlasted the task before.
-        start(busy_id)
-        start(idle_id, queue=unique("idle"))
+        for instance, queue in ((busy_id, "default"), (idle_id, unique("idle"))):
+            log_path = tmp_path / f"{instance}.log"
+            workers[instance] = start_worker(server, f"w-{instance}", busy_dirs[instance], log_path, queue)
         wait_for_workers(app, 2, timeout=60)
         task_id = app.send_task("cluster.sleep", args=[TASK_S]).id
         wait_until("the task to start", lambda: running_tasks(busy_dirs[busy_id]) == 1)
@@ -103,59 +137,37 @@ def test_busy_instance_is_protected_and_scale_in_takes_the_idle_one(
             fake_imds(instance_id=busy_id, asg_name=ASG) as (busy_imds, _),
             fake_imds(instance_id=idle_id, asg_name=ASG) as (idle_imds, _),
         ):
-            for instance, endpoint in ((busy_id, busy_imds), (idle_id, idle_imds)):
-                settings = load_settings(
-                    lifecycle_hook_name=HOOK,
-                    imds_endpoint=endpoint,
-                    poll_interval=0.2,
-                    busy_dir=str(busy_dirs[instance]),
-                    protect_idle_seconds=IDLE_S,
-                    protect_after_seconds=AFTER_S,
-                )
-                agents[instance] = build_agent(
-                    settings,
-                    worker=ProcessControl(workers[instance]),
-                    autoscaling=autoscaling,
-                    imds=Imds(endpoint=endpoint),
-                )
-                threads.append(threading.Thread(target=agents[instance].run, args=(stop.is_set,)))
-            for thread in threads:
-                thread.start()
-
-            wait_until("the busy instance to be protected", lambda: protected(autoscaling)[busy_id])
-            (age,) = running_task_ages(busy_dirs[busy_id], time.time())
-            assert age >= AFTER_S, f"protected after {age:.1f} s, before the {AFTER_S} s threshold"
-            idle_agent = agents[idle_id].protection
-            assert idle_agent is not None
-            wait_until("the idle agent to clear protection", lambda: idle_agent.protected is False)
-            assert protected(autoscaling) == {busy_id: True, idle_id: False}
-
-            # Scale in by one: the group may not take the busy instance.
-            autoscaling.set_desired_capacity(AutoScalingGroupName=ASG, DesiredCapacity=1)
-            assert list(protected(autoscaling)) == [busy_id]
-            assert running_tasks(busy_dirs[busy_id]) == 1, "the task ended before the scale-in: nothing was shown"
-
-            # Once its task ends and the hysteresis passes, the busy instance is released.
-            client = redis.Redis.from_url(journal_url)
-            try:
-                wait_until("the task to end", lambda: any(e["task_id"] == task_id for e in journal.read(client)))
-                (entry,) = [e for e in journal.read(client) if e["task_id"] == task_id]
-            finally:
-                client.close()
-            assert entry["state"] == "SUCCESS"
-            released = wait_until("protection to be cleared", lambda: not protected(autoscaling)[busy_id])
-            ended = float(entry["finished_at"]) - (time.time() - time.monotonic())
-            busy_agent = agents[busy_id].protection
+            thresholds = {"protect_idle_seconds": IDLE_S, "protect_after_seconds": AFTER_S}
+            agents = {
+                instance: drain_agent(endpoint, workers[instance], autoscaling, busy_dirs[instance], **thresholds)
+                for instance, endpoint in ((busy_id, busy_imds), (idle_id, idle_imds))
+            }
+            busy_agent, idle_agent = agents[busy_id].protection, agents[idle_id].protection
             assert busy_agent is not None
+            assert idle_agent is not None
+            with agents_running(*agents.values()):
+                wait_until("the busy instance to be protected", lambda: protected(autoscaling)[busy_id])
+                (age,) = running_task_ages(busy_dirs[busy_id], time.time())
+                assert age >= AFTER_S, f"protected after {age:.1f} s, before the {AFTER_S} s threshold"
+                wait_until("the idle agent to clear protection", lambda: idle_agent.protected is False)
+                assert protected(autoscaling) == {busy_id: True, idle_id: False}
+
+                # Scale in by one: the group may not take the busy instance.
+                autoscaling.set_desired_capacity(AutoScalingGroupName=ASG, DesiredCapacity=1)
+                assert list(protected(autoscaling)) == [busy_id]
+                assert running_tasks(busy_dirs[busy_id]) == 1, "the task ended before the scale-in: nothing shown"
+
+                # Once its task ends and the hysteresis passes, the busy instance is released.
+                entry = wait_for_journal(journal_url_of(server), {task_id})[task_id]
+                assert entry["state"] == "SUCCESS"
+                released = wait_until("protection to be cleared", lambda: not protected(autoscaling)[busy_id])
+            ended = float(entry["finished_at"]) - (time.time() - time.monotonic())
             # The agent may start before the task has run AFTER_S: unprotected first, then once on and off.
             assert busy_agent.changes in ([True, False], [False, True, False]), (
                 f"protection toggled more than once for one task: {busy_agent.changes}"
             )
             print(f"protection cleared {released - ended:.2f} s after the task ended (hysteresis {IDLE_S} s)")
     finally:
-        stop.set()
-        for thread in threads:
-            thread.join(30)
         for worker in workers.values():
             worker.stop(timeout=30)
         app.close()
@@ -172,32 +184,13 @@ def test_a_short_task_does_not_protect_its_instance(
     autoscaling = boto3.client("autoscaling", region_name=REGION)
     busy_id, _other = list(protected(autoscaling))
     busy_dir = tmp_path / "busy"
-    journal_url = server.url.removesuffix("/0") + "/1"
     app = sender_app(server.url)
-    worker = WorkerProcess(
-        name="w-short",
-        queues=["default"],
-        broker_url=server.url,
-        log_path=tmp_path / "worker.log",
-        concurrency=1,
-        env={"CELERY_BUSY_DIR": str(busy_dir), "CELERY_JOURNAL_URL": journal_url},
-    ).start()
-    stop = threading.Event()
-    thread: threading.Thread | None = None
+    worker = start_worker(server, "w-short", busy_dir, tmp_path / "worker.log")
     try:
         wait_for_workers(app, 1, timeout=60)
         with fake_imds(instance_id=busy_id, asg_name=ASG) as (endpoint, _):
-            settings = load_settings(
-                lifecycle_hook_name=HOOK,
-                imds_endpoint=endpoint,
-                poll_interval=0.2,
-                busy_dir=str(busy_dir),
-                protect_idle_seconds=IDLE_S,
-            )
-            assert settings.protect_after_seconds > SHORT_TASK_S * 10
-            agent = build_agent(
-                settings, worker=ProcessControl(worker), autoscaling=autoscaling, imds=Imds(endpoint=endpoint)
-            )
+            agent = drain_agent(endpoint, worker, autoscaling, busy_dir, protect_idle_seconds=IDLE_S)
+            assert agent.settings.protect_after_seconds > SHORT_TASK_S * 10
             protection = agent.protection
             assert protection is not None
             seen_busy: list[int] = []
@@ -209,29 +202,17 @@ def test_a_short_task_does_not_protect_its_instance(
                 sleep(seconds)
 
             agent.sleep = poll_then_sleep
-            thread = threading.Thread(target=agent.run, args=(stop.is_set,))
-            thread.start()
-            ids = {app.send_task("cluster.sleep", args=[SHORT_TASK_S]).id for _ in range(SHORT_TASKS)}
-            client = redis.Redis.from_url(journal_url)
-            try:
-                wait_until(
-                    "the short tasks to end",
-                    lambda: ids <= {e["task_id"] for e in journal.read(client)},
-                    timeout=60 + SHORT_TASKS * SHORT_TASK_S,
-                )
-            finally:
-                client.close()
-            polls_while_busy = sum(1 for n in seen_busy if n > 0)
-            assert polls_while_busy >= SHORT_TASKS, f"the agent saw a task running at only {polls_while_busy} polls"
-            # The agent clears whatever an earlier agent left once nothing long has run for IDLE_S.
-            wait_until("the agent to settle", lambda: protection.protected is False)
-            assert protection.changes == [False], f"protection set for a short task: {protection.changes}"
-            assert protected(autoscaling)[busy_id] is False
-            autoscaling.set_desired_capacity(AutoScalingGroupName=ASG, DesiredCapacity=1)
-            assert busy_id not in protected(autoscaling), "scale-in did not take the instance of short tasks"
+            with agents_running(agent):
+                ids = {app.send_task("cluster.sleep", args=[SHORT_TASK_S]).id for _ in range(SHORT_TASKS)}
+                wait_for_journal(journal_url_of(server), ids, timeout=60 + SHORT_TASKS * SHORT_TASK_S)
+                polls_while_busy = sum(1 for n in seen_busy if n > 0)
+                assert polls_while_busy >= SHORT_TASKS, f"the agent saw a task running at {polls_while_busy} polls"
+                # The agent clears whatever an earlier agent left once nothing long has run for IDLE_S.
+                wait_until("the agent to settle", lambda: protection.protected is False)
+                assert protection.changes == [False], f"protection set for a short task: {protection.changes}"
+                assert protected(autoscaling)[busy_id] is False
+                autoscaling.set_desired_capacity(AutoScalingGroupName=ASG, DesiredCapacity=1)
+                assert busy_id not in protected(autoscaling), "scale-in did not take the instance of short tasks"
     finally:
-        stop.set()
-        if thread is not None:
-            thread.join(30)
         worker.stop(timeout=30)
         app.close()

@@ -15,7 +15,6 @@ import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,6 @@ from urllib.parse import urlsplit, urlunsplit
 import boto3
 import pytest
 import redis
-from moto import mock_aws
 
 from celery_cluster_client import client_app as producer_app
 from infra.components.broker import MQ_PASSWORD, REDIS_AUTH_TOKEN
@@ -34,10 +32,12 @@ from infra.servers.rabbitmq import RabbitMQServer
 from infra.servers.redis import RedisServer
 from infra.servers.tls import TlsFiles
 from tests.support.brokers import Broker
+from tests.support.cluster import Cluster
 from tests.support.credentials import sample_password
 from tests.support.faults import broker_restart_loses_nothing, sigkill_loses_nothing, sigterm_drains_within_the_window
 from tests.support.fixtures import ClusterFactory
 from tests.support.moto_groups import create_group
+from tests.support.moto_metrics import REGION
 from tests.support.tls import make_tls_files
 from tests.support.tls_brokers import tls_url
 from worker.names import METRIC_IN_FLIGHT, METRIC_OLDEST_AGE, METRIC_WAITING
@@ -45,23 +45,14 @@ from worker.publisher.handler import Publisher, load_config
 from worker.publisher.queues import inspector_for, management_url_for
 from worker.publisher.service_metrics import reader_for
 from worker.runtime.settings import SETTINGS_EXIT_CODE
+from worker.runtime.task_stats import QueueService
 
-REGION = "eu-west-1"
 NAMESPACE = "CeleryCluster/tls"
 # The one task that holds the worker while the test looks at the broker; the observation needs a
 # control round trip and a few statistics refreshes of RabbitMQ (1 s on the test node), under load.
 HOLD_SECONDS = 12.0
 PICK_UP_SECONDS = 30.0
 """How long a started worker may take to begin the held task (its prefetch is already waiting)."""
-
-
-@pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    with mock_aws():
-        yield
 
 
 def _publisher_environment(broker: Broker, pools: list[dict[str, Any]]) -> dict[str, str]:
@@ -82,6 +73,31 @@ def _group(name: str) -> None:
 
 def _by_name(data: list[dict[str, Any]], queue: str) -> dict[str, float]:
     return {d["MetricName"]: d["Value"] for d in data if {"Name": "Queue", "Value": queue} in d["Dimensions"]}
+
+
+def _wait_running(cluster: Cluster, worker_name: str, task_id: str) -> dict[str, Any]:
+    """The task as the worker reports it running (`inspect active`), within PICK_UP_SECONDS."""
+    destination = [f"{worker_name}@{socket.gethostname()}"]
+    deadline = time.monotonic() + PICK_UP_SECONDS
+    running: list[dict[str, Any]] = []
+    while not running:
+        assert time.monotonic() < deadline, f"the held task never showed as running\n{cluster.log_tail()}"
+        replies = cluster.client.control.inspect(destination=destination, timeout=1.0).active() or {}
+        running = [task for tasks in replies.values() for task in tasks if task["id"] == task_id]
+    return running[0]
+
+
+def _wait_task_time(broker_url: str, cluster: Cluster, ended: int) -> QueueService:
+    """The queue's measured task time as the publisher reads it, once `ended` tasks have ended."""
+    reader = reader_for(broker_url)
+    deadline = time.monotonic() + 60
+    try:
+        while (seen := reader.read([cluster.queue], time.time())[0]).ended < ended:
+            assert time.monotonic() < deadline, f"the publisher read {seen}, not {ended} ended\n{cluster.log_tail()}"
+            time.sleep(0.2)
+    finally:
+        reader.close()
+    return seen
 
 
 @pytest.mark.slow
@@ -106,14 +122,8 @@ def test_worker_acks_late_returns_results_and_the_publisher_reads_the_queue(
     waiting = cluster.send("cluster.sleep", [0.1], count=2)
 
     # Late ack: the running task's message is still unacknowledged on the broker.
-    destination = [f"{worker.name}@{socket.gethostname()}"]
-    deadline = time.monotonic() + PICK_UP_SECONDS
-    running: list[dict[str, Any]] = []
-    while not running:
-        assert time.monotonic() < deadline, f"the held task never showed as running\n{cluster.log_tail()}"
-        replies = cluster.client.control.inspect(destination=destination, timeout=1.0).active() or {}
-        running = [task for tasks in replies.values() for task in tasks if task["id"] == held]
-    assert running[0]["acknowledged"] is False, running
+    running = _wait_running(cluster, worker.name, held)
+    assert running["acknowledged"] is False, running
     deadline = time.monotonic() + HOLD_SECONDS  # it runs at most this much longer
 
     inspector = inspector_for(config.broker_url, config.management_url)
@@ -136,14 +146,7 @@ def test_worker_acks_late_returns_results_and_the_publisher_reads_the_queue(
 
     # The workers' measured task time reaches the publisher over TLS too (Redis keys, or RabbitMQ's
     # stats queue): every task of this queue, the ping, the canaries and the sleeps, exactly once.
-    reader = reader_for(config.broker_url)
-    deadline = time.monotonic() + 60
-    try:
-        while (seen := reader.read([cluster.queue], time.time())[0]).ended < 7:
-            assert time.monotonic() < deadline, f"the publisher read {seen}, not 7 ended tasks\n{cluster.log_tail()}"
-            time.sleep(0.2)
-    finally:
-        reader.close()
+    seen = _wait_task_time(config.broker_url, cluster, ended=7)
     assert seen.ended == 7
     assert seen.seconds >= HOLD_SECONDS + 2 * 0.1
 

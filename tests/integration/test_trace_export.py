@@ -15,7 +15,6 @@ from pathlib import Path
 import boto3
 import numpy as np
 import pytest
-from moto import mock_aws
 from typer.testing import CliRunner
 
 from infra.cli.entry import script_app
@@ -25,6 +24,7 @@ from infra.config import ROOT, StackConfig, load_stack_config
 from infra.outputs import METRIC_NAMESPACE
 from infra.scaling.bounds import fifo_waits
 from infra.scaling.traces import read_csv
+from tests.support.moto_metrics import moto_account
 from worker.names import METRIC_BACKLOG, METRIC_BUSY_PROCESSES, METRIC_TASK_SECONDS
 
 STACK = "dev"
@@ -41,10 +41,7 @@ def config() -> StackConfig:
 
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch, config: StackConfig) -> Iterator[None]:
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
-        monkeypatch.setenv(name, "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", config.region)
-    with mock_aws():
+    with moto_account(monkeypatch, config.region):
         yield
 
 

@@ -10,20 +10,18 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from tests.support.brokers import Broker
 from tests.support.cluster import unique
+from tests.support.moto_metrics import REGION
 from worker.names import METRIC_OLDEST_AGE, METRIC_QUEUES_WITHOUT_AGE, METRIC_UNSTAMPED
 from worker.publisher.handler import PoolQueues, Publisher, PublisherConfig
 from worker.publisher.queues import inspector_for
 
-REGION = "eu-west-1"
 INTERVAL = 1.0
 # RabbitMQ's management statistics (message counts, the publish counter) are emitted every
 # collect_statistics_interval, 5 s by default (https://www.rabbitmq.com/docs/management#statistics-interval).
@@ -36,15 +34,6 @@ app = Celery(broker=sys.argv[1])
 for _ in range(int(sys.argv[3])):
     app.send_task("cluster.sleep", args=[0], queue=sys.argv[2])
 """
-
-
-@pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    with mock_aws():
-        yield
 
 
 def _send_plain(broker: Broker, queue: str, count: int) -> None:

@@ -1,17 +1,19 @@
 """Any config the validator accepts deploys: a generated stack config (tests/support/stack_configs.py) is
 either refused by the validator, one line per problem naming the key, or rendered and then within every
-AWS rule the three stacks are held to: the rules of tests/unit/infra/test_aws_rules.py (and of the
+AWS rule the three stacks are held to: the rules of tests/unit/infra/test_aws_rules_*.py (and of the
 security baseline and missing-data tests), botocore's service models for every request, and the limits
-that span fields or resources (tests/support/aws_limits.py, each with its source).
+that span fields or resources (tests/support/aws_limits/, each with its source).
 
 `check_generated` decides one config; `run_generated` draws and checks a batch with Hypothesis, the same
-configs on every run (a fixed seed per batch), and shrinks a failure to the smallest config showing it.
+configs on every run (a fixed seed per batch), and shrinks a failure to the smallest config showing it;
+`check_batch` is the test of one batch file.
 """
 
 from __future__ import annotations
 
 import inspect
 import re
+import time
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -25,10 +27,30 @@ from tests.support.aws_limits import check_all
 from tests.support.aws_requests import requests_of, validate
 from tests.support.rendered import Rendered
 from tests.support.stack_configs import stack_configs
-from tests.unit.infra import test_alarm_missing_data, test_aws_rules, test_security_baseline, test_smoke_rules
+from tests.unit.infra import (
+    test_alarm_missing_data,
+    test_aws_rules_iam,
+    test_aws_rules_images,
+    test_aws_rules_lambda,
+    test_aws_rules_metric_periods,
+    test_aws_rules_pools,
+    test_aws_rules_s3,
+    test_security_baseline,
+    test_smoke_rules,
+)
 
 KEYED_LINE = re.compile(r"^invalid config for stack '[^']*': (celery-cluster:\S+|aws:region|stack name)")
-RULE_MODULES = (test_aws_rules, test_security_baseline, test_alarm_missing_data, test_smoke_rules)
+RULE_MODULES = (
+    test_aws_rules_iam,
+    test_aws_rules_images,
+    test_aws_rules_pools,
+    test_aws_rules_metric_periods,
+    test_aws_rules_lambda,
+    test_aws_rules_s3,
+    test_security_baseline,
+    test_alarm_missing_data,
+    test_smoke_rules,
+)
 
 
 def stack_rules() -> list[Callable[[Rendered], None]]:
@@ -89,3 +111,17 @@ def run_generated(count: int, batch: int) -> Counter[str]:
 
     check()
     return outcomes
+
+
+def check_batch(count: int, batch: int, capsys: pytest.CaptureFixture[str]) -> None:
+    """Draw and check batch `batch` of `count` configs, print its outcomes past pytest's capture (the CPU
+    time is what the two batch files are sized by), and require most of them to be accepted."""
+    started = time.process_time()
+    outcomes = run_generated(count, batch)
+    with capsys.disabled():
+        cpu = time.process_time() - started
+        print(f"\nbatch {batch}: {sum(outcomes.values())} configs, {cpu:.0f} s CPU: {dict(outcomes)}")
+    assert sum(outcomes.values()) == count
+    assert outcomes["rendered"] >= count // 2, (
+        f"most generated configs should be ones the validator accepts: {dict(outcomes)}"
+    )

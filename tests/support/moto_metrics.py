@@ -4,6 +4,7 @@ the `aws` fixture (registered in tests/conftest.py) and the reads the tests shar
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,13 +17,20 @@ NAMESPACE = "CeleryCluster/test"
 REGION = "eu-west-1"
 
 
+@contextmanager
+def moto_account(monkeypatch: pytest.MonkeyPatch, region: str = REGION) -> Iterator[None]:
+    """moto in `region`, with throwaway credentials (a session token of the shell is replaced too)."""
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.setenv(name, "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", region)
+    with mock_aws():
+        yield
+
+
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """moto for the test, in REGION, with throwaway credentials (a module may define its own `aws`)."""
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    with mock_aws():
+    """moto for the test, in REGION (a module whose stack has another region defines its own `aws`)."""
+    with moto_account(monkeypatch):
         yield
 
 

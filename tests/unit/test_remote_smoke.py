@@ -89,20 +89,22 @@ def client(service: str, config: Any) -> Any:
     return boto3.client(service, region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x", config=config)
 
 
+def stubbed(service: str, config: Any) -> Iterator[tuple[Any, Stubber]]:
+    """The client with a Stubber active; every response queued must have been asked for."""
+    stubbed_client = client(service, config)
+    with Stubber(stubbed_client) as stubber:
+        yield stubbed_client, stubber
+        stubber.assert_no_pending_responses()
+
+
 @pytest.fixture
 def lambda_stub() -> Iterator[tuple[Any, Stubber]]:
-    lambda_client = client("lambda", lambda_config())
-    with Stubber(lambda_client) as stubber:
-        yield lambda_client, stubber
-        stubber.assert_no_pending_responses()
+    yield from stubbed("lambda", lambda_config())
 
 
 @pytest.fixture
 def sqs_stub() -> Iterator[tuple[Any, Stubber]]:
-    sqs_client = client("sqs", sqs_config())
-    with Stubber(sqs_client) as stubber:
-        yield sqs_client, stubber
-        stubber.assert_no_pending_responses()
+    yield from stubbed("sqs", sqs_config())
 
 
 class Clock:

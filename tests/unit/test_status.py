@@ -10,7 +10,6 @@ from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 from typer.testing import CliRunner
 
 from infra.cli.entry import script_app
@@ -18,6 +17,7 @@ from infra.cli.pool_status import StatusError, pool_statuses
 from infra.cli.status import main
 from infra.config import StackConfig, load_stack_config
 from infra.outputs import METRIC_NAMESPACE, POOL_ASG_NAMES
+from tests.support.moto_metrics import moto_account
 from worker.names import METRIC_IN_FLIGHT, METRIC_OLDEST_AGE, METRIC_TASK_SECONDS, METRIC_WAITING
 
 GROUP = "pool-default-asg-1a2b3c4"
@@ -30,10 +30,7 @@ def config() -> StackConfig:
 
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch, config: StackConfig) -> Iterator[None]:
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
-        monkeypatch.setenv(name, "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", config.region)
-    with mock_aws():
+    with moto_account(monkeypatch, config.region):
         yield
 
 

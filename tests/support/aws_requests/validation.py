@@ -38,34 +38,42 @@ def _is_number(shape: Shape, value: Any) -> bool:
 
 def _shape_errors(shape: Shape, value: Any, path: str) -> list[str]:
     """What ParamValidator does not check: enum, max (length, count, value) and pattern."""
-    errors: list[str] = []
     meta = shape.metadata
     if isinstance(shape, StructureShape) and isinstance(value, dict):
-        for key, member in value.items():
-            if key in shape.members:
-                errors += _shape_errors(shape.members[key], member, f"{path}.{key}")
-    elif isinstance(shape, ListShape) and isinstance(value, list):
-        if "max" in meta and len(value) > meta["max"]:
-            errors.append(f"{path}: {len(value)} items, at most {meta['max']}")
+        members = [(key, item) for key, item in value.items() if key in shape.members]
+        return [e for key, item in members for e in _shape_errors(shape.members[key], item, f"{path}.{key}")]
+    if isinstance(shape, ListShape) and isinstance(value, list):
+        errors = _count_errors(meta, len(value), path, "items")
         for index, item in enumerate(value):
             errors += _shape_errors(shape.member, item, f"{path}[{index}]")
-    elif isinstance(shape, MapShape) and isinstance(value, dict):
-        if "max" in meta and len(value) > meta["max"]:
-            errors.append(f"{path}: {len(value)} entries, at most {meta['max']}")
+        return errors
+    if isinstance(shape, MapShape) and isinstance(value, dict):
+        errors = _count_errors(meta, len(value), path, "entries")
         for key, item in value.items():
             errors += _shape_errors(shape.key, key, f"{path} key {key!r}")
             errors += _shape_errors(shape.value, item, f"{path}[{key!r}]")
-    elif shape.type_name == "string" and isinstance(value, str):
-        enum = getattr(shape, "enum", None) or meta.get("enum")
-        if enum and value not in enum:
-            errors.append(f"{path}: {value!r} is not one of {sorted(enum)}")
-        if "max" in meta and len(value) > meta["max"]:
-            errors.append(f"{path}: {len(value)} characters, at most {meta['max']}")
-        pattern = _compiled(meta["pattern"]) if "pattern" in meta else None
-        if pattern is not None and not pattern.fullmatch(value):
-            errors.append(f"{path}: {value!r} does not match {meta['pattern']!r}")
-    elif _is_number(shape, value) and "max" in meta and value > meta["max"]:
-        errors.append(f"{path}: {value} is above the maximum {meta['max']}")
+        return errors
+    if shape.type_name == "string" and isinstance(value, str):
+        return _string_errors(shape, value, path)
+    if _is_number(shape, value) and "max" in meta and value > meta["max"]:
+        return [f"{path}: {value} is above the maximum {meta['max']}"]
+    return []
+
+
+def _count_errors(meta: dict[str, Any], count: int, path: str, unit: str) -> list[str]:
+    return [f"{path}: {count} {unit}, at most {meta['max']}"] if "max" in meta and count > meta["max"] else []
+
+
+def _string_errors(shape: Shape, value: str, path: str) -> list[str]:
+    meta = shape.metadata
+    errors: list[str] = []
+    enum = getattr(shape, "enum", None) or meta.get("enum")
+    if enum and value not in enum:
+        errors.append(f"{path}: {value!r} is not one of {sorted(enum)}")
+    errors += _count_errors(meta, len(value), path, "characters")
+    pattern = _compiled(meta["pattern"]) if "pattern" in meta else None
+    if pattern is not None and not pattern.fullmatch(value):
+        errors.append(f"{path}: {value!r} does not match {meta['pattern']!r}")
     return errors
 
 

@@ -1,4 +1,4 @@
-"""AWS limits that span fields or resources (tests/support/aws_limits.py, each with its source), on the
+"""AWS limits that span fields or resources (tests/support/aws_limits/, each with its source), on the
 three stacks; `test_generated_stacks.py` checks them on generated configs. Each check is shown to catch
 the value it exists for, so none passes by looking at nothing."""
 
