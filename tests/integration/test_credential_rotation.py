@@ -191,7 +191,7 @@ def _wait(check: Callable[[], object], timeout: float, describe: Callable[[], st
         time.sleep(0.2)
 
 
-def test_a_rotated_password_reaches_a_busy_worker_and_the_scheduler_with_nothing_lost(
+def test_a_rotated_password_reaches_a_busy_worker_and_the_scheduler_with_nothing_lost(  # noqa: PLR0915 - one rotation, its steps in order
     rotation: Rotation, cluster_factory: ClusterFactory, tmp_path: Path
 ) -> None:
     secret = SecretFile(tmp_path / "worker-secret.json", rotation.old_url)

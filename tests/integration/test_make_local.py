@@ -4,6 +4,7 @@ worker that cannot start stops the run at once, with the error from its log."""
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import subprocess
