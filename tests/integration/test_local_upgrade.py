@@ -60,7 +60,9 @@ def test_a_version_whose_tasks_fail_is_rolled_back_and_no_task_is_lost(tmp_path:
         r"default-canary-[a-z-]+(, default-canary-[a-z-]+)*; every instance back on \1",
         verdict,
     ), out
-    assert re.search(r"^\d\d:\d\d checkpoint 10% reached", out, re.MULTILINE), out
+    # The judges watch from the first replacement on, as AWS monitors the alarm specification for the whole
+    # refresh: on a loaded machine the alarm can fire before the 10 % checkpoint is reached, so the test does
+    # not ask for the checkpoint line here (the good version's test does).
     assert re.search(r"^\d\d:\d\d ALARM default-canary-", out, re.MULTILINE), out
     assert re.search(r"^\d\d:\d\d rolling back #\d+ with ", out, re.MULTILINE), out
     # Every task sent ran (on either version) or is still in the queue; none is lost.
