@@ -274,6 +274,8 @@ def _build_pools(
     config: StackConfig, network: Network, broker: Broker, image: WorkerImage | None, artefacts: BuildArtefacts | None
 ) -> _Fleet:
     fleet = _Fleet({}, {}, {})
+    # One ARN for every pool (two data-source calls per stack, not per pool).
+    fence_table_arn = lease_table_arn(config) if config.scheduler_table is not None else None
     for name, pool in sorted(config.pools.items()):
         for warning in pool_runtime(config, name, pool, "").warnings():
             pulumi.log.warn(warning)
@@ -295,7 +297,7 @@ def _build_pools(
                 user_data=pulumi.Output.all(*inputs).apply(_user_data(config, name, pool)),
                 broker_secret_arn=broker.secret_arn,
                 artefact_bucket_arn=image.bucket_arn if image is not None and config.image_mode == "boot" else None,
-                fence_table_arn=lease_table_arn(config) if config.scheduler_table is not None else None,
+                fence_table_arn=fence_table_arn,
             ),
         )
     return fleet

@@ -31,6 +31,11 @@ def _user_data(template: dict[str, Any]) -> dict[str, Any]:
     return document
 
 
+def _environment_file(template: dict[str, Any], path: str) -> dict[str, str]:
+    (content,) = [f["content"] for f in _user_data(template)["write_files"] if f["path"] == path]
+    return dict(systemd_unquote(line) for line in content.splitlines() if line and not line.startswith("#"))
+
+
 def test_prod_has_one_scheduler_instance_with_its_alarms(prod: Rendered) -> None:
     assert [r["name"] for r in prod.document["resources"] if r["type"] == TYPE] == ["scheduler"]
     group = prod.one("aws:autoscaling/group:Group", "scheduler-asg")
@@ -50,10 +55,10 @@ def test_prod_has_one_scheduler_instance_with_its_alarms(prod: Rendered) -> None
 
 
 def test_the_scheduler_instance_runs_the_scheduler_unit_not_the_worker(prod: Rendered) -> None:
-    document = _user_data(prod.one("aws:ec2/launchTemplate:LaunchTemplate", "scheduler-lt"))
+    template = prod.one("aws:ec2/launchTemplate:LaunchTemplate", "scheduler-lt")
+    document = _user_data(template)
     assert ["systemctl", "enable", "--now", SCHEDULER_UNIT] in document["runcmd"]
-    (content,) = [f["content"] for f in document["write_files"] if f["path"] == SCHEDULER_ENV]
-    env = dict(systemd_unquote(line) for line in content.splitlines() if line and not line.startswith("#"))
+    env = _environment_file(template, SCHEDULER_ENV)
     assert env["SCHEDULER_QUEUES"] == "default,reports"
     assert env["SCHEDULER_LEASE_SECONDS"] == str(prod.config.scheduler_lease_seconds)
     assert "SCHEDULER_LEASE_URL" not in env  # Valkey: the lease lives in the broker
@@ -77,11 +82,6 @@ def test_prod_scales_the_default_pool_ahead_of_the_fan_out(prod: Rendered) -> No
 
 def _rabbit_dev() -> StackConfig:
     return parse_config("dev", merged_raw({**read_stack_file("dev"), "brokerEngine": "rabbitmq"}))
-
-
-def _environment_file(template: dict[str, Any], path: str) -> dict[str, str]:
-    (content,) = [f["content"] for f in _user_data(template)["write_files"] if f["path"] == path]
-    return dict(systemd_unquote(line) for line in content.splitlines() if line and not line.startswith("#"))
 
 
 def test_rabbitmq_stacks_keep_the_lease_in_dynamodb() -> None:
